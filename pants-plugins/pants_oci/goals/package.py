@@ -1,0 +1,81 @@
+"""`pants package` for `oci_image`: an OCI layout, a docker-archive tarball and digests in dist/."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pants.core.goals.package import (
+    BuiltPackage,
+    BuiltPackageArtifact,
+    OutputPathField,
+    PackageFieldSet,
+)
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from pants_oci.target_types import OciImageBaseField
+from pants_oci.util_rules.image import OciImage, OciImageRequest
+
+
+@dataclass(frozen=True)
+class OciImageFieldSet(PackageFieldSet):
+    required_fields = (OciImageBaseField,)
+
+    base: OciImageBaseField
+    output_path: OutputPathField
+
+
+@dataclass(frozen=True)
+class BuiltOciImageArtifact(BuiltPackageArtifact):
+    """Carries the manifest digest so `publish` can report it without re-reading dist/."""
+
+    manifest_digest: str = ""
+
+
+def docker_archive_argv(image: OciImage, out: str) -> tuple[str, ...]:
+    repo_tags = [arg for tag in image.tags for arg in ("--repo-tag", f"{image.repository}:{tag}")]
+    ref = ("--ref-name", image.tags[0])
+    return ("docker-archive", "--layout", "layout", *ref, *repo_tags, "--out", out)
+
+
+@rule(desc="Package an OCI image", level=LogLevel.DEBUG)
+async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
+    image = await Get(OciImage, OciImageRequest(field_set.address))
+    output_path = field_set.output_path.value_or_default(file_ending=None)
+    archive = await Get(
+        OcibuildResult,
+        OcibuildRun(
+            argv=docker_archive_argv(image, f"{output_path}.tar"),
+            input_digest=await Get(Digest, AddPrefix(image.layout, "layout")),
+            description=f"Writing the docker-archive of {field_set.address}",
+            context=f"writing the docker-archive tarball of {field_set.address}",
+            output_files=(f"{output_path}.tar",),
+        ),
+    )
+    meta = await Get(
+        Digest, CreateDigest([FileContent(f"{output_path}.json", image.metadata)])
+    )
+    layout = await Get(Digest, AddPrefix(image.layout, output_path))
+    digest = await Get(Digest, MergeDigests([layout, archive.output_digest, meta]))
+    manifest = image.manifest_digest
+    return BuiltPackage(
+        digest,
+        (
+            BuiltOciImageArtifact(
+                relpath=output_path,
+                extra_log_lines=(f"    OCI layout, manifest {manifest}",),
+                manifest_digest=manifest,
+            ),
+            BuiltOciImageArtifact(relpath=f"{output_path}.tar",
+                                  extra_log_lines=("    docker-archive (docker/podman load)",)),
+            BuiltOciImageArtifact(relpath=f"{output_path}.json"),
+        ),
+    )
+
+
+def rules():
+    return (*collect_rules(), UnionRule(PackageFieldSet, OciImageFieldSet))

@@ -1,0 +1,382 @@
+"""The `oci_image` and `oci_layout` targets: one Field class per BUILD keyword.
+
+Every value is validated as the BUILD file is read (`compute_value`), with the same pure
+validators the core uses inside the sandbox, so a bad port or user string fails fast and names
+the target and the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from ocibuild import validate
+from ocibuild.errors import OciBuildError
+from ocibuild.platform import parse_platform
+from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    Dependencies,
+    DictStringToStringField,
+    InvalidFieldException,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.strutil import help_text
+
+SCRATCH = "scratch"
+
+
+def _field_error(cls: Any, address: Address, err: OciBuildError) -> InvalidFieldException:
+    return InvalidFieldException(f"The {cls.alias!r} field in target {address}: {err}")
+
+
+def _check(cls: Any, address: Address, check: Callable[[str], Any], values: Iterable[str]) -> None:
+    for value in values:
+        try:
+            check(value)
+        except OciBuildError as err:
+            raise _field_error(cls, address, err) from err
+
+
+class OciImageBaseField(StringField):
+    alias = "base"
+    required = True
+    help = help_text(
+        """
+        The image this one is built on: `"scratch"` (an empty filesystem), the address of
+        another `oci_image` (its layers are reused, not rebuilt), or the address of an
+        `oci_layout` target (a vendored OCI image layout kept in the repository).
+
+            oci_image(name="app", base=":runtime", ...)
+            oci_image(name="static", base="scratch", ...)
+
+        The new image inherits the base's config (env, entrypoint, user, ...); the fields of
+        this target then override or extend it, as a Dockerfile does.
+        """
+    )
+
+
+class OciImageDependenciesField(Dependencies):
+    help = help_text(
+        """
+        What goes into the image, one layer per dependency, in the order listed.
+
+        * A target that can be packaged (`pex_binary`, `archive`, ...): its built artifact
+          is placed at `/app/<file name>` (e.g. `/app/app.pex`), never at a dist-style path.
+        * `files`, `resources` and `relocated_files`: each file keeps its path relative to the
+          build root (`examples/site/index.html` lands at `/examples/site/index.html`). Use
+          `relocated_files` to place files elsewhere (its `src`/`dest` strip or add a prefix).
+
+        Two dependencies that write the same path are an error, not a silent overwrite.
+        """
+    )
+
+
+class OciImageEntrypointField(StringSequenceField):
+    alias = "entrypoint"
+    help = help_text(
+        """
+        The command run when a container starts, in exec form (a list, no shell):
+        `entrypoint=["/app/app.pex"]`. Setting it clears the base image's `cmd` unless `cmd`
+        is given too (as a Dockerfile ENTRYPOINT does). Unset: inherited from the base.
+        """
+    )
+
+
+class OciImageCmdField(StringSequenceField):
+    alias = "cmd"
+    help = help_text(
+        """
+        Default arguments to the entrypoint (or the command, without an entrypoint), in exec
+        form: `cmd=["--port", "8080"]`. Unset: inherited from the base (unless `entrypoint`
+        is set here). Use `cmd=[]` to clear it explicitly.
+        """
+    )
+
+
+class OciImageEnvField(DictStringToStringField):
+    alias = "env"
+    help = help_text(
+        """
+        Environment variables: `env={"APP_MODE": "prod"}`. They are merged with the base's by
+        name: a name set here replaces the base's value in place; new names follow in the
+        order written. Names may not be empty or contain `=` or whitespace.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, validate.validate_env_name, (value or {}).keys())
+        return value
+
+
+class OciImageWorkdirField(StringField):
+    alias = "workdir"
+    help = "The working directory of the entrypoint, an absolute path: `workdir=\"/app\"`."
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            _check(cls, address, lambda v: validate.validate_absolute_path(cls.alias, v), [value])
+        return value
+
+
+class OciImageUserField(StringField):
+    alias = "user"
+    help = help_text(
+        """
+        The user (and optionally group) the entrypoint runs as: a name or number, e.g.
+        `user="65532:65532"` or `user="nobody"`. Numeric ids work on any base; names must exist
+        in the image's /etc/passwd (and /etc/group).
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            _check(cls, address, validate.validate_user, [value])
+        return value
+
+
+class OciImageLabelsField(DictStringToStringField):
+    alias = "labels"
+    help = help_text(
+        """
+        Labels in the image config, merged with the base's:
+        `labels={"org.opencontainers.image.source": "https://example.com/repo"}`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, validate.validate_label_key, (value or {}).keys())
+        return value
+
+
+class OciImageAnnotationsField(DictStringToStringField):
+    alias = "annotations"
+    help = help_text(
+        """
+        Annotations on the image manifest (not the config), e.g.
+        `annotations={"org.opencontainers.image.version": "1.2.3"}`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, validate.validate_annotation_key, (value or {}).keys())
+        return value
+
+
+class OciImageExposedPortsField(StringSequenceField):
+    alias = "exposed_ports"
+    help = help_text(
+        """
+        Ports the container listens on, as `PORT/PROTOCOL` (tcp, udp or sctp; tcp if omitted):
+        `exposed_ports=["8080/tcp", "53/udp"]`. Merged with the base's.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        try:
+            return tuple(validate.parse_exposed_port(port) for port in value)
+        except OciBuildError as err:
+            raise _field_error(cls, address, err) from err
+
+
+class OciImageVolumesField(StringSequenceField):
+    alias = "volumes"
+    help = "Mount points for volumes, absolute paths: `volumes=[\"/data\"]`. Merged with the base's."
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, lambda v: validate.validate_absolute_path(cls.alias, v), value or ())
+        return value
+
+
+class OciImageStopSignalField(StringField):
+    alias = "stop_signal"
+    help = "The signal that stops the container: a name or a number, e.g. `stop_signal=\"SIGTERM\"`."
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        try:
+            return validate.validate_stop_signal(value)
+        except OciBuildError as err:
+            raise _field_error(cls, address, err) from err
+
+
+class OciImagePlatformField(StringField):
+    alias = "platform"
+    help = help_text(
+        """
+        The image's platform as `os/arch[/variant]`, e.g. `platform="linux/arm64"`.
+        Unset: the base image's platform, or `linux/amd64` on `scratch` (a fixed default, so a
+        scratch image's digest does not depend on the machine that builds it). A platform that
+        contradicts a single-platform base is an error; from a multi-platform base layout it
+        selects the matching image.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            try:
+                parse_platform(value)
+            except OciBuildError as err:
+                raise _field_error(cls, address, err) from err
+        return value
+
+
+class OciImageLayerCompressionField(StringField):
+    alias = "layer_compression"
+    default = "gzip"
+    valid_choices = ("gzip", "zstd")
+    help = help_text(
+        """
+        How this image's new layers are compressed: `gzip` (every runtime and registry reads
+        it) or `zstd` (smaller and faster; needs containerd >= 1.5, podman >= 3 or Docker >= 23).
+        Layers reused from the base keep their compression.
+        """
+    )
+
+
+class OciImageRepositoryField(StringField):
+    alias = "repository"
+    help = help_text(
+        """
+        The repository name of the image, used for the tags in the docker-archive tarball
+        (`docker load` / `podman load`). Defaults to the target's directory and name,
+        e.g. `examples/static/image`. Lowercase letters, digits and `._-/` only.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            _check(cls, address, validate.validate_repository, [value])
+        return value
+
+    def value_or_default(self) -> str:
+        if self.value:
+            return self.value
+        parts = [*self.address.spec_path.split("/"), self.address.target_name]
+        return "/".join(p for p in parts if p).lower()
+
+
+class OciImageTagsField(StringSequenceField):
+    alias = "image_tags"
+    default = ("latest",)
+    help = help_text(
+        """
+        Tags of the image: each becomes an `org.opencontainers.image.ref.name` in the OCI
+        layout's index.json and a `repository:tag` in the docker-archive tarball.
+        `image_tags=["latest", "1.2.3"]`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if not value:
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address} must name at least one tag, "
+                f'e.g. image_tags=["latest"].'
+            )
+        _check(cls, address, validate.validate_tag, value)
+        return value
+
+
+class OciImageOutputPathField(OutputPathField):
+    help = help_text(
+        """
+        Where the image is written under dist/: a directory holding the OCI image layout,
+        with `<output_path>.tar` (a docker-archive for `docker load`/`podman load`) and
+        `<output_path>.json` (manifest, config and layer digests) beside it.
+        Defaults to `<directory with dots>/<target name>`, e.g. `examples.static/image`.
+        """
+    )
+
+
+class OciImageTarget(Target):
+    alias = "oci_image"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        OciImageBaseField,
+        OciImageDependenciesField,
+        OciImageEntrypointField,
+        OciImageCmdField,
+        OciImageEnvField,
+        OciImageWorkdirField,
+        OciImageUserField,
+        OciImageLabelsField,
+        OciImageAnnotationsField,
+        OciImageExposedPortsField,
+        OciImageVolumesField,
+        OciImageStopSignalField,
+        OciImagePlatformField,
+        OciImageLayerCompressionField,
+        OciImageRepositoryField,
+        OciImageTagsField,
+        OciImageOutputPathField,
+    )
+    help = help_text(
+        """
+        An OCI container image: a base image plus one layer per dependency plus metadata,
+        built without a Docker daemon, root or any privilege, bit-for-bit reproducibly.
+
+        `pants package` writes it to dist/ as an OCI image layout and a docker-archive tarball.
+        """
+    )
+
+
+class OciLayoutPathField(StringField):
+    alias = "layout"
+    required = True
+    help = help_text(
+        """
+        Path, relative to this BUILD file, of an OCI image layout: a directory holding
+        `oci-layout`, `index.json` and `blobs/` (as `skopeo copy ... oci:DIR:TAG` or
+        `umoci` write), or a `.tar` of one (`skopeo copy ... oci-archive:FILE.tar:TAG`).
+        Every blob is verified against its digest when the image is used.
+        """
+    )
+
+
+class OciLayoutImageRefField(StringField):
+    alias = "image_ref"
+    help = help_text(
+        """
+        Which image of the layout to use, by its `org.opencontainers.image.ref.name` (the tag
+        given to skopeo/umoci). Needed only when the layout holds more than one image.
+        """
+    )
+
+
+class OciLayoutTarget(Target):
+    alias = "oci_layout"
+    core_fields = (*COMMON_TARGET_FIELDS, OciLayoutPathField, OciLayoutImageRefField)
+    help = help_text(
+        """
+        A base image kept in the repository as an OCI image layout, for vendored or
+        air-gapped bases: `oci_layout(name="busybox", layout="busybox")`, then
+        `oci_image(base=":busybox", ...)`.
+        """
+    )

@@ -1,0 +1,138 @@
+"""Resolve an `oci_image`'s `base` field to an OCI image layout in the store.
+
+`scratch` has no layout; an `oci_image` base is built (and its layers reused); an
+`oci_layout` base is read from the repository, unpacking a `.tar` in a cached process.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from pants.build_graph.address import ResolveError
+from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
+from pants.engine.fs import Digest, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.util.logging import LogLevel
+
+from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from pants_oci.target_types import (
+    SCRATCH,
+    OciImageTarget,
+    OciLayoutImageRefField,
+    OciLayoutPathField,
+    OciLayoutTarget,
+)
+
+
+class OciBaseError(Exception):
+    """The `base` of an `oci_image` cannot be used."""
+
+
+@dataclass(frozen=True)
+class BaseImageRequest:
+    image: Address
+    base: str
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """An OCI image layout (rooted at the digest root) and which image in it to use."""
+
+    layout: Digest | None
+    ref_name: str | None
+    # The `base` as written in the BUILD file, for error messages and history.
+    spec: str
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.layout is None
+
+
+@dataclass(frozen=True)
+class OciLayoutRequest:
+    target: OciLayoutTarget
+
+
+@dataclass(frozen=True)
+class OciImageLayoutRequest:
+    """The built layout of an `oci_image` (answered by `image.py`; declared here to avoid a cycle)."""
+
+    address: Address
+
+
+@dataclass(frozen=True)
+class OciImageLayout:
+    digest: Digest
+    ref_name: str
+
+
+@rule(desc="Read a vendored OCI image layout", level=LogLevel.DEBUG)
+async def read_oci_layout(request: OciLayoutRequest) -> BaseImage:
+    target = request.target
+    rel = target[OciLayoutPathField].value.strip("/")
+    path = posixpath.normpath(posixpath.join(target.address.spec_path, rel))
+    origin = f"the `layout` field of the oci_layout {target.address}"
+    if path.endswith(".tar"):
+        archive = await Get(Snapshot, PathGlobs([path]))
+        if not archive.files:
+            raise OciBaseError(f"{origin}: no file at {path!r}. Point it at an OCI archive tar.")
+        result = await Get(
+            OcibuildResult,
+            OcibuildRun(
+                argv=("unpack-layout", "--archive", path, "--out-dir", "layout"),
+                input_digest=archive.digest,
+                description=f"Unpacking the OCI archive {path}",
+                context=f"unpacking {path} ({origin})",
+                output_directories=("layout",),
+            ),
+        )
+        layout = await Get(Digest, RemovePrefix(result.output_digest, "layout"))
+    else:
+        snapshot = await Get(Snapshot, PathGlobs([f"{path}/**"]))
+        if f"{path}/index.json" not in snapshot.files:
+            raise OciBaseError(
+                f"{origin}: {path!r} is not an OCI image layout (no {path}/index.json). "
+                "Create one with `skopeo copy docker://IMAGE oci:DIR:TAG` and commit DIR."
+            )
+        layout = await Get(Digest, RemovePrefix(snapshot.digest, path))
+    return BaseImage(layout, target[OciLayoutImageRefField].value, target.address.spec)
+
+
+@rule(desc="Resolve the base of an oci_image", level=LogLevel.DEBUG)
+async def resolve_base_image(request: BaseImageRequest) -> BaseImage:
+    if request.base == SCRATCH:
+        return BaseImage(None, None, SCRATCH)
+    origin = f"the `base` field of the oci_image {request.image}"
+    try:
+        (address,) = await Get(
+            Addresses,
+            UnparsedAddressInputs(
+                [request.base], owning_address=request.image, description_of_origin=origin
+            ),
+        )
+        wrapped = await Get(
+            WrappedTarget, WrappedTargetRequest(address, description_of_origin=origin)
+        )
+    except ResolveError as err:
+        raise OciBaseError(
+            f"{origin}: {request.base!r} is not a known target ({err}). Use \"scratch\", the "
+            "address of an oci_image, or the address of an oci_layout."
+        ) from err
+    target = wrapped.target
+    if address == request.image:
+        raise OciBaseError(f"{origin}: an image cannot be its own base.")
+    if isinstance(target, OciLayoutTarget):
+        return await Get(BaseImage, OciLayoutRequest(target))
+    if isinstance(target, OciImageTarget):
+        built = await Get(OciImageLayout, OciImageLayoutRequest(address))
+        return BaseImage(built.digest, built.ref_name, address.spec)
+    raise OciBaseError(
+        f"{origin}: {address} is a `{target.alias}` target, which is not an image. Use "
+        '"scratch", the address of an oci_image, or the address of an oci_layout.'
+    )
+
+
+def rules():
+    return collect_rules()

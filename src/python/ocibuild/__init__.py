@@ -1,0 +1,1 @@
+"""ocibuild: build OCI image layers, configs and layouts deterministically, without privilege."""

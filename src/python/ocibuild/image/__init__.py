@@ -1,0 +1,1 @@
+"""The image model: config and manifest, as pure transformations of JSON values."""

@@ -1,0 +1,1 @@
+"""Layers: what goes in (entries), how it is written (tar), compressed and hashed."""

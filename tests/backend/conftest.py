@@ -1,0 +1,83 @@
+"""A RuleRunner with the pants-oci backend, running the real `ocibuild` processes."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from pants.backend.python.util_rules import pex_from_targets
+from pants.core.goals.package import BuiltPackage
+from pants.core.target_types import (
+    ArchiveTarget,
+    FilesGeneratorTarget,
+    FileTarget,
+    GenericTarget,
+    RelocatedFiles,
+)
+from pants.core.target_types import rules as core_target_type_rules
+from pants.core.util_rules import archive, source_files, system_binaries
+from pants.engine.fs import DigestEntries
+from pants.engine.rules import QueryRule
+from pants.testutil.rule_runner import RuleRunner
+
+from pants_oci import register
+from pants_oci.goals.package import OciImageFieldSet
+
+# Options the ./pants bootstrap passes in the environment (a local pex tool, the CA bundle).
+_BOOTSTRAP_ENV = (
+    "PANTS_PEX_CLI_VERSION",
+    "PANTS_PEX_CLI_KNOWN_VERSIONS",
+    "PANTS_PEX_CLI_URL_TEMPLATE",
+    "PANTS_CA_CERTS_PATH",
+)
+
+
+def make_rule_runner() -> RuleRunner:
+    runner = RuleRunner(
+        target_types=[
+            *register.target_types(),
+            FilesGeneratorTarget,
+            FileTarget,
+            RelocatedFiles,
+            ArchiveTarget,
+            GenericTarget,
+        ],
+        rules=[
+            *register.rules(),
+            *core_target_type_rules(),
+            *archive.rules(),
+            *source_files.rules(),
+            *system_binaries.rules(),
+            *pex_from_targets.rules(),
+            QueryRule(BuiltPackage, [OciImageFieldSet]),
+            QueryRule(DigestEntries, [BuiltPackage]),
+        ],
+    )
+    lock = resources.read_binary("pants_oci.lockfiles", "ocibuild.lock")
+    runner.write_files({"3rdparty/ocibuild.lock": lock})
+    runner.set_options(
+        [
+            "--python-resolves={'ocibuild': '3rdparty/ocibuild.lock'}",
+            "--python-enable-resolves",
+            "--oci-tool-install-from-resolve=ocibuild",
+            "--subprocess-environment-env-vars=['PIP_CONFIG_FILE=/dev/null']",
+        ],
+        env={k: os.environ[k] for k in _BOOTSTRAP_ENV if k in os.environ},
+        env_inherit={"PATH", "PYENV_ROOT", "HOME"},
+    )
+    return runner
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return make_rule_runner()
+
+
+def build(runner: RuleRunner, address) -> tuple[BuiltPackage, Path]:
+    """Package the image and write it under the build root's dist/, returning that dir."""
+    target = runner.get_target(address)
+    package = runner.request(BuiltPackage, [OciImageFieldSet.create(target)])
+    runner.write_digest(package.digest, path_prefix="dist")
+    return package, Path(runner.build_root, "dist")

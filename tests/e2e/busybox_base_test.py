@@ -1,0 +1,102 @@
+"""Images on a real runnable base (busybox-static, vendored as an OCI layout), run daemonless."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from textwrap import dedent
+
+from tests.e2e.repo import copy_repo, run_pants
+from tests.fixtures.busybox import make_busybox_layout
+from tests.fixtures.image_checks import run_in_rootfs, skopeo_inspect, umoci_unpack
+from tests.fixtures.tools import require, run
+
+APP_BUILD = dedent(
+    """\
+    oci_layout(name="busybox", layout="busybox-layout")
+    oci_layout(name="busybox-archive", layout="busybox.tar")
+
+    files(name="script", sources=["hello.sh"])
+    archive(name="bundle", format="tar", files=[":script"])
+
+    oci_image(
+        name="image",
+        base=":busybox",
+        dependencies=[":script", ":bundle"],
+        entrypoint=["/bin/sh", "/app/hello.sh"],
+        cmd=["world"],
+        env={"GREETING": "hello"},
+        workdir="/app",
+    )
+
+    oci_image(
+        name="from-archive",
+        base=":busybox-archive",
+        dependencies=[":script"],
+        entrypoint=["/bin/sh", "/app/hello.sh"],
+    )
+    """
+)
+
+HELLO = 'echo "$GREETING ${1:-nobody} from $(pwd) as $(id -u)"\n'
+
+
+def _make_repo(tmp_path: Path) -> Path:
+    repo = copy_repo(tmp_path / "repo")
+    app = repo / "app"
+    app.mkdir()
+    make_busybox_layout(app / "busybox-layout", tag="latest")
+    run([require("skopeo"), "copy", "oci:" + str(app / "busybox-layout") + ":latest",
+         "oci-archive:" + str(app / "busybox.tar") + ":latest"])
+    (app / "BUILD").write_text(APP_BUILD)
+    (app / "hello.sh").write_text(HELLO)
+    return repo
+
+
+def test_busybox_based_image_runs(tmp_path: Path) -> None:
+    repo = _make_repo(tmp_path)
+    run_pants(repo, "package", "app:image", "app:from-archive")
+    dist = repo / "dist"
+
+    base = skopeo_inspect(repo / "app/busybox-layout", "latest")
+    image = skopeo_inspect(dist / "app/image", "latest")
+    assert image["Layers"][: len(base["Layers"])] == base["Layers"]
+    assert len(image["Layers"]) == len(base["Layers"]) + 2
+
+    rootfs = umoci_unpack(dist / "app/image", "latest", tmp_path / "bundle")
+    assert sorted(p.name for p in (rootfs / "app").iterdir()) == ["bundle.tar", "hello.sh"]
+    config = skopeo_inspect(dist / "app/image", "latest", config=True)["config"]
+    argv = [*config["Entrypoint"], *config["Cmd"]]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    result = run_in_rootfs(rootfs, argv, env=env, cwd=config["WorkingDir"])
+    assert result.stdout == "hello world from /app as 0\n"
+
+    # The same image from the base vendored as an oci-archive tarball.
+    other = umoci_unpack(dist / "app/from-archive", "latest", tmp_path / "bundle2")
+    assert run_in_rootfs(other, ["/bin/sh", "/app/hello.sh", "tar"],
+                         env={"GREETING": "hi"}).stdout == "hi tar from / as 0\n"
+
+
+def test_bad_input_writes_nothing_to_dist(tmp_path: Path) -> None:
+    repo = _make_repo(tmp_path)
+    (repo / "app/BUILD").write_text(
+        APP_BUILD
+        + dedent(
+            """\
+            files(name="again", sources=["hello.sh"])
+            oci_image(name="clash", base=":busybox", dependencies=[":script", ":again"])
+            """
+        )
+    )
+    result = run_pants(repo, "package", "app:clash", check=False)
+    assert result.returncode != 0
+    assert "both write /app/hello.sh" in result.stderr
+    assert not (repo / "dist").exists() or not any((repo / "dist").rglob("*"))
+
+    (repo / "app/BUILD").write_text(
+        'oci_image(name="bad", base="scratch", exposed_ports=["http"])\n'
+    )
+    result = run_pants(repo, "package", "app:bad", check=False)
+    assert result.returncode != 0
+    assert "The 'exposed_ports' field in target app:bad: exposed port 'http'" in result.stderr
+    shutil.rmtree(repo / "dist", ignore_errors=True)

@@ -1,0 +1,66 @@
+"""`./pants package ::` on the examples, as a user runs it, checked by independent tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.e2e.repo import copy_repo, run_pants
+from tests.fixtures.image_checks import skopeo_inspect, umoci_unpack
+
+EXAMPLES = ("examples.static-site/image", "examples.site-with-config/image")
+
+
+def _tree_digests(dist: Path) -> dict[str, str]:
+    return {
+        path: json.loads((dist / f"{path}.json").read_text())["manifest_digest"] for path in EXAMPLES
+    }
+
+
+def _scramble(repo: Path) -> None:
+    """What a different checkout looks like: other mtimes and other permission bits."""
+    later = time.time() + 86400
+    for path in repo.rglob("*"):
+        if path.is_file() and "examples" in path.parts:
+            os.utime(path, (later, later))
+            path.chmod(0o600)
+
+
+def test_examples_are_reproducible_and_valid(tmp_path: Path) -> None:
+    first = copy_repo(tmp_path / "clone-a")
+    old_umask = os.umask(0o077)
+    try:
+        second = copy_repo(tmp_path / "somewhere" / "else" / "clone-b")
+    finally:
+        os.umask(old_umask)
+    _scramble(second)
+
+    run_pants(first, "package", "::")
+    # No local process cache: every layer is really rebuilt in the second clone.
+    run_pants(second, "--no-local-cache", "package", "::")
+    digests = _tree_digests(first / "dist")
+    assert digests == _tree_digests(second / "dist")
+    for path in EXAMPLES:
+        for suffix in ("", ".tar", ".json"):
+            assert (first / "dist" / f"{path}{suffix}").exists(), path + suffix
+
+    dist = first / "dist"
+    static = skopeo_inspect(dist / "examples.static-site/image", "latest")
+    assert static["Digest"] == digests["examples.static-site/image"]
+    assert static["Architecture"] == "amd64" and static["Os"] == "linux"
+    assert skopeo_inspect(dist / "examples.static-site/image", "1.0.0")["Digest"] == static["Digest"]
+    chained = skopeo_inspect(dist / "examples.site-with-config/image", "latest")
+    assert chained["Layers"][: len(static["Layers"])] == static["Layers"]
+    assert len(chained["Layers"]) == len(static["Layers"]) + 1
+    config = skopeo_inspect(dist / "examples.site-with-config/image", "latest", config=True)
+    assert config["config"]["User"] == "65532:65532"
+    assert config["config"]["Env"] == [
+        "SITE_ROOT=/srv/www",
+        "SITE_CONFIG=/etc/site/config/site.conf",
+    ]
+
+    rootfs = umoci_unpack(dist / "examples.site-with-config/image", "latest", tmp_path / "bundle")
+    assert (rootfs / "srv/www/index.html").read_text().startswith("<!doctype html>")
+    assert "listen = 8080" in (rootfs / "etc/site/config/site.conf").read_text()
