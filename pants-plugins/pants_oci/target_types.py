@@ -16,6 +16,7 @@ from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
+    AsyncFieldMixin,
     Dependencies,
     DictStringToStringField,
     InvalidFieldException,
@@ -257,7 +258,7 @@ class OciImageLayerCompressionField(StringField):
     )
 
 
-class OciImageRepositoryField(StringField):
+class OciImageRepositoryField(StringField, AsyncFieldMixin):
     alias = "repository"
     help = help_text(
         """
