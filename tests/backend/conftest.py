@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from pants.backend.python.util_rules import pex_from_targets
+from pants.backend.python import register as python_backend
 from pants.core.goals.package import BuiltPackage
 from pants.core.target_types import (
     ArchiveTarget,
@@ -16,9 +16,7 @@ from pants.core.target_types import (
     GenericTarget,
     RelocatedFiles,
 )
-from pants.core.target_types import rules as core_target_type_rules
-from pants.core.util_rules import archive, source_files, system_binaries
-from pants.engine.fs import DigestEntries
+from pants.core import register as core_backend
 from pants.engine.rules import QueryRule
 from pants.testutil.rule_runner import RuleRunner
 
@@ -46,13 +44,9 @@ def make_rule_runner() -> RuleRunner:
         ],
         rules=[
             *register.rules(),
-            *core_target_type_rules(),
-            *archive.rules(),
-            *source_files.rules(),
-            *system_binaries.rules(),
-            *pex_from_targets.rules(),
+            *core_backend.rules(),
+            *python_backend.rules(),
             QueryRule(BuiltPackage, [OciImageFieldSet]),
-            QueryRule(DigestEntries, [BuiltPackage]),
         ],
     )
     lock = resources.read_binary("pants_oci.lockfiles", "ocibuild.lock")
