@@ -105,7 +105,8 @@ def image_settings(target: Target) -> dict[str, object]:
     return {
         "entrypoint": seq(OciImageEntrypointField),
         "cmd": seq(OciImageCmdField),
-        "env": None if env is None else dict(env),
+        # Pairs, not an object: the spec is written with sorted keys, and env order matters.
+        "env": [[k, v] for k, v in (env or {}).items()],
         "workdir": target[OciImageWorkdirField].value,
         "user": target[OciImageUserField].value,
         "labels": dict(target[OciImageLabelsField].value or {}),

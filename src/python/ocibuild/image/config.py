@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import copy
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from ocibuild.platform import Platform
+
+
+def _pairs(value) -> tuple[tuple[str, str], ...]:
+    """Env as `[[name, value], ...]` (order kept) or an object (its order)."""
+    items = value.items() if isinstance(value, dict) else (value or ())
+    return tuple((str(k), str(v)) for k, v in items)
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class ImageSettings:
         return cls(
             entrypoint=seq("entrypoint"),
             cmd=seq("cmd"),
-            env=tuple((raw.get("env") or {}).items()),
+            env=_pairs(raw.get("env")),
             workdir=raw.get("workdir"),
             user=raw.get("user"),
             labels=tuple((raw.get("labels") or {}).items()),
