@@ -7,7 +7,7 @@ the target and the field.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from ocibuild import validate
 from ocibuild.errors import OciBuildError
@@ -24,6 +24,7 @@ from pants.engine.target import (
     StringSequenceField,
     Target,
 )
+from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
 SCRATCH = "scratch"
@@ -108,7 +109,7 @@ class OciImageEnvField(DictStringToStringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[Dict[str, str]], address: Address) -> Optional[FrozenDict[str, str]]:
         value = super().compute_value(raw_value, address)
         _check(cls, address, validate.validate_env_name, (value or {}).keys())
         return value
@@ -119,7 +120,7 @@ class OciImageWorkdirField(StringField):
     help = "The working directory of the entrypoint, an absolute path: `workdir=\"/app\"`."
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None:
             _check(cls, address, lambda v: validate.validate_absolute_path(cls.alias, v), [value])
@@ -137,7 +138,7 @@ class OciImageUserField(StringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None:
             _check(cls, address, validate.validate_user, [value])
@@ -154,7 +155,7 @@ class OciImageLabelsField(DictStringToStringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[Dict[str, str]], address: Address) -> Optional[FrozenDict[str, str]]:
         value = super().compute_value(raw_value, address)
         _check(cls, address, validate.validate_label_key, (value or {}).keys())
         return value
@@ -170,7 +171,7 @@ class OciImageAnnotationsField(DictStringToStringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[Dict[str, str]], address: Address) -> Optional[FrozenDict[str, str]]:
         value = super().compute_value(raw_value, address)
         _check(cls, address, validate.validate_annotation_key, (value or {}).keys())
         return value
@@ -186,7 +187,7 @@ class OciImageExposedPortsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         if value is None:
             return None
@@ -201,7 +202,7 @@ class OciImageVolumesField(StringSequenceField):
     help = "Mount points for volumes, absolute paths: `volumes=[\"/data\"]`. Merged with the base's."
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         _check(cls, address, lambda v: validate.validate_absolute_path(cls.alias, v), value or ())
         return value
@@ -212,7 +213,7 @@ class OciImageStopSignalField(StringField):
     help = "The signal that stops the container: a name or a number, e.g. `stop_signal=\"SIGTERM\"`."
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is None:
             return None
@@ -235,7 +236,7 @@ class OciImagePlatformField(StringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None:
             try:
@@ -269,7 +270,7 @@ class OciImageRepositoryField(StringField, AsyncFieldMixin):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None:
             _check(cls, address, validate.validate_repository, [value])
@@ -294,7 +295,7 @@ class OciImageTagsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address):
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         if not value:
             raise InvalidFieldException(

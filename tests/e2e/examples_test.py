@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,3 +66,16 @@ def test_examples_are_reproducible_and_valid(tmp_path: Path) -> None:
     rootfs = umoci_unpack(dist / "examples.site-with-config/image", "latest", tmp_path / "bundle")
     assert (rootfs / "srv/www/index.html").read_text().startswith("<!doctype html>")
     assert "listen = 8080" in (rootfs / "etc/site/config/site.conf").read_text()
+
+
+def test_reference_doc_is_generated_from_help(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    help_all = run_pants(repo, "help-all").stdout
+    rendered = subprocess.run(
+        [sys.executable, "docs/generate_reference.py"], input=help_all, cwd=repo,
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert rendered == (repo / "docs/reference.md").read_text(), (
+        "docs/reference.md is stale: run "
+        "./pants help-all | python3 docs/generate_reference.py > docs/reference.md"
+    )

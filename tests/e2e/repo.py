@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The sandbox holds the //:repo files at their repository paths.
-_REPO_ENTRIES = ("pants", "pants.toml", "BUILD", "3rdparty", "pants-plugins", "src", "examples")
+_REPO_ENTRIES = ("pants", "pants.toml", "BUILD", "3rdparty", "pants-plugins", "src", "examples", "docs")
 _PASS_ENV = ("HOME", "PATH", "PYENV_ROOT", "SSL_CERT_FILE", "LANG")
 
 

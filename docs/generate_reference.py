@@ -1,0 +1,45 @@
+"""Write docs/reference.md from the targets' own help text (`./pants help-all`).
+
+    ./pants help-all | python3 docs/generate_reference.py > docs/reference.md
+
+The help text is the reference manual; this only lays it out. The end-to-end tests check
+that the committed file matches.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+TARGETS = ("oci_image", "oci_layout")
+# Fields every Pants target has; documented by Pants itself.
+COMMON = {"tags", "description"}
+
+
+def render(help_all: dict) -> str:
+    lines = [
+        "# Target reference",
+        "",
+        "Generated from the targets' help text by `docs/generate_reference.py`; do not edit.",
+        "",
+    ]
+    for alias in TARGETS:
+        info = help_all["name_to_target_type_info"][alias]
+        lines += [f"## {alias}", "", info["description"].strip(), ""]
+        for field in info["fields"]:
+            if field["alias"] in COMMON:
+                continue
+            default = "required" if field["required"] else f"default: `{field['default']}`"
+            lines += [
+                f"### `{field['alias']}`",
+                "",
+                f"`{field['type_hint']}` ({default})",
+                "",
+                field["description"].strip(),
+                "",
+            ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render(json.load(sys.stdin)))
