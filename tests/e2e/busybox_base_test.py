@@ -8,7 +8,12 @@ from textwrap import dedent
 
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.busybox import make_busybox_layout
-from tests.fixtures.image_checks import run_in_rootfs, skopeo_inspect, umoci_unpack
+from tests.fixtures.image_checks import (
+    run_in_rootfs,
+    skopeo_inspect,
+    skopeo_inspect_archive,
+    umoci_unpack,
+)
 from tests.fixtures.tools import require, run
 
 APP_BUILD = dedent(
@@ -70,6 +75,14 @@ def test_busybox_based_image_runs(tmp_path: Path) -> None:
     env = dict(item.split("=", 1) for item in config["Env"])
     result = run_in_rootfs(rootfs, argv, env=env, cwd=config["WorkingDir"])
     assert result.stdout == "hello world from /app as 0\n"
+
+    # The docker-archive tarball is what `docker load`/`podman load` read: skopeo reads it
+    # independently; the image it holds has our config and runs the same.
+    assert skopeo_inspect_archive(dist / "app/image.tar", config=True)["config"] == config
+    run([require("skopeo"), "copy", f"docker-archive:{dist / 'app/image.tar'}",
+         f"oci:{tmp_path / 'roundtrip'}:latest"])
+    loaded = umoci_unpack(tmp_path / "roundtrip", "latest", tmp_path / "bundle3")
+    assert run_in_rootfs(loaded, argv, env=env, cwd="/app").stdout == "hello world from /app as 0\n"
 
     # The same image from the base vendored as an oci-archive tarball.
     other = umoci_unpack(dist / "app/from-archive", "latest", tmp_path / "bundle2")
