@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pants.build_graph.address import ResolveError
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
-from pants.engine.fs import Digest, PathGlobs, RemovePrefix, Snapshot
+from pants.engine.fs import Digest, DigestEntries, FileEntry, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
@@ -68,6 +68,23 @@ class OciImageLayout:
     ref_name: str
 
 
+async def _verify_blobs(layout: Digest, origin: str) -> None:
+    """A vendored blob whose bytes do not match its name would make a corrupt image.
+
+    The store already knows every file's SHA-256, so this reads no bytes.
+    """
+    entries = await Get(DigestEntries, Digest, layout)
+    for entry in entries:
+        parts = entry.path.split("/")
+        if not isinstance(entry, FileEntry) or parts[:2] != ["blobs", "sha256"] or len(parts) != 3:
+            continue
+        if entry.file_digest.fingerprint != parts[2]:
+            raise OciBaseError(
+                f"{origin}: {entry.path} does not match its digest (its content is "
+                f"sha256:{entry.file_digest.fingerprint}); the layout is corrupt, copy it again."
+            )
+
+
 @rule(desc="Read a vendored OCI image layout", level=LogLevel.DEBUG)
 async def read_oci_layout(request: OciLayoutRequest) -> BaseImage:
     target = request.target
@@ -97,6 +114,7 @@ async def read_oci_layout(request: OciLayoutRequest) -> BaseImage:
                 "Create one with `skopeo copy docker://IMAGE oci:DIR:TAG` and commit DIR."
             )
         layout = await Get(Digest, RemovePrefix(snapshot.digest, path))
+    await _verify_blobs(layout, origin)
     return BaseImage(layout, target[OciLayoutImageRefField].value, target.address.spec)
 
 

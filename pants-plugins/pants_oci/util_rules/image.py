@@ -21,6 +21,7 @@ from pants.engine.fs import (
     MergeDigests,
     PathGlobs,
     RemovePrefix,
+    Snapshot,
 )
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Dependencies, Target, WrappedTarget, WrappedTargetRequest
@@ -61,6 +62,10 @@ from pants_oci.util_rules.layers import BuildLayerRequest, BuiltLayer
 
 class SourceDateEpochError(Exception):
     pass
+
+
+class OciImageError(Exception):
+    """An image that cannot be assembled as asked."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,15 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
     parts = [await Get(Digest, RemovePrefix(new_files, "out")), *(l.blob for l in layers)]
     if base.layout and base_blobs:
         globs = [f"blobs/{d.replace(':', '/', 1)}" for d in base_blobs]
-        parts.append(await Get(Digest, DigestSubset(base.layout, PathGlobs(globs))))
+        blobs = await Get(Snapshot, DigestSubset(base.layout, PathGlobs(globs)))
+        missing = sorted(set(globs) - set(blobs.files))
+        if missing:
+            raise OciImageError(
+                f"The base {base.spec!r} of the oci_image {request.address} lacks the layer "
+                f"blob(s) {', '.join(missing)}: the layout is incomplete. Copy it again with "
+                "`skopeo copy` (which writes every blob)."
+            )
+        parts.append(blobs.digest)
     layout = await Get(Digest, MergeDigests(parts))
     return OciImage(
         address=request.address,

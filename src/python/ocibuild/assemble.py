@@ -1,106 +1,148 @@
 """Assemble an image from a base layout, new layer descriptors and settings.
 
-Writes only what is new (config and manifest blobs, index.json, oci-layout) to `out_dir`;
-the caller merges in the layer blobs. Spec (JSON):
+Spec (JSON), every key but `layers` optional:
 
-    {"base": null | {"layout": DIR, "ref_name": null | TAG, "name": "for history/errors"},
+    {"base": null | {"layout": DIR, "ref_name": null | NAME, "name": "display name"},
      "platform": null | "linux/amd64",
-     "layers": [PATH to a layer.json written by `ocibuild layer`, ...],
+     "layers": [PATH of a layer.json written by `ocibuild layer`, ...],
      "history": ["created_by for each new layer", ...],
-     "settings": {"entrypoint", "cmd", "env", "workdir", "user", "labels",
+     "settings": {"entrypoint", "cmd", "env" (object), "workdir", "user", "labels",
                   "exposed_ports", "volumes", "stop_signal"},
-     "annotations": {...}, "created_epoch": 0,
-     "ref_names": ["latest", ...], "repository": "team/app",
+     "annotations": {KEY: VALUE}, "created_epoch": 0,
+     "ref_name": "latest", "ref_names": [NAME, ...] (instead of ref_name: one index entry each),
+     "repository": "team/app" (passed through to the metadata),
      "metadata_out": PATH}
+
+Only the base's manifest and config are read; its layer blobs need not be present (the
+caller merges them in from `base_blobs`). Writes the new config and manifest blobs,
+index.json and oci-layout to `out_dir`, and the metadata JSON to `metadata_out`:
+
+    {"manifest_digest", "config_digest", "platform", "ref_name", "ref_names", "repository",
+     "layers": [{"digest", "size", "diff_id", "media_type", "from_base"}],
+     "base_blobs": [digests of the base's layer blobs the new manifest references]}
+
+The platform defaults to the base's, or to linux/amd64 on scratch: a fixed value, so the
+digest never depends on the building machine. A multi-platform base is resolved for the
+asked-for platform, or linux/amd64.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from typing import List, Optional, Tuple
 
 from ocibuild import canonical_json, mediatypes
-from ocibuild.digest import file_digest
+from ocibuild.atomic import atomic_write
 from ocibuild.errors import OciBuildError
 from ocibuild.image.config import ImageSettings, apply_settings, rfc3339
-from ocibuild.image.manifest import BASE_DIGEST, REF_NAME, Descriptor, image_manifest
-from ocibuild.layout import OciLayout, ResolvedImage, atomic_write, resolve_image
+from ocibuild.image.manifest import REF_NAME, Descriptor, image_manifest
+from ocibuild.layout import OciLayout, ResolvedImage, resolve_image
 from ocibuild.platform import Platform, from_config, parse_platform
+from ocibuild.validate import validate_annotation_key
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
+SPEC_KEYS = ("base", "platform", "layers", "history", "settings", "annotations",
+             "created_epoch", "ref_name", "ref_names", "repository", "metadata_out")
 
 
-def _verify_blob(layout: OciLayout, layer: Descriptor, base_name: str) -> None:
-    path = layout.blob_path(layer.digest)
-    if not os.path.isfile(path):
-        raise OciBuildError(f"the base {base_name!r} lacks its layer blob {layer.digest}")
-    if file_digest(path) != (layer.digest, layer.size):
-        raise OciBuildError(
-            f"the base {base_name!r}: layer blob {layer.digest} does not match its digest "
-            "or size (corrupt or truncated); re-create the base layout"
-        )
-
-
-def _base(spec: dict, platform: Platform | None) -> tuple[ResolvedImage | None, Platform]:
+def _base(spec: dict, asked: Optional[Platform]) -> Tuple[Optional[ResolvedImage], Platform]:
+    """The base image (None for scratch) and the platform of the new image."""
     base = spec.get("base")
     if not base:
-        return None, platform or DEFAULT_PLATFORM
-    layout = OciLayout(base["layout"])
-    image = resolve_image(layout, ref_name=base.get("ref_name"),
-                          platform=platform or DEFAULT_PLATFORM)
-    base_platform = from_config(image.config)
-    if platform is not None and not platform.matches(base_platform.to_json()):
+        return None, asked or DEFAULT_PLATFORM
+    if not isinstance(base, dict) or not isinstance(base.get("layout"), str):
+        raise OciBuildError(f'assemble spec: base {base!r} must be null or an object with a '
+                            '"layout" directory, e.g. {"layout": "base", "ref_name": "latest"}')
+    name = base.get("name") or base["layout"]
+    image = resolve_image(OciLayout(base["layout"]), ref_name=base.get("ref_name"),
+                          platform=asked or DEFAULT_PLATFORM)
+    base_platform = from_config(image.config, where=f"the base {name!r}")
+    if asked is not None and not asked.matches(base_platform.to_json()):
         raise OciBuildError(
-            f"platform {platform} was asked for, but the base {base['name']!r} is "
-            f"{base_platform}; remove `platform` or pick a base built for {platform}"
+            f"platform {asked} was asked for, but the base {name!r} is {base_platform}; "
+            f"drop the platform setting or use a base built for {asked}"
         )
-    for layer in image.layers:
-        _verify_blob(layout, layer, base["name"])
-    return image, platform or base_platform
+    diff_ids = (image.config.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != len(image.layers):
+        raise OciBuildError(f"the base {name!r} lists {len(diff_ids)} diff_ids for "
+                            f"{len(image.layers)} layers; the image is broken, use another")
+    # The base's own spelling ("arm64/v8" or "arm64") keeps its config unchanged.
+    return image, base_platform
 
 
 def _read_layer(path: str) -> dict:
-    with open(path, "rb") as f:
-        return json.load(f)
+    try:
+        with open(path, "rb") as f:
+            layer = json.load(f)
+        Descriptor.from_json(layer, where=f"layer {path!r}")
+        if not isinstance(layer.get("diffID"), str):
+            raise OciBuildError(f"layer {path!r} has no diffID; write it with `ocibuild layer`")
+        return layer
+    except (OSError, ValueError) as err:
+        raise OciBuildError(f"cannot read the layer {path!r}: {err}") from None
+
+
+def _check_spec(spec: object) -> dict:
+    if not isinstance(spec, dict):
+        raise OciBuildError("the assemble spec must be a JSON object; see `ocibuild.assemble`")
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise OciBuildError(f"assemble spec: unknown key(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(SPEC_KEYS)}")
+    return spec
+
+
+def _ref_names(spec: dict) -> List[str]:
+    names = spec.get("ref_names") or [spec.get("ref_name") or "latest"]
+    if not all(isinstance(n, str) and n for n in names):
+        raise OciBuildError(f'ref names {names!r}: must be non-empty strings, e.g. ["latest"]')
+    return list(names)
 
 
 def assemble_image(spec: dict, out_dir: str) -> dict:
-    platform = parse_platform(spec["platform"]) if spec.get("platform") else None
-    base, platform = _base(spec, platform)
-    new_layers = [_read_layer(p) for p in spec.get("layers", [])]
-    created = rfc3339(int(spec.get("created_epoch", 0)))
+    spec = _check_spec(spec)
+    asked = parse_platform(spec["platform"]) if spec.get("platform") else None
+    base, platform = _base(spec, asked)
+    layer_paths = spec.get("layers") or []
+    new_layers = [_read_layer(p) for p in layer_paths]
+    created = rfc3339(spec.get("created_epoch") or 0)
+    history = spec.get("history")
     config = apply_settings(
         base.config if base else {},
         ImageSettings.from_json(spec.get("settings") or {}),
         platform=platform,
         created=created,
+        history_created_by=[f"ocibuild layer {p}" for p in layer_paths] if history is None
+        else history,
         new_diff_ids=[layer["diffID"] for layer in new_layers],
-        history=spec.get("history") or [f"layer {i}" for i in range(len(new_layers))],
     )
     out = OciLayout(out_dir)
     config_descriptor = out.write_blob_bytes(canonical_json.dumps(config), mediatypes.OCI_CONFIG)
-    base_layers = list(base.layers) if base else []
-    layers = base_layers + [
-        Descriptor(layer["mediaType"], layer["digest"], layer["size"]) for layer in new_layers
-    ]
-    annotations = dict(spec.get("annotations") or {})
-    if base:
-        annotations.setdefault(BASE_DIGEST, base.manifest_descriptor.digest)
-    manifest = image_manifest(config_descriptor, layers, annotations)
+    base_layers = [Descriptor(mediatypes.oci_layer_media_type(d.media_type), d.digest, d.size,
+                              annotations=d.annotations) for d in (base.layers if base else ())]
+    layers = base_layers + [Descriptor(layer["mediaType"], layer["digest"], layer["size"])
+                            for layer in new_layers]
+    annotations = {validate_annotation_key(k): str(v)
+                   for k, v in (spec.get("annotations") or {}).items()}
+    manifest = image_manifest(
+        config_descriptor, layers, annotations=annotations,
+        base_name=(spec["base"].get("name") or None) if base else None,
+        base_digest=base.manifest_descriptor.digest if base else None,
+    )
     manifest_descriptor = out.write_blob_bytes(canonical_json.dumps(manifest),
                                                mediatypes.OCI_MANIFEST)
-    ref_names = spec.get("ref_names") or ["latest"]
-    out.write_index([
-        Descriptor(manifest_descriptor.media_type, manifest_descriptor.digest,
-                   manifest_descriptor.size, annotations={REF_NAME: ref})
-        for ref in ref_names
-    ])
+    ref_names = _ref_names(spec)
+    out.write_index([Descriptor(mediatypes.OCI_MANIFEST, manifest_descriptor.digest,
+                                manifest_descriptor.size, annotations={REF_NAME: ref})
+                     for ref in ref_names])
+    out.write_oci_layout_file()
     metadata = {
         "manifest_digest": manifest_descriptor.digest,
         "config_digest": config_descriptor.digest,
         "platform": str(platform),
+        "ref_name": ref_names[0],
+        "ref_names": ref_names,
         "repository": spec.get("repository"),
-        "tags": ref_names,
         "layers": [
             {"digest": d.digest, "size": d.size, "media_type": d.media_type,
              "diff_id": config["rootfs"]["diff_ids"][i], "from_base": i < len(base_layers)}
@@ -109,6 +151,7 @@ def assemble_image(spec: dict, out_dir: str) -> dict:
         "base_blobs": sorted({d.digest for d in base_layers}),
     }
     if spec.get("metadata_out"):
-        atomic_write(spec["metadata_out"], json.dumps(metadata, indent=2, sort_keys=True).encode()
-                     + b"\n")
+        # Indented for the humans who read it in dist/; sorted keys keep it deterministic.
+        text = json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        atomic_write(spec["metadata_out"], text.encode("utf-8"))
     return metadata

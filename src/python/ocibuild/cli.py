@@ -1,6 +1,16 @@
 """`ocibuild`: the core as a command, run inside Pants' sandbox or by hand.
 
-Prints JSON results on stdout. Exit codes: 0 ok, 2 bad input (message on stderr), 1 a bug.
+    ocibuild layer --spec SPEC.json --out-dir OUT
+        SPEC: {"mappings": [{"source": PATH, "dest": "app/app.pex", "mode": null | 493 | "0755"}],
+               "compression": "gzip" | "zstd" | "none", "level": null | INT, "mtime": 0}
+        Writes OUT/blobs/sha256/<hex> and OUT/layer.json {"mediaType", "digest", "size",
+        "diffID"}, and prints the latter.
+    ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
+    ocibuild docker-archive --layout DIR [--ref-name NAME] --repo-tag REPO:TAG ... --out F.tar
+    ocibuild unpack-layout --archive F.tar --out-dir DIR  (an OCI archive into a layout)
+
+Prints a JSON result on stdout. Exit codes: 0 done; 2 bad input, with `ocibuild: error:
+<message>` on stderr; 1 a crash, which is a bug in ocibuild.
 """
 
 from __future__ import annotations
@@ -9,77 +19,104 @@ import argparse
 import json
 import os
 import sys
+from typing import List, Optional
 
 from ocibuild import canonical_json
 from ocibuild.assemble import assemble_image
+from ocibuild.atomic import atomic_write
 from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.builder import build_layer
-from ocibuild.layer.compression import GZIP, check_compression
+from ocibuild.layer.compression import GZIP
 from ocibuild.layer.entries import collect_entries
-from ocibuild.layout import OciLayout, atomic_write, resolve_image
+from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.oci_archive import unpack_oci_archive
 
 USER_ERROR = 2
+LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime")
 
 
 def _load_spec(path: str) -> dict:
     try:
         with open(path, "rb") as f:
-            return json.load(f)
+            spec = json.load(f)
     except (OSError, ValueError) as err:
-        raise OciBuildError(f"cannot read the spec {path!r}: {err}") from err
+        raise OciBuildError(f"cannot read the spec {path!r}: {err}") from None
+    if not isinstance(spec, dict):
+        raise OciBuildError(f"the spec {path!r} must be a JSON object")
+    return spec
 
 
-def cmd_layer(args) -> dict:
+def _mode(raw: object, where: str) -> Optional[int]:
+    """JSON has no octal, so "0755" is accepted beside 493."""
+    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
+        return raw  # type: ignore[return-value]
+    if isinstance(raw, str) and raw and all(c in "01234567" for c in raw):
+        return int(raw, 8)
+    raise OciBuildError(f'{where}: mode {raw!r} must be an integer or an octal string, '
+                        'e.g. "0755" or 493')
+
+
+def _mappings(spec: dict, path: str) -> list:
+    raw = spec.get("mappings")
+    if not isinstance(raw, list) or not raw:
+        raise OciBuildError(f'the layer spec {path!r} maps no files; give "mappings": '
+                            '[{"source": "dist/app.pex", "dest": "app/app.pex"}]')
+    mappings = []
+    for i, m in enumerate(raw):
+        where = f"the layer spec {path!r} mappings[{i}]"
+        if not isinstance(m, dict) or not isinstance(m.get("source"), str) \
+                or not isinstance(m.get("dest"), str):
+            raise OciBuildError(f'{where}: {m!r} must be {{"source": PATH, "dest": PATH}}')
+        mode = _mode(m.get("mode"), where)
+        source, dest = m["source"], m["dest"]
+        mappings.append((source, dest) if mode is None else (source, dest, mode))
+    return mappings
+
+
+def cmd_layer(args: argparse.Namespace) -> dict:
     spec = _load_spec(args.spec)
-    mappings = [(m["source"], m["dest"], *([m["mode"]] if m.get("mode") is not None else []))
-                for m in spec.get("mappings", [])]
-    if not mappings:
-        raise OciBuildError(f"the layer spec {args.spec!r} maps no files")
-    blob = build_layer(
-        collect_entries(mappings),
-        args.out_dir,
-        compression=check_compression(spec.get("compression", GZIP)),
-        level=spec.get("level"),
-        mtime=int(spec.get("mtime", 0)),
-    )
+    unknown = sorted(set(spec) - set(LAYER_SPEC_KEYS))
+    if unknown:
+        raise OciBuildError(f"the layer spec {args.spec!r}: unknown key(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(LAYER_SPEC_KEYS)}")
+    blob = build_layer(collect_entries(_mappings(spec, args.spec)), args.out_dir,
+                       compression=spec.get("compression") or GZIP, level=spec.get("level"),
+                       mtime=spec.get("mtime") or 0)
     result = blob.to_json()
     atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
     return result
 
 
-def cmd_assemble(args) -> dict:
+def cmd_assemble(args: argparse.Namespace) -> dict:
     return assemble_image(_load_spec(args.spec), args.out_dir)
 
 
-def cmd_docker_archive(args) -> dict:
-    layout = OciLayout(args.layout)
-    image = resolve_image(layout, ref_name=args.ref_name)
-    write_docker_archive(layout, image, args.repo_tag, args.out)
+def cmd_docker_archive(args: argparse.Namespace) -> dict:
+    image = resolve_image(OciLayout(args.layout), ref_name=args.ref_name)
+    write_docker_archive(args.layout, image.manifest_descriptor, args.repo_tag, args.out)
     return {"out": args.out, "manifest_digest": image.manifest_descriptor.digest}
 
 
-def cmd_unpack_layout(args) -> dict:
+def cmd_unpack_layout(args: argparse.Namespace) -> dict:
     unpack_oci_archive(args.archive, args.out_dir)
     return {"out_dir": args.out_dir}
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ocibuild", description=__doc__)
+    p = argparse.ArgumentParser(prog="ocibuild", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    layer = sub.add_parser("layer", help="build one layer blob from a spec")
-    layer.add_argument("--spec", required=True)
-    layer.add_argument("--out-dir", required=True)
-    layer.set_defaults(run=cmd_layer)
-    assemble = sub.add_parser("assemble", help="write config, manifest and index.json")
-    assemble.add_argument("--spec", required=True)
-    assemble.add_argument("--out-dir", required=True)
-    assemble.set_defaults(run=cmd_assemble)
+    for name, run, help_ in (("layer", cmd_layer, "build one layer blob from a spec"),
+                             ("assemble", cmd_assemble, "write config, manifest, index.json")):
+        cmd = sub.add_parser(name, help=help_)
+        cmd.add_argument("--spec", required=True)
+        cmd.add_argument("--out-dir", required=True)
+        cmd.set_defaults(run=run)
     archive = sub.add_parser("docker-archive", help="write a docker-archive tarball")
     archive.add_argument("--layout", required=True)
-    archive.add_argument("--ref-name")
-    archive.add_argument("--repo-tag", action="append", default=[])
+    archive.add_argument("--ref-name", help="which image of the layout (its ref name)")
+    archive.add_argument("--repo-tag", action="append", default=[], help="REPO:TAG, repeatable")
     archive.add_argument("--out", required=True)
     archive.set_defaults(run=cmd_docker_archive)
     unpack = sub.add_parser("unpack-layout", help="unpack an OCI archive tar into a layout")
@@ -89,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         result = args.run(args)

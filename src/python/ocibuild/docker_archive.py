@@ -1,8 +1,10 @@
-"""A docker-archive tarball of one image from an OCI layout.
+"""A docker-archive tarball of one image in an OCI layout, for `docker load` / `podman load`.
 
-The tar holds the OCI layout (oci-layout, index.json, blobs/sha256/...) plus docker's
-manifest.json pointing at the same blobs: the format `docker save` writes since Docker 25,
-which `docker load` and `podman load` both read. Deterministic headers; streamed; atomic.
+The tar holds the OCI layout (oci-layout, index.json, blobs/sha256/<hex>) plus Docker's
+manifest.json pointing at the same blobs: exactly what `docker save` writes since Docker 25,
+so both the OCI-aware and the classic loaders find what they need. The bytes depend on the
+image alone: members sorted, mtime 0, owner 0, fixed modes. Every blob is verified against
+its digest while it streams in, and the tar appears only when complete.
 """
 
 from __future__ import annotations
@@ -10,62 +12,99 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import tempfile
+from typing import Dict, List, Sequence
 
-from ocibuild import canonical_json
+from ocibuild import canonical_json, mediatypes
+from ocibuild.atomic import TempFile
+from ocibuild.digest import HashingReader, hex_of
+from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import REF_NAME, Descriptor
-from ocibuild.layout import OciLayout, ResolvedImage
-from ocibuild.digest import hex_of
+from ocibuild.layout import OCI_LAYOUT_FILE, OciLayout, tag_of
+from ocibuild.validate import validate_tag
+
+CONTAINERD_NAME = "io.containerd.image.name"
 
 
-def _info(name: str, size: int) -> tarfile.TarInfo:
+def _full_name(repo_tag: str) -> str:
+    """Docker's normalization: "app:1" -> "docker.io/library/app:1", as `docker save` writes it."""
+    first, sep, _ = repo_tag.partition("/")
+    if not sep:
+        return f"docker.io/library/{repo_tag}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{repo_tag}"
+    return repo_tag
+
+
+def _check_repo_tag(repo_tag: str) -> str:
+    tag = tag_of(repo_tag)
+    if tag == repo_tag or not repo_tag[: -len(tag) - 1]:
+        raise OciBuildError(f'repo tag {repo_tag!r}: must be REPOSITORY:TAG, e.g. "team/app:1.0"')
+    validate_tag(tag)
+    return repo_tag
+
+
+def _header(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = size, 0o644, 0
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.mode = 0o755 if directory else 0o644
+    info.size, info.mtime = size, 0  # uid/gid 0 and empty names are TarInfo's defaults
     return info
 
 
-def _dir(name: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
-    return info
+def _add_blob(tar: tarfile.TarFile, layout: OciLayout, descriptor: Descriptor) -> None:
+    path = layout.blob_path(descriptor.digest)
+    if not os.path.isfile(path):
+        raise OciBuildError(f"layout {layout.path!r} lacks the blob {descriptor.digest} "
+                            f"({descriptor.media_type}); the layout is incomplete")
+    if os.path.getsize(path) != descriptor.size:
+        raise OciBuildError(f"layout {layout.path!r}: blob {descriptor.digest} has "
+                            f"{os.path.getsize(path)} bytes, not {descriptor.size}; the layout "
+                            "is corrupt, build it again")
+    with open(path, "rb") as f:
+        reader = HashingReader(f)
+        tar.addfile(_header(f"blobs/sha256/{hex_of(descriptor.digest)}", descriptor.size), reader)
+    if reader.digest != descriptor.digest:
+        raise OciBuildError(f"layout {layout.path!r}: blob {descriptor.digest} holds "
+                            f"{reader.digest}; the layout is corrupt, build it again")
 
 
-def write_docker_archive(layout: OciLayout, image: ResolvedImage, repo_tags: list[str],
-                         out_path: str) -> None:
-    blobs = [image.manifest_descriptor, image.config_descriptor, *image.layers]
-    names = {d.digest: f"blobs/sha256/{hex_of(d.digest)}" for d in blobs}
+def _small_files(manifest_descriptor: Descriptor, config: Descriptor, layers: Sequence[Descriptor],
+                 repo_tags: Sequence[str]) -> Dict[str, bytes]:
+    md = manifest_descriptor
+    entries = [Descriptor(md.media_type, md.digest, md.size,
+                          annotations={CONTAINERD_NAME: _full_name(t), REF_NAME: tag_of(t)})
+               for t in repo_tags] or [Descriptor(md.media_type, md.digest, md.size)]
+    index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
+             "manifests": [e.to_json() for e in entries]}
     docker_manifest = [{
-        "Config": names[image.config_descriptor.digest],
+        "Config": f"blobs/sha256/{hex_of(config.digest)}",
         "RepoTags": list(repo_tags),
-        "Layers": [names[d.digest] for d in image.layers],
+        "Layers": [f"blobs/sha256/{hex_of(d.digest)}" for d in layers],
     }]
-    md = image.manifest_descriptor
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-             "manifests": [Descriptor(md.media_type, md.digest, md.size,
-                                      annotations={REF_NAME: tag}).to_json()
-                           for tag in repo_tags]}
-    small = {
-        "index.json": canonical_json.dumps(index),
-        "manifest.json": canonical_json.dumps(docker_manifest),
-        "oci-layout": canonical_json.dumps({"imageLayoutVersion": "1.0.0"}),
-    }
-    out_dir = os.path.dirname(out_path) or "."
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w|",
-                                                    format=tarfile.PAX_FORMAT) as tar:
-            tar.addfile(_dir("blobs/"))
-            tar.addfile(_dir("blobs/sha256/"))
-            for digest in sorted(names):
-                path = layout.blob_path(digest)
-                with open(path, "rb") as blob:
-                    tar.addfile(_info(names[digest], os.path.getsize(path)), blob)
+    return {"index.json": canonical_json.dumps(index),
+            "manifest.json": canonical_json.dumps(docker_manifest),
+            "oci-layout": canonical_json.dumps(OCI_LAYOUT_FILE)}
+
+
+def write_docker_archive(layout_path: str, manifest_descriptor: Descriptor,
+                         repo_tags: List[str], out_path: str) -> None:
+    """Write the image `manifest_descriptor` names in `layout_path` to `out_path`."""
+    repo_tags = [_check_repo_tag(t) for t in repo_tags]
+    layout = OciLayout(layout_path)
+    where = f"manifest {manifest_descriptor.digest}"
+    manifest = layout.read_blob_json(manifest_descriptor.digest)
+    config = Descriptor.from_json(manifest.get("config"), where=f"{where} config")
+    layers = [Descriptor.from_json(d, where=f"{where} layers[{i}]")
+              for i, d in enumerate(manifest.get("layers") or [])]
+    blobs = {d.digest: d for d in (manifest_descriptor, config, *layers)}
+    small = _small_files(manifest_descriptor, config, layers, repo_tags)
+    with TempFile(os.path.dirname(os.path.abspath(out_path))) as tmp:
+        with tarfile.open(fileobj=tmp.file, mode="w|", format=tarfile.PAX_FORMAT,
+                          bufsize=1 << 20, copybufsize=1 << 20) as tar:
+            tar.addfile(_header("blobs", directory=True))
+            tar.addfile(_header("blobs/sha256", directory=True))
+            for digest in sorted(blobs):
+                _add_blob(tar, layout, blobs[digest])
             for name in sorted(small):
-                tar.addfile(_info(name, len(small[name])), io.BytesIO(small[name]))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+                tar.addfile(_header(name, len(small[name])), io.BytesIO(small[name]))
+        tmp.commit(out_path)

@@ -1,153 +1,185 @@
-"""OCI image layouts on disk: read, resolve an image in one, write blobs and index.json."""
+"""OCI image layouts on disk: read and write blobs and index.json, resolve an image in one.
+
+A layout is `oci-layout`, `index.json` and `blobs/sha256/<hex>`, as skopeo, umoci and
+`docker save` (25+) write it. Docker v2s2 manifests and manifest lists are read as well:
+skopeo copies them verbatim into layouts.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 from ocibuild import canonical_json, mediatypes
+from ocibuild.atomic import atomic_write
 from ocibuild.digest import bytes_digest, hex_of
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import REF_NAME, Descriptor, image_index
-from ocibuild.platform import Platform
+from ocibuild.platform import Platform, describe
 
 OCI_LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
-# Manifests, configs and indexes are small; a bigger "JSON" blob is a mistake, not data.
+# Manifests, configs and indexes are kilobytes; a "JSON" blob beyond this is a mistake.
 _MAX_JSON_BLOB = 16 << 20
+# Real layouts nest one index deep; a deeper chain is a cycle or garbage.
+_MAX_NESTING = 8
 
 
 class OciLayout:
-    def __init__(self, path) -> None:
+    def __init__(self, path: object) -> None:
         self.path = str(path)
 
     def blob_path(self, digest: str) -> str:
         return os.path.join(self.path, "blobs", "sha256", hex_of(digest))
 
     def read_index(self) -> dict:
-        index = os.path.join(self.path, "index.json")
-        if not os.path.isfile(index):
-            raise OciBuildError(f"{self.path!r} is not an OCI image layout: no index.json")
-        with open(index, "rb") as f:
-            return json.load(f)
-
-    def read_blob_json(self, descriptor: Descriptor) -> dict:
-        path = self.blob_path(descriptor.digest)
+        path = os.path.join(self.path, "index.json")
         if not os.path.isfile(path):
-            raise OciBuildError(
-                f"layout {self.path!r} lacks blob {descriptor.digest} ({descriptor.media_type}); "
-                "the layout is incomplete: copy it again with skopeo"
-            )
+            raise OciBuildError(f"{self.path!r} is not an OCI image layout: it has no index.json; "
+                                "create one with `skopeo copy docker://IMAGE oci:DIR:TAG`")
+        with open(path, "rb") as f:
+            index = _parse_json(f.read(_MAX_JSON_BLOB + 1), f"layout {self.path!r}: index.json")
+        if not isinstance(index.get("manifests"), list):
+            raise OciBuildError(f"layout {self.path!r}: index.json has no `manifests` list")
+        return index
+
+    def read_blob_json(self, digest: str) -> dict:
+        """A small JSON blob, verified against its digest (blobs are named by what they hold)."""
+        path = self.blob_path(digest)
+        if not os.path.isfile(path):
+            raise OciBuildError(f"layout {self.path!r} lacks the blob {digest}: the layout is "
+                                "incomplete; copy it again")
         with open(path, "rb") as f:
             data = f.read(_MAX_JSON_BLOB + 1)
-        if bytes_digest(data) != descriptor.digest:
-            raise OciBuildError(
-                f"layout {self.path!r}: blob {descriptor.digest} does not match its digest "
-                "(corrupt or edited); copy the layout again"
-            )
-        return json.loads(data)
+        if bytes_digest(data) != digest:
+            raise OciBuildError(f"layout {self.path!r}: blob {digest} does not match its digest "
+                                "(corrupt or edited); copy the layout again")
+        return _parse_json(data, f"layout {self.path!r}: blob {digest}")
 
     def write_blob_bytes(self, data: bytes, media_type: str) -> Descriptor:
         digest = bytes_digest(data)
-        path = self.blob_path(digest)
-        if not os.path.exists(path):
-            atomic_write(path, data)
+        atomic_write(self.blob_path(digest), data, keep_existing=True)
         return Descriptor(media_type, digest, len(data))
 
-    def write_index(self, manifests: list[Descriptor]) -> None:
-        atomic_write(os.path.join(self.path, "oci-layout"), canonical_json.dumps(OCI_LAYOUT_FILE))
+    def write_index(self, manifests: Sequence[Descriptor]) -> None:
         atomic_write(os.path.join(self.path, "index.json"),
                      canonical_json.dumps(image_index(manifests)))
 
+    def write_oci_layout_file(self) -> None:
+        atomic_write(os.path.join(self.path, "oci-layout"), canonical_json.dumps(OCI_LAYOUT_FILE))
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Never leave a partial file: write a temp file beside `path`, then rename it."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".partial-")
+
+def _parse_json(data: bytes, where: str) -> dict:
+    if len(data) > _MAX_JSON_BLOB:
+        raise OciBuildError(f"{where} is over {_MAX_JSON_BLOB >> 20} MiB: not a manifest, "
+                            "index or config")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        value = json.loads(data)
+    except ValueError as err:
+        raise OciBuildError(f"{where} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise OciBuildError(f"{where} is not a JSON object")
+    return value
 
 
 @dataclass(frozen=True)
 class ResolvedImage:
     manifest_descriptor: Descriptor
     manifest: dict
-    config_descriptor: Descriptor
     config: dict
-    layers: tuple[Descriptor, ...]
+    layers: Tuple[Descriptor, ...]
+    config_descriptor: Descriptor
 
 
-def _ref_matches(descriptor: Descriptor, ref_name: str) -> bool:
-    ref = (descriptor.annotations or {}).get(REF_NAME)
-    if ref is None:
-        return False
-    # skopeo writes plain tags; other tools write full references ("example.com/x:1.0").
-    return ref == ref_name or ref.rsplit(":", 1)[-1] == ref_name and "/" in ref
+def _descriptors(raw: dict, where: str) -> List[Descriptor]:
+    return [Descriptor.from_json(m, where=f"{where} manifests[{i}]")
+            for i, m in enumerate(raw.get("manifests") or [])]
 
 
-def _describe(descriptors: list[Descriptor]) -> str:
-    refs = [(d.annotations or {}).get(REF_NAME) or d.digest for d in descriptors]
-    return ", ".join(refs) or "nothing"
+def tag_of(ref: str) -> str:
+    """The tag of a full reference ("example.com/x:1.0" -> "1.0"); a plain tag is itself."""
+    head, sep, tail = ref.rpartition(":")
+    return tail if sep and "/" not in tail else ref
 
 
-def _pick(layout: OciLayout, candidates: list[Descriptor], ref_name: str | None,
-          platform: Platform | None) -> Descriptor:
-    if ref_name is not None:
-        matching = [d for d in candidates if _ref_matches(d, ref_name)]
-        if not matching:
-            raise OciBuildError(
-                f"layout {layout.path!r} has no image tagged {ref_name!r}; it has: "
-                f"{_describe(candidates)}"
-            )
-        candidates = matching
-    if len(candidates) > 1 and platform is not None:
-        by_platform = [d for d in candidates if platform.matches(d.platform)]
-        if by_platform:
-            candidates = by_platform
-    if len(candidates) != 1:
-        raise OciBuildError(
-            f"layout {layout.path!r} holds {len(candidates)} images ({_describe(candidates)}); "
-            "name the one to use (its tag)"
-        )
-    return candidates[0]
+def _ref(descriptor: Descriptor) -> Optional[str]:
+    return (descriptor.annotations or {}).get(REF_NAME)
 
 
-def resolve_image(layout: OciLayout, *, ref_name: str | None = None,
-                  platform: Platform | None = None) -> ResolvedImage:
-    index = layout.read_index()
-    descriptor = _pick(layout, [Descriptor.from_json(m) for m in index.get("manifests", [])],
-                       ref_name, platform)
-    while descriptor.media_type in mediatypes.INDEXES:
-        nested = [Descriptor.from_json(m) for m in layout.read_blob_json(descriptor)["manifests"]]
-        matching = [d for d in nested if platform and platform.matches(d.platform)]
-        if len(matching) != 1:
-            found = ", ".join(
-                "/".join(filter(None, [(d.platform or {}).get(k) for k in
-                                       ("os", "architecture", "variant")])) for d in nested)
-            raise OciBuildError(
-                f"layout {layout.path!r}: the multi-platform image has no single match for "
-                f"platform {str(platform) if platform else '(unset)'}; it has: {found}. "
-                "Set `platform` to one of them."
-            )
-        descriptor = matching[0]
+def _unique(descriptors: List[Descriptor]) -> List[Descriptor]:
+    """One per digest: the same manifest under two names is one image, not two."""
+    seen: dict = {}
+    for d in descriptors:
+        seen.setdefault(d.digest, d)
+    return list(seen.values())
+
+
+def _names(descriptors: Sequence[Descriptor]) -> str:
+    return ", ".join(_ref(d) or f"{d.digest} (unnamed)" for d in descriptors) or "nothing"
+
+
+def _by_ref(layout: OciLayout, top: List[Descriptor], ref_name: Optional[str]) -> List[Descriptor]:
+    if ref_name is None:
+        return _unique(top)
+    exact = [d for d in top if _ref(d) == ref_name]
+    # skopeo writes plain tags or full references; match "1.0" against "example.com/x:1.0".
+    matching = exact or [d for d in top if _ref(d) and tag_of(_ref(d)) == tag_of(ref_name)]
+    if not matching:
+        raise OciBuildError(f"layout {layout.path!r} has no image named {ref_name!r}; it has: "
+                            f"{_names(top)}")
+    return _unique(matching)
+
+
+def _is_attestation(descriptor: Descriptor) -> bool:
+    # buildx stores provenance as extra "unknown/unknown" manifests in an index.
+    return (descriptor.platform or {}).get("os") == "unknown"
+
+
+def _by_platform(layout: OciLayout, candidates: List[Descriptor], platform: Optional[Platform],
+                 image: Optional[str]) -> Descriptor:
+    """The one candidate for `platform`. `image` names the multi-platform image being
+    descended into, or is None for index.json's own list."""
+    candidates = [d for d in candidates if not _is_attestation(d)] or candidates
+    if len(candidates) == 1:
+        return candidates[0]
+    found = ", ".join(describe(d.platform) for d in candidates)
+    all_have_platforms = all(d.platform for d in candidates)
+    if image is None and (platform is None or not all_have_platforms):
+        hint = f" or its platform ({found})" if all_have_platforms else ""
+        raise OciBuildError(f"layout {layout.path!r} has {len(candidates)} images (tags: "
+                            f"{_names(candidates)}); choose one by its ref name (tag){hint}")
+    scope = f"image {image} " if image else ""
+    if platform is None:
+        raise OciBuildError(f"layout {layout.path!r}: {scope}holds {len(candidates)} platforms "
+                            f"({found}); choose one of them")
+    matching = _unique([d for d in candidates if platform.matches(d.platform)])
+    if len(matching) != 1:
+        problem = "no image" if not matching else f"{len(matching)} images"
+        raise OciBuildError(f"layout {layout.path!r}: {scope}has {problem} for platform "
+                            f"{platform}; it has: {found}; choose one of those platforms")
+    return matching[0]
+
+
+def resolve_image(layout: OciLayout, *, ref_name: Optional[str] = None,
+                  platform: Optional[Platform] = None) -> ResolvedImage:
+    """The one image manifest `ref_name` and `platform` pick, descending nested indexes."""
+    candidates = _by_ref(layout, _descriptors(layout.read_index(), "index.json"), ref_name)
+    descriptor = _by_platform(layout, candidates, platform, None)
+    image = repr(ref_name or _ref(descriptor) or descriptor.digest)
+    for _ in range(_MAX_NESTING):
+        if descriptor.media_type not in mediatypes.INDEXES:
+            break
+        where = f"index {descriptor.digest}"
+        nested = _descriptors(layout.read_blob_json(descriptor.digest), where)
+        descriptor = _by_platform(layout, nested, platform, image)
     if descriptor.media_type not in mediatypes.MANIFESTS:
-        raise OciBuildError(
-            f"layout {layout.path!r}: {descriptor.digest} has media type "
-            f"{descriptor.media_type!r}, not an image manifest"
-        )
-    manifest = layout.read_blob_json(descriptor)
-    config_descriptor = Descriptor.from_json(manifest["config"])
-    return ResolvedImage(
-        descriptor,
-        manifest,
-        config_descriptor,
-        layout.read_blob_json(config_descriptor),
-        tuple(Descriptor.from_json(layer) for layer in manifest.get("layers", [])),
-    )
+        raise OciBuildError(f"layout {layout.path!r}: {descriptor.digest} has media type "
+                            f"{descriptor.media_type!r} where an image manifest belongs")
+    manifest = layout.read_blob_json(descriptor.digest)
+    where = f"manifest {descriptor.digest}"
+    config_descriptor = Descriptor.from_json(manifest.get("config"), where=f"{where} config")
+    layers = tuple(Descriptor.from_json(layer, where=f"{where} layers[{i}]")
+                   for i, layer in enumerate(manifest.get("layers") or []))
+    return ResolvedImage(descriptor, manifest, layout.read_blob_json(config_descriptor.digest),
+                         layers, config_descriptor)

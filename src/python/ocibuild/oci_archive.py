@@ -13,13 +13,14 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
+from typing import Optional
 
+from ocibuild.atomic import TempFile
 from ocibuild.errors import OciBuildError
 
 _BLOB = re.compile(r"^blobs/(sha256|sha512)/([0-9a-f]{64}|[0-9a-f]{128})$")
 _LAYOUT_FILES = ("oci-layout", "index.json")
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # constant memory whatever the blob size
 
 
 def _member_name(member: tarfile.TarInfo) -> str:
@@ -29,29 +30,19 @@ def _member_name(member: tarfile.TarInfo) -> str:
     return name.rstrip("/")
 
 
-def _copy_verified(src, dest_path: str, algorithm: str | None, expected: str | None) -> None:
-    directory = os.path.dirname(dest_path)
-    os.makedirs(directory, exist_ok=True)
+def _copy_verified(src, dest_path: str, algorithm: Optional[str], expected: Optional[str]) -> None:
     hasher = hashlib.new(algorithm) if algorithm else None
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = src.read(_CHUNK)
-                if not chunk:
-                    break
-                if hasher:
-                    hasher.update(chunk)
-                out.write(chunk)
+    with TempFile(os.path.dirname(dest_path)) as tmp:
+        for chunk in iter(lambda: src.read(_CHUNK), b""):
+            if hasher:
+                hasher.update(chunk)
+            tmp.file.write(chunk)
         if hasher and hasher.hexdigest() != expected:
             raise OciBuildError(
                 f"blob {algorithm}:{expected} in the archive has the content of "
                 f"{algorithm}:{hasher.hexdigest()}: the archive is corrupt; re-create it."
             )
-        os.replace(tmp, dest_path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        tmp.commit(dest_path)
 
 
 def unpack_oci_archive(archive_path: str, out_dir: str) -> None:

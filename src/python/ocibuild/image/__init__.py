@@ -1,1 +1,1 @@
-"""The image model: config and manifest, as pure transformations of JSON values."""
+"""The image model: configs (settings applied to a base) and manifests."""

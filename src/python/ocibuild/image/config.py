@@ -1,6 +1,14 @@
 """Apply an image's settings to its base's config, with Dockerfile semantics.
 
-A pure function: it returns a new config and never mutates the base's.
+`apply_settings` is pure: it returns a new config and never mutates the base's.
+Semantics, as `docker build` gives them, so a Dockerfile user gets no surprises:
+* env merges by name: a name already in the base keeps its position and takes the new value;
+  new names follow in the order given;
+* setting `entrypoint` without `cmd` clears the base's Cmd, as a Dockerfile ENTRYPOINT does
+  (the base's Cmd was arguments for the base's entrypoint, not for the new one);
+* labels, exposed ports and volumes merge into the base's; user, workdir and stop signal
+  replace the base's; an empty entrypoint or cmd clears it;
+* one history entry per new layer, each with `created` (umoci rejects history without it).
 """
 
 from __future__ import annotations
@@ -8,70 +16,119 @@ from __future__ import annotations
 import copy
 import datetime
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
+from ocibuild import validate
+from ocibuild.errors import OciBuildError
 from ocibuild.platform import Platform
 
-
-def _pairs(value) -> tuple[tuple[str, str], ...]:
-    """Env as `[[name, value], ...]` (order kept) or an object (its order)."""
-    items = value.items() if isinstance(value, dict) else (value or ())
-    return tuple((str(k), str(v)) for k, v in items)
+Pairs = Tuple[Tuple[str, str], ...]
+SETTINGS_KEYS = ("entrypoint", "cmd", "env", "workdir", "user", "labels", "exposed_ports",
+                 "volumes", "stop_signal")
 
 
 @dataclass(frozen=True)
 class ImageSettings:
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
-    env: tuple[tuple[str, str], ...] = ()
-    workdir: str | None = None
-    user: str | None = None
-    labels: tuple[tuple[str, str], ...] = ()
-    exposed_ports: tuple[str, ...] = ()
-    volumes: tuple[str, ...] = ()
-    stop_signal: str | None = None
+    """None everywhere means "keep the base's"."""
+
+    entrypoint: Optional[Tuple[str, ...]] = None
+    cmd: Optional[Tuple[str, ...]] = None
+    env: Optional[Pairs] = None
+    workdir: Optional[str] = None
+    user: Optional[str] = None
+    labels: Optional[Pairs] = None
+    exposed_ports: Optional[Tuple[str, ...]] = None  # normalized "8080/tcp"
+    volumes: Optional[Tuple[str, ...]] = None
+    stop_signal: Optional[str] = None
 
     @classmethod
     def from_json(cls, raw: dict) -> "ImageSettings":
-        def seq(key):
-            return None if raw.get(key) is None else tuple(raw[key])
+        """From the assemble spec's `settings`, validated with the same checks as the fields."""
+        unknown = sorted(set(raw) - set(SETTINGS_KEYS))
+        if unknown:
+            raise OciBuildError(f"settings: unknown key(s) {', '.join(unknown)}; known: "
+                                f"{', '.join(SETTINGS_KEYS)}")
 
+        def strings(key: str) -> Optional[Tuple[str, ...]]:
+            value = raw.get(key)
+            if value is None:
+                return None
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise OciBuildError(f'settings.{key} {value!r}: must be a list of strings, '
+                                    'e.g. ["/app/app.pex", "--port", "8080"]')
+            return tuple(value)
+
+        def pairs(key: str, check) -> Optional[Pairs]:
+            value = raw.get(key)
+            if value is None:
+                return None
+            # An object, or [[name, value], ...] when order matters and the JSON is key-sorted.
+            if isinstance(value, dict):
+                items = list(value.items())
+            elif isinstance(value, list) and all(
+                    isinstance(p, list) and len(p) == 2 for p in value):
+                items = [tuple(p) for p in value]
+            else:
+                raise OciBuildError(f'settings.{key} {value!r}: must be an object of strings '
+                                    'or a list of [name, value] pairs, e.g. {"APP_MODE": "prod"}')
+            return tuple((check(k), str(v)) for k, v in items)
+
+        def optional(key: str, check) -> Optional[str]:
+            return None if raw.get(key) is None else check(raw[key])
+
+        ports, volumes = strings("exposed_ports"), strings("volumes")
         return cls(
-            entrypoint=seq("entrypoint"),
-            cmd=seq("cmd"),
-            env=_pairs(raw.get("env")),
-            workdir=raw.get("workdir"),
-            user=raw.get("user"),
-            labels=tuple((raw.get("labels") or {}).items()),
-            exposed_ports=tuple(raw.get("exposed_ports") or ()),
-            volumes=tuple(raw.get("volumes") or ()),
-            stop_signal=raw.get("stop_signal"),
+            entrypoint=strings("entrypoint"),
+            cmd=strings("cmd"),
+            env=pairs("env", validate.validate_env_name),
+            workdir=optional("workdir", lambda v: validate.validate_absolute_path("workdir", v)),
+            user=optional("user", validate.validate_user),
+            labels=pairs("labels", validate.validate_label_key),
+            exposed_ports=None if ports is None else tuple(map(validate.parse_exposed_port, ports)),
+            volumes=None if volumes is None else tuple(
+                validate.validate_absolute_path("volume", v) for v in volumes),
+            stop_signal=optional("stop_signal", validate.validate_stop_signal),
         )
 
 
 def rfc3339(epoch: int) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    """`1970-01-01T00:00:00Z` for 0: UTC, whole seconds, so no time zone or clock leaks in."""
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise OciBuildError(f"created epoch {epoch!r}: must be a whole number of seconds since "
+                            "1970-01-01 UTC, e.g. 0 or $SOURCE_DATE_EPOCH")
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _merge_env(base: list[str], env: tuple[tuple[str, str], ...]) -> list[str]:
-    """By name: a name already in the base keeps its place with the new value; new names follow."""
-    merged = dict(item.split("=", 1) if "=" in item else (item, "") for item in base)
-    merged.update(env)
-    return [f"{k}={v}" for k, v in merged.items()]
+def merge_env(base: Sequence[str], env: Pairs) -> list:
+    """Base entries are kept verbatim (even a bare "NAME") unless the name is set again."""
+    merged = list(base)
+    names = [item.split("=", 1)[0] for item in merged]
+    for name, value in env:
+        if name in names:
+            merged[names.index(name)] = f"{name}={value}"
+        else:
+            merged.append(f"{name}={value}")
+            names.append(name)
+    return merged
+
+
+def _set_or_clear(conf: dict, key: str, value: Optional[Tuple[str, ...]]) -> None:
+    if value is None:
+        return
+    if value:
+        conf[key] = list(value)
+    else:
+        conf.pop(key, None)
 
 
 def _apply(conf: dict, s: ImageSettings) -> None:
-    if s.entrypoint is not None:
-        conf["Entrypoint"] = list(s.entrypoint)
-        if s.cmd is None:
-            # As a Dockerfile ENTRYPOINT does: the base's CMD was meant for the base's entrypoint.
-            conf.pop("Cmd", None)
-    if s.cmd is not None:
-        conf["Cmd"] = list(s.cmd)
+    _set_or_clear(conf, "Entrypoint", s.entrypoint)
+    if s.entrypoint is not None and s.cmd is None:
+        conf.pop("Cmd", None)
+    _set_or_clear(conf, "Cmd", s.cmd)
     if s.env:
-        conf["Env"] = _merge_env(conf.get("Env") or [], s.env)
+        conf["Env"] = merge_env(conf.get("Env") or [], s.env)
     for key, value in (("WorkingDir", s.workdir), ("User", s.user), ("StopSignal", s.stop_signal)):
         if value is not None:
             conf[key] = value
@@ -83,20 +140,21 @@ def _apply(conf: dict, s: ImageSettings) -> None:
 
 
 def apply_settings(base_config: dict, settings: ImageSettings, *, platform: Platform,
-                   created: str, new_diff_ids: Sequence[str], history: Sequence[str]) -> dict:
+                   created: str, history_created_by: Sequence[str],
+                   new_diff_ids: Sequence[str]) -> dict:
+    """A new config: the base's (`{}` for scratch) with settings, platform and new layers."""
+    if len(history_created_by) != len(new_diff_ids):
+        raise OciBuildError(f"history has {len(history_created_by)} entries for "
+                            f"{len(new_diff_ids)} new layers; give one per layer")
     config = copy.deepcopy(base_config)
+    config.pop("variant", None)
     config.update(platform.to_json())
-    if not platform.variant:
-        config.pop("variant", None)
     config["created"] = created
-    conf = config.setdefault("config", {})
-    _apply(conf, settings)
-    rootfs = config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-    rootfs["type"] = "layers"
-    rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), *new_diff_ids]
-    # `created` on every entry: umoci (and others) reject history without it.
-    config["history"] = [
-        *config.get("history", []),
-        *({"created": created, "created_by": by} for by in history),
-    ]
+    config["config"] = config.get("config") or {}
+    _apply(config["config"], settings)
+    rootfs = config.get("rootfs") or {}
+    config["rootfs"] = {"type": "layers",
+                        "diff_ids": [*(rootfs.get("diff_ids") or []), *new_diff_ids]}
+    config["history"] = [*(config.get("history") or []),
+                         *({"created": created, "created_by": by} for by in history_created_by)]
     return config

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ocibuild import mediatypes
+from ocibuild.digest import validate_digest
+from ocibuild.errors import OciBuildError
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
@@ -17,33 +19,54 @@ class Descriptor:
     media_type: str
     digest: str
     size: int
-    platform: dict | None = None
-    annotations: dict | None = None
+    platform: Optional[dict] = None
+    annotations: Optional[dict] = None
 
     def to_json(self) -> dict:
         out: dict = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.platform:
-            out["platform"] = self.platform
+            out["platform"] = dict(self.platform)
         if self.annotations:
-            out["annotations"] = self.annotations
+            out["annotations"] = dict(self.annotations)
         return out
 
     @classmethod
-    def from_json(cls, raw: dict) -> "Descriptor":
-        return cls(raw["mediaType"], raw["digest"], int(raw["size"]), raw.get("platform"),
-                   raw.get("annotations"))
+    def from_json(cls, raw: object, *, where: str = "descriptor") -> "Descriptor":
+        """`where` names the descriptor's place (e.g. "index.json manifests[0]") for errors."""
+        if not isinstance(raw, dict):
+            raise OciBuildError(f"{where}: {raw!r} is not a descriptor object")
+        media_type, size = raw.get("mediaType"), raw.get("size")
+        if not isinstance(media_type, str) or not media_type:
+            raise OciBuildError(f"{where}: mediaType {media_type!r} must be a media type, "
+                                f'e.g. "{mediatypes.OCI_MANIFEST}"')
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise OciBuildError(f"{where}: size {size!r} must be a byte count, e.g. 1024")
+        try:
+            digest = validate_digest(raw.get("digest"))
+        except OciBuildError as err:
+            raise OciBuildError(f"{where}: {err}") from None
+        return cls(media_type, digest, size, raw.get("platform"), raw.get("annotations"))
 
 
-def image_manifest(config: Descriptor, layers: Sequence[Descriptor],
-                   annotations: dict | None = None) -> dict:
+def image_manifest(config: Descriptor, layers: Sequence[Descriptor], *,
+                   annotations: Optional[dict] = None, base_name: Optional[str] = None,
+                   base_digest: Optional[str] = None) -> dict:
+    """An OCI manifest. The base annotations say what the image was built on (as buildkit
+    writes them); explicit `annotations` win over them."""
+    merged: dict = {}
+    if base_name:
+        merged[BASE_NAME] = base_name
+    if base_digest:
+        merged[BASE_DIGEST] = base_digest
+    merged.update(annotations or {})
     manifest: dict = {
         "schemaVersion": 2,
         "mediaType": mediatypes.OCI_MANIFEST,
         "config": config.to_json(),
         "layers": [layer.to_json() for layer in layers],
     }
-    if annotations:
-        manifest["annotations"] = dict(annotations)
+    if merged:
+        manifest["annotations"] = merged
     return manifest
 
 

@@ -1,12 +1,13 @@
-"""Build a layer blob into `<out>/blobs/sha256/<hex>`: temp file, then rename."""
+"""Build a layer blob into `<out_dir>/blobs/sha256/<hex>`: temp file, then rename."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
+from ocibuild.atomic import TempFile
+from ocibuild.digest import hex_of
 from ocibuild.layer.compression import GZIP, LayerWriter
 from ocibuild.layer.entries import LayerEntry
 from ocibuild.layer.tar_writer import write_tar
@@ -15,9 +16,9 @@ from ocibuild.layer.tar_writer import write_tar
 @dataclass(frozen=True)
 class LayerBlob:
     media_type: str
-    digest: str
+    digest: str  # of the blob as stored (compressed)
     size: int
-    diff_id: str
+    diff_id: str  # of the uncompressed tar, which the image config lists
 
     def to_json(self) -> dict:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size,
@@ -25,22 +26,16 @@ class LayerBlob:
 
 
 def build_layer(entries: Sequence[LayerEntry], out_dir: str, *, compression: str = GZIP,
-                level: int | None = None, mtime: int = 0) -> LayerBlob:
+                level: Optional[int] = None, mtime: int = 0) -> LayerBlob:
     blobs = os.path.join(out_dir, "blobs", "sha256")
-    os.makedirs(blobs, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=blobs, prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            writer = LayerWriter(out, compression, level)
+    with TempFile(blobs) as tmp:
+        writer = LayerWriter(tmp.file, compression, level)
+        try:
             write_tar(entries, writer, mtime=mtime)
-            writer.close()
-        final = os.path.join(blobs, writer.digest.split(":", 1)[1])
-        if os.path.exists(final):
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        # Content-addressed: an existing blob of that name holds these very bytes.
+        tmp.commit(os.path.join(blobs, hex_of(writer.digest)), keep_existing=True)
     return LayerBlob(writer.media_type, writer.digest, writer.size, writer.diff_id)

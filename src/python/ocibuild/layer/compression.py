@@ -2,49 +2,79 @@
 
     tar bytes -> sha256 (diff_id) -> compressor -> sha256 + count (digest, size) -> file
 
-Memory stays constant whatever the layer's size.
+Nothing is buffered beyond the compressor's window, so memory stays constant whatever the
+layer's size. Both compressors are set up so their bytes depend on the input alone: the gzip
+header carries no clock and no file name; zstd runs single-threaded, without a content-size
+field (unknown while streaming anyway) and with a fixed checksum setting. The compressed
+bytes also depend on the zlib and libzstd builds (zstandard is pinned in the tool's lockfile);
+the diff_id, which the config records, depends on neither.
 """
 
 from __future__ import annotations
 
 import gzip
-from typing import BinaryIO
+from typing import BinaryIO, Optional
 
 from ocibuild import mediatypes
 from ocibuild.digest import HashingWriter
 from ocibuild.errors import OciBuildError
 
 GZIP, ZSTD, NONE = "gzip", "zstd", "none"
+COMPRESSIONS = (GZIP, ZSTD, NONE)
 MEDIA_TYPES = {GZIP: mediatypes.OCI_LAYER_GZIP, ZSTD: mediatypes.OCI_LAYER_ZSTD,
                NONE: mediatypes.OCI_LAYER}
-DEFAULT_LEVEL = {GZIP: 6, ZSTD: 3, NONE: 0}
+# gzip 6 is gzip's own default; zstd 3 is zstd's (and what containerd and buildkit use).
+DEFAULT_LEVEL = {GZIP: 6, ZSTD: 3}
+_LEVELS = {GZIP: range(0, 10), ZSTD: range(1, 23)}
 
 
-def check_compression(name: str) -> str:
-    if name not in MEDIA_TYPES:
-        raise OciBuildError(f"compression {name!r} must be one of gzip, zstd or none")
-    return name
+def check_compression(name: object) -> str:
+    if name not in COMPRESSIONS:
+        raise OciBuildError(f'compression {name!r}: must be gzip, zstd or none, e.g. "gzip"')
+    return str(name)
+
+
+def check_level(compression: str, level: Optional[int]) -> Optional[int]:
+    """The level to use: the default when None; an error when out of range for `compression`."""
+    if level is None:
+        return DEFAULT_LEVEL.get(compression)
+    if compression == NONE:
+        raise OciBuildError(f"compression level {level!r}: 'none' takes no level; "
+                            "drop the level or use gzip or zstd")
+    allowed = _LEVELS[compression]
+    if isinstance(level, bool) or not isinstance(level, int) or level not in allowed:
+        raise OciBuildError(
+            f"compression level {level!r}: {compression} takes {allowed.start} to "
+            f"{allowed.stop - 1}, e.g. {DEFAULT_LEVEL[compression]}"
+        )
+    return level
+
+
+def _zstd_writer(sink: HashingWriter, level: int):
+    try:
+        import zstandard  # imported only when asked for: gzip layers need no dependency
+    except ImportError:
+        raise OciBuildError("compression 'zstd' needs the Python package zstandard; install "
+                            "it or use gzip") from None
+    compressor = zstandard.ZstdCompressor(level=level, threads=0, write_checksum=False,
+                                          write_content_size=False)
+    return compressor.stream_writer(sink, closefd=False)
 
 
 class LayerWriter:
-    """A file-like sink for tar bytes; `close()` then read diff_id, digest and size."""
+    """A file-like sink for tar bytes; after `close()`, read diff_id, digest and size."""
 
-    def __init__(self, out: BinaryIO, compression: str = GZIP, level: int | None = None):
+    def __init__(self, out: BinaryIO, compression: str = GZIP, level: Optional[int] = None):
         self.compression = check_compression(compression)
-        self.media_type = MEDIA_TYPES[compression]
+        self.media_type = MEDIA_TYPES[self.compression]
+        level = check_level(self.compression, level)
         self._compressed = HashingWriter(out)
-        level = DEFAULT_LEVEL[compression] if level is None else level
-        if compression == GZIP:
-            # mtime=0 and an empty file name: the gzip header must not carry the clock or paths.
+        if self.compression == GZIP:
+            # filename="" and mtime=0: the gzip header must carry neither a path nor the clock.
             self._sink = gzip.GzipFile(filename="", mode="wb", fileobj=self._compressed,
                                        compresslevel=level, mtime=0)
-        elif compression == ZSTD:
-            import zstandard  # only needed for zstd layers
-
-            # Content size and checksum off: same bytes whether or not the size is known up front.
-            compressor = zstandard.ZstdCompressor(level=level, write_content_size=False,
-                                                  write_checksum=False)
-            self._sink = compressor.stream_writer(self._compressed, closefd=False)
+        elif self.compression == ZSTD:
+            self._sink = _zstd_writer(self._compressed, level)
         else:
             self._sink = self._compressed
         self._uncompressed = HashingWriter(self._sink)
@@ -53,11 +83,17 @@ class LayerWriter:
         return self._uncompressed.write(data)
 
     def flush(self) -> None:
-        pass
+        """A no-op: flushing a compressor mid-stream would change its output."""
 
     def close(self) -> None:
         if self._sink is not self._compressed:
             self._sink.close()
+
+    def abort(self) -> None:
+        """After a failure: finish the compressor into nothing. Left to the garbage collector,
+        a gzip stream would write its trailer to the already closed output (Python >= 3.12)."""
+        self._compressed.detach()
+        self.close()
 
     @property
     def diff_id(self) -> str:

@@ -1,136 +1,221 @@
 """The entries of a layer, collected from files on disk under a fixed metadata policy.
 
-Policy (why: a layer's digest must depend on content only, never on the umask, the git
-checkout, the build user or the clock):
-* owner uid/gid 0 with empty user/group names;
+A mapping `(source, dest)` or `(source, dest, mode)` puts a file at `dest`, or a directory's
+contents under `dest` (walked recursively, symlinks never followed). `dest` "/" maps a
+directory's contents to the image root.
+
+Policy. Why: a layer's digest must depend on the content alone, never on the umask, the git
+checkout (which records only the execute bit), the build user, the checkout path or the clock.
+* owner uid/gid 0 with empty user/group names, whoever owns the files on disk;
 * regular files 0755 if any execute bit is set on disk, else 0644; directories 0755;
-  symlinks 0777; an explicit mode in a mapping overrides;
-* every parent directory is emitted explicitly (runtimes otherwise invent them, with modes
-  that differ between tools);
-* entries sorted by path components, so parents come before children;
-* symlinks are kept, never followed; a relative link that climbs out of its input is refused.
-  Absolute targets are kept: inside an image they resolve in the image's rootfs, not the host's;
-* hard links are not detected by default: Pants may materialize identical files as hard
-  links of one store file, and that must not change the layer's bytes.
+  symlinks 0777; an explicit mapping mode overrides for the files of that mapping;
+* every parent directory is an explicit entry (runtimes otherwise invent missing ones, with
+  modes that differ between tools);
+* entries de-duplicated and sorted by path components in UTF-8 byte order, which puts
+  parents before children and does not depend on directory listing order;
+* symlinks are kept as links; see `symlinks.py` for which targets are allowed;
+* hard links are not preserved by default (`preserve_hardlinks=False`): Pants may
+  materialize identical files as hard links to one store file, and that must not change
+  the layer's bytes;
+* devices, FIFOs and sockets are refused: a layer built without privilege cannot carry them.
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
-from typing import Iterable, Sequence, Union
+from dataclasses import dataclass, replace
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ocibuild.errors import OciBuildError
+from ocibuild.layer.symlinks import check_symlinks
 
 FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
-Mapping = Union[Sequence]  # (source, dest) or (source, dest, mode)
 
 
 @dataclass(frozen=True)
 class LayerEntry:
-    path: str
-    kind: str
-    mode: int
-    source: str | None = None
-    link_target: str | None = None
-    size: int = 0
+    path: str  # relative POSIX path inside the image: no leading "/", no "." or ".."
+    kind: str  # FILE, DIR, SYMLINK or HARDLINK
+    source: Optional[str] = None  # the file on disk whose bytes are written (FILE only)
+    mode: int = 0o644
     uid: int = 0
     gid: int = 0
     uname: str = ""
     gname: str = ""
+    link_target: Optional[str] = None  # SYMLINK: verbatim target; HARDLINK: an entry path
+    size: int = 0
 
 
-def normalize_dest(dest: str) -> str:
-    parts = [p for p in dest.strip("/").split("/") if p not in ("", ".")]
-    if ".." in parts or not parts:
-        raise OciBuildError(
-            f"destination {dest!r} must be a path inside the image without '..', e.g. 'app/x'"
-        )
-    return "/".join(parts)
+@dataclass(frozen=True)
+class ModePolicy:
+    file: int = 0o644
+    executable: int = 0o755
+    directory: int = 0o755
+    symlink: int = 0o777
+
+    def for_file(self, st_mode: int) -> int:
+        return self.executable if st_mode & 0o111 else self.file
 
 
-def _file_mode(st_mode: int) -> int:
-    return 0o755 if st_mode & 0o111 else 0o644
+DEFAULT_MODE_POLICY = ModePolicy()
 
 
-def _symlink(source: str, dest: str, root_dest: str, root_source: str) -> LayerEntry:
-    target = os.readlink(source)
-    if not target.startswith("/"):
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(dest), target))
-        inside = resolved == root_dest or resolved.startswith(root_dest + "/")
-        if resolved.startswith("..") or (root_dest and not inside and dest != root_dest):
-            raise OciBuildError(
-                f"symlink {source!r} -> {target!r} points outside the input "
-                f"{root_source!r}; make it point inside the input, or copy the file instead"
-            )
-    return LayerEntry(dest, SYMLINK, 0o777, link_target=target)
+@dataclass(frozen=True)
+class Mapping:
+    source: str
+    dest: str  # normalized; "" is the image root (directories only)
+    mode: Optional[int] = None
 
 
-def _entry(source: str, dest: str, mode: int | None, root_dest: str, root_source: str,
-           links: dict | None) -> LayerEntry:
-    st = os.lstat(source)
+def parse_mapping(raw: Sequence) -> Mapping:
+    if len(raw) not in (2, 3):
+        raise OciBuildError(f"mapping {tuple(raw)!r}: must be (source, dest) or "
+                            "(source, dest, mode), e.g. ('dist/app.pex', 'app/app.pex')")
+    source, dest = str(raw[0]), str(raw[1])
+    mode = raw[2] if len(raw) == 3 else None
+    if mode is not None and (isinstance(mode, bool) or not isinstance(mode, int)
+                             or not 0 <= mode <= 0o7777):
+        raise OciBuildError(f"mapping {source!r} -> {dest!r}: mode {mode!r} must be an "
+                            "integer from 0 to 0o7777, e.g. 0o755 (493)")
+    parts = [p for p in dest.split("/") if p not in ("", ".")]
+    if ".." in parts or "\0" in dest:
+        raise OciBuildError(f"destination {dest!r} (for {source!r}): must be a path inside "
+                            "the image without '..', e.g. \"app/app.pex\"")
+    return Mapping(source, "/".join(parts), mode)
+
+
+def _utf8(path: str, source: str) -> None:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise OciBuildError(f"file name {source!r} is not valid UTF-8, which tar headers "
+                            "need; rename it") from None
+
+
+def _entry(source: str, st: os.stat_result, dest: str, mode: Optional[int],
+           policy: ModePolicy) -> LayerEntry:
+    _utf8(dest, source)
     if stat.S_ISLNK(st.st_mode):
-        return _symlink(source, dest, root_dest, root_source)
+        target = os.readlink(source)
+        _utf8(target, source)
+        return LayerEntry(dest, SYMLINK, mode=policy.symlink, link_target=target)
     if stat.S_ISDIR(st.st_mode):
-        return LayerEntry(dest, DIR, 0o755 if mode is None else mode)
-    if not stat.S_ISREG(st.st_mode):
-        raise OciBuildError(
-            f"{source!r} is a device, FIFO or socket; layers hold files, directories and links"
-        )
-    if links is not None and st.st_nlink > 1:
-        first = links.setdefault((st.st_dev, st.st_ino), dest)
-        if first != dest:
-            return LayerEntry(dest, HARDLINK, _file_mode(st.st_mode), link_target=first)
-    file_mode = _file_mode(st.st_mode) if mode is None else mode
-    return LayerEntry(dest, FILE, file_mode, source=source, size=st.st_size)
+        return LayerEntry(dest, DIR, mode=policy.directory)
+    if stat.S_ISREG(st.st_mode):
+        file_mode = policy.for_file(st.st_mode) if mode is None else mode
+        return LayerEntry(dest, FILE, source=source, mode=file_mode, size=st.st_size)
+    raise OciBuildError(f"{source!r} is a device, FIFO or socket; a layer holds only files, "
+                        "directories and symlinks: remove it from the input")
 
 
-def _walk(source: str, dest: str, mode: int | None, links: dict | None) -> Iterable[LayerEntry]:
-    yield _entry(source, dest, None if os.path.isdir(source) else mode, dest, source, links)
-    if os.path.isdir(source) and not os.path.islink(source):
-        stack = [(source, dest)]
-        while stack:
-            directory, prefix = stack.pop()
-            with os.scandir(directory) as it:
-                for item in sorted(it, key=lambda e: e.name):
-                    child_dest = f"{prefix}/{item.name}"
-                    yield _entry(item.path, child_dest, mode if not item.is_dir(
-                        follow_symlinks=False) else None, dest, source, links)
-                    if item.is_dir(follow_symlinks=False):
-                        stack.append((item.path, child_dest))
+def _walk(mapping: Mapping,
+          policy: ModePolicy) -> Iterator[Tuple[LayerEntry, str, os.stat_result]]:
+    """(entry, source path, lstat) for the mapping, never following symlinks."""
+    try:
+        st = os.lstat(mapping.source)
+    except FileNotFoundError:
+        raise OciBuildError(f"layer input {mapping.source!r} does not exist") from None
+    if not stat.S_ISDIR(st.st_mode) and not mapping.dest:
+        raise OciBuildError(f"{mapping.source!r} is not a directory, so it cannot be mapped to "
+                            "the image root; give it a file path, e.g. \"app/app.pex\"")
+    if mapping.dest:
+        yield _entry(mapping.source, st, mapping.dest, mapping.mode, policy), mapping.source, st
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    stack = [(mapping.source, mapping.dest)]
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as listing:
+            for item in listing:
+                child = item.stat(follow_symlinks=False)
+                dest = f"{prefix}/{item.name}" if prefix else item.name
+                yield _entry(item.path, child, dest, mapping.mode, policy), item.path, child
+                if stat.S_ISDIR(child.st_mode):
+                    stack.append((item.path, dest))
 
 
-def _sort_key(entry: LayerEntry) -> list[bytes]:
-    return [p.encode() for p in entry.path.split("/")]
+def _same(a: LayerEntry, b: LayerEntry) -> bool:
+    if replace(a, source=None) != replace(b, source=None):
+        return False
+    return a.kind != FILE or a.source == b.source or filecmp.cmp(a.source, b.source, shallow=False)
 
 
-def collect_entries(mappings: Iterable[Sequence], *, preserve_hardlinks: bool = False
-                    ) -> list[LayerEntry]:
-    """Entries for `(source, dest[, mode])` mappings: files map to dest, dirs recursively."""
-    links: dict | None = {} if preserve_hardlinks else None
-    by_path: dict[str, LayerEntry] = {}
-    origin: dict[str, str] = {}
-    for mapping in mappings:
-        source, dest = mapping[0], normalize_dest(mapping[1])
-        mode = mapping[2] if len(mapping) > 2 else None
-        if not os.path.lexists(source):
-            raise OciBuildError(f"layer input {source!r} does not exist")
-        for entry in _walk(source, dest, mode, links):
-            previous = by_path.get(entry.path)
-            if previous is not None and not (previous.kind == entry.kind == DIR):
+class _Collected:
+    """Entries by image path, remembering which source each came from (for messages)."""
+
+    def __init__(self) -> None:
+        self.entries: Dict[str, LayerEntry] = {}
+        self.origins: Dict[str, str] = {}
+        self.inodes: Dict[str, Tuple[int, int]] = {}
+
+    def add(self, entry: LayerEntry, origin: str, st: os.stat_result) -> None:
+        previous = self.entries.get(entry.path)
+        if previous is not None:
+            if _same(previous, entry):
+                return
+            raise OciBuildError(
+                f"both {self.origins[entry.path]!r} and {origin!r} would be written to "
+                f"/{entry.path} with different content; map them to different paths or drop one"
+            )
+        self.entries[entry.path] = entry
+        self.origins[entry.path] = origin
+        if entry.kind == FILE and st.st_nlink > 1:
+            self.inodes[entry.path] = (st.st_dev, st.st_ino)
+
+    def add_parents(self, policy: ModePolicy) -> None:
+        for path in list(self.entries):
+            parent = posixpath.dirname(path)
+            while parent and parent not in self.entries:
+                self.entries[parent] = LayerEntry(parent, DIR, mode=policy.directory)
+                parent = posixpath.dirname(parent)
+            if parent and self.entries[parent].kind != DIR:
                 raise OciBuildError(
-                    f"both {origin[entry.path]!r} and {entry.source or source!r} would be "
-                    f"written to /{entry.path} in one layer; map them to different paths"
+                    f"/{parent} (from {self.origins[parent]!r}) is not a directory, but "
+                    f"/{path} (from {self.origins[path]!r}) would be written inside it; "
+                    "map one of them elsewhere"
                 )
-            by_path[entry.path] = entry
-            origin[entry.path] = entry.source or source
-    for path in list(by_path):
-        parent = posixpath.dirname(path)
-        while parent and parent not in by_path:
-            by_path[parent] = LayerEntry(parent, DIR, 0o755)
-            parent = posixpath.dirname(parent)
-        if parent and by_path[parent].kind != DIR:
-            raise OciBuildError(f"/{parent} is not a directory but /{path} is written inside it")
-    return sorted(by_path.values(), key=_sort_key)
+
+
+def _sort_key(entry: LayerEntry) -> Tuple[bytes, ...]:
+    return tuple(part.encode("utf-8") for part in entry.path.split("/"))
+
+
+def _hardlinked(entries: List[LayerEntry], inodes: Dict[str, Tuple[int, int]]) -> List[LayerEntry]:
+    """Files sharing an inode become hard links to the first of them in sort order."""
+    first: Dict[Tuple[int, int], str] = {}
+    out = []
+    for entry in entries:
+        key = inodes.get(entry.path)
+        if key is None or first.setdefault(key, entry.path) == entry.path:
+            out.append(entry)
+        else:
+            out.append(replace(entry, kind=HARDLINK, source=None, size=0,
+                               link_target=first[key]))
+    return out
+
+
+def collect_entries(mappings: Iterable[Sequence], *, mode_policy: ModePolicy = DEFAULT_MODE_POLICY,
+                    preserve_hardlinks: bool = False,
+                    allow_absolute_symlinks: bool = True) -> List[LayerEntry]:
+    """The sorted, de-duplicated entries of a layer made of `mappings` (see the module doc)."""
+    collected = _Collected()
+    for mapping in map(parse_mapping, mappings):
+        links: Dict[str, str] = {}
+        sources: Dict[str, str] = {}
+        try:
+            for entry, origin, st in _walk(mapping, mode_policy):
+                collected.add(entry, origin, st)
+                if entry.kind == SYMLINK:
+                    links[entry.path], sources[entry.path] = entry.link_target, origin
+        except OSError as err:
+            raise OciBuildError(f"cannot read the layer input {mapping.source!r}: {err}") from err
+        # A lone link may point anywhere in the image; a directory's links stay inside it.
+        lone_link = os.path.islink(mapping.source)
+        check_symlinks(links, sources, root="" if lone_link else mapping.dest,
+                       root_source=mapping.source, allow_absolute=allow_absolute_symlinks)
+    collected.add_parents(mode_policy)
+    entries = sorted(collected.entries.values(), key=_sort_key)
+    return _hardlinked(entries, collected.inodes) if preserve_hardlinks else entries

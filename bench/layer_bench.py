@@ -1,0 +1,118 @@
+"""Benchmark `ocibuild layer`: wall time, peak memory and blob size per compression.
+
+    python bench/layer_bench.py [--size-mb 200] [--compression gzip --compression zstd]
+
+Generates SIZE MB of input in a temp dir (90% in 1-16 MiB files, 10% in 4-64 KiB files; half
+of each random bytes, as in zipped artifacts such as PEXes, half text), then runs
+`python -m ocibuild layer` on it once per compression in a fresh subprocess. Memory must not
+grow with the layer's size: the layer is streamed, never held.
+
+Not a test: it takes minutes at 1 GB. The input is generated from a fixed seed, so runs are
+comparable across machines and commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent / "src" / "python"
+MIB = 1 << 20
+_WORDS = ("layer digest image manifest config blob tar gzip zstd stream hash pants build "
+          "oci registry index platform sandbox entrypoint").split()
+
+
+def _text_pool(rng: random.Random) -> bytes:
+    lines = (" ".join(rng.choice(_WORDS) for _ in range(12)) for _ in range(60_000))
+    return "\n".join(lines).encode()  # about 5 MiB of compressible text
+
+
+def _content(rng: random.Random, pool: bytes, size: int, compressible: bool) -> bytes:
+    if not compressible:
+        return rng.getrandbits(size * 8).to_bytes(size, "little") if size else b""
+    start = rng.randrange(0, max(1, len(pool) - size)) if size < len(pool) else 0
+    return (pool[start:start + size] * (size // len(pool) + 1))[:size]
+
+
+def generate(root: Path, size_mb: int) -> int:
+    """Write the input tree; returns the total number of bytes written."""
+    rng = random.Random(20240101)
+    pool = _text_pool(rng)
+    total, budget, index = 0, size_mb * MIB, 0
+    small_budget = budget // 10
+    while total < budget:
+        small = total < small_budget
+        size = rng.randint(4 << 10, 64 << 10) if small else rng.randint(1 * MIB, 16 * MIB)
+        size = min(size, budget - total)
+        path = root / ("small" if small else "big") / f"d{index % 37:02d}" / f"f{index:06d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_content(rng, pool, size, compressible=index % 2 == 0))
+        total += size
+        index += 1
+    return total
+
+
+def run_layer(work: Path, compression: str) -> dict:
+    spec = work / f"spec-{compression}.json"
+    spec.write_text(json.dumps({"mappings": [{"source": "in", "dest": "app"}],
+                                "compression": compression}))
+    out = work / f"out-{compression}"
+    env = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
+    argv = [sys.executable, "-m", "ocibuild", "layer", "--spec", spec.name, "--out-dir", str(out)]
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=work, env=env, stdout=subprocess.PIPE)
+    # wait4 gives this child's own peak RSS; RUSAGE_CHILDREN would report the maximum over
+    # every child so far, mixing up the runs.
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+        else status >> 8
+    stdout = proc.stdout.read() if proc.stdout else b""
+    if proc.returncode != 0:
+        raise SystemExit(f"ocibuild layer ({compression}) failed with {proc.returncode}")
+    layer = json.loads(stdout)
+    shutil.rmtree(out)
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    rss_mib = usage.ru_maxrss / (MIB if sys.platform == "darwin" else 1024)
+    return {"compression": compression, "wall_s": wall, "peak_rss_mib": rss_mib,
+            "blob_bytes": layer["size"], "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--compression", action="append", choices=("gzip", "zstd", "none"))
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ocibuild-bench-"))
+    try:
+        start = time.monotonic()
+        total = generate(work / "in", args.size_mb)
+        files = sum(len(f) for _, _, f in os.walk(work / "in"))
+        print(f"input: {total / MIB:.0f} MiB in {files} files "
+              f"(generated in {time.monotonic() - start:.1f} s), python {sys.version.split()[0]}")
+        print(f"{'compression':<12}{'wall s':>9}{'cpu s':>9}{'MiB/s':>9}{'peak RSS MiB':>14}"
+              f"{'blob MiB':>11}{'ratio':>8}")
+        for compression in args.compression or ["gzip", "zstd"]:
+            r = run_layer(work, compression)
+            print(f"{compression:<12}{r['wall_s']:>9.1f}{r['cpu_s']:>9.1f}"
+                  f"{total / MIB / r['wall_s']:>9.1f}{r['peak_rss_mib']:>14.1f}"
+                  f"{r['blob_bytes'] / MIB:>11.1f}{r['blob_bytes'] / total:>8.3f}", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""oci_layout bases: vendored layouts (directories and archives), platform selection, corruption."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.testutil.rule_runner import RuleRunner
+
+from ocibuild.layout import OciLayout, resolve_image
+from ocibuild.platform import parse_platform
+from tests.backend.conftest import build
+from tests.core.layouts import multi_arch_layout
+
+BUILD = dedent(
+    """\
+    oci_layout(name="base", layout="vendored")
+    oci_layout(name="archived", layout="vendored.tar")
+    files(name="f", sources=["f.txt"])
+    oci_image(name="arm", base=":base", platform="linux/arm64", dependencies=[":f"])
+    oci_image(name="default", base=":archived", dependencies=[":f"])
+    """
+)
+
+
+def _setup(rule_runner: RuleRunner) -> Path:
+    rule_runner.write_files({"img/BUILD": BUILD, "img/f.txt": "f\n"})
+    vendored = Path(rule_runner.build_root, "img/vendored")
+    multi_arch_layout(vendored)
+    with tarfile.open(Path(rule_runner.build_root, "img/vendored.tar"), "w") as tar:
+        for path in sorted(vendored.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(vendored)), recursive=False)
+    return vendored
+
+
+def _config(dist: Path, name: str) -> dict:
+    return resolve_image(OciLayout(dist / name), ref_name="latest").config
+
+
+def test_platform_is_selected_from_a_multi_arch_layout(rule_runner: RuleRunner) -> None:
+    _setup(rule_runner)
+    _, dist = build(rule_runner, Address("img", target_name="arm"))
+    config = _config(dist, "img/arm")
+    assert (config["architecture"], config.get("variant")) == ("arm64", "v8")
+    assert config["config"]["Env"] == ["MARKER=arm64"]
+    # Unset platform on a multi-arch base: linux/amd64, a fixed default. From the .tar too.
+    _, dist = build(rule_runner, Address("img", target_name="default"))
+    assert _config(dist, "img/default")["config"]["Env"] == ["MARKER=amd64"]
+
+
+def _error(rule_runner: RuleRunner, target: str) -> str:
+    with pytest.raises(ExecutionError) as err:
+        build(rule_runner, Address("img", target_name=target))
+    assert not Path(rule_runner.build_root, "dist").exists()
+    return str(err.value)
+
+
+def test_corrupt_vendored_blob_is_refused(rule_runner: RuleRunner) -> None:
+    vendored = _setup(rule_runner)
+    image = resolve_image(OciLayout(vendored), ref_name="latest",
+                          platform=parse_platform("linux/amd64"))
+    blob = vendored / "blobs/sha256" / image.layers[0].digest.split(":")[1]
+    blob.write_bytes(blob.read_bytes() + b"x")
+    message = _error(rule_runner, "arm")
+    assert "the `layout` field of the oci_layout img:base: blobs/sha256/" in message
+    assert "does not match its digest" in message
+
+
+def test_missing_vendored_blob_is_refused(rule_runner: RuleRunner) -> None:
+    vendored = _setup(rule_runner)
+    arm = resolve_image(OciLayout(vendored), ref_name="latest",
+                        platform=parse_platform("linux/arm64"))
+    (vendored / "blobs/sha256" / arm.layers[0].digest.split(":")[1]).unlink()
+    message = _error(rule_runner, "arm")
+    assert "The base 'img:base' of the oci_image img:arm lacks the layer blob(s)" in message
+
+
+def test_layout_directory_without_index(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({"img/BUILD": BUILD, "img/f.txt": "f\n", "img/vendored/x": "x"})
+    message = _error(rule_runner, "arm")
+    assert "'img/vendored' is not an OCI image layout (no img/vendored/index.json)" in message

@@ -1,0 +1,134 @@
+"""`python -m ocibuild` end to end in subprocesses: layer -> assemble -> docker-archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ocibuild.layout import OciLayout, resolve_image
+
+from .conftest import make_tree, run_ocibuild
+
+
+def ok(proc) -> dict:
+    assert (proc.returncode, proc.stderr) == (0, "")
+    return json.loads(proc.stdout)
+
+
+def user_error(proc) -> str:
+    assert proc.returncode == 2
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    return proc.stderr
+
+
+def spec(path: Path, value: object) -> str:
+    path.write_text(json.dumps(value))
+    return path.name
+
+
+def test_layer_assemble_docker_archive(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in")
+    layer_spec = spec(tmp_path / "layer-spec.json", {
+        "mappings": [{"source": "in", "dest": "app"},
+                     {"source": "in/bin/run.sh", "dest": "usr/bin/run", "mode": "0700"}],
+        "compression": "zstd", "level": 5, "mtime": 1700000000})
+    layer = ok(run_ocibuild("layer", "--spec", layer_spec, "--out-dir", "out", cwd=tmp_path))
+    assert json.loads((tmp_path / "out/layer.json").read_text()) == layer
+    assert set(layer) == {"mediaType", "digest", "size", "diffID"}
+    assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    blob = tmp_path / "out/blobs/sha256" / layer["digest"][7:]
+    assert blob.stat().st_size == layer["size"]
+
+    assemble_spec = spec(tmp_path / "assemble-spec.json", {
+        "base": None, "platform": "linux/arm64", "layers": ["out/layer.json"],
+        "history": ["layer"], "settings": {"entrypoint": ["/usr/bin/run"], "env": {"A": "1"}},
+        "annotations": {}, "created_epoch": 1700000000, "ref_name": "latest",
+        "metadata_out": "meta/image.json"})
+    meta = ok(run_ocibuild("assemble", "--spec", assemble_spec, "--out-dir", "image",
+                           cwd=tmp_path))
+    assert json.loads((tmp_path / "meta/image.json").read_text()) == meta
+    assert meta["platform"] == "linux/arm64"
+    image = resolve_image(OciLayout(tmp_path / "image"), ref_name="latest")
+    assert image.config["created"] == "2023-11-14T22:13:20Z"
+    assert image.manifest_descriptor.digest == meta["manifest_digest"]
+
+    shutil.copy(blob, tmp_path / "image/blobs/sha256")
+    result = ok(run_ocibuild("docker-archive", "--layout", "image", "--ref-name", "latest",
+                             "--repo-tag", "team/app:1.0", "--out", "dist/app.tar",
+                             cwd=tmp_path))
+    assert result == {"out": "dist/app.tar", "manifest_digest": meta["manifest_digest"]}
+    with tarfile.open(tmp_path / "dist/app.tar") as tar:
+        assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["team/app:1.0"]
+
+
+def test_layer_output_does_not_depend_on_umask_or_cwd_path(tmp_path: Path) -> None:
+    digests = []
+    for name, umask in (("a", 0o022), ("b/c", 0o077)):
+        work = tmp_path / name
+        old = os.umask(umask)
+        try:
+            make_tree(work / "in")
+        finally:
+            os.umask(old)
+        layer_spec = spec(work / "s.json", {"mappings": [{"source": "in", "dest": "/"}]})
+        digests.append(ok(run_ocibuild("layer", "--spec", layer_spec, "--out-dir", "o",
+                                       cwd=work))["digest"])
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"mappings": []},
+     "ocibuild: error: the layer spec 's.json' maps no files; give \"mappings\": "
+     "[{\"source\": \"dist/app.pex\", \"dest\": \"app/app.pex\"}]\n"),
+    ({"mappings": [{"source": "nope", "dest": "x"}]},
+     "ocibuild: error: layer input 'nope' does not exist\n"),
+    ({"mappings": [{"source": "in", "dest": "x", "mode": "rwx"}]},
+     "ocibuild: error: the layer spec 's.json' mappings[0]: mode 'rwx' must be an integer or "
+     "an octal string, e.g. \"0755\" or 493\n"),
+    ({"mappings": [{"source": "in", "dest": "x"}], "compresion": "zstd"},
+     "ocibuild: error: the layer spec 's.json': unknown key(s) compresion; known: mappings, "
+     "compression, level, mtime\n"),
+    ({"mappings": [{"source": "in", "dest": "x"}], "compression": "lz4"},
+     "ocibuild: error: compression 'lz4': must be gzip, zstd or none, e.g. \"gzip\"\n"),
+    ({"mappings": [{"source": "in", "dest": "x"}], "mtime": -1},
+     "ocibuild: error: mtime -1: must be a whole number of seconds since 1970-01-01 UTC, "
+     "e.g. 0 or $SOURCE_DATE_EPOCH\n"),
+])
+def test_layer_bad_spec(tmp_path: Path, value, message) -> None:
+    (tmp_path / "in").mkdir()
+    proc = run_ocibuild("layer", "--spec", spec(tmp_path / "s.json", value), "--out-dir", "o",
+                        cwd=tmp_path)
+    assert user_error(proc) == message
+    assert not (tmp_path / "o/layer.json").exists()
+
+
+def test_escaping_symlink_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    os.symlink("../../etc/passwd", tmp_path / "in/x")
+    proc = run_ocibuild("layer", "--spec", spec(tmp_path / "s.json", {
+        "mappings": [{"source": "in", "dest": "app"}]}), "--out-dir", "o", cwd=tmp_path)
+    assert user_error(proc) == (
+        "ocibuild: error: symlink 'in/x' -> '../../etc/passwd' points outside the input 'in'; "
+        "make it relative inside the input or copy the file\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_spec_and_bad_assemble(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{")
+    proc = run_ocibuild("assemble", "--spec", "bad.json", "--out-dir", "o", cwd=tmp_path)
+    assert user_error(proc).startswith("ocibuild: error: cannot read the spec 'bad.json': ")
+    proc = run_ocibuild("assemble", "--spec", spec(tmp_path / "a.json", {
+        "layers": [], "platform": "linux/x86_64"}), "--out-dir", "o", cwd=tmp_path)
+    assert user_error(proc).startswith(
+        "ocibuild: error: platform 'linux/x86_64': unknown architecture 'x86_64'")
+    proc = run_ocibuild("docker-archive", "--layout", "nowhere", "--out", "x.tar", cwd=tmp_path)
+    assert user_error(proc) == (
+        "ocibuild: error: 'nowhere' is not an OCI image layout: it has no index.json; create "
+        "one with `skopeo copy docker://IMAGE oci:DIR:TAG`\n"
+    )

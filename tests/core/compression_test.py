@@ -1,0 +1,99 @@
+"""Layer blobs: checked by the system gzip/tar/zstd; digest, size and diff_id verified."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from ocibuild import mediatypes
+from ocibuild.digest import file_digest
+from ocibuild.errors import OciBuildError
+from ocibuild.layer.builder import LayerBlob, build_layer
+from ocibuild.layer.compression import LayerWriter
+from ocibuild.layer.entries import FILE, LayerEntry, collect_entries
+
+from .conftest import decompressed, need, run_tool, tar_members
+
+
+def build(tree: Path, out: Path, **kwargs) -> LayerBlob:
+    return build_layer(collect_entries([(str(tree), "app")]), str(out), **kwargs)
+
+
+def blob_path(out: Path, blob: LayerBlob) -> Path:
+    return out / "blobs/sha256" / blob.digest.split(":")[1]
+
+
+def check_blob(out: Path, blob: LayerBlob) -> bytes:
+    path = blob_path(out, blob)
+    assert (blob.digest, blob.size) == file_digest(str(path))
+    tar = decompressed(path)
+    assert blob.diff_id == "sha256:" + hashlib.sha256(tar).hexdigest()
+    assert os.listdir(path.parent) == [path.name]  # no temp file left behind
+    return tar
+
+
+def test_gzip_layer(tree: Path, tmp_path: Path) -> None:
+    blob = build(tree, tmp_path / "out")
+    assert blob.media_type == mediatypes.OCI_LAYER_GZIP
+    check_blob(tmp_path / "out", blob)
+    path = blob_path(tmp_path / "out", blob)
+    run_tool([need("gzip"), "-t", str(path)])
+    listing = run_tool([need("tar"), "-tzf", str(path)]).stdout.decode().split()
+    assert listing[:3] == ["app/", "app/bin/", "app/bin/run.sh"]
+    header = path.read_bytes()[:10]
+    # magic, deflate, no flags (no file name), mtime 0, xfl 0 (level 6), OS "unknown" (255).
+    assert header == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+
+def test_zstd_layer(tree: Path, tmp_path: Path) -> None:
+    blob = build(tree, tmp_path / "out", compression="zstd")
+    assert blob.media_type == mediatypes.OCI_LAYER_ZSTD
+    tar = check_blob(tmp_path / "out", blob)
+    assert [m.name for m, _ in tar_members(tar)][:2] == ["app", "app/bin"]
+    run_tool([need("zstd"), "-q", "-t", str(blob_path(tmp_path / "out", blob))])
+
+
+def test_uncompressed_layer(tree: Path, tmp_path: Path) -> None:
+    blob = build(tree, tmp_path / "out", compression="none")
+    assert blob.media_type == mediatypes.OCI_LAYER
+    assert blob.digest == blob.diff_id
+    check_blob(tmp_path / "out", blob)
+    run_tool([need("tar"), "-tf", str(blob_path(tmp_path / "out", blob))])
+
+
+def test_levels_change_bytes_not_content(tree: Path, tmp_path: Path) -> None:
+    fast = build(tree, tmp_path / "a", level=1)
+    best = build(tree, tmp_path / "b", level=9)
+    assert fast.diff_id == best.diff_id and fast.digest != best.digest
+
+
+def test_existing_blob_is_kept(tree: Path, tmp_path: Path) -> None:
+    first = build(tree, tmp_path / "out")
+    inode = blob_path(tmp_path / "out", first).stat().st_ino
+    assert build(tree, tmp_path / "out") == first
+    assert blob_path(tmp_path / "out", first).stat().st_ino == inode
+    assert len(os.listdir(tmp_path / "out/blobs/sha256")) == 1
+
+
+def test_failure_leaves_no_partial_blob(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"short")
+    with pytest.raises(OciBuildError):
+        build_layer([LayerEntry("f", FILE, source=str(tmp_path / "f"), size=100)],
+                    str(tmp_path / "out"))
+    assert os.listdir(tmp_path / "out/blobs/sha256") == []
+
+
+@pytest.mark.parametrize("compression, level, message", [
+    ("brotli", None, "compression 'brotli': must be gzip, zstd or none, e.g. \"gzip\""),
+    ("gzip", 10, "compression level 10: gzip takes 0 to 9, e.g. 6"),
+    ("zstd", 0, "compression level 0: zstd takes 1 to 22, e.g. 3"),
+    ("none", 3, "compression level 3: 'none' takes no level; drop the level or use gzip or zstd"),
+])
+def test_bad_compression_settings(compression, level, message) -> None:
+    with pytest.raises(OciBuildError) as err:
+        LayerWriter(io.BytesIO(), compression, level)
+    assert str(err.value) == message

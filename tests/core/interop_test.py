@@ -1,0 +1,58 @@
+"""Independent tools read what we write: umoci unpacks the image, skopeo inspects both the
+layout and the docker-archive. Skipped where the tools are not installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from ocibuild.assemble import assemble_image
+from ocibuild.docker_archive import write_docker_archive
+from ocibuild.layer.builder import build_layer
+from ocibuild.layer.entries import collect_entries
+from ocibuild.layout import OciLayout, resolve_image
+
+from .conftest import make_tree, need, run_tool
+
+
+def build_image(tmp_path: Path, compression: str) -> Path:
+    tree = make_tree(tmp_path / "in")
+    image_dir = tmp_path / "image"
+    blob = build_layer(collect_entries([(str(tree), "app")]), str(image_dir),
+                       compression=compression)
+    (tmp_path / "layer.json").write_text(json.dumps(blob.to_json()))
+    assemble_image({"layers": [str(tmp_path / "layer.json")], "history": ["app"],
+                    "settings": {"entrypoint": ["/app/bin/run.sh"], "user": "65532"},
+                    "ref_name": "latest"}, str(image_dir))
+    return image_dir
+
+
+def test_umoci_unpacks_the_layout(tmp_path: Path) -> None:
+    umoci = need("umoci")
+    image_dir = build_image(tmp_path, "gzip")
+    bundle = tmp_path / "bundle"
+    run_tool([umoci, "unpack", "--rootless", "--image", f"{image_dir}:latest", str(bundle)])
+    rootfs = bundle / "rootfs/app"
+    assert (rootfs / "bin/run.sh").read_bytes() == (tmp_path / "in/bin/run.sh").read_bytes()
+    assert stat.S_IMODE((rootfs / "bin/run.sh").stat().st_mode) == 0o755
+    assert stat.S_IMODE((rootfs / "data/a.txt").stat().st_mode) == 0o644
+    assert os.readlink(rootfs / "data/up") == "../bin/run.sh"
+    assert (rootfs / "empty").is_dir()
+    process = json.loads((bundle / "config.json").read_text())["process"]
+    assert process["args"] == ["/app/bin/run.sh"]
+
+
+def test_skopeo_reads_layout_and_docker_archive(tmp_path: Path) -> None:
+    skopeo = need("skopeo")
+    image_dir = build_image(tmp_path, "zstd")
+    layout = OciLayout(image_dir)
+    md = resolve_image(layout).manifest_descriptor
+    from_layout = json.loads(run_tool([skopeo, "inspect", f"oci:{image_dir}:latest"]).stdout)
+    assert (from_layout["Digest"], from_layout["Architecture"]) == (md.digest, "amd64")
+    archive = tmp_path / "image.tar"
+    write_docker_archive(str(image_dir), md, ["team/app:1.0"], str(archive))
+    config = json.loads(run_tool([skopeo, "inspect", "--config",
+                                  f"docker-archive:{archive}"]).stdout)
+    assert config["config"]["User"] == "65532"

@@ -1,0 +1,138 @@
+"""write_tar: normalized headers, read back with tarfile and checked in the raw bytes."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+from ocibuild.errors import OciBuildError
+from ocibuild.layer.entries import DIR, FILE, HARDLINK, SYMLINK, LayerEntry, collect_entries
+from ocibuild.layer.tar_writer import write_tar
+
+from .conftest import tar_members, write
+
+
+def tar_bytes(entries, mtime: int = 0) -> bytes:
+    out = io.BytesIO()
+    write_tar(entries, out, mtime=mtime)
+    return out.getvalue()
+
+
+def raw_headers(data: bytes) -> List[Tuple[str, str]]:
+    """(name field, typeflag) of every header block, PAX extended headers included."""
+    headers, offset = [], 0
+    while offset + 512 <= len(data) and data[offset:offset + 512] != bytes(512):
+        block = data[offset:offset + 512]
+        size = int(block[124:136].rstrip(b"\0 ") or b"0", 8)
+        headers.append((block[:100].rstrip(b"\0").decode("utf-8", "replace"),
+                        chr(block[156])))
+        offset += 512 + (size + 511) // 512 * 512
+    return headers
+
+
+def test_headers_are_normalized(tree: Path) -> None:
+    members = tar_members(tar_bytes(collect_entries([(str(tree), "app")]), mtime=1700000000))
+    assert [(m.name, m.type, oct(m.mode), m.linkname) for m, _ in members] == [
+        ("app", tarfile.DIRTYPE, "0o755", ""),
+        ("app/bin", tarfile.DIRTYPE, "0o755", ""),
+        ("app/bin/run.sh", tarfile.REGTYPE, "0o755", ""),
+        ("app/data", tarfile.DIRTYPE, "0o755", ""),
+        ("app/data/a.txt", tarfile.REGTYPE, "0o644", ""),
+        ("app/data/b.txt", tarfile.REGTYPE, "0o644", ""),
+        ("app/data/link", tarfile.SYMTYPE, "0o777", "a.txt"),
+        ("app/data/nested", tarfile.DIRTYPE, "0o755", ""),
+        ("app/data/nested/deep", tarfile.DIRTYPE, "0o755", ""),
+        ("app/data/nested/deep/c.bin", tarfile.REGTYPE, "0o644", ""),
+        ("app/data/up", tarfile.SYMTYPE, "0o777", "../bin/run.sh"),
+        ("app/empty", tarfile.DIRTYPE, "0o755", ""),
+    ]
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime, m.devmajor, m.devminor)
+            for m, _ in members} == {(0, 0, "", "", 1700000000, 0, 0)}
+    contents = {m.name: data for m, data in members if data is not None}
+    assert contents["app/bin/run.sh"] == (tree / "bin/run.sh").read_bytes()
+    assert contents["app/data/nested/deep/c.bin"] == bytes(range(256)) * 40
+
+
+def test_plain_entries_are_plain_ustar(tree: Path) -> None:
+    data = tar_bytes(collect_entries([(str(tree), "app")]))
+    headers = raw_headers(data)
+    assert {flag for _, flag in headers} == {"0", "2", "5"}  # no "x": no PAX header anywhere
+    assert [name for name, flag in headers if flag == "5"][:2] == ["app/", "app/bin/"]
+    assert data[257:265] == b"ustar\x0000"
+    assert len(data) % 10240 == 0  # padded to whole tar records
+
+
+def test_pax_header_only_for_a_long_name(tmp_path: Path) -> None:
+    long_name = "d" * 60 + "/" + "f" * 60  # 121 bytes: too long for the 100-byte name field
+    write(tmp_path / "in" / long_name, b"x")
+    write(tmp_path / "in/short", b"y")
+    headers = raw_headers(tar_bytes(collect_entries([(str(tmp_path / "in"), "/")])))
+    assert [flag for _, flag in headers] == ["5", "x", "0", "0"]
+    assert headers[1][0] == "././@PaxHeader"
+    members = tar_members(tar_bytes(collect_entries([(str(tmp_path / "in"), "/")])))
+    assert [m.name for m, _ in members] == ["d" * 60, long_name, "short"]
+
+
+def test_pax_header_only_for_a_non_ascii_name(tmp_path: Path) -> None:
+    write(tmp_path / "in/café.txt", b"x")
+    write(tmp_path / "in/plain.txt", b"y")
+    data = tar_bytes(collect_entries([(str(tmp_path / "in"), "/")]))
+    assert [flag for _, flag in raw_headers(data)] == ["x", "0", "0"]
+    assert [m.name for m, _ in tar_members(data)] == ["café.txt", "plain.txt"]
+
+
+def test_pax_header_for_a_long_link_target() -> None:
+    target = "../" * 40 + "x"  # 121 bytes: too long for the 100-byte linkname field
+    entries = [LayerEntry("l", SYMLINK, mode=0o777, link_target=target),
+               LayerEntry("m", SYMLINK, mode=0o777, link_target="x")]
+    data = tar_bytes(entries)
+    assert [flag for _, flag in raw_headers(data)] == ["x", "2", "2"]
+    assert [m.linkname for m, _ in tar_members(data)] == [target, "x"]
+
+
+def test_hardlink_entry() -> None:
+    data = tar_bytes([LayerEntry("a", DIR, mode=0o755),
+                      LayerEntry("a/b", HARDLINK, mode=0o644, link_target="a/c")])
+    (_, _), (member, _) = tar_members(data)
+    assert (member.type, member.linkname, member.size) == (tarfile.LNKTYPE, "a/c", 0)
+
+
+def test_content_streams_in_bounded_writes(tmp_path: Path) -> None:
+    big = write(tmp_path / "big", bytes(5 << 20))
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.sizes: List[int] = []
+
+        def write(self, data: bytes) -> int:
+            self.sizes.append(len(data))
+            return len(data)
+
+    sink = Recorder()
+    write_tar([LayerEntry("big", FILE, source=str(big), size=5 << 20)], sink, mtime=0)
+    assert sum(sink.sizes) >= 5 << 20 and max(sink.sizes) <= 1 << 20
+
+
+@pytest.mark.parametrize("actual", [b"12345", b"123456789012"])
+def test_file_that_changed_size(tmp_path: Path, actual: bytes) -> None:
+    path = write(tmp_path / "f", actual)
+    with pytest.raises(OciBuildError) as err:
+        tar_bytes([LayerEntry("f", FILE, source=str(path), size=8)])
+    assert str(err.value) == (
+        f"{str(path)!r} changed size while the layer was written; build again once nothing "
+        "writes to it"
+    )
+
+
+@pytest.mark.parametrize("mtime", [-1, 1.5, "0"])
+def test_bad_mtime(mtime) -> None:
+    with pytest.raises(OciBuildError) as err:
+        write_tar([], io.BytesIO(), mtime=mtime)
+    assert str(err.value) == (
+        f"mtime {mtime!r}: must be a whole number of seconds since 1970-01-01 UTC, e.g. 0 "
+        "or $SOURCE_DATE_EPOCH"
+    )
