@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pants.core.goals.package import (
@@ -27,13 +26,6 @@ class OciImageFieldSet(PackageFieldSet):
 
     base: OciImageBaseField
     output_path: OutputPathField
-
-
-@dataclass(frozen=True)
-class BuiltOciImageArtifact(BuiltPackageArtifact):
-    """Carries the manifest digest so `publish` can report it without re-reading dist/."""
-
-    manifest_digest: str = ""
 
 
 def docker_archive_argv(image: OciImage, out: str) -> tuple[str, ...]:
@@ -65,14 +57,9 @@ async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
     return BuiltPackage(
         digest,
         (
-            BuiltOciImageArtifact(
-                relpath=output_path,
-                extra_log_lines=(f"    OCI layout, manifest {manifest}",),
-                manifest_digest=manifest,
-            ),
-            BuiltOciImageArtifact(relpath=f"{output_path}.tar",
-                                  extra_log_lines=("    docker-archive (docker/podman load)",)),
-            BuiltOciImageArtifact(relpath=f"{output_path}.json"),
+            BuiltPackageArtifact(output_path, (f"    OCI layout, manifest {manifest}",)),
+            BuiltPackageArtifact(f"{output_path}.tar", ("    docker-archive (docker/podman load)",)),
+            BuiltPackageArtifact(f"{output_path}.json"),
         ),
     )
 

@@ -25,7 +25,6 @@ from pants.engine.fs import (
 )
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Dependencies, Target, WrappedTarget, WrappedTargetRequest
-from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
