@@ -62,23 +62,21 @@ def generate(root: Path, size_mb: int) -> int:
 
 def run_layer(work: Path, compression: str) -> dict:
     spec = work / f"spec-{compression}.json"
-    spec.write_text(json.dumps({"mappings": [{"source": "in", "dest": "app"}],
+    spec.write_text(json.dumps({"mappings": [{"source": str(work / "in"), "dest": "app"}],
                                 "compression": compression}))
-    out = work / f"out-{compression}"
+    out, stdout_path = work / f"out-{compression}", work / f"stdout-{compression}.json"
     env = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
-    argv = [sys.executable, "-m", "ocibuild", "layer", "--spec", spec.name, "--out-dir", str(out)]
+    argv = [sys.executable, "-m", "ocibuild", "layer", "--spec", str(spec), "--out-dir", str(out)]
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=work, env=env, stdout=subprocess.PIPE)
+    pid = os.posix_spawn(sys.executable, argv, env, file_actions=[
+        (os.POSIX_SPAWN_OPEN, 1, str(stdout_path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)])
     # wait4 gives this child's own peak RSS; RUSAGE_CHILDREN would report the maximum over
     # every child so far, mixing up the runs.
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     wall = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
-        else status >> 8
-    stdout = proc.stdout.read() if proc.stdout else b""
-    if proc.returncode != 0:
-        raise SystemExit(f"ocibuild layer ({compression}) failed with {proc.returncode}")
-    layer = json.loads(stdout)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"ocibuild layer ({compression}) failed: status {status}")
+    layer = json.loads(stdout_path.read_text())
     shutil.rmtree(out)
     # ru_maxrss is in KiB on Linux, bytes on macOS.
     rss_mib = usage.ru_maxrss / (MIB if sys.platform == "darwin" else 1024)
@@ -92,11 +90,19 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--compression", action="append", choices=("gzip", "zstd", "none"))
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument("--generate-into", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate_into:
+        generate(Path(args.generate_into), args.size_mb)
+        return
     work = Path(tempfile.mkdtemp(prefix="ocibuild-bench-"))
     try:
         start = time.monotonic()
-        total = generate(work / "in", args.size_mb)
+        # In a child: this process must stay small, because a child's ru_maxrss starts from
+        # the RSS of the process that spawned it (Linux counts the pre-exec memory).
+        subprocess.run([sys.executable, __file__, "--size-mb", str(args.size_mb),
+                        "--generate-into", str(work / "in")], check=True)
+        total = sum(f.stat().st_size for f in (work / "in").rglob("*") if f.is_file())
         files = sum(len(f) for _, _, f in os.walk(work / "in"))
         print(f"input: {total / MIB:.0f} MiB in {files} files "
               f"(generated in {time.monotonic() - start:.1f} s), python {sys.version.split()[0]}")
