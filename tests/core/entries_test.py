@@ -290,3 +290,15 @@ def test_hardlinks_ignored_by_default_and_preserved_on_request(tmp_path: Path) -
     # The first path in sort order holds the content, whichever was created first.
     assert summary(linked) == [("d", DIR, "0o755", None, 0), ("d/a", FILE, "0o644", None, 6),
                                ("d/b", HARDLINK, "0o644", "d/a", 0)]
+
+
+def test_non_utf8_file_name(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    with open(os.path.join(os.fsencode(tmp_path / "in"), b"bad-\xff.txt"), "wb"):
+        pass
+    with pytest.raises(OciBuildError) as err:
+        collect_entries([(str(tmp_path / "in"), "d")])
+    assert str(err.value) == (
+        f"file name {str(tmp_path / 'in') + '/bad-' + chr(0xdcff) + '.txt'!r} is not valid "
+        "UTF-8, which tar headers need; rename it"
+    )
