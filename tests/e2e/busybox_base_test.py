@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from textwrap import dedent
 
@@ -23,11 +24,13 @@ APP_BUILD = dedent(
 
     files(name="script", sources=["hello.sh"])
     archive(name="bundle", format="tar", files=[":script"])
+    python_sources(name="py")
+    pex_binary(name="hello-pex", entry_point="main.py")
 
     oci_image(
         name="image",
         base=":busybox",
-        dependencies=[":script", ":bundle"],
+        dependencies=[":script", ":bundle", ":hello-pex"],
         entrypoint=["/bin/sh", "/app/hello.sh"],
         cmd=["world"],
         env={"GREETING": "hello"},
@@ -55,6 +58,7 @@ def _make_repo(tmp_path: Path) -> Path:
          "oci-archive:" + str(app / "busybox.tar") + ":latest"])
     (app / "BUILD").write_text(APP_BUILD)
     (app / "hello.sh").write_text(HELLO)
+    (app / "main.py").write_text('import sys\nprint("pex says", *sys.argv[1:])\n')
     return repo
 
 
@@ -66,10 +70,15 @@ def test_busybox_based_image_runs(tmp_path: Path) -> None:
     base = skopeo_inspect(repo / "app/busybox-layout", "latest")
     image = skopeo_inspect(dist / "app/image", "latest")
     assert image["Layers"][: len(base["Layers"])] == base["Layers"]
-    assert len(image["Layers"]) == len(base["Layers"]) + 2
+    assert len(image["Layers"]) == len(base["Layers"]) + 3
 
     rootfs = umoci_unpack(dist / "app/image", "latest", tmp_path / "bundle")
-    assert sorted(p.name for p in (rootfs / "app").iterdir()) == ["bundle.tar", "hello.sh"]
+    assert sorted(p.name for p in (rootfs / "app").iterdir()) == [
+        "bundle.tar", "hello-pex.pex", "hello.sh"
+    ]
+    # busybox has no Python: run the packaged pex as it landed in the image with this one.
+    pex = run([sys.executable, str(rootfs / "app/hello-pex.pex"), "hi"], env={"PATH": "/usr/bin:/bin"})
+    assert pex.stdout == "pex says hi\n"
     config = skopeo_inspect(dist / "app/image", "latest", config=True)["config"]
     argv = [*config["Entrypoint"], *config["Cmd"]]
     env = dict(item.split("=", 1) for item in config["Env"])
