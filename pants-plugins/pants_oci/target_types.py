@@ -7,7 +7,7 @@ the target and the field.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple
 
 from ocibuild import validate
 from ocibuild.errors import OciBuildError
@@ -40,6 +40,20 @@ def _check(cls: Any, address: Address, check: Callable[[str], Any], values: Iter
             check(value)
         except OciBuildError as err:
             raise _field_error(cls, address, err) from err
+
+
+class _KeyCheckedDictField(DictStringToStringField):
+    """A dict field whose keys are checked by `key_check` as the BUILD file is read."""
+
+    key_check: ClassVar[Callable[[str], str]]
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Dict[str, str]], address: Address
+    ) -> Optional[FrozenDict[str, str]]:
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, cls.key_check, (value or {}).keys())
+        return value
 
 
 class OciImageBaseField(StringField):
@@ -98,7 +112,7 @@ class OciImageCmdField(StringSequenceField):
     )
 
 
-class OciImageEnvField(DictStringToStringField):
+class OciImageEnvField(_KeyCheckedDictField):
     alias = "env"
     help = help_text(
         """
@@ -108,11 +122,7 @@ class OciImageEnvField(DictStringToStringField):
         """
     )
 
-    @classmethod
-    def compute_value(cls, raw_value: Optional[Dict[str, str]], address: Address) -> Optional[FrozenDict[str, str]]:
-        value = super().compute_value(raw_value, address)
-        _check(cls, address, validate.validate_env_name, (value or {}).keys())
-        return value
+    key_check = staticmethod(validate.validate_env_name)
 
 
 class OciImageWorkdirField(StringField):
@@ -145,7 +155,7 @@ class OciImageUserField(StringField):
         return value
 
 
-class OciImageLabelsField(DictStringToStringField):
+class OciImageLabelsField(_KeyCheckedDictField):
     alias = "labels"
     help = help_text(
         """
@@ -154,14 +164,10 @@ class OciImageLabelsField(DictStringToStringField):
         """
     )
 
-    @classmethod
-    def compute_value(cls, raw_value: Optional[Dict[str, str]], address: Address) -> Optional[FrozenDict[str, str]]:
-        value = super().compute_value(raw_value, address)
-        _check(cls, address, validate.validate_label_key, (value or {}).keys())
-        return value
+    key_check = staticmethod(validate.validate_label_key)
 
 
-class OciImageAnnotationsField(DictStringToStringField):
+class OciImageAnnotationsField(_KeyCheckedDictField):
     alias = "annotations"
     help = help_text(
         """
@@ -170,11 +176,7 @@ class OciImageAnnotationsField(DictStringToStringField):
         """
     )
 
-    @classmethod
-    def compute_value(cls, raw_value: Optional[Dict[str, str]], address: Address) -> Optional[FrozenDict[str, str]]:
-        value = super().compute_value(raw_value, address)
-        _check(cls, address, validate.validate_annotation_key, (value or {}).keys())
-        return value
+    key_check = staticmethod(validate.validate_annotation_key)
 
 
 class OciImageExposedPortsField(StringSequenceField):
@@ -187,7 +189,9 @@ class OciImageExposedPortsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         if value is None:
             return None
@@ -199,10 +203,16 @@ class OciImageExposedPortsField(StringSequenceField):
 
 class OciImageVolumesField(StringSequenceField):
     alias = "volumes"
-    help = "Mount points for volumes, absolute paths: `volumes=[\"/data\"]`. Merged with the base's."
+    help = help_text(
+        """
+        Mount points for volumes, absolute paths: `volumes=["/data"]`. Merged with the base's.
+        """
+    )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         _check(cls, address, lambda v: validate.validate_absolute_path(cls.alias, v), value or ())
         return value
@@ -210,7 +220,11 @@ class OciImageVolumesField(StringSequenceField):
 
 class OciImageStopSignalField(StringField):
     alias = "stop_signal"
-    help = "The signal that stops the container: a name or a number, e.g. `stop_signal=\"SIGTERM\"`."
+    help = help_text(
+        """
+        The signal that stops the container: a name or a number, e.g. `stop_signal="SIGTERM"`.
+        """
+    )
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
@@ -295,7 +309,9 @@ class OciImageTagsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         if not value:
             raise InvalidFieldException(

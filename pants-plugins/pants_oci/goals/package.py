@@ -58,7 +58,7 @@ async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
         digest,
         (
             BuiltPackageArtifact(output_path, (f"    OCI layout, manifest {manifest}",)),
-            BuiltPackageArtifact(f"{output_path}.tar", ("    docker-archive (docker/podman load)",)),
+            BuiltPackageArtifact(f"{output_path}.tar", ("    docker-archive (docker load)",)),
             BuiltPackageArtifact(f"{output_path}.json"),
         ),
     )

@@ -57,7 +57,10 @@ class OciLayoutRequest:
 
 @dataclass(frozen=True)
 class OciImageLayoutRequest:
-    """The built layout of an `oci_image` (answered by `image.py`; declared here to avoid a cycle)."""
+    """The built layout of an `oci_image`.
+
+    Answered in `image.py`; declared here because that module imports this one.
+    """
 
     address: Address
 

@@ -88,7 +88,7 @@ class OciImage:
 
 
 def source_date_epoch(env: EnvironmentVars) -> int:
-    """Timestamps in layers and config: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else 0."""
+    """Layer and config timestamps: SOURCE_DATE_EPOCH (reproducible-builds.org), else 0."""
     raw = env.get("SOURCE_DATE_EPOCH")
     if not raw:
         return 0
@@ -179,7 +179,9 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
     spec = assemble_spec(target, base, layers, epoch)
     spec_digest = await Get(
         Digest,
-        CreateDigest([FileContent("assemble-spec.json", json.dumps(spec, sort_keys=True).encode())]),
+        CreateDigest(
+            [FileContent("assemble-spec.json", json.dumps(spec, sort_keys=True).encode())]
+        ),
     )
     layer_jsons = await Get(
         Digest,
