@@ -31,13 +31,13 @@ class OciTool(PythonToolRequirementsBase):
         """
         The `ocibuild` core that builds layers and assembles images inside Pants' sandbox.
 
-        It needs only `zstandard` beyond the standard library. In this repository it is
+        It needs `zstandard` and `requests` beyond the standard library. In this repository it is
         installed from the `ocibuild` resolve (`install_from_resolve = "ocibuild"`).
         """
     )
 
     default_version = "zstandard==0.21.0"
-    default_requirements = ["zstandard>=0.21,<1"]
+    default_extra_requirements = ["requests==2.32.5"]
     register_interpreter_constraints = True
     default_interpreter_constraints = ["CPython>=3.9,<3.14"]
     default_lockfile_resource = ("pants_oci.lockfiles", "ocibuild.lock")

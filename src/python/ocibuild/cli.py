@@ -103,6 +103,24 @@ def cmd_unpack_layout(args: argparse.Namespace) -> dict:
     return {"out_dir": args.out_dir}
 
 
+def cmd_push(args: argparse.Namespace) -> dict:
+    # Imported here: only `push` needs requests; sandboxed layer builds never load it.
+    from ocibuild.reference import parse_reference
+    from ocibuild.registry.push import push_image
+    from ocibuild.registry.transport import Credentials, Transport
+
+    dest = parse_reference(args.to)
+    user, password = os.environ.get("OCIBUILD_USERNAME"), os.environ.get("OCIBUILD_PASSWORD")
+    credentials = Credentials(user, password or "") if user else None
+    transport = Transport(dest.api_host, insecure=args.insecure, ca_cert=args.ca_cert,
+                          credentials=credentials)
+    layout = OciLayout(args.layout)
+    image = resolve_image(layout, ref_name=args.ref_name)
+    result = push_image(layout, image, dest, transport, [dest.tag] if dest.tag else [])
+    return {"reference": result.reference, "manifest_digest": result.manifest_digest,
+            "uploaded": result.uploaded}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocibuild", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,6 +141,14 @@ def parser() -> argparse.ArgumentParser:
     unpack.add_argument("--archive", required=True)
     unpack.add_argument("--out-dir", required=True)
     unpack.set_defaults(run=cmd_unpack_layout)
+    push = sub.add_parser("push", help="push one image of a layout to a registry "
+                          "(credentials from $OCIBUILD_USERNAME / $OCIBUILD_PASSWORD)")
+    push.add_argument("--layout", required=True)
+    push.add_argument("--ref-name", help="which image of the layout (its ref name)")
+    push.add_argument("--to", required=True, help="REGISTRY/REPOSITORY[:TAG]")
+    push.add_argument("--insecure", action="store_true", help="plain HTTP (only when asked)")
+    push.add_argument("--ca-cert", help="CA bundle that signed the registry's certificate")
+    push.set_defaults(run=cmd_push)
     return p
 
 

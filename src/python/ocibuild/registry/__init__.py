@@ -1,0 +1,1 @@
+"""Registry client: transport with auth challenges, and push of an OCI layout."""
