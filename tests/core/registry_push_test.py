@@ -16,7 +16,12 @@ from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.push import push_image
 from ocibuild.registry.transport import Credentials, Transport
 from tests.core.layouts import add_image, named, write_layout
-from tests.fixtures.registry import Registry, registry, tls_registry  # noqa: F401 (fixtures)
+from tests.fixtures.registry import (  # noqa: F401 (fixtures)
+    Registry,
+    registry,
+    tls_registry,
+    token_registry,
+)
 from tests.fixtures.tools import require, run
 
 
@@ -91,3 +96,37 @@ def test_cli_push(registry: Registry, tmp_path: Path) -> None:
     out = json.loads(proc.stdout)
     assert out["reference"].startswith(f"{registry.host}/cli/app@sha256:")
     assert len(out["uploaded"]) == 2
+
+
+def test_push_with_bearer_token(token_registry: Registry, tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    image = resolve_image(layout, ref_name="latest")
+    dest = parse_reference(f"{token_registry.host}/team/app:v2")
+    result = push_image(layout, image, dest, _transport(token_registry), ["v2"])
+    assert result.manifest_digest == image.manifest_descriptor.digest
+    info = json.loads(run([require("skopeo"), "inspect", "--tls-verify=false",
+                           f"--creds={token_registry.username}:{token_registry.password}",
+                           f"docker://{token_registry.host}/team/app:v2"]).stdout)
+    assert info["Digest"] == image.manifest_descriptor.digest
+
+
+def test_anonymous_token_cannot_push(token_registry: Registry, tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    image = resolve_image(layout, ref_name="latest")
+    transport = Transport(token_registry.host, insecure=True)
+    with pytest.raises(RegistryError) as err:
+        push_image(layout, image, parse_reference(f"{token_registry.host}/team/app:v"),
+                   transport, ["v"])
+    # The anonymous token holds `pull` only: the registry refuses the upload.
+    assert ": 401: UNAUTHORIZED" in str(err.value)
+
+
+def test_bad_password_at_the_token_realm(token_registry: Registry, tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    image = resolve_image(layout, ref_name="latest")
+    with pytest.raises(RegistryError) as err:
+        push_image(layout, image, parse_reference(f"{token_registry.host}/team/app:v"),
+                   _transport(token_registry, password="nope"), ["v"])
+    assert str(err.value).startswith("GET http://127.0.0.1:")
+    assert "/token: 401: " in str(err.value)
+    assert "nope" not in str(err.value)
