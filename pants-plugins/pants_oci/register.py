@@ -1,6 +1,6 @@
 """Wiring only: the targets and rules of the pants-oci backend."""
 
-from pants_oci.goals import package
+from pants_oci.goals import package, publish
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import OciImageTarget, OciLayoutTarget
 from pants_oci.util_rules import base_image, image, layer_content, layers
@@ -18,4 +18,5 @@ def rules():
         *layers.rules(),
         *image.rules(),
         *package.rules(),
+        *publish.rules(),
     )

@@ -17,6 +17,7 @@ from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     AsyncFieldMixin,
+    BoolField,
     Dependencies,
     DictStringToStringField,
     InvalidFieldException,
@@ -322,6 +323,28 @@ class OciImageTagsField(StringSequenceField):
         return value
 
 
+class OciImageRegistriesField(StringSequenceField):
+    alias = "registries"
+    help = help_text(
+        """
+        Where `pants publish` pushes the image: `@alias` for a registry configured under
+        `[oci.registries]` in pants.toml, or a registry address. Unset: every registry
+        configured with `default = true`. `registries=[]` never publishes.
+
+            oci_image(name="app", ..., registries=["@ghcr", "registry.internal:5000"])
+
+        Each registry gets `<repository>:<tag>` for every tag in `image_tags`; the manifest is
+        pushed by digest first, so tags only move once the image is complete there.
+        """
+    )
+
+
+class OciImageSkipPushField(BoolField):
+    alias = "skip_push"
+    default = False
+    help = "If true, `pants publish` skips this image (it is still built by `pants package`)."
+
+
 class OciImageOutputPathField(OutputPathField):
     help = help_text(
         """
@@ -353,6 +376,8 @@ class OciImageTarget(Target):
         OciImageLayerCompressionField,
         OciImageRepositoryField,
         OciImageTagsField,
+        OciImageRegistriesField,
+        OciImageSkipPushField,
         OciImageOutputPathField,
     )
     help = help_text(

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, Optional
 
 # The sandbox holds the //:repo files at their repository paths.
 _REPO_ENTRIES = ("pants", "pants.toml", "BUILD", "3rdparty", "pants-plugins", "src", "examples", "docs")
@@ -31,8 +32,10 @@ def copy_repo(dest: Path, source: Path = Path.cwd()) -> Path:
     return dest
 
 
-def run_pants(repo: Path, *args: str, check: bool = True) -> PantsResult:
+def run_pants(repo: Path, *args: str, check: bool = True,
+              extra_env: Optional[Dict[str, str]] = None) -> PantsResult:
     env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+    env.update(extra_env or {})
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     proc = subprocess.run(
         ["bash", "./pants", "--no-pantsd", "--no-dynamic-ui", *args],

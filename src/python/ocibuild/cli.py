@@ -116,7 +116,8 @@ def cmd_push(args: argparse.Namespace) -> dict:
                           credentials=credentials)
     layout = OciLayout(args.layout)
     image = resolve_image(layout, ref_name=args.ref_name)
-    result = push_image(layout, image, dest, transport, [dest.tag] if dest.tag else [])
+    tags = [*([dest.tag] if dest.tag else []), *args.tag]
+    result = push_image(layout, image, dest, transport, tags)
     return {"reference": result.reference, "manifest_digest": result.manifest_digest,
             "uploaded": result.uploaded}
 
@@ -146,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--layout", required=True)
     push.add_argument("--ref-name", help="which image of the layout (its ref name)")
     push.add_argument("--to", required=True, help="REGISTRY/REPOSITORY[:TAG]")
+    push.add_argument("--tag", action="append", default=[], help="also tag it TAG, repeatable")
     push.add_argument("--insecure", action="store_true", help="plain HTTP (only when asked)")
     push.add_argument("--ca-cert", help="CA bundle that signed the registry's certificate")
     push.set_defaults(run=cmd_push)

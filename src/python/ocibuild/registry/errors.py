@@ -17,11 +17,11 @@ class RegistryError(OciBuildError):
         super().__init__(f"{method} {url}: {status}: {message}")
 
 
-def error_message(body: bytes) -> str:
+def error_message(body: bytes, reason: str = "") -> str:
     """The registry's own error text (distribution spec `errors` array) when there is one."""
     text = body[:_MAX_BODY].decode("utf-8", "replace")
     try:
         errors = json.loads(text).get("errors") or []
         return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors) or text
     except (ValueError, AttributeError):
-        return text.strip() or "(no body)"
+        return text.strip() or reason or "(no body)"

@@ -57,7 +57,11 @@ class Transport:
                 data.seek(0)
             response = self._send(method, url, scope, **kwargs)
         if response.status_code not in expected:
-            raise RegistryError(method, url, response.status_code, error_message(response.content))
+            message = error_message(response.content, response.reason)
+            if response.status_code in (401, 403):
+                message += (" (the registry refused these credentials or their scope: set "
+                            "OCIBUILD_USERNAME and OCIBUILD_PASSWORD for it)")
+            raise RegistryError(method, url, response.status_code, message)
         return response
 
     def _send(self, method: str, url: str, scope: str, **kwargs) -> requests.Response:

@@ -1,0 +1,125 @@
+"""`pants publish` for `oci_image`: push the packaged layout to each registry, interactively.
+
+Pushes run as interactive processes (never cached, credentials only in their environment);
+the manifest digest is known from `package`, so each push is reported as `ref@digest`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pants.core.goals.publish import (
+    PublishFieldSet,
+    PublishOutputData,
+    PublishPackages,
+    PublishProcesses,
+    PublishRequest,
+)
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.process import InteractiveProcess, Process
+from pants.engine.rules import Get, collect_rules, rule
+from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.util.logging import LogLevel
+
+from pants_oci.subsystems.oci import OciSubsystem, Registry, select_registries
+from pants_oci.subsystems.oci_tool import OcibuildPex
+from pants_oci.target_types import (
+    OciImageRegistriesField,
+    OciImageRepositoryField,
+    OciImageSkipPushField,
+    OciImageTagsField,
+)
+
+CREDENTIAL_VARS = ("OCIBUILD_USERNAME", "OCIBUILD_PASSWORD")
+
+
+class PublishOciRequest(PublishRequest):
+    pass
+
+
+@dataclass(frozen=True)
+class PublishOciFieldSet(PublishFieldSet):
+    publish_request_type = PublishOciRequest
+    required_fields = (OciImageRegistriesField,)
+
+    registries: OciImageRegistriesField
+    repository: OciImageRepositoryField
+    tags: OciImageTagsField
+    skip_push: OciImageSkipPushField
+
+    def get_output_data(self) -> PublishOutputData:
+        return PublishOutputData({"publisher": "oci", **super().get_output_data()})
+
+
+def push_argv(layout_dir: str, registry: Registry, repository: str, tags: tuple) -> tuple:
+    argv = ["push", "--layout", layout_dir, "--ref-name", tags[0],
+            "--to", f"{registry.address}/{repository}"]
+    argv += [arg for tag in tags for arg in ("--tag", tag)]
+    if registry.insecure:
+        argv.append("--insecure")
+    if registry.ca_cert:
+        argv += ["--ca-cert", registry.ca_cert]
+    return tuple(argv)
+
+
+@rule(desc="Prepare OCI image pushes", level=LogLevel.DEBUG)
+async def publish_oci_image(
+    request: PublishOciRequest, oci: OciSubsystem, tool: OcibuildPex
+) -> PublishProcesses:
+    fs = request.field_set
+    repository = fs.repository.value_or_default()
+    tags = tuple(fs.tags.value)
+    try:
+        registries = select_registries(oci.registries(), fs.registries.value)
+    except ValueError as err:
+        raise ValueError(f"The `registries` field of {fs.address}: {err}") from err
+    names = lambda r: tuple(f"{r.address}/{repository}:{tag}" for tag in tags)  # noqa: E731
+    if fs.skip_push.value:
+        return PublishProcesses(
+            PublishPackages(names(r), description=f"(by `skip_push` on {fs.address})")
+            for r in registries
+        )
+    if not registries:
+        return PublishProcesses([PublishPackages((repository,), description="(no registries)")])
+
+    package = request.packages[0]
+    metadata_path = next(a.relpath for a in package.artifacts if a.relpath.endswith(".json"))
+    layout_dir = metadata_path[: -len(".json")]
+    (meta,) = await Get(
+        DigestContents, DigestSubset(package.digest, PathGlobs([metadata_path]))
+    )
+    manifest_digest = json.loads(meta.content)["manifest_digest"]
+    ca_certs = [r.ca_cert for r in registries if r.ca_cert]
+    inputs = package.digest
+    if ca_certs:
+        certs = await Get(Digest, PathGlobs(ca_certs))
+        inputs = await Get(Digest, MergeDigests([package.digest, certs]))
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(CREDENTIAL_VARS))
+
+    processes = []
+    for registry in registries:
+        process = await Get(
+            Process,
+            VenvPexProcess(
+                tool.pex,
+                argv=push_argv(layout_dir, registry, repository, tags),
+                input_digest=inputs,
+                description=f"Pushing {fs.address} to {registry.address}",
+                extra_env={k: v for k, v in env.items() if v},
+            ),
+        )
+        processes.append(
+            PublishPackages(
+                names=names(registry),
+                process=InteractiveProcess.from_process(process),
+                description=f"{registry.address}/{repository}@{manifest_digest}",
+                data=PublishOutputData({"manifest_digest": manifest_digest}),
+            )
+        )
+    return PublishProcesses(processes)
+
+
+def rules():
+    return (*collect_rules(), *PublishOciFieldSet.rules())

@@ -1,0 +1,77 @@
+"""`[oci]`: where images are published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from pants.option.option_types import DictOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+
+class OciSubsystem(Subsystem):
+    options_scope = "oci"
+    help = "Options for building and publishing OCI images with pants-oci."
+
+    _registries = DictOption[Any](
+        help=help_text(
+            """
+            Registries images are pushed to, by alias, as in `[docker].registries`:
+
+                [oci.registries.ghcr]
+                address = "ghcr.io"
+                default = true            # used by images that do not set `registries`
+
+                [oci.registries.cluster]
+                address = "registry.ci.svc:5000"
+                insecure = true           # plain HTTP; only when you ask for it
+                ca_cert = "certs/ci-ca.pem"   # a CA bundle (path from the build root)
+
+            Credentials come from `OCIBUILD_USERNAME` / `OCIBUILD_PASSWORD` in the
+            environment of `pants publish` (never from BUILD files, never cached).
+            """
+        ),
+        fromfile=True,
+    )
+
+    def registries(self) -> Dict[str, "Registry"]:
+        return {alias: Registry.from_option(alias, raw) for alias, raw in self._registries.items()}
+
+
+@dataclass(frozen=True)
+class Registry:
+    alias: str
+    address: str
+    default: bool = False
+    insecure: bool = False
+    ca_cert: Optional[str] = None
+
+    @classmethod
+    def from_option(cls, alias: str, raw: Dict[str, Any]) -> "Registry":
+        unknown = sorted(set(raw) - {"address", "default", "insecure", "ca_cert"})
+        if unknown or "address" not in raw:
+            raise ValueError(
+                f"[oci].registries.{alias}: needs `address` and takes only address, default, "
+                f"insecure, ca_cert (got {', '.join(sorted(raw))})"
+            )
+        return cls(alias, str(raw["address"]), bool(raw.get("default", False)),
+                   bool(raw.get("insecure", False)), raw.get("ca_cert"))
+
+
+def select_registries(configured: Dict[str, Registry], wanted: Optional[Tuple[str, ...]]
+                      ) -> Tuple[Registry, ...]:
+    """`@alias` names a configured registry, anything else is an address; unset: the defaults."""
+    if wanted is None:
+        return tuple(r for r in configured.values() if r.default)
+    chosen = []
+    for name in wanted:
+        if name.startswith("@"):
+            if name[1:] not in configured:
+                known = ", ".join(f"@{a}" for a in configured) or "none configured"
+                raise ValueError(f"unknown registry alias {name!r} (known: {known}); add it "
+                                 f"under [oci.registries.{name[1:]}] in pants.toml")
+            chosen.append(configured[name[1:]])
+        else:
+            chosen.append(Registry(name, name))
+    return tuple(chosen)

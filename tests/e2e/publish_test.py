@@ -1,0 +1,60 @@
+"""`./pants publish` to the real registry: plain HTTP, and TLS with basic auth from the env."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.e2e.repo import copy_repo, run_pants
+from tests.fixtures.registry import Registry, registry, tls_registry  # noqa: F401 (fixtures)
+from tests.fixtures.tools import require
+
+IMAGE = "examples/static-site:image"
+
+
+def _registries_option(reg: Registry, **extra) -> str:
+    entry = {"address": reg.host, "default": True, **extra}
+    return f"--oci-registries={{'local': {entry!r}}}"
+
+
+def _raw(reg: Registry, ref: str) -> bytes:
+    argv = [require("skopeo"), "inspect", "--raw", *reg.skopeo_src_flags(), f"docker://{ref}"]
+    return subprocess.run(argv, capture_output=True, check=True).stdout
+
+
+def test_publish_plain_http(registry: Registry, tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    option = _registries_option(registry, insecure=True)
+    first = run_pants(repo, option, "publish", IMAGE)
+    run_pants(repo, "package", IMAGE)
+    meta = json.loads((repo / "dist/examples.static-site/image.json").read_text())
+    digest = meta["manifest_digest"]
+    name = f"{registry.host}/examples/static-site/image"
+    for tag in ("latest", "1.0.0"):
+        assert f"{name}:{tag} published to {name}@{digest}" in first.stderr + first.stdout
+    blob = repo / "dist/examples.static-site/image/blobs/sha256" / digest.split(":")[1]
+    assert _raw(registry, f"{name}:1.0.0") == blob.read_bytes()
+    # Publishing again uploads no blob: only the manifest is PUT again.
+    again = run_pants(repo, option, "publish", IMAGE)
+    assert '"uploaded": []' in again.stdout
+
+
+def test_publish_tls_with_credentials_from_env(tls_registry: Registry, tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "certs").mkdir()
+    shutil.copy(tls_registry.ca_cert, repo / "certs/ca.pem")
+    option = _registries_option(tls_registry, ca_cert="certs/ca.pem")
+    env = {"OCIBUILD_USERNAME": tls_registry.username, "OCIBUILD_PASSWORD": tls_registry.password}
+    result = run_pants(repo, option, "publish", IMAGE, extra_env=env)
+    assert f"{tls_registry.host}/examples/static-site/image:latest published" in result.stderr
+    assert tls_registry.password not in result.stdout + result.stderr
+    assert not any(tls_registry.password.encode() in p.read_bytes()
+                   for p in (repo / "dist").rglob("*") if p.is_file())
+
+    bad = run_pants(repo, option, "publish", IMAGE, check=False,
+                    extra_env={**env, "OCIBUILD_PASSWORD": "wrong-pw"})
+    assert bad.returncode != 0
+    assert ": 401: Unauthorized (the registry refused these credentials" in bad.stderr
+    assert "wrong-pw" not in bad.stderr + bad.stdout
