@@ -1,0 +1,55 @@
+"""Choosing registries from `[oci].registries` and the `registries` field."""
+
+from __future__ import annotations
+
+import pytest
+
+from pants_oci.goals.publish import push_argv
+from pants_oci.subsystems.oci import Registry, select_registries
+
+CONFIGURED = {
+    "ghcr": Registry("ghcr", "ghcr.io", default=True),
+    "ci": Registry("ci", "registry.ci:5000", insecure=True),
+    "corp": Registry("corp", "r.corp:443", ca_cert="certs/ca.pem"),
+}
+
+
+def test_unset_means_the_defaults() -> None:
+    assert select_registries(CONFIGURED, None) == (CONFIGURED["ghcr"],)
+
+
+def test_aliases_and_addresses() -> None:
+    chosen = select_registries(CONFIGURED, ("@ci", "other.example:5000"))
+    assert chosen == (CONFIGURED["ci"], Registry("other.example:5000", "other.example:5000"))
+    assert select_registries(CONFIGURED, ()) == ()
+
+
+def test_unknown_alias() -> None:
+    with pytest.raises(ValueError) as err:
+        select_registries(CONFIGURED, ("@nope",))
+    assert str(err.value) == (
+        "unknown registry alias '@nope' (known: @ghcr, @ci, @corp); add it under "
+        "[oci.registries.nope] in pants.toml"
+    )
+
+
+def test_option_entries_are_checked() -> None:
+    assert Registry.from_option("x", {"address": "a:1", "insecure": True}) == Registry(
+        "x", "a:1", insecure=True
+    )
+    with pytest.raises(ValueError) as err:
+        Registry.from_option("x", {"adress": "typo"})
+    assert str(err.value) == (
+        "[oci].registries.x: needs `address` and takes only address, default, insecure, "
+        "ca_cert (got adress)"
+    )
+
+
+def test_push_argv() -> None:
+    assert push_argv("d/image", CONFIGURED["ci"], "team/app", ("latest", "1.0")) == (
+        "push", "--layout", "d/image", "--ref-name", "latest", "--to", "registry.ci:5000/team/app",
+        "--tag", "latest", "--tag", "1.0", "--insecure",
+    )
+    assert push_argv("d/image", CONFIGURED["corp"], "a", ("t",))[-2:] == (
+        "--ca-cert", "certs/ca.pem",
+    )
