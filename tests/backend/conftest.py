@@ -54,6 +54,8 @@ def make_rule_runner() -> RuleRunner:
     runner.set_options(
         [
             "--python-resolves={'ocibuild': '3rdparty/ocibuild.lock'}",
+            # As in pants.toml: the lock is for 3.9+, so never pick an older interpreter.
+            "--python-resolves-to-interpreter-constraints={'ocibuild': ['CPython>=3.9,<3.14']}",
             "--python-enable-resolves",
             "--oci-tool-install-from-resolve=ocibuild",
             "--subprocess-environment-env-vars=['PIP_CONFIG_FILE=/dev/null']",
