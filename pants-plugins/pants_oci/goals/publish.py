@@ -75,7 +75,10 @@ async def publish_oci_image(
         registries = select_registries(oci.registries(), fs.registries.value)
     except ValueError as err:
         raise ValueError(f"The `registries` field of {fs.address}: {err}") from err
-    names = lambda r: tuple(f"{r.address}/{repository}:{tag}" for tag in tags)  # noqa: E731
+
+    def names(registry: Registry) -> tuple:
+        return tuple(f"{registry.address}/{repository}:{tag}" for tag in tags)
+
     if fs.skip_push.value:
         return PublishProcesses(
             PublishPackages(names(r), description=f"(by `skip_push` on {fs.address})")
