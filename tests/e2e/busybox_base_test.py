@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from textwrap import dedent
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.busybox import make_busybox_layout
 from tests.fixtures.image_checks import (
+    podman_load_and_run,
     run_in_rootfs,
     skopeo_inspect,
     skopeo_inspect_archive,
@@ -92,6 +94,11 @@ def test_busybox_based_image_runs(tmp_path: Path) -> None:
          f"oci:{tmp_path / 'roundtrip'}:latest"])
     loaded = umoci_unpack(tmp_path / "roundtrip", "latest", tmp_path / "bundle3")
     assert run_in_rootfs(loaded, argv, env=env, cwd="/app").stdout == "hello world from /app as 0\n"
+
+    if os.geteuid() == 0:  # podman here needs root; unprivileged runs are covered by proot
+        # `podman load` of our docker-archive, then the image's own entrypoint and cmd.
+        loaded = podman_load_and_run(dist / "app/image.tar", [], tmp_path / "podman")
+        assert loaded.stdout == "hello world from /app as 0\n"
 
     # The same image from the base vendored as an oci-archive tarball.
     other = umoci_unpack(dist / "app/from-archive", "latest", tmp_path / "bundle2")
