@@ -8,6 +8,11 @@
     ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
     ocibuild docker-archive --layout DIR [--ref-name NAME] --repo-tag REPO:TAG ... --out F.tar
     ocibuild unpack-layout --archive F.tar --out-dir DIR  (an OCI archive into a layout)
+    ocibuild push --layout DIR --to REGISTRY/REPO[:TAG] [--tag T ...] [--mount-from REPO]
+    ocibuild pull REGISTRY/REPO[:TAG][@DIGEST] [--platform os/arch] --out-dir DIR
+    ocibuild resolve REGISTRY/REPO[:TAG]           (the digest to pin)
+    Registry commands take --insecure (plain HTTP) and --ca-cert PEM; credentials are looked
+    up as docker and podman do (see ocibuild/registry/credentials.py).
 
 Prints a JSON result on stdout. Exit codes: 0 done; 2 bad input, with `ocibuild: error:
 <message>` on stderr; 1 a crash, which is a bug in ocibuild.
@@ -103,23 +108,75 @@ def cmd_unpack_layout(args: argparse.Namespace) -> dict:
     return {"out_dir": args.out_dir}
 
 
+def _transport(ref, args: argparse.Namespace):
+    # Imported here: only registry commands need requests; sandboxed layer builds never load it.
+    from ocibuild.registry import credentials
+    from ocibuild.registry.transport import Transport
+
+    return Transport(ref.api_host, insecure=args.insecure, ca_cert=args.ca_cert,
+                     credentials=credentials.lookup(ref.registry, os.environ))
+
+
+def _write_lines(path: str, lines: List[str], append: bool) -> None:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "a" if append else "w") as f:
+        f.writelines(line + "\n" for line in lines)
+
+
 def cmd_push(args: argparse.Namespace) -> dict:
-    # Imported here: only `push` needs requests; sandboxed layer builds never load it.
     from ocibuild.reference import parse_reference
     from ocibuild.registry.push import push_image
-    from ocibuild.registry.transport import Credentials, Transport
 
     dest = parse_reference(args.to)
-    user, password = os.environ.get("OCIBUILD_USERNAME"), os.environ.get("OCIBUILD_PASSWORD")
-    credentials = Credentials(user, password or "") if user else None
-    transport = Transport(dest.api_host, insecure=args.insecure, ca_cert=args.ca_cert,
-                          credentials=credentials)
+    transport = _transport(dest, args)
     layout = OciLayout(args.layout)
     image = resolve_image(layout, ref_name=args.ref_name)
     tags = [*([dest.tag] if dest.tag else []), *args.tag]
-    result = push_image(layout, image, dest, transport, tags)
+    result = push_image(layout, image, dest, transport, tags, mount_from=args.mount_from,
+                        jobs=args.jobs, chunk_size=args.chunk_size)
+    refs = [f"{dest.name}:{tag}@{result.manifest_digest}" for tag in tags] or [result.reference]
+    if args.digest_file:
+        _write_lines(args.digest_file, [result.manifest_digest], append=False)
+    if args.refs_file:
+        _write_lines(args.refs_file, refs, append=args.append_refs)
     return {"reference": result.reference, "manifest_digest": result.manifest_digest,
-            "uploaded": result.uploaded}
+            "refs": refs, "uploaded": result.uploaded, "mounted": result.mounted,
+            "tags_written": result.tags_written, "retries": transport.retries}
+
+
+def cmd_pull(args: argparse.Namespace) -> dict:
+    from ocibuild.platform import parse_platform
+    from ocibuild.reference import parse_reference
+    from ocibuild.registry.pull import pull_to_layout
+
+    ref = parse_reference(args.image)
+    reference = ref.digest or ref.tag or "latest"
+    image = pull_to_layout(_transport(ref, args), ref, reference, parse_platform(args.platform),
+                           args.out_dir, ref_name=args.ref_name)
+    return {"manifest_digest": image.manifest_descriptor.digest, "out_dir": args.out_dir,
+            "layers": [d.digest for d in image.layers]}
+
+
+def cmd_resolve(args: argparse.Namespace) -> dict:
+    """What a tag names now: the digest to pin, and the platforms it offers."""
+    from ocibuild.reference import parse_reference
+    from ocibuild.registry.pull import fetch_manifest
+
+    ref = parse_reference(args.image)
+    manifest = fetch_manifest(_transport(ref, args), ref, ref.digest or ref.tag or "latest")
+    platforms = []
+    if manifest.is_index:
+        from ocibuild.platform import describe
+        platforms = [describe(m.get("platform")) for m in manifest.json().get("manifests", [])
+                     if (m.get("platform") or {}).get("os") != "unknown"]
+    return {"image": str(ref), "digest": manifest.digest, "media_type": manifest.media_type,
+            "platforms": platforms}
+
+
+def _registry_flags(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--insecure", action="store_true", help="plain HTTP (only when asked)")
+    cmd.add_argument("--ca-cert", help="CA bundle that signed the registry's certificate")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -143,14 +200,32 @@ def parser() -> argparse.ArgumentParser:
     unpack.add_argument("--out-dir", required=True)
     unpack.set_defaults(run=cmd_unpack_layout)
     push = sub.add_parser("push", help="push one image of a layout to a registry "
-                          "(credentials from $OCIBUILD_USERNAME / $OCIBUILD_PASSWORD)")
+                          "(credentials: see ocibuild.registry.credentials)")
     push.add_argument("--layout", required=True)
     push.add_argument("--ref-name", help="which image of the layout (its ref name)")
     push.add_argument("--to", required=True, help="REGISTRY/REPOSITORY[:TAG]")
     push.add_argument("--tag", action="append", default=[], help="also tag it TAG, repeatable")
-    push.add_argument("--insecure", action="store_true", help="plain HTTP (only when asked)")
-    push.add_argument("--ca-cert", help="CA bundle that signed the registry's certificate")
+    push.add_argument("--mount-from", help="a repository on the same registry to mount "
+                      "blobs from (the base image's)")
+    push.add_argument("--jobs", type=int, default=4, help="blobs uploaded at once")
+    push.add_argument("--chunk-size", type=int, default=64 << 20,
+                      help="blobs larger than this go up in PATCH chunks of this size")
+    push.add_argument("--digest-file", help="write the manifest digest here")
+    push.add_argument("--refs-file", help="write REGISTRY/REPO:TAG@DIGEST lines here")
+    push.add_argument("--append-refs", action="store_true", help="append to --refs-file")
+    _registry_flags(push)
     push.set_defaults(run=cmd_push)
+    pull = sub.add_parser("pull", help="pull one platform's image into an OCI layout")
+    pull.add_argument("image", help="REGISTRY/REPOSITORY[:TAG][@DIGEST]")
+    pull.add_argument("--platform", default="linux/amd64")
+    pull.add_argument("--ref-name", help="name the image in the layout's index.json")
+    pull.add_argument("--out-dir", required=True)
+    _registry_flags(pull)
+    pull.set_defaults(run=cmd_pull)
+    resolve = sub.add_parser("resolve", help="print the digest a tag names now")
+    resolve.add_argument("image", help="REGISTRY/REPOSITORY[:TAG]")
+    _registry_flags(resolve)
+    resolve.set_defaults(run=cmd_resolve)
     return p
 
 

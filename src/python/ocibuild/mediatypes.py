@@ -23,3 +23,6 @@ _OCI_LAYER_EQUIVALENT = {DOCKER_LAYER_GZIP: OCI_LAYER_GZIP}
 
 def oci_layer_media_type(media_type: str) -> str:
     return _OCI_LAYER_EQUIVALENT.get(media_type, media_type)
+
+# Every manifest kind we can read, for the registry's `Accept` negotiation.
+MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])

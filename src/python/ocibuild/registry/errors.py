@@ -11,9 +11,10 @@ RETRYABLE = {408, 429, 500, 502, 503, 504}
 
 
 class RegistryError(OciBuildError):
-    def __init__(self, method: str, url: str, status: int, message: str) -> None:
+    def __init__(self, method: str, url: str, status: int, message: str, *,
+                 retryable: bool = False) -> None:
         self.status = status
-        self.retryable = status in RETRYABLE
+        self.retryable = retryable or status in RETRYABLE
         super().__init__(f"{method} {url}: {status}: {message}")
 
 

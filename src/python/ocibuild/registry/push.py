@@ -1,61 +1,170 @@
 """Push one image from an OCI layout: blobs, then the manifest by digest, then the tags.
 
-Blobs the registry already has (HEAD 200) are skipped, so re-pushing an image uploads
-nothing but its manifest. Blobs stream from disk (monolithic PUT); nothing is held whole.
+A manifest the registry already holds by digest means its blobs are there too, so a re-push
+does no blob work at all. Otherwise each missing blob (HEAD 404) is mounted from `mount_from`
+when that repository on the same registry has it (the base image's, usually), else uploaded:
+streamed from disk in one PUT, or in PATCH chunks for blobs over `chunk_size`. Blobs go up
+`jobs` at a time. An upload that fails in a retryable way restarts from a new session.
+Tags are written last, so a tag never names an incomplete image.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Sequence
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
+from ocibuild import mediatypes
+from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout, ResolvedImage
 from ocibuild.reference import Reference
+from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.transport import Transport
 
+JOBS = 4
+CHUNK_SIZE = 64 << 20
+UPLOAD_ATTEMPTS = 3
 
-@dataclass(frozen=True)
+
+@dataclass
 class PushResult:
     reference: str
     manifest_digest: str
-    uploaded: List[str]  # blob digests actually uploaded
+    uploaded: List[str] = field(default_factory=list)  # blob digests actually uploaded
+    mounted: List[str] = field(default_factory=list)   # blob digests mounted from mount_from
+    tags_written: List[str] = field(default_factory=list)
 
 
-def _has_blob(transport: Transport, repo: str, digest: str, scope: str) -> bool:
-    response = transport.request("HEAD", f"/v2/{repo}/blobs/{digest}", scope=scope,
-                                 expected=(200, 404))
-    return response.status_code == 200
+@dataclass(frozen=True)
+class _Target:
+    transport: Transport
+    layout: OciLayout
+    repo: str
+    scope: str
+    mount_from: Optional[str]
+    chunk_size: int
 
 
-def _upload_blob(transport: Transport, repo: str, layout: OciLayout, digest: str,
-                 scope: str) -> None:
-    start = transport.request("POST", f"/v2/{repo}/blobs/uploads/", scope=scope, expected=(202,))
-    location = start.headers["Location"]
-    if "://" not in location:
-        location = transport.base + location
-    separator = "&" if "?" in location else "?"
-    with open(layout.blob_path(digest), "rb") as blob:
-        transport.request("PUT", location + separator + urlencode({"digest": digest}),
-                          scope=scope, expected=(201,), data=blob,
-                          headers={"Content-Type": "application/octet-stream"})
+def _exists(t: _Target, kind: str, ref: str) -> Tuple[bool, str]:
+    headers = {"Accept": mediatypes.MANIFEST_ACCEPT} if kind == "manifests" else {}
+    response = t.transport.request("HEAD", f"/v2/{t.repo}/{kind}/{ref}", scope=t.scope,
+                                   expected=(200, 404), headers=headers)
+    return response.status_code == 200, response.headers.get("Docker-Content-Digest", "")
 
 
-def push_image(layout: OciLayout, image: ResolvedImage, dest: Reference,
-               transport: Transport, tags: Sequence[str]) -> PushResult:
+def _location(t: _Target, response) -> str:
+    return t.transport.url(response.headers["Location"])
+
+
+def _with_query(url: str, **params: str) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def _start(t: _Target, digest: str) -> Tuple[Optional[str], bool]:
+    """(upload location, mounted). A refused mount falls back to a plain upload session."""
+    if t.mount_from and t.mount_from != t.repo:
+        mount_scope = f"{t.scope} repository:{t.mount_from}:pull"
+        try:
+            response = t.transport.request(
+                "POST", _with_query(f"/v2/{t.repo}/blobs/uploads/", mount=digest,
+                                    **{"from": t.mount_from}),
+                scope=mount_scope, expected=(201, 202))
+            if response.status_code == 201:
+                return None, True
+            return _location(t, response), False
+        except RegistryError as err:
+            if err.status not in (401, 403, 404):
+                raise
+    response = t.transport.request("POST", f"/v2/{t.repo}/blobs/uploads/", scope=t.scope,
+                                   expected=(202,))
+    return _location(t, response), False
+
+
+def _upload(t: _Target, location: str, descriptor: Descriptor) -> None:
+    headers = {"Content-Type": "application/octet-stream"}
+    with open(t.layout.blob_path(descriptor.digest), "rb") as blob:
+        if descriptor.size > t.chunk_size:
+            offset = 0
+            while offset < descriptor.size:
+                chunk = blob.read(t.chunk_size)
+                end = offset + len(chunk) - 1
+                response = t.transport.request(
+                    "PATCH", location, scope=t.scope, expected=(202,), data=chunk,
+                    headers={**headers, "Content-Range": f"{offset}-{end}"})
+                location = _location(t, response)
+                offset = end + 1
+            t.transport.request("PUT", _with_query(location, digest=descriptor.digest),
+                                scope=t.scope, expected=(201,), data=b"", headers=headers)
+        else:
+            t.transport.request("PUT", _with_query(location, digest=descriptor.digest),
+                                scope=t.scope, expected=(201,), data=blob, headers=headers)
+
+
+def _push_blob(t: _Target, descriptor: Descriptor) -> str:
+    """'present', 'mounted' or 'uploaded'."""
+    if _exists(t, "blobs", descriptor.digest)[0]:
+        return "present"
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            location, mounted = _start(t, descriptor.digest)
+            if mounted:
+                return "mounted"
+            assert location is not None
+            _upload(t, location, descriptor)
+            return "uploaded"
+        except RegistryError as err:
+            # 404: the upload session was lost (e.g. the registry restarted): start again.
+            if attempt == UPLOAD_ATTEMPTS or not (err.retryable or err.status == 404):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _parallel(t: _Target, blobs: List[Descriptor], jobs: int) -> List[str]:
+    """`_push_blob` on each, `jobs` at a time; after a failure no new blob is started."""
+    failed = threading.Event()
+
+    def push(descriptor: Descriptor) -> str:
+        if failed.is_set():
+            return "skipped"
+        try:
+            return _push_blob(t, descriptor)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(push, d) for d in blobs]
+    return [f.result() for f in futures]
+
+
+def push_image(layout: OciLayout, image: ResolvedImage, dest: Reference, transport: Transport,
+               tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
+               chunk_size: int = CHUNK_SIZE) -> PushResult:
     repo = dest.repository
-    scope = f"repository:{repo}:pull,push"
-    uploaded = []
-    for descriptor in [*image.layers, image.config_descriptor]:
-        if not _has_blob(transport, repo, descriptor.digest, scope):
-            _upload_blob(transport, repo, layout, descriptor.digest, scope)
-            uploaded.append(descriptor.digest)
-    with open(layout.blob_path(image.manifest_descriptor.digest), "rb") as f:
+    t = _Target(transport, layout, repo, f"repository:{repo}:pull,push", mount_from, chunk_size)
+    manifest_digest = image.manifest_descriptor.digest
+    result = PushResult(f"{dest.name}@{manifest_digest}", manifest_digest)
+    manifest_present, _ = _exists(t, "manifests", manifest_digest)
+    if not manifest_present:
+        blobs = [*image.layers, image.config_descriptor]
+        for descriptor, outcome in zip(blobs, _parallel(t, blobs, jobs)):
+            if outcome == "uploaded":
+                result.uploaded.append(descriptor.digest)
+            elif outcome == "mounted":
+                result.mounted.append(descriptor.digest)
+    with open(layout.blob_path(manifest_digest), "rb") as f:
         manifest = f.read()
     headers = {"Content-Type": image.manifest_descriptor.media_type}
     # By digest first: tags move only once the content is complete in the registry.
-    for ref in [image.manifest_descriptor.digest, *tags]:
-        transport.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=scope, expected=(201,),
+    for ref in [manifest_digest, *tags]:
+        if ref == manifest_digest and manifest_present:
+            continue
+        if ref != manifest_digest and _exists(t, "manifests", ref)[1] == manifest_digest:
+            continue
+        transport.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=t.scope, expected=(201,),
                           data=manifest, headers=headers)
-    shown = f"{dest.name}@{image.manifest_descriptor.digest}"
-    return PushResult(shown, image.manifest_descriptor.digest, uploaded)
+        if ref != manifest_digest:
+            result.tags_written.append(ref)
+    return result
