@@ -2,18 +2,19 @@
 
 from pants_oci.goals import package, publish
 from pants_oci.subsystems import oci_tool
-from pants_oci.target_types import OciImageTarget, OciLayoutTarget
-from pants_oci.util_rules import base_image, image, layer_content, layers
+from pants_oci.target_types import OciImageTarget, OciLayoutTarget, OciPullTarget
+from pants_oci.util_rules import base_image, image, layer_content, layers, pulled_base
 
 
 def target_types():
-    return (OciImageTarget, OciLayoutTarget)
+    return (OciImageTarget, OciPullTarget, OciLayoutTarget)
 
 
 def rules():
     return (
         *oci_tool.rules(),
         *base_image.rules(),
+        *pulled_base.rules(),
         *layer_content.rules(),
         *layers.rules(),
         *image.rules(),

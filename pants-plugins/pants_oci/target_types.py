@@ -1,4 +1,4 @@
-"""The `oci_image` and `oci_layout` targets: one Field class per BUILD keyword.
+"""The `oci_image`, `oci_pull` and `oci_layout` targets: one Field class per BUILD keyword.
 
 Every value is validated as the BUILD file is read (`compute_value`), with the same pure
 validators the core uses inside the sandbox, so a bad port or user string fails fast and names
@@ -11,7 +11,9 @@ from typing import Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple
 
 from ocibuild import validate
 from ocibuild.errors import OciBuildError
+from ocibuild.digest import validate_digest
 from ocibuild.platform import parse_platform
+from ocibuild.reference import parse_reference
 from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
@@ -63,10 +65,11 @@ class OciImageBaseField(StringField):
     help = help_text(
         """
         The image this one is built on: `"scratch"` (an empty filesystem), the address of
-        another `oci_image` (its layers are reused, not rebuilt), or the address of an
-        `oci_layout` target (a vendored OCI image layout kept in the repository).
+        another `oci_image` (its layers are reused, not rebuilt), of an `oci_pull` (an image
+        from a registry, pinned by digest), or of an `oci_layout` (a vendored OCI image
+        layout kept in the repository).
 
-            oci_image(name="app", base=":runtime", ...)
+            oci_image(name="app", base=":python-base", ...)
             oci_image(name="static", base="scratch", ...)
 
         The new image inherits the base's config (env, entrypoint, user, ...); the fields of
@@ -421,5 +424,88 @@ class OciLayoutTarget(Target):
         A base image kept in the repository as an OCI image layout, for vendored or
         air-gapped bases: `oci_layout(name="busybox", layout="busybox")`, then
         `oci_image(base=":busybox", ...)`.
+        """
+    )
+
+
+class OciPullImageField(StringField):
+    alias = "image"
+    required = True
+    help = help_text(
+        """
+        The image to use as a base, as `[registry/]repository[:tag]`, e.g.
+        `image="registry.example.com/library/python:3.12-slim"`. Docker Hub names work as
+        docker writes them (`python:3.12` is `docker.io/library/python:3.12`). The tag only
+        documents where the pin came from: the image is always read by `digest`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, parse_reference, [value])
+        if "@" in value:
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address}: put the digest in the `digest` "
+                f"field, not in {value!r}."
+            )
+        return value
+
+
+class OciPullDigestField(StringField):
+    alias = "digest"
+    help = help_text(
+        """
+        The pin: the `sha256:` digest of the manifest or multi-platform index the image is
+        read by. Required for building; when it is missing, the error names the digest the
+        tag points at now, and `pants oci-pin ADDRESS` writes it into the BUILD file.
+        Every byte pulled is verified against it, so the build is reproducible and a
+        registry cannot substitute content.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            _check(cls, address, validate_digest, [value])
+        return value
+
+
+class OciPullPlatformsField(StringSequenceField):
+    alias = "platforms"
+    help = help_text(
+        """
+        The platforms images may use from a multi-platform base, e.g.
+        `platforms=["linux/amd64", "linux/arm64"]`. Each `oci_image` picks one with its
+        `platform` field (unset: `linux/amd64`); asking for a platform not listed here is an
+        error, so a base cannot silently change architecture. Unset: any platform the index has.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, parse_platform, value or ())
+        return value
+
+
+class OciPullTarget(Target):
+    alias = "oci_pull"
+    core_fields = (*COMMON_TARGET_FIELDS, OciPullImageField, OciPullDigestField,
+                   OciPullPlatformsField)
+    help = help_text(
+        """
+        A base image from a registry, pinned by digest:
+        `oci_pull(name="python-base", image="ghcr.io/org/python:3.12", digest="sha256:...")`,
+        then `oci_image(base=":python-base", ...)`.
+
+        The manifest, config and layers are fetched once by digest, verified, and kept in
+        Pants' store (layers) and named caches (manifests), so later builds need no network.
+        Credentials are looked up as docker and podman do (docs/registries.md) and never enter
+        a cache key. Registry options (`insecure`, `ca_cert`) come from the `[oci].registries`
+        entry whose `address` matches the image's registry.
         """
     )

@@ -32,7 +32,7 @@ _BOOTSTRAP_ENV = (
 )
 
 
-def make_rule_runner() -> RuleRunner:
+def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None) -> RuleRunner:
     runner = RuleRunner(
         target_types=[
             *register.target_types(),
@@ -59,8 +59,9 @@ def make_rule_runner() -> RuleRunner:
             "--python-enable-resolves",
             "--oci-tool-install-from-resolve=ocibuild",
             "--subprocess-environment-env-vars=['PIP_CONFIG_FILE=/dev/null']",
+            *extra_options,
         ],
-        env={k: os.environ[k] for k in _BOOTSTRAP_ENV if k in os.environ},
+        env={**{k: os.environ[k] for k in _BOOTSTRAP_ENV if k in os.environ}, **(extra_env or {})},
         env_inherit={"PATH", "PYENV_ROOT", "HOME"},
     )
     return runner

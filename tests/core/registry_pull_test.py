@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild import mediatypes
 from ocibuild.errors import OciBuildError
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.platform import parse_platform
@@ -18,8 +17,8 @@ from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.pull import fetch_manifest, image_manifest, pull_to_layout
 from ocibuild.registry.push import push_image
 from ocibuild.registry.transport import Transport
-from tests.core.layouts import add_image, add_index, named, write_layout
 from tests.fixtures.image_checks import umoci_unpack
+from tests.fixtures.registry_images import push_multi_platform
 from tests.fixtures.registry import (  # noqa: F401 (fixtures)
     Registry,
     registry,
@@ -30,25 +29,6 @@ from tests.fixtures.token_server import IDENTITY_TOKEN, READER
 
 def _transport(reg: Registry, creds: Credentials = None) -> Transport:
     return Transport(reg.host, insecure=not reg.tls, credentials=creds, sleep=lambda s: None)
-
-
-def push_multi_platform(reg: Registry, tmp_path: Path, repo: str, tag: str = "1.0",
-                        creds: Credentials = None) -> dict:
-    """Push an amd64 + arm64/v8 image and an index over them; their digests by name."""
-    layout_dir = tmp_path / "multi"
-    amd = add_image(layout_dir, "amd64")
-    arm = add_image(layout_dir, "arm64", arch="arm64", variant="v8")
-    index = add_index(layout_dir, [amd, arm])
-    layout = write_layout(layout_dir, [named(amd, "amd64"), named(arm, "arm64")])
-    transport = _transport(reg, creds)
-    dest = parse_reference(f"{reg.host}/{repo}")
-    for name in ("amd64", "arm64"):
-        push_image(layout, resolve_image(layout, ref_name=name), dest, transport, [])
-    with open(layout.blob_path(index.digest), "rb") as f:
-        transport.request("PUT", f"/v2/{repo}/manifests/{tag}", scope=f"repository:{repo}:pull,push",
-                          expected=(201,), data=f.read(),
-                          headers={"Content-Type": mediatypes.OCI_INDEX})
-    return {"index": index.digest, "amd64": amd.digest, "arm64": arm.digest}
 
 
 def _blob_data_path(reg_root: Path, digest: str) -> Path:
@@ -110,7 +90,7 @@ def test_corrupt_blobs_in_the_registry_are_detected(registry: Registry, tmp_path
     assert not os.path.exists(OciLayout(str(tmp_path / "pulled")).blob_path(layer))
     index_data = _blob_data_path(root, digests["index"])
     index_data.write_bytes(index_data.read_bytes().replace(b'"arm64"', b'"arm65"'))
-    with pytest.raises(OciBuildError, match=f"whose digest is sha256:[0-9a-f]{{64}}, not the one "
+    with pytest.raises(OciBuildError, match="whose digest is sha256:[0-9a-f]{64}, not the one "
                                             "asked for"):
         fetch_manifest(_transport(registry), ref, digests["index"])
 

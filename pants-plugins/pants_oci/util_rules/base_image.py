@@ -1,7 +1,8 @@
 """Resolve an `oci_image`'s `base` field to an OCI image layout in the store.
 
 `scratch` has no layout; an `oci_image` base is built (and its layers reused); an
-`oci_layout` base is read from the repository, unpacking a `.tar` in a cached process.
+`oci_layout` base is read from the repository, unpacking a `.tar` in a cached process; an
+`oci_pull` base is pulled from its registry (`pulled_base.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pants_oci.target_types import (
     OciLayoutImageRefField,
     OciLayoutPathField,
     OciLayoutTarget,
+    OciPullTarget,
 )
 
 
@@ -34,6 +36,8 @@ class OciBaseError(Exception):
 class BaseImageRequest:
     image: Address
     base: str
+    # The image's `platform` field: which image of a multi-platform base to use.
+    platform: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ class BaseImage:
 @dataclass(frozen=True)
 class OciLayoutRequest:
     target: OciLayoutTarget
+
+
+@dataclass(frozen=True)
+class OciPullRequest:
+    """Answered in `pulled_base.py`."""
+
+    target: OciPullTarget
+    platform: str | None
 
 
 @dataclass(frozen=True)
@@ -138,20 +150,22 @@ async def resolve_base_image(request: BaseImageRequest) -> BaseImage:
         )
     except ResolveError as err:
         raise OciBaseError(
-            f"{origin}: {request.base!r} is not a known target ({err}). Use \"scratch\", the "
-            "address of an oci_image, or the address of an oci_layout."
+            f"{origin}: {request.base!r} is not a known target ({err}). Use \"scratch\", or the "
+            "address of an oci_image, oci_pull or oci_layout."
         ) from err
     target = wrapped.target
     if address == request.image:
         raise OciBaseError(f"{origin}: an image cannot be its own base.")
     if isinstance(target, OciLayoutTarget):
         return await Get(BaseImage, OciLayoutRequest(target))
+    if isinstance(target, OciPullTarget):
+        return await Get(BaseImage, OciPullRequest(target, request.platform))
     if isinstance(target, OciImageTarget):
         built = await Get(OciImageLayout, OciImageLayoutRequest(address))
         return BaseImage(built.digest, built.ref_name, address.spec)
     raise OciBaseError(
         f"{origin}: {address} is a `{target.alias}` target, which is not an image. Use "
-        '"scratch", the address of an oci_image, or the address of an oci_layout.'
+        '"scratch", or the address of an oci_image, oci_pull or oci_layout.'
     )
 
 

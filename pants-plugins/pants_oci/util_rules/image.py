@@ -163,7 +163,10 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
     epoch = source_date_epoch(env)
 
     base = await Get(
-        BaseImage, BaseImageRequest(request.address, target[OciImageBaseField].value)
+        BaseImage,
+        BaseImageRequest(
+            request.address, target[OciImageBaseField].value, target[OciImagePlatformField].value
+        ),
     )
     dependencies = await _dependency_addresses(target)
     contents = await MultiGet(

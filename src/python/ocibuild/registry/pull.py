@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from ocibuild import mediatypes
-from ocibuild.atomic import TempFile
+from ocibuild.atomic import TempFile, atomic_write
 from ocibuild.digest import CHUNK, HashingWriter, bytes_digest, hex_of
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
@@ -73,6 +73,30 @@ def fetch_manifest(transport: Transport, ref: Reference, reference: str) -> Mani
     return Manifest(digest, media_type, content)
 
 
+def cached_manifest(transport: Transport, ref: Reference, reference: str,
+                    cache_dir: Optional[str]) -> Manifest:
+    """`fetch_manifest`, kept in `cache_dir` when asked for by digest (verified on reading).
+
+    Content-addressed, so entries never go stale and a warm build needs no network."""
+    if not cache_dir or not reference.startswith("sha256:"):
+        return fetch_manifest(transport, ref, reference)
+    path = os.path.join(cache_dir, hex_of(reference))
+    try:
+        with open(path, "rb") as f:
+            content = f.read(MAX_MANIFEST + 1)
+        with open(path + ".media-type") as f:
+            media_type = f.read().strip()
+        if bytes_digest(content) == reference:
+            return Manifest(reference, media_type, content)
+    except FileNotFoundError:
+        pass
+    manifest = fetch_manifest(transport, ref, reference)
+    os.makedirs(cache_dir, exist_ok=True)
+    atomic_write(path + ".media-type", manifest.media_type.encode())
+    atomic_write(path, manifest.content)
+    return manifest
+
+
 def select_platform(index: Manifest, platform: Platform, where: str) -> Descriptor:
     """The one manifest of an index for `platform` (attestation entries are skipped)."""
     entries = [Descriptor.from_json(m, where=f"{where} manifests[{i}]")
@@ -86,15 +110,15 @@ def select_platform(index: Manifest, platform: Platform, where: str) -> Descript
     return next(iter(matching.values()))
 
 
-def image_manifest(transport: Transport, ref: Reference, reference: str,
-                   platform: Platform) -> List[Manifest]:
+def image_manifest(transport: Transport, ref: Reference, reference: str, platform: Platform,
+                   cache_dir: Optional[str] = None) -> List[Manifest]:
     """The manifests from `reference` down to one image: [index, ..., image manifest]."""
-    chain = [fetch_manifest(transport, ref, reference)]
+    chain = [cached_manifest(transport, ref, reference, cache_dir)]
     while chain[-1].is_index:
         if len(chain) > 4:
             raise OciBuildError(f"{ref.name}@{chain[0].digest}: indexes nested too deep")
         child = select_platform(chain[-1], platform, f"{ref.name}@{chain[-1].digest}")
-        chain.append(fetch_manifest(transport, ref, child.digest))
+        chain.append(cached_manifest(transport, ref, child.digest, cache_dir))
     return chain
 
 

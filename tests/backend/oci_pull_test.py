@@ -1,0 +1,128 @@
+"""oci_pull bases from the real distribution registry: pins, platforms, auth, verification."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.testutil.rule_runner import RuleRunner
+
+from ocibuild.layout import OciLayout, resolve_image
+from ocibuild.registry.credentials import Credentials
+from tests.backend.conftest import build, make_rule_runner
+from tests.fixtures.registry import (  # noqa: F401 (fixtures)
+    Registry,
+    registry,
+    tls_registry,
+    token_registry,
+)
+from tests.fixtures.registry_images import push_multi_platform
+
+
+def _runner(reg: Registry, digest: str | None, *, options: dict | None = None,
+            env: dict | None = None, extra_options: tuple = (), files: dict | None = None
+            ) -> RuleRunner:
+    registry_option = {"local": {"address": reg.host, **(options or {"insecure": True})}}
+    runner = make_rule_runner(
+        (f"--oci-registries={registry_option!r}", *extra_options), env)
+    pin = f', digest="{digest}"' if digest else ""
+    runner.write_files({
+        "img/BUILD": dedent(f"""\
+            oci_pull(name="base", image="{reg.host}/base/multi:1.0"{pin},
+                     platforms=["linux/amd64", "linux/arm64"])
+            files(name="f", sources=["f.txt"])
+            oci_image(name="arm", base=":base", platform="linux/arm64", dependencies=[":f"])
+            oci_image(name="amd", base=":base", dependencies=[":f"])
+            oci_image(name="s390x", base=":base", platform="linux/s390x", dependencies=[":f"])
+            """),
+        "img/f.txt": "f\n",
+        **(files or {}),
+    })
+    return runner
+
+
+def _image(dist: Path, name: str):
+    return resolve_image(OciLayout(dist / name), ref_name="latest")
+
+
+def test_pull_selects_the_platform_and_reuses_the_base_layers(registry: Registry,
+                                                             tmp_path: Path) -> None:
+    digests = push_multi_platform(registry, tmp_path, "base/multi")
+    runner = _runner(registry, digests["index"])
+    _, dist = build(runner, Address("img", target_name="arm"))
+    image = _image(dist, "img/arm")
+    assert (image.config["architecture"], image.config.get("variant")) == ("arm64", "v8")
+    assert image.config["config"]["Env"] == ["MARKER=arm64"]
+    base_manifest = OciLayout(tmp_path / "multi").read_blob_json(digests["arm64"])
+    assert image.layers[0].digest == base_manifest["layers"][0]["digest"]
+    assert len(image.layers) == 2
+    _, dist = build(runner, Address("img", target_name="amd"))
+    assert _image(dist, "img/amd").config["config"]["Env"] == ["MARKER=amd64"]
+
+
+def _error(runner: RuleRunner, target: str) -> str:
+    with pytest.raises(ExecutionError) as err:
+        build(runner, Address("img", target_name=target))
+    assert not Path(runner.build_root, "dist").exists()
+    return str(err.value)
+
+
+def test_missing_pin_names_the_current_digest(registry: Registry, tmp_path: Path) -> None:
+    digests = push_multi_platform(registry, tmp_path, "base/multi")
+    runner = _runner(registry, None)
+    message = _error(runner, "arm")
+    assert "the oci_pull img:base has no `digest`: base images must be pinned" in message
+    assert f'add `digest="{digests["index"]}"`, or run `pants oci-pin img:base`' in message
+
+
+def test_platform_outside_the_allowed_list(registry: Registry, tmp_path: Path) -> None:
+    digests = push_multi_platform(registry, tmp_path, "base/multi")
+    runner = _runner(registry, digests["index"])
+    assert ("platform linux/s390x is not among the `platforms` of the oci_pull img:base "
+            "(linux/amd64, linux/arm64)") in _error(runner, "s390x")
+
+
+def test_unknown_digest_is_a_registry_error(registry: Registry, tmp_path: Path) -> None:
+    push_multi_platform(registry, tmp_path, "base/multi")
+    runner = _runner(registry, "sha256:" + "0" * 64)
+    message = _error(runner, "arm")
+    assert f"GET http://{registry.host}/v2/base/multi/manifests/sha256:{'0' * 64}: 404:" in message
+
+
+def test_token_registry_anonymous_pull(token_registry: Registry, tmp_path: Path) -> None:
+    creds = Credentials(token_registry.username, token_registry.password)
+    digests = push_multi_platform(token_registry, tmp_path, "base/multi", creds=creds)
+    runner = _runner(token_registry, digests["index"])
+    _, dist = build(runner, Address("img", target_name="amd"))
+    assert _image(dist, "img/amd").config["config"]["Env"] == ["MARKER=amd64"]
+    # Blobs were first asked for without credentials, then with an anonymous pull token.
+    assert any(scope == "repository:base/multi:pull" for _, scope in token_registry.token.requests)
+
+
+def test_tls_basic_auth_with_docker_config_and_private_ca(tls_registry: Registry,
+                                                         tmp_path: Path) -> None:
+    creds = Credentials(tls_registry.username, tls_registry.password)
+    digests = push_multi_platform(tls_registry, tmp_path, "base/multi", creds=creds)
+    docker_dir = tmp_path / "docker-config"
+    docker_dir.mkdir()
+    auth = base64.b64encode(f"{tls_registry.username}:{tls_registry.password}".encode()).decode()
+    (docker_dir / "config.json").write_text(json.dumps({"auths": {tls_registry.host: {"auth": auth}}}))
+    # Pants' downloader trusts [GLOBAL].ca_certs_path: the registry's CA must be in it.
+    bundle = tmp_path / "bundle.pem"
+    system = os.environ.get("PANTS_CA_CERTS_PATH") or os.environ.get("SSL_CERT_FILE")
+    bundle.write_bytes((Path(system).read_bytes() if system else b"") + tls_registry.ca_cert.read_bytes())
+    runner = _runner(tls_registry, digests["index"], options={"ca_cert": "registry-ca.pem"},
+                     env={"DOCKER_CONFIG": str(docker_dir)},
+                     extra_options=(f"--ca-certs-path={bundle}",),
+                     files={"registry-ca.pem": tls_registry.ca_cert.read_text()})
+    _, dist = build(runner, Address("img", target_name="arm"))
+    assert _image(dist, "img/arm").config["config"]["Env"] == ["MARKER=arm64"]
+    for path in dist.rglob("*"):
+        if path.is_file():
+            assert tls_registry.password.encode() not in path.read_bytes()
