@@ -1,6 +1,6 @@
 """Wiring only: the targets and rules of the pants-oci backend."""
 
-from pants_oci.goals import package, publish
+from pants_oci.goals import package, pin, publish
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import OciImageTarget, OciLayoutTarget, OciPullTarget
 from pants_oci.util_rules import base_image, image, layer_content, layers, pulled_base
@@ -20,4 +20,5 @@ def rules():
         *image.rules(),
         *package.rules(),
         *publish.rules(),
+        *pin.rules(),
     )

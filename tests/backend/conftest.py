@@ -32,8 +32,11 @@ _BOOTSTRAP_ENV = (
 )
 
 
-def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None) -> RuleRunner:
+def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None,
+                     ca_certs_path: str | None = None) -> RuleRunner:
+    """`ca_certs_path`: the CA bundle of Pants' own downloader, fixed when the engine starts."""
     runner = RuleRunner(
+        ca_certs_path=ca_certs_path,
         target_types=[
             *register.target_types(),
             FilesGeneratorTarget,
@@ -51,6 +54,12 @@ def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None) -
     )
     lock = resources.read_binary("pants_oci.lockfiles", "ocibuild.lock")
     runner.write_files({"3rdparty/ocibuild.lock": lock})
+    configure(runner, extra_options, extra_env)
+    return runner
+
+
+def configure(runner: RuleRunner, extra_options: tuple = (), extra_env: dict | None = None) -> None:
+    """The options every test needs (again after `run_goal_rule`, which replaces them)."""
     runner.set_options(
         [
             "--python-resolves={'ocibuild': '3rdparty/ocibuild.lock'}",
@@ -64,7 +73,6 @@ def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None) -
         env={**{k: os.environ[k] for k in _BOOTSTRAP_ENV if k in os.environ}, **(extra_env or {})},
         env_inherit={"PATH", "PYENV_ROOT", "HOME"},
     )
-    return runner
 
 
 @pytest.fixture

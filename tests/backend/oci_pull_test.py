@@ -15,7 +15,8 @@ from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.registry.credentials import Credentials
-from tests.backend.conftest import build, make_rule_runner
+from pants_oci.goals.pin import OciPin
+from tests.backend.conftest import build, configure, make_rule_runner
 from tests.fixtures.registry import (  # noqa: F401 (fixtures)
     Registry,
     registry,
@@ -25,16 +26,19 @@ from tests.fixtures.registry import (  # noqa: F401 (fixtures)
 from tests.fixtures.registry_images import push_multi_platform
 
 
+def _registries_option(reg: Registry, options: dict | None = None, host: str | None = None) -> str:
+    address = host or reg.host
+    return f"--oci-registries={ {'local': {'address': address, **(options or {'insecure': True})}} !r}"
+
+
 def _runner(reg: Registry, digest: str | None, *, options: dict | None = None,
-            env: dict | None = None, extra_options: tuple = (), files: dict | None = None
-            ) -> RuleRunner:
-    registry_option = {"local": {"address": reg.host, **(options or {"insecure": True})}}
-    runner = make_rule_runner(
-        (f"--oci-registries={registry_option!r}", *extra_options), env)
+            env: dict | None = None, files: dict | None = None, host: str | None = None,
+            ca_certs_path: str | None = None) -> RuleRunner:
+    runner = make_rule_runner((_registries_option(reg, options, host),), env, ca_certs_path)
     pin = f', digest="{digest}"' if digest else ""
     runner.write_files({
         "img/BUILD": dedent(f"""\
-            oci_pull(name="base", image="{reg.host}/base/multi:1.0"{pin},
+            oci_pull(name="base", image="{host or reg.host}/base/multi:1.0"{pin},
                      platforms=["linux/amd64", "linux/arm64"])
             files(name="f", sources=["f.txt"])
             oci_image(name="arm", base=":base", platform="linux/arm64", dependencies=[":f"])
@@ -109,20 +113,40 @@ def test_tls_basic_auth_with_docker_config_and_private_ca(tls_registry: Registry
                                                          tmp_path: Path) -> None:
     creds = Credentials(tls_registry.username, tls_registry.password)
     digests = push_multi_platform(tls_registry, tmp_path, "base/multi", creds=creds)
+    # Pants' downloader (rustls) cannot check a certificate for an IP address: use a name.
+    host = tls_registry.host.replace("127.0.0.1", "localhost")
     docker_dir = tmp_path / "docker-config"
     docker_dir.mkdir()
     auth = base64.b64encode(f"{tls_registry.username}:{tls_registry.password}".encode()).decode()
-    (docker_dir / "config.json").write_text(json.dumps({"auths": {tls_registry.host: {"auth": auth}}}))
+    (docker_dir / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
     # Pants' downloader trusts [GLOBAL].ca_certs_path: the registry's CA must be in it.
     bundle = tmp_path / "bundle.pem"
     system = os.environ.get("PANTS_CA_CERTS_PATH") or os.environ.get("SSL_CERT_FILE")
     bundle.write_bytes((Path(system).read_bytes() if system else b"") + tls_registry.ca_cert.read_bytes())
     runner = _runner(tls_registry, digests["index"], options={"ca_cert": "registry-ca.pem"},
                      env={"DOCKER_CONFIG": str(docker_dir)},
-                     extra_options=(f"--ca-certs-path={bundle}",),
-                     files={"registry-ca.pem": tls_registry.ca_cert.read_text()})
+                     ca_certs_path=str(bundle),
+                     files={"registry-ca.pem": tls_registry.ca_cert.read_text()}, host=host)
     _, dist = build(runner, Address("img", target_name="arm"))
     assert _image(dist, "img/arm").config["config"]["Env"] == ["MARKER=arm64"]
     for path in dist.rglob("*"):
         if path.is_file():
             assert tls_registry.password.encode() not in path.read_bytes()
+
+
+def test_oci_pin_writes_the_digest_then_the_build_works(registry: Registry,
+                                                        tmp_path: Path) -> None:
+    digests = push_multi_platform(registry, tmp_path, "base/multi")
+    runner = _runner(registry, None)
+    result = runner.run_goal_rule(OciPin, global_args=[_registries_option(registry)],
+                                  args=["img:base"])
+    assert result.exit_code == 0, result.stderr
+    assert f"img:base: {registry.host}/base/multi:1.0 -> {digests['index']}" in result.stdout
+    build_file = Path(runner.build_root, "img/BUILD").read_text()
+    assert f'image="{registry.host}/base/multi:1.0", digest="{digests["index"]}"' in build_file
+    again = runner.run_goal_rule(OciPin, global_args=[_registries_option(registry)],
+                                  args=["img:base"])
+    assert f"already pinned to {digests['index']}" in again.stdout
+    configure(runner, (_registries_option(registry),))
+    _, dist = build(runner, Address("img", target_name="arm"))
+    assert _image(dist, "img/arm").config["config"]["Env"] == ["MARKER=arm64"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ocibuild.reference import parse_reference
 from pants_oci.goals.publish import push_argv
 from pants_oci.subsystems.oci import Registry, select_registries
 
@@ -46,10 +47,15 @@ def test_option_entries_are_checked() -> None:
 
 
 def test_push_argv() -> None:
-    assert push_argv("d/image", CONFIGURED["ci"], "team/app", ("latest", "1.0")) == (
+    base = parse_reference("registry.ci:5000/base/python:3.12")
+    assert push_argv("d/image", CONFIGURED["ci"], "team/app", ("latest", "1.0"),
+                     dist_prefix="/r/dist/d/image", first=True, base=base) == (
         "push", "--layout", "d/image", "--ref-name", "latest", "--to", "registry.ci:5000/team/app",
-        "--tag", "latest", "--tag", "1.0", "--insecure",
+        "--digest-file", "/r/dist/d/image.digest", "--refs-file", "/r/dist/d/image.refs",
+        "--tag", "latest", "--tag", "1.0", "--mount-from", "base/python", "--insecure",
     )
-    assert push_argv("d/image", CONFIGURED["corp"], "a", ("t",))[-2:] == (
-        "--ca-cert", "certs/ca.pem",
-    )
+    # A base on another registry cannot be mounted from; later pushes add to the refs file.
+    later = push_argv("d/image", CONFIGURED["corp"], "a", ("t",), dist_prefix="/r/dist/d/image",
+                      first=False, base=base)
+    assert "--mount-from" not in later
+    assert later[-3:] == ("--append-refs", "--ca-cert", "certs/ca.pem")

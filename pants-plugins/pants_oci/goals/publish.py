@@ -1,13 +1,22 @@
 """`pants publish` for `oci_image`: push the packaged layout to each registry, interactively.
 
-Pushes run as interactive processes (never cached, credentials only in their environment);
-the manifest digest is known from `package`, so each push is reported as `ref@digest`.
+Pushes run as interactive processes: never cached, and the credential sources (the variables
+of `ocibuild.registry.credentials`) reach only their environment. The manifest digest is known
+from `package`, so each push is reported as `ref@digest`; after pushing, dist/ holds
+`<name>.digest` (the manifest digest) and `<name>.refs` (`registry/repo:tag@digest` per push).
+Blobs of a base pulled from the same registry are mounted, not uploaded.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+
+from ocibuild.reference import Reference
+from ocibuild.registry import credentials
+from pants.base.build_root import BuildRoot
+from pants.core.util_rules.distdir import DistDir
 
 from pants.core.goals.publish import (
     PublishFieldSet,
@@ -25,6 +34,7 @@ from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci import OciSubsystem, Registry, select_registries
 from pants_oci.subsystems.oci_tool import OcibuildPex
+from pants_oci.util_rules.base_image import BaseOrigin, BaseOriginRequest
 from pants_oci.target_types import (
     OciImageRegistriesField,
     OciImageRepositoryField,
@@ -32,7 +42,6 @@ from pants_oci.target_types import (
     OciImageTagsField,
 )
 
-CREDENTIAL_VARS = ("OCIBUILD_USERNAME", "OCIBUILD_PASSWORD")
 
 
 class PublishOciRequest(PublishRequest):
@@ -53,10 +62,16 @@ class PublishOciFieldSet(PublishFieldSet):
         return PublishOutputData({"publisher": "oci", **super().get_output_data()})
 
 
-def push_argv(layout_dir: str, registry: Registry, repository: str, tags: tuple) -> tuple:
+def push_argv(layout_dir: str, registry: Registry, repository: str, tags: tuple, *,
+              dist_prefix: str, first: bool, base: Reference | None) -> tuple:
     argv = ["push", "--layout", layout_dir, "--ref-name", tags[0],
-            "--to", f"{registry.address}/{repository}"]
+            "--to", f"{registry.address}/{repository}",
+            "--digest-file", f"{dist_prefix}.digest", "--refs-file", f"{dist_prefix}.refs"]
     argv += [arg for tag in tags for arg in ("--tag", tag)]
+    if not first:
+        argv.append("--append-refs")
+    if base is not None and base.registry == registry.address:
+        argv += ["--mount-from", base.repository]
     if registry.insecure:
         argv.append("--insecure")
     if registry.ca_cert:
@@ -66,7 +81,11 @@ def push_argv(layout_dir: str, registry: Registry, repository: str, tags: tuple)
 
 @rule(desc="Prepare OCI image pushes", level=LogLevel.DEBUG)
 async def publish_oci_image(
-    request: PublishOciRequest, oci: OciSubsystem, tool: OcibuildPex
+    request: PublishOciRequest,
+    oci: OciSubsystem,
+    tool: OcibuildPex,
+    build_root: BuildRoot,
+    dist_dir: DistDir,
 ) -> PublishProcesses:
     fs = request.field_set
     repository = fs.repository.value_or_default()
@@ -99,15 +118,19 @@ async def publish_oci_image(
     if ca_certs:
         certs = await Get(Digest, PathGlobs(ca_certs))
         inputs = await Get(Digest, MergeDigests([package.digest, certs]))
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(CREDENTIAL_VARS))
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(credentials.ENV_VARS))
+    base = await Get(BaseOrigin, BaseOriginRequest(fs.address))
+    dist_prefix = os.path.join(build_root.path, dist_dir.relpath, layout_dir)
 
     processes = []
-    for registry in registries:
+    for i, registry in enumerate(registries):
+        argv = push_argv(layout_dir, registry, repository, tags, dist_prefix=dist_prefix,
+                         first=i == 0, base=base.reference)
         process = await Get(
             Process,
             VenvPexProcess(
                 tool.pex,
-                argv=push_argv(layout_dir, registry, repository, tags),
+                argv=argv,
                 input_digest=inputs,
                 description=f"Pushing {fs.address} to {registry.address}",
                 extra_env={k: v for k, v in env.items() if v},

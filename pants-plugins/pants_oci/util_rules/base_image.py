@@ -10,11 +10,12 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from ocibuild.reference import Reference, parse_reference
 from pants.build_graph.address import ResolveError
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.fs import Digest, DigestEntries, FileEntry, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.target import Target, WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
@@ -23,7 +24,9 @@ from pants_oci.target_types import (
     OciImageTarget,
     OciLayoutImageRefField,
     OciLayoutPathField,
+    OciImageBaseField,
     OciLayoutTarget,
+    OciPullImageField,
     OciPullTarget,
 )
 
@@ -133,40 +136,72 @@ async def read_oci_layout(request: OciLayoutRequest) -> BaseImage:
     return BaseImage(layout, target[OciLayoutImageRefField].value, target.address.spec)
 
 
-@rule(desc="Resolve the base of an oci_image", level=LogLevel.DEBUG)
-async def resolve_base_image(request: BaseImageRequest) -> BaseImage:
-    if request.base == SCRATCH:
-        return BaseImage(None, None, SCRATCH)
-    origin = f"the `base` field of the oci_image {request.image}"
+async def _base_target(image: Address, base: str) -> Target:
+    origin = f"the `base` field of the oci_image {image}"
     try:
         (address,) = await Get(
             Addresses,
-            UnparsedAddressInputs(
-                [request.base], owning_address=request.image, description_of_origin=origin
-            ),
+            UnparsedAddressInputs([base], owning_address=image, description_of_origin=origin),
         )
         wrapped = await Get(
             WrappedTarget, WrappedTargetRequest(address, description_of_origin=origin)
         )
     except ResolveError as err:
         raise OciBaseError(
-            f"{origin}: {request.base!r} is not a known target ({err}). Use \"scratch\", or the "
+            f"{origin}: {base!r} is not a known target ({err}). Use \"scratch\", or the "
             "address of an oci_image, oci_pull or oci_layout."
         ) from err
-    target = wrapped.target
-    if address == request.image:
+    if address == image:
         raise OciBaseError(f"{origin}: an image cannot be its own base.")
+    target = wrapped.target
+    if not isinstance(target, (OciLayoutTarget, OciPullTarget, OciImageTarget)):
+        raise OciBaseError(
+            f"{origin}: {address} is a `{target.alias}` target, which is not an image. Use "
+            '"scratch", or the address of an oci_image, oci_pull or oci_layout.'
+        )
+    return target
+
+
+@rule(desc="Resolve the base of an oci_image", level=LogLevel.DEBUG)
+async def resolve_base_image(request: BaseImageRequest) -> BaseImage:
+    if request.base == SCRATCH:
+        return BaseImage(None, None, SCRATCH)
+    target = await _base_target(request.image, request.base)
     if isinstance(target, OciLayoutTarget):
         return await Get(BaseImage, OciLayoutRequest(target))
     if isinstance(target, OciPullTarget):
         return await Get(BaseImage, OciPullRequest(target, request.platform))
-    if isinstance(target, OciImageTarget):
-        built = await Get(OciImageLayout, OciImageLayoutRequest(address))
-        return BaseImage(built.digest, built.ref_name, address.spec)
-    raise OciBaseError(
-        f"{origin}: {address} is a `{target.alias}` target, which is not an image. Use "
-        '"scratch", or the address of an oci_image, oci_pull or oci_layout.'
+    built = await Get(OciImageLayout, OciImageLayoutRequest(target.address))
+    return BaseImage(built.digest, built.ref_name, target.address.spec)
+
+
+@dataclass(frozen=True)
+class BaseOriginRequest:
+    image: Address
+
+
+@dataclass(frozen=True)
+class BaseOrigin:
+    """The registry image at the bottom of an image's base chain, if there is one: pushes to
+    the same registry mount its blobs instead of uploading them."""
+
+    reference: Reference | None
+
+
+@rule
+async def base_origin(request: BaseOriginRequest) -> BaseOrigin:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(request.image, description_of_origin="<infallible>")
     )
+    base = wrapped.target[OciImageBaseField].value
+    if base == SCRATCH:
+        return BaseOrigin(None)
+    target = await _base_target(request.image, base)
+    if isinstance(target, OciPullTarget):
+        return BaseOrigin(parse_reference(target[OciPullImageField].value))
+    if isinstance(target, OciImageTarget):
+        return await Get(BaseOrigin, BaseOriginRequest(target.address))
+    return BaseOrigin(None)
 
 
 def rules():

@@ -146,7 +146,14 @@ async def pull_base_image(
             headers = transport.authorization(scope(ref.repository))
         except OciBuildError as err:
             raise OciBaseError(f"{origin}: {err}") from err
-        await _download(transport, ref, blobs, headers)
+        try:
+            await _download(transport, ref, blobs, headers)
+        except EngineError as err:
+            raise OciBaseError(
+                f"{origin}: downloading its blobs failed: {err}\nBlobs are fetched by Pants' "
+                "downloader, which trusts the CA bundle of [GLOBAL].ca_certs_path (add a private "
+                "registry's CA there too) and needs a host name, not an IP address, for HTTPS."
+            ) from err
     layout = await Get(Digest, CreateDigest, layout_files(manifest, blobs))
     return BaseImage(layout, None, target.address.spec)
 
