@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import sys
 
-TARGETS = ("oci_image", "oci_layout")
+TARGETS = ("oci_image", "oci_pull", "oci_layout")
+SCOPES = ("oci",)
+GOALS = ("oci-pin",)
 # Fields every Pants target has; documented by Pants itself.
 COMMON = {"tags", "description"}
 
@@ -38,6 +40,22 @@ def render(help_all: dict) -> str:
                 field["description"].strip(),
                 "",
             ]
+    for scope in SCOPES:
+        info = help_all["scope_to_help_info"][scope]
+        lines += [f"## `[{scope}]` options (pants.toml)", "", info["description"].strip(), ""]
+        for option in info["basic"] + info["advanced"]:
+            lines += [
+                f"### `{option['config_key']}`",
+                "",
+                f"`{option['display_args'][0]}`, `{option['env_var']}` "
+                f"(default: `{option['default']}`)",
+                "",
+                option["help"].strip(),
+                "",
+            ]
+    for goal in GOALS:
+        info = help_all["name_to_goal_info"][goal]
+        lines += [f"## `pants {goal}`", "", info["description"].strip(), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -3,7 +3,14 @@
 from pants_oci.goals import package, pin, publish
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import OciImageTarget, OciLayoutTarget, OciPullTarget
-from pants_oci.util_rules import base_image, image, layer_content, layers, pulled_base
+from pants_oci.util_rules import (
+    base_image,
+    image,
+    image_names,
+    layer_content,
+    layers,
+    pulled_base,
+)
 
 
 def target_types():
@@ -18,6 +25,7 @@ def rules():
         *layer_content.rules(),
         *layers.rules(),
         *image.rules(),
+        *image_names.rules(),
         *package.rules(),
         *publish.rules(),
         *pin.rules(),

@@ -7,6 +7,7 @@ the target and the field.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple
 
 from ocibuild import validate
@@ -31,6 +32,13 @@ from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
 SCRATCH = "scratch"
+# `{build_args.GIT_SHA}`, `{name}`, ...: filled in when the image is built (image_names.py).
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def without_placeholders(value: str) -> str:
+    """A template's literal parts, checkable as the BUILD file is read."""
+    return _PLACEHOLDER.sub("x", value)
 
 
 def _field_error(cls: Any, address: Address, err: OciBuildError) -> InvalidFieldException:
@@ -281,9 +289,11 @@ class OciImageRepositoryField(StringField, AsyncFieldMixin):
     alias = "repository"
     help = help_text(
         """
-        The repository name of the image, used for the tags in the docker-archive tarball
-        (`docker load` / `podman load`). Defaults to the target's directory and name,
-        e.g. `examples/static/image`. Lowercase letters, digits and `._-/` only.
+        The repository name of the image: where `pants publish` pushes it (under each
+        registry) and the name in the docker-archive tarball (`docker load`). Defaults to the
+        target's directory and name, e.g. `examples/static/image`. Lowercase letters, digits
+        and `._-/`; may use the placeholders `{name}`, `{directory}`, `{parent_directory}`
+        and `{build_args.NAME}` (see `[oci].build_args`).
         """
     )
 
@@ -291,7 +301,7 @@ class OciImageRepositoryField(StringField, AsyncFieldMixin):
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None:
-            _check(cls, address, validate.validate_repository, [value])
+            _check(cls, address, validate.validate_repository, [without_placeholders(value)])
         return value
 
     def value_or_default(self) -> str:
@@ -307,8 +317,10 @@ class OciImageTagsField(StringSequenceField):
     help = help_text(
         """
         Tags of the image: each becomes an `org.opencontainers.image.ref.name` in the OCI
-        layout's index.json and a `repository:tag` in the docker-archive tarball.
-        `image_tags=["latest", "1.2.3"]`.
+        layout's index.json, a `repository:tag` in the docker-archive tarball, and a tag in
+        each registry `pants publish` pushes to. `image_tags=["latest", "1.2.3"]`.
+        Templates work as in `repository`: `image_tags=["{build_args.GIT_SHA}", "latest"]`
+        with `[oci].build_args = ["GIT_SHA"]`. Tags do not change the image's digest.
         """
     )
 
@@ -322,7 +334,7 @@ class OciImageTagsField(StringSequenceField):
                 f"The {cls.alias!r} field in target {address} must name at least one tag, "
                 f'e.g. image_tags=["latest"].'
             )
-        _check(cls, address, validate.validate_tag, value)
+        _check(cls, address, validate.validate_tag, [without_placeholders(v) for v in value])
         return value
 
 

@@ -42,20 +42,20 @@ def test_option_entries_are_checked() -> None:
         Registry.from_option("x", {"adress": "typo"})
     assert str(err.value) == (
         "[oci].registries.x: needs `address` and takes only address, default, insecure, "
-        "ca_cert (got adress)"
+        "ca_cert, repository, extra_image_tags, skip_push (got adress)"
     )
 
 
 def test_push_argv() -> None:
     base = parse_reference("registry.ci:5000/base/python:3.12")
-    assert push_argv("d/image", CONFIGURED["ci"], "team/app", ("latest", "1.0"),
+    assert push_argv("d/image", CONFIGURED["ci"], "team/app", ("latest", "1.0"), "latest",
                      dist_prefix="/r/dist/d/image", first=True, base=base) == (
         "push", "--layout", "d/image", "--ref-name", "latest", "--to", "registry.ci:5000/team/app",
         "--digest-file", "/r/dist/d/image.digest", "--refs-file", "/r/dist/d/image.refs",
         "--tag", "latest", "--tag", "1.0", "--mount-from", "base/python", "--insecure",
     )
     # A base on another registry cannot be mounted from; later pushes add to the refs file.
-    later = push_argv("d/image", CONFIGURED["corp"], "a", ("t",), dist_prefix="/r/dist/d/image",
-                      first=False, base=base)
+    later = push_argv("d/image", CONFIGURED["corp"], "a", ("t",), "t",
+                      dist_prefix="/r/dist/d/image", first=False, base=base)
     assert "--mount-from" not in later
     assert later[-3:] == ("--append-refs", "--ca-cert", "certs/ca.pem")

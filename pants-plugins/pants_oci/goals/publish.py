@@ -35,13 +35,13 @@ from pants.util.logging import LogLevel
 from pants_oci.subsystems.oci import OciSubsystem, Registry, select_registries
 from pants_oci.subsystems.oci_tool import OcibuildPex
 from pants_oci.util_rules.base_image import BaseOrigin, BaseOriginRequest
+from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
 from pants_oci.target_types import (
     OciImageRegistriesField,
     OciImageRepositoryField,
     OciImageSkipPushField,
     OciImageTagsField,
 )
-
 
 
 class PublishOciRequest(PublishRequest):
@@ -62,9 +62,9 @@ class PublishOciFieldSet(PublishFieldSet):
         return PublishOutputData({"publisher": "oci", **super().get_output_data()})
 
 
-def push_argv(layout_dir: str, registry: Registry, repository: str, tags: tuple, *,
-              dist_prefix: str, first: bool, base: Reference | None) -> tuple:
-    argv = ["push", "--layout", layout_dir, "--ref-name", tags[0],
+def push_argv(layout_dir: str, registry: Registry, repository: str, tags: tuple, ref_name: str,
+              *, dist_prefix: str, first: bool, base: Reference | None) -> tuple:
+    argv = ["push", "--layout", layout_dir, "--ref-name", ref_name,
             "--to", f"{registry.address}/{repository}",
             "--digest-file", f"{dist_prefix}.digest", "--refs-file", f"{dist_prefix}.refs"]
     argv += [arg for tag in tags for arg in ("--tag", tag)]
@@ -88,23 +88,29 @@ async def publish_oci_image(
     dist_dir: DistDir,
 ) -> PublishProcesses:
     fs = request.field_set
-    repository = fs.repository.value_or_default()
-    tags = tuple(fs.tags.value)
     try:
         registries = select_registries(oci.registries(), fs.registries.value)
     except ValueError as err:
         raise ValueError(f"The `registries` field of {fs.address}: {err}") from err
+    names = await Get(ImageNames, ImageNamesRequest(fs.address))
+    where = "[oci].registries.{} (for " + str(fs.address) + ")"
+    destinations = [(r, names.for_registry(r, where.format(r.alias))) for r in registries]
 
-    def names(registry: Registry) -> tuple:
-        return tuple(f"{registry.address}/{repository}:{tag}" for tag in tags)
+    def refs(registry: Registry, dest: ImageNames) -> tuple:
+        return tuple(f"{registry.address}/{dest.repository}:{tag}" for tag in dest.tags)
 
-    if fs.skip_push.value:
+    skipped = [
+        PublishPackages(refs(r, d), description=f"(by `skip_push` on {fs.address})")
+        for r, d in destinations
+        if fs.skip_push.value or r.skip_push
+    ]
+    destinations = [(r, d) for r, d in destinations if not (fs.skip_push.value or r.skip_push)]
+    if not destinations:
+        if skipped:
+            return PublishProcesses(skipped)
         return PublishProcesses(
-            PublishPackages(names(r), description=f"(by `skip_push` on {fs.address})")
-            for r in registries
+            [PublishPackages((names.repository,), description="(no registries)")]
         )
-    if not registries:
-        return PublishProcesses([PublishPackages((repository,), description="(no registries)")])
 
     package = request.packages[0]
     metadata_path = next(a.relpath for a in package.artifacts if a.relpath.endswith(".json"))
@@ -113,7 +119,7 @@ async def publish_oci_image(
         DigestContents, DigestSubset(package.digest, PathGlobs([metadata_path]))
     )
     manifest_digest = json.loads(meta.content)["manifest_digest"]
-    ca_certs = [r.ca_cert for r in registries if r.ca_cert]
+    ca_certs = [r.ca_cert for r, _ in destinations if r.ca_cert]
     inputs = package.digest
     if ca_certs:
         certs = await Get(Digest, PathGlobs(ca_certs))
@@ -122,10 +128,10 @@ async def publish_oci_image(
     base = await Get(BaseOrigin, BaseOriginRequest(fs.address))
     dist_prefix = os.path.join(build_root.path, dist_dir.relpath, layout_dir)
 
-    processes = []
-    for i, registry in enumerate(registries):
-        argv = push_argv(layout_dir, registry, repository, tags, dist_prefix=dist_prefix,
-                         first=i == 0, base=base.reference)
+    processes = list(skipped)
+    for i, (registry, dest) in enumerate(destinations):
+        argv = push_argv(layout_dir, registry, dest.repository, dest.tags, names.tags[0],
+                         dist_prefix=dist_prefix, first=i == 0, base=base.reference)
         process = await Get(
             Process,
             VenvPexProcess(
@@ -138,9 +144,9 @@ async def publish_oci_image(
         )
         processes.append(
             PublishPackages(
-                names=names(registry),
+                names=refs(registry, dest),
                 process=InteractiveProcess.from_process(process),
-                description=f"{registry.address}/{repository}@{manifest_digest}",
+                description=f"{registry.address}/{dest.repository}@{manifest_digest}",
                 data=PublishOutputData({"manifest_digest": manifest_digest}),
             )
         )

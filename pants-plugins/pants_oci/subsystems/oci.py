@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from pants.option.option_types import DictOption
+from pants.option.option_types import DictOption, StrListOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -27,12 +27,29 @@ class OciSubsystem(Subsystem):
                 address = "registry.ci.svc:5000"
                 insecure = true           # plain HTTP; only when you ask for it
                 ca_cert = "certs/ci-ca.pem"   # a CA bundle (path from the build root)
+                repository = "mirror/{name}"  # this registry's repository (a template)
+                extra_image_tags = ["ci-{build_args.GIT_SHA}"]
+                skip_push = false
 
-            Credentials come from `OCIBUILD_USERNAME` / `OCIBUILD_PASSWORD` in the
-            environment of `pants publish` (never from BUILD files, never cached).
+            The entry whose `address` matches an `oci_pull` image's registry also sets how
+            that base is pulled (`insecure`, `ca_cert`). Credentials are looked up as docker
+            and podman do (config.json, credential helpers, auth.json) or taken from
+            `OCIBUILD_USERNAME` / `OCIBUILD_PASSWORD` (see docs/registries.md); never from
+            BUILD files, never cached.
             """
         ),
         fromfile=True,
+    )
+    build_args = StrListOption(
+        help=help_text(
+            """
+            Variables that `repository` and `image_tags` templates may use as
+            `{build_args.NAME}`: `NAME` takes its value from the environment of the Pants
+            run, `NAME=value` sets it. `build_args = ["GIT_SHA"]`, then
+            `image_tags=["{build_args.GIT_SHA}", "latest"]` and
+            `GIT_SHA=$(git rev-parse --short HEAD) pants publish ::`.
+            """
+        ),
     )
 
     def registries(self) -> Dict[str, "Registry"]:
@@ -46,17 +63,23 @@ class Registry:
     default: bool = False
     insecure: bool = False
     ca_cert: Optional[str] = None
+    repository: Optional[str] = None
+    extra_image_tags: Tuple[str, ...] = ()
+    skip_push: bool = False
 
     @classmethod
     def from_option(cls, alias: str, raw: Dict[str, Any]) -> "Registry":
-        unknown = sorted(set(raw) - {"address", "default", "insecure", "ca_cert"})
+        known = ("address", "default", "insecure", "ca_cert", "repository", "extra_image_tags",
+                 "skip_push")
+        unknown = sorted(set(raw) - set(known))
         if unknown or "address" not in raw:
             raise ValueError(
-                f"[oci].registries.{alias}: needs `address` and takes only address, default, "
-                f"insecure, ca_cert (got {', '.join(sorted(raw))})"
+                f"[oci].registries.{alias}: needs `address` and takes only {', '.join(known)} "
+                f"(got {', '.join(sorted(raw))})"
             )
         return cls(alias, str(raw["address"]), bool(raw.get("default", False)),
-                   bool(raw.get("insecure", False)), raw.get("ca_cert"))
+                   bool(raw.get("insecure", False)), raw.get("ca_cert"), raw.get("repository"),
+                   tuple(raw.get("extra_image_tags") or ()), bool(raw.get("skip_push", False)))
 
 
 def select_registries(configured: Dict[str, Registry], wanted: Optional[Tuple[str, ...]]

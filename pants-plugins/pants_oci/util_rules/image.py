@@ -38,9 +38,7 @@ from pants_oci.target_types import (
     OciImageLabelsField,
     OciImageLayerCompressionField,
     OciImagePlatformField,
-    OciImageRepositoryField,
     OciImageStopSignalField,
-    OciImageTagsField,
     OciImageUserField,
     OciImageVolumesField,
     OciImageWorkdirField,
@@ -56,6 +54,7 @@ from pants_oci.util_rules.layer_content import (
     LayerContentRequest,
     check_no_conflicts,
 )
+from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
 from pants_oci.util_rules.layers import BuildLayerRequest, BuiltLayer
 
 
@@ -121,9 +120,13 @@ def image_settings(target: Target) -> dict[str, object]:
 
 
 def assemble_spec(
-    target: Target, base: BaseImage, layers: tuple[BuiltLayer, ...], created_epoch: int
+    target: Target,
+    base: BaseImage,
+    layers: tuple[BuiltLayer, ...],
+    created_epoch: int,
+    names: ImageNames,
 ) -> dict[str, object]:
-    tags = target[OciImageTagsField].value
+    tags = names.tags
     return {
         "base": None
         if base.is_scratch
@@ -136,7 +139,7 @@ def assemble_spec(
         "created_epoch": created_epoch,
         "ref_name": tags[0],
         "ref_names": list(tags),
-        "repository": target[OciImageRepositoryField].value_or_default(),
+        "repository": names.repository,
         "metadata_out": "meta/image.json",
     }
 
@@ -179,7 +182,8 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         for c in contents
     )
 
-    spec = assemble_spec(target, base, layers, epoch)
+    names = await Get(ImageNames, ImageNamesRequest(request.address))
+    spec = assemble_spec(target, base, layers, epoch, names)
     spec_digest = await Get(
         Digest,
         CreateDigest(
@@ -232,8 +236,8 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         address=request.address,
         layout=layout,
         metadata=meta.content,
-        repository=target[OciImageRepositoryField].value_or_default(),
-        tags=tuple(target[OciImageTagsField].value),
+        repository=names.repository,
+        tags=names.tags,
     )
 
 
