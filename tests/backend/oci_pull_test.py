@@ -17,6 +17,7 @@ from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.registry.credentials import Credentials
 from pants_oci.goals.pin import OciPin
 from tests.backend.conftest import build, configure, make_rule_runner
+from tests.fixtures.fault_proxy import BlobStore, FaultProxy
 from tests.fixtures.registry import (  # noqa: F401 (fixtures)
     Registry,
     registry,
@@ -150,3 +151,22 @@ def test_oci_pin_writes_the_digest_then_the_build_works(registry: Registry,
     configure(runner, (_registries_option(registry),))
     _, dist = build(runner, Address("img", target_name="arm"))
     assert _image(dist, "img/arm").config["config"]["Env"] == ["MARKER=arm64"]
+
+
+def test_blob_redirects_to_storage_carry_no_credentials(token_registry: Registry,
+                                                        tmp_path: Path) -> None:
+    owner = Credentials(token_registry.username, token_registry.password)
+    digests = push_multi_platform(token_registry, tmp_path, "base/multi", creds=owner)
+    with BlobStore(str(tmp_path / "multi")) as storage, FaultProxy(token_registry.host) as proxy:
+        proxy.redirect_blobs(storage.url)
+        front = Registry(host=proxy.host, tls=False)
+        runner = _runner(front, digests["index"],
+                         env={"OCIBUILD_USERNAME": owner.username, "OCIBUILD_PASSWORD": owner.password})
+        _, dist = build(runner, Address("img", target_name="amd"))
+    assert _image(dist, "img/amd").config["config"]["Env"] == ["MARKER=amd64"]
+    # Pants' downloader asked without credentials (401 from the registry), then with a token
+    # (307 to storage), and storage never saw the token. (A blob already in Pants' store, e.g.
+    # the layer, whose bytes other tests built too, is not requested at all.)
+    statuses = [s for m, p, s in proxy.requests if "/blobs/" in p]
+    assert statuses.count(401) == statuses.count(307) == len(storage.seen) >= 1
+    assert all(authorization is None for _, authorization in storage.seen)

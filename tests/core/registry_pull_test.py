@@ -17,6 +17,7 @@ from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.pull import fetch_manifest, image_manifest, pull_to_layout
 from ocibuild.registry.push import push_image
 from ocibuild.registry.transport import Transport
+from tests.fixtures.fault_proxy import BlobStore, FaultProxy
 from tests.fixtures.image_checks import umoci_unpack
 from tests.fixtures.registry_images import push_multi_platform
 from tests.fixtures.registry import (  # noqa: F401 (fixtures)
@@ -131,3 +132,21 @@ def test_authorization_headers_for_another_client(token_registry: Registry) -> N
     plain = Transport("127.0.0.1:1", insecure=True, attempts=1)
     with pytest.raises(RegistryError, match="cannot connect"):
         plain.authorization("repository:x:pull")
+
+
+def test_redirect_to_blob_storage_drops_the_credentials(token_registry: Registry,
+                                                         tmp_path: Path) -> None:
+    owner = Credentials(token_registry.username, token_registry.password)
+    digests = push_multi_platform(token_registry, tmp_path, "base/multi", creds=owner)
+    with BlobStore(str(tmp_path / "multi")) as storage, FaultProxy(token_registry.host) as proxy:
+        proxy.redirect_blobs(storage.url)
+        ref = parse_reference(f"{proxy.host}/base/multi")
+        image = pull_to_layout(Transport(proxy.host, insecure=True, credentials=owner), ref,
+                               digests["index"], parse_platform("linux/amd64"),
+                               str(tmp_path / "pulled"))
+    assert image.manifest_descriptor.digest == digests["amd64"]
+    assert len(storage.seen) == 2  # config and layer, from the other host
+    assert all(authorization is None for _, authorization in storage.seen)
+    # The token from the manifest request already covers the blobs: each GET goes out with it
+    # and is redirected.
+    assert [status for m, p, status in proxy.requests if "/blobs/" in p] == [307, 307]
