@@ -274,11 +274,18 @@ def test_registry_stopped_mid_push_then_a_rerun_completes(tmp_path: Path) -> Non
 def test_republish_does_no_blob_work(registry: Registry, tmp_path: Path) -> None:
     layout = _layout(tmp_path)
     image = resolve_image(layout, ref_name="latest")
-    push_image(layout, image, parse_reference(f"{registry.host}/team/app"), _transport(registry),
-               ["1.0", "latest"])
     with FaultProxy(registry.host) as proxy:
-        again = push_image(layout, image, parse_reference(f"{proxy.host}/team/app"),
-                           Transport(proxy.host, insecure=True), ["1.0", "latest"])
+        dest = parse_reference(f"{proxy.host}/team/app")
+        push_image(layout, image, dest, Transport(proxy.host, insecure=True), ["1.0", "latest"])
+        # HEAD the manifest, HEAD + POST + PUT per blob, PUT the manifest by digest and per tag.
+        first = sorted((m, p.split("/")[-2] if "/manifests/" in p else "blobs")
+                       for m, p, _ in proxy.requests)
+        assert first == sorted([("HEAD", "manifests"), *[("HEAD", "blobs")] * 2,
+                                *[("POST", "blobs")] * 2, *[("PUT", "blobs")] * 2,
+                                *[("PUT", "manifests")] * 3])
+        proxy.requests.clear()
+        again = push_image(layout, image, dest, Transport(proxy.host, insecure=True),
+                           ["1.0", "latest"])
     assert (again.uploaded, again.mounted, again.tags_written) == ([], [], [])
     # One HEAD for the manifest by digest, one per tag: nothing about blobs.
     assert [(m, p.split("/")[-2]) for m, p, _ in proxy.requests] == [("HEAD", "manifests")] * 3

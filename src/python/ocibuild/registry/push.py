@@ -161,7 +161,9 @@ def push_image(layout: OciLayout, image: ResolvedImage, dest: Reference, transpo
     for ref in [manifest_digest, *tags]:
         if ref == manifest_digest and manifest_present:
             continue
-        if ref != manifest_digest and _exists(t, "manifests", ref)[1] == manifest_digest:
+        # A tag can only name this manifest already if the registry had it before.
+        if ref != manifest_digest and manifest_present \
+                and _exists(t, "manifests", ref)[1] == manifest_digest:
             continue
         transport.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=t.scope, expected=(201,),
                           data=manifest, headers=headers)
