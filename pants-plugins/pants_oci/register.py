@@ -1,10 +1,16 @@
 """Wiring only: the targets and rules of the pants-oci backend."""
 
-from pants_oci.goals import package, pin, publish
+from pants_oci.goals import debian_lock, package, pin, publish
 from pants_oci.subsystems import oci_tool
-from pants_oci.target_types import OciImageTarget, OciLayoutTarget, OciPullTarget
+from pants_oci.target_types import (
+    DebianPackagesTarget,
+    OciImageTarget,
+    OciLayoutTarget,
+    OciPullTarget,
+)
 from pants_oci.util_rules import (
     base_image,
+    debian_base,
     image,
     image_names,
     layer_content,
@@ -14,7 +20,7 @@ from pants_oci.util_rules import (
 
 
 def target_types():
-    return (OciImageTarget, OciPullTarget, OciLayoutTarget)
+    return (OciImageTarget, OciPullTarget, OciLayoutTarget, DebianPackagesTarget)
 
 
 def rules():
@@ -29,4 +35,6 @@ def rules():
         *package.rules(),
         *publish.rules(),
         *pin.rules(),
+        *debian_lock.rules(),
+        *debian_base.rules(),
     )

@@ -7,6 +7,7 @@ the target and the field.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple
 
@@ -521,3 +522,116 @@ class OciPullTarget(Target):
         entry whose `address` matches the image's registry.
         """
     )
+
+
+class DebianPackagesField(StringSequenceField):
+    alias = "packages"
+    required = True
+    help = help_text(
+        """
+        The Debian packages to install, e.g. `packages=["python3-minimal", "ca-certificates"]`;
+        their `Depends` and `Pre-Depends` are added (not `Recommends`, and no implicit
+        Essential packages: the image holds exactly this closure).
+        """
+    )
+
+
+class DebianSuiteField(StringField):
+    alias = "suite"
+    required = True
+    help = "The suite (distribution) to install from, e.g. `suite=\"bookworm\"`."
+
+
+class DebianComponentsField(StringSequenceField):
+    alias = "components"
+    default = ("main",)
+    help = "The archive components to resolve in, e.g. `components=[\"main\", \"contrib\"]`."
+
+
+class DebianArchitecturesField(StringSequenceField):
+    alias = "architectures"
+    default = ("amd64",)
+    help = help_text(
+        """
+        Debian architectures to lock, e.g. `architectures=["amd64", "arm64"]`. An `oci_image`
+        on this base uses the one matching its `platform` (`linux/amd64` -> `amd64`,
+        `linux/arm64` -> `arm64`, `linux/arm/v7` -> `armhf`).
+        """
+    )
+
+
+class DebianMirrorField(StringField):
+    alias = "mirror"
+    required = True
+    help = help_text(
+        """
+        The Debian mirror URL, written in the repository (never taken from the host's apt
+        configuration), e.g. `mirror="http://deb.debian.org/debian"` or a
+        snapshot.debian.org URL for a frozen archive. Only `pants debian-lock` and the first
+        download of each locked file contact it.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        if not value.startswith(("http://", "https://")):
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address}: {value!r} must be an http:// or "
+                'https:// URL, e.g. "http://deb.debian.org/debian".'
+            )
+        return value
+
+
+class DebianLockfileField(StringField):
+    alias = "lockfile"
+    help = help_text(
+        """
+        The lockfile, relative to this BUILD file: every package of the closure with its
+        version, URL path, size and SHA-256, per architecture. Written by
+        `pants debian-lock ADDRESS`; default `<name>.lock.json`.
+        """
+    )
+
+
+class DebianKeyringField(StringField):
+    alias = "keyring"
+    help = help_text(
+        """
+        The OpenPGP keyring (binary, as `gpg --export` writes it), relative to this BUILD file,
+        that signs the suite's InRelease, for a private or third-party archive. Default: the
+        Debian archive keyring at /usr/share/keyrings/debian-archive-keyring.gpg when it is
+        installed. `pants debian-lock` checks the signature with `gpgv` and says whether it did.
+        """
+    )
+
+
+class DebianPackagesTarget(Target):
+    alias = "debian_packages"
+    core_fields = (*COMMON_TARGET_FIELDS, DebianPackagesField, DebianSuiteField,
+                   DebianComponentsField, DebianArchitecturesField, DebianMirrorField,
+                   DebianLockfileField, DebianKeyringField)
+    help = help_text(
+        """
+        A distroless base image assembled from Debian packages, without apt, dpkg, root or
+        any privileged step, pinned by a lockfile and bit-for-bit reproducible:
+
+            debian_packages(name="python-base", packages=["python3-minimal"],
+                            suite="bookworm", mirror="http://deb.debian.org/debian")
+            oci_image(base=":python-base", entrypoint=["/usr/bin/python3", ...], ...)
+
+        `pants debian-lock ADDRESS` resolves the dependency closure and writes the lockfile;
+        `pants package` then downloads exactly the locked files (verified by SHA-256, cached)
+        and builds one layer per package. Maintainer scripts are NOT run: files they would
+        generate are missing, except the CA bundle (generated when `ca-certificates` is
+        installed) and /etc/passwd and /etc/group (root, nobody and nonroot 65532).
+        """
+    )
+
+    def keyring_path(self) -> Optional[str]:
+        keyring = self[DebianKeyringField].value
+        return posixpath.normpath(posixpath.join(self.address.spec_path, keyring)) if keyring else None
+
+    def lockfile_path(self) -> str:
+        name = self[DebianLockfileField].value or f"{self.address.target_name}.lock.json"
+        return posixpath.normpath(posixpath.join(self.address.spec_path, name))

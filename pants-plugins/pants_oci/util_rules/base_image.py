@@ -24,6 +24,7 @@ from pants_oci.target_types import (
     OciImageTarget,
     OciLayoutImageRefField,
     OciLayoutPathField,
+    DebianPackagesTarget,
     OciImageBaseField,
     OciLayoutTarget,
     OciPullImageField,
@@ -60,6 +61,14 @@ class BaseImage:
 @dataclass(frozen=True)
 class OciLayoutRequest:
     target: OciLayoutTarget
+
+
+@dataclass(frozen=True)
+class DebianBaseRequest:
+    """Answered in `debian_base.py`."""
+
+    target: DebianPackagesTarget
+    platform: str | None
 
 
 @dataclass(frozen=True)
@@ -149,15 +158,15 @@ async def _base_target(image: Address, base: str) -> Target:
     except ResolveError as err:
         raise OciBaseError(
             f"{origin}: {base!r} is not a known target ({err}). Use \"scratch\", or the "
-            "address of an oci_image, oci_pull or oci_layout."
+            "address of an oci_image, oci_pull, oci_layout or debian_packages."
         ) from err
     if address == image:
         raise OciBaseError(f"{origin}: an image cannot be its own base.")
     target = wrapped.target
-    if not isinstance(target, (OciLayoutTarget, OciPullTarget, OciImageTarget)):
+    if not isinstance(target, (OciLayoutTarget, OciPullTarget, OciImageTarget, DebianPackagesTarget)):
         raise OciBaseError(
             f"{origin}: {address} is a `{target.alias}` target, which is not an image. Use "
-            '"scratch", or the address of an oci_image, oci_pull or oci_layout.'
+            '"scratch", or the address of an oci_image, oci_pull, oci_layout or debian_packages.'
         )
     return target
 
@@ -171,6 +180,8 @@ async def resolve_base_image(request: BaseImageRequest) -> BaseImage:
         return await Get(BaseImage, OciLayoutRequest(target))
     if isinstance(target, OciPullTarget):
         return await Get(BaseImage, OciPullRequest(target, request.platform))
+    if isinstance(target, DebianPackagesTarget):
+        return await Get(BaseImage, DebianBaseRequest(target, request.platform))
     built = await Get(OciImageLayout, OciImageLayoutRequest(target.address))
     return BaseImage(built.digest, built.ref_name, target.address.spec)
 

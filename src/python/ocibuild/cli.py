@@ -11,6 +11,7 @@
     ocibuild push --layout DIR --to REGISTRY/REPO[:TAG] [--tag T ...] [--mount-from REPO]
     ocibuild pull REGISTRY/REPO[:TAG][@DIGEST] [--platform os/arch] --out-dir DIR
     ocibuild resolve REGISTRY/REPO[:TAG]           (the digest to pin)
+    ocibuild debian-layer --deb P.deb --out-dir OUT  (and debian-root-layer, debian-config-layer)
     Registry commands take --insecure (plain HTTP) and --ca-cert PEM; credentials are looked
     up as docker and podman do (see ocibuild/registry/credentials.py).
 
@@ -174,6 +175,33 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
             "platforms": platforms}
 
 
+def _debian_layer(args: argparse.Namespace, write) -> dict:
+    from ocibuild.layer.builder import build_layer_with
+
+    blob = build_layer_with(write, args.out_dir, compression=args.compression)
+    result = blob.to_json()
+    atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
+    return result
+
+
+def cmd_debian_layer(args: argparse.Namespace) -> dict:
+    from ocibuild.debian import layers
+
+    return _debian_layer(args, lambda out: layers.write_package_layer(args.deb, out))
+
+
+def cmd_debian_root_layer(args: argparse.Namespace) -> dict:
+    from ocibuild.debian import layers
+
+    return _debian_layer(args, layers.write_root_layer)
+
+
+def cmd_debian_config_layer(args: argparse.Namespace) -> dict:
+    from ocibuild.debian import layers
+
+    return _debian_layer(args, lambda out: layers.write_config_layer(out, args.ca_certificates))
+
+
 def _registry_flags(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--insecure", action="store_true", help="plain HTTP (only when asked)")
     cmd.add_argument("--ca-cert", help="CA bundle that signed the registry's certificate")
@@ -226,6 +254,19 @@ def parser() -> argparse.ArgumentParser:
     resolve.add_argument("image", help="REGISTRY/REPOSITORY[:TAG]")
     _registry_flags(resolve)
     resolve.set_defaults(run=cmd_resolve)
+    for name, run, help_ in (
+            ("debian-layer", cmd_debian_layer, "one .deb's files as a layer (no dpkg)"),
+            ("debian-root-layer", cmd_debian_root_layer, "merged-/usr symlinks and base dirs"),
+            ("debian-config-layer", cmd_debian_config_layer,
+             "/etc/passwd, /etc/group and the CA bundle")):
+        cmd = sub.add_parser(name, help=help_)
+        cmd.add_argument("--out-dir", required=True)
+        cmd.add_argument("--compression", default="gzip", choices=("gzip", "zstd"))
+        if name == "debian-layer":
+            cmd.add_argument("--deb", required=True)
+        if name == "debian-config-layer":
+            cmd.add_argument("--ca-certificates", help="the ca-certificates .deb, if installed")
+        cmd.set_defaults(run=run)
     return p
 
 

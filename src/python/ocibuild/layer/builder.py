@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import BinaryIO, Callable, Optional, Sequence
 
 from ocibuild.atomic import TempFile
 from ocibuild.digest import hex_of
@@ -27,11 +27,18 @@ class LayerBlob:
 
 def build_layer(entries: Sequence[LayerEntry], out_dir: str, *, compression: str = GZIP,
                 level: Optional[int] = None, mtime: int = 0) -> LayerBlob:
+    return build_layer_with(lambda out: write_tar(entries, out, mtime=mtime), out_dir,
+                            compression=compression, level=level)
+
+
+def build_layer_with(write: Callable[[BinaryIO], None], out_dir: str, *,
+                     compression: str = GZIP, level: Optional[int] = None) -> LayerBlob:
+    """A layer from `write`, which writes an uncompressed tar stream to the file it is given."""
     blobs = os.path.join(out_dir, "blobs", "sha256")
     with TempFile(blobs) as tmp:
         writer = LayerWriter(tmp.file, compression, level)
         try:
-            write_tar(entries, writer, mtime=mtime)
+            write(writer)  # type: ignore[arg-type]
         except BaseException:
             writer.abort()
             raise

@@ -1,0 +1,170 @@
+"""A `debian_packages` base: the locked .deb files as layers, assembled into an OCI layout.
+
+Every locked file is fetched by Pants' downloader, which checks SHA-256 and size and caches
+by digest (so a package is downloaded once for all bases and machines sharing the cache).
+Each package becomes a layer in its own cached `ocibuild debian-layer` process, keyed by the
+.deb's digest alone: bases that share packages share those layers, in the store and in
+registries. Layer order: the root layer (merged-/usr symlinks), the packages by name, then
+the config layer (passwd, group, CA bundle).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ocibuild.assemble import DEFAULT_PLATFORM
+from ocibuild.debian import lockfile
+from ocibuild.errors import OciBuildError
+from ocibuild.platform import parse_platform
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    DownloadFile,
+    FileContent,
+    FileDigest,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+)
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from pants_oci.target_types import (
+    DebianArchitecturesField,
+    DebianComponentsField,
+    DebianMirrorField,
+    DebianPackagesField,
+    DebianPackagesTarget,
+    DebianSuiteField,
+)
+from pants_oci.util_rules.base_image import BaseImage, DebianBaseRequest, OciBaseError
+from pants_oci.util_rules.layers import BuiltLayer
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def lock_request(target: DebianPackagesTarget) -> dict:
+    return lockfile.request_of(
+        suite=target[DebianSuiteField].value,
+        mirror=target[DebianMirrorField].value,
+        components=target[DebianComponentsField].value,
+        architectures=target[DebianArchitecturesField].value,
+        packages=target[DebianPackagesField].value,
+    )
+
+
+@dataclass(frozen=True)
+class DebianLayerRequest:
+    argv: tuple[str, ...]
+    input_digest: Digest
+    what: str
+
+
+@rule(desc="Build a Debian package layer", level=LogLevel.DEBUG)
+async def debian_layer(request: DebianLayerRequest) -> BuiltLayer:
+    result = await Get(
+        OcibuildResult,
+        OcibuildRun(
+            argv=(*request.argv, "--out-dir", "out"),
+            input_digest=request.input_digest,
+            description=f"Building the layer of {request.what}",
+            context=f"building the layer of {request.what}",
+            output_directories=("out",),
+        ),
+    )
+    (descriptor,) = await Get(
+        DigestContents, DigestSubset(result.output_digest, PathGlobs(["out/layer.json"]))
+    )
+    blobs = await Get(Digest, DigestSubset(result.output_digest, PathGlobs(["out/blobs/**"])))
+    return BuiltLayer(
+        blob=await Get(Digest, RemovePrefix(blobs, "out")),
+        descriptor=FrozenDict(json.loads(descriptor.content)),
+        created_by=f"pants-oci: {request.what}",
+    )
+
+
+@rule(desc="Build a base image from Debian packages", level=LogLevel.DEBUG)
+async def debian_base(request: DebianBaseRequest) -> BaseImage:
+    target = request.target
+    origin = f"the debian_packages {target.address}"
+    path = target.lockfile_path()
+    fix = f"pants debian-lock {target.address}"
+    found = await Get(DigestContents, PathGlobs([path]))
+    if not found:
+        raise OciBaseError(f"{origin}: no lockfile at {path}; create it with `{fix}`")
+    try:
+        doc = lockfile.load(found[0].content, path)
+        lockfile.check_current(doc, lock_request(target), path, fix)
+        platform = parse_platform(request.platform) if request.platform else DEFAULT_PLATFORM
+        arch = lockfile.debian_arch(platform.architecture, platform.variant or "")
+        packages = lockfile.packages_for(doc, arch, path)
+    except OciBuildError as err:
+        raise OciBaseError(f"{origin}: {err}") from err
+    mirror = doc["request"]["mirror"]
+    debs = await MultiGet(
+        Get(Digest, DownloadFile(f"{mirror}/{p['filename']}", FileDigest(p["sha256"], p["size"])))
+        for p in packages
+    )
+    files = [p["filename"].rsplit("/", 1)[-1] for p in packages]
+    layer_requests = [DebianLayerRequest(("debian-root-layer",), await Get(Digest, CreateDigest([])),
+                                         "the merged-/usr root")]
+    layer_requests += [
+        DebianLayerRequest(("debian-layer", "--deb", f), d, f"{p['name']} {p['version']}")
+        for p, f, d in zip(packages, files, debs)
+    ]
+    ca = next((i for i, p in enumerate(packages) if p["name"] == "ca-certificates"), None)
+    layer_requests.append(
+        DebianLayerRequest(
+            ("debian-config-layer", *(("--ca-certificates", files[ca]) if ca is not None else ())),
+            debs[ca] if ca is not None else await Get(Digest, CreateDigest([])),
+            "/etc/passwd, /etc/group" + (" and the CA bundle" if ca is not None else ""),
+        )
+    )
+    layers = await MultiGet(Get(BuiltLayer, DebianLayerRequest, r) for r in layer_requests)
+
+    spec = {
+        "base": None,
+        "platform": str(platform),
+        "layers": [f"layers/{i}/layer.json" for i in range(len(layers))],
+        "history": [layer.created_by for layer in layers],
+        "settings": {"env": [["PATH", DEFAULT_PATH]]},
+        "ref_name": "base",
+        "repository": target.address.spec.replace(":", "/").lower(),
+        "metadata_out": "meta/image.json",
+    }
+    inputs = await Get(
+        Digest,
+        CreateDigest(
+            [
+                FileContent("assemble-spec.json", json.dumps(spec, sort_keys=True).encode()),
+                *(
+                    FileContent(f"layers/{i}/layer.json", json.dumps(dict(l.descriptor)).encode())
+                    for i, l in enumerate(layers)
+                ),
+            ]
+        ),
+    )
+    result = await Get(
+        OcibuildResult,
+        OcibuildRun(
+            argv=("assemble", "--spec", "assemble-spec.json", "--out-dir", "out"),
+            input_digest=inputs,
+            description=f"Assembling the Debian base {target.address}",
+            context=f"assembling {origin}",
+            output_directories=("out", "meta"),
+        ),
+    )
+    out = await Get(Digest, DigestSubset(result.output_digest, PathGlobs(["out/**"])))
+    layout = await Get(
+        Digest, MergeDigests([await Get(Digest, RemovePrefix(out, "out")), *(l.blob for l in layers)])
+    )
+    return BaseImage(layout, "base", target.address.spec)
+
+
+def rules():
+    return collect_rules()

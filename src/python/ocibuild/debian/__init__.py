@@ -1,0 +1,1 @@
+"""Debian packages as image layers: index parsing, dependency resolution, .deb extraction."""

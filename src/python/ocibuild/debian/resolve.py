@@ -1,0 +1,114 @@
+"""Resolve requested packages to their dependency closure in one suite and architecture.
+
+`Pre-Depends` and `Depends` are followed (not `Recommends`, as distroless images want). For
+each dependency group the first alternative that can be satisfied wins, preferring what is
+already chosen; virtual packages resolve through `Provides`. A suite carries one version per
+package, so there is no backtracking: a constraint the chosen version breaks is an error.
+Essential packages are not added implicitly: the image holds exactly the closure.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ocibuild.debian.control import Paragraph, Relation, parse_relations, provides
+from ocibuild.debian.version import satisfies, version_key
+from ocibuild.errors import OciBuildError
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    architecture: str
+    filename: str  # path under the mirror URL
+    size: int
+    sha256: str
+    depends: str = ""
+    pre_depends: str = ""
+    provides: str = ""
+
+    @classmethod
+    def from_paragraph(cls, p: Paragraph) -> "Package":
+        try:
+            return cls(p["Package"], p["Version"], p["Architecture"], p["Filename"],
+                       int(p["Size"]), p["SHA256"], p.get("Depends", ""),
+                       p.get("Pre-Depends", ""), p.get("Provides", ""))
+        except KeyError as err:
+            raise OciBuildError(f"Packages index entry {p.get('Package', '?')!r} lacks "
+                                f"{err.args[0]}") from None
+
+    def to_lock(self) -> dict:
+        return {"name": self.name, "version": self.version, "architecture": self.architecture,
+                "filename": self.filename, "size": self.size, "sha256": self.sha256}
+
+
+class Index:
+    """The packages of one architecture (plus `all`), by name and by what they provide."""
+
+    def __init__(self, packages: Iterable[Package]) -> None:
+        self.by_name: Dict[str, List[Package]] = {}
+        self.providers: Dict[str, List[Tuple[Package, Optional[str]]]] = {}
+        for package in packages:
+            self.by_name.setdefault(package.name, []).append(package)
+            for name, version in provides(package.provides):
+                self.providers.setdefault(name, []).append((package, version))
+        for versions in self.by_name.values():
+            versions.sort(key=lambda p: version_key(p.version), reverse=True)
+
+    def candidates(self, relation: Relation) -> List[Package]:
+        """Packages that satisfy `relation`, best first: real ones, then providers."""
+        real = [p for p in self.by_name.get(relation.name, [])
+                if relation.op is None or satisfies(p.version, relation.op, relation.version)]
+        virtual = sorted(
+            (p for p, v in self.providers.get(relation.name, [])
+             if relation.op is None or (v is not None and satisfies(v, relation.op, relation.version))),
+            key=lambda p: p.name)
+        return real + virtual
+
+
+def _satisfied_by(chosen: Dict[str, Package], relation: Relation) -> Optional[Package]:
+    package = chosen.get(relation.name)
+    if package is not None and (relation.op is None
+                                or satisfies(package.version, relation.op, relation.version)):
+        return package
+    for package in chosen.values():
+        for name, version in provides(package.provides):
+            if name == relation.name and (relation.op is None or (
+                    version is not None and satisfies(version, relation.op, relation.version))):
+                return package
+    return None
+
+
+def resolve(index: Index, requested: Sequence[str], where: str) -> List[Package]:
+    missing = sorted(n for n in requested if n not in index.by_name)
+    if missing:
+        raise OciBuildError(f"{where}: no package named {', '.join(missing)} (check the "
+                            "spelling, the suite, the components and the architecture)")
+    chosen: Dict[str, Package] = {}
+    why: Dict[str, str] = {}
+    queue = deque()
+    for name in sorted(set(requested)):
+        chosen[name] = index.by_name[name][0]
+        why[name] = "requested"
+        queue.append(chosen[name])
+    while queue:
+        package = queue.popleft()
+        for group in parse_relations(package.pre_depends) + parse_relations(package.depends):
+            if any(_satisfied_by(chosen, r) for r in group):
+                continue
+            pick = next((c for r in group for c in index.candidates(r)
+                         if c.name not in chosen), None)
+            if pick is None:
+                wanted = " | ".join(str(r) for r in group)
+                clash = [chosen[r.name] for r in group if r.name in chosen]
+                detail = (f"; {clash[0].name} {clash[0].version} is already chosen "
+                          f"({why[clash[0].name]})") if clash else ""
+                raise OciBuildError(f"{where}: {package.name} {package.version} depends on "
+                                    f"{wanted}, which the suite cannot satisfy{detail}")
+            chosen[pick.name] = pick
+            why[pick.name] = f"needed by {package.name}"
+            queue.append(pick)
+    return [chosen[n] for n in sorted(chosen)]

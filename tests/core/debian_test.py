@@ -1,0 +1,156 @@
+"""Debian packages without dpkg: versions, relations, resolution, .deb layers, a signed mirror."""
+
+from __future__ import annotations
+
+import io
+import lzma
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ocibuild.debian import layers
+from ocibuild.debian.control import Relation, paragraphs, parse_relations
+from ocibuild.debian.repository import Mirror
+from ocibuild.debian.resolve import Index, Package, resolve
+from ocibuild.debian.version import compare
+from ocibuild.errors import OciBuildError
+from tests.fixtures.debian_repo import DebianRepo, make_deb
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ("1.0", "1.0", 0), ("1.0", "1.1", -1), ("1.10", "1.9", 1), ("1:0.1", "2.0", 1),
+    ("1.0~rc1", "1.0", -1), ("1.0", "1.0+b1", -1), ("2.36-9+deb12u4", "2.36-9+deb12u10", -1),
+    ("1.0-1", "1.0", 1), ("1.0a", "1.0", 1), ("1.0~", "1.0~~", 1), ("3.11.2-6+deb12u9", "3.11.2-6", 1),
+])
+def test_version_order(a: str, b: str, expected: int) -> None:
+    assert compare(a, b) == expected
+    assert compare(b, a) == -expected
+
+
+def test_relations_and_paragraphs() -> None:
+    assert parse_relations("libc6 (>= 2.34), python3:any | python3.11 [amd64], foo (<< 2~)") == [
+        [Relation("libc6", ">=", "2.34")],
+        [Relation("python3"), Relation("python3.11")],
+        [Relation("foo", "<<", "2~")]]
+    text = "Package: a\nDescription: x\n more\n\nPackage: b\n"
+    assert list(paragraphs(text)) == [{"Package": "a", "Description": "x\nmore"}, {"Package": "b"}]
+
+
+def _pkg(name: str, version: str = "1", depends: str = "", provides: str = "",
+         pre_depends: str = "") -> Package:
+    return Package(name, version, "amd64", f"pool/{name}.deb", 1, "0" * 64, depends,
+                   pre_depends, provides)
+
+
+INDEX = Index([
+    _pkg("app", depends="libc (>= 2), mail-transport-agent | exim, python3 (>= 3.11) | python3.9"),
+    _pkg("libc", "2.36", pre_depends="libgcc"), _pkg("libc", "1.0"), _pkg("libgcc"),
+    _pkg("postfix", provides="mail-transport-agent"), _pkg("python3", "3.11.2"),
+    _pkg("old", depends="libc (<< 2)"), _pkg("broken", depends="nothere | alsonothere"),
+])
+
+
+def test_resolve_closure_alternatives_and_virtuals() -> None:
+    closure = resolve(INDEX, ["app"], "t")
+    assert [(p.name, p.version) for p in closure] == [
+        ("app", "1"), ("libc", "2.36"), ("libgcc", "1"), ("postfix", "1"), ("python3", "3.11.2")]
+
+
+def test_resolve_errors_name_the_problem() -> None:
+    with pytest.raises(OciBuildError, match="t: no package named nope, zzz"):
+        resolve(INDEX, ["app", "nope", "zzz"], "t")
+    with pytest.raises(OciBuildError, match=r"broken 1 depends on nothere \| alsonothere, which "
+                                            "the suite cannot satisfy"):
+        resolve(INDEX, ["broken"], "t")
+    with pytest.raises(OciBuildError, match=r"old 1 depends on libc \(<< 2\), which the suite "
+                                            r"cannot satisfy; libc 2.36 is already chosen"):
+        resolve(INDEX, ["app", "old"], "t")
+
+
+def _layer_entries(write) -> dict:
+    buffer = io.BytesIO()
+    write(buffer)
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as tar:
+        return {m.name: (m, tar.extractfile(m).read() if m.isfile() else None) for m in tar}
+
+
+def test_package_layer_merged_usr_modes_and_dpkg_status(tmp_path: Path) -> None:
+    deb = make_deb(tmp_path, "tool", "2.0-1", depends="libc",
+                   files={"bin/tool": (b"#!/bin/sh\necho tool\n", 0o755),
+                          "usr/share/doc/tool/copyright": b"(c)\n",
+                          "lib/x86_64-linux-gnu/libtool.so.1": b"ELF"},
+                   symlinks={"bin/t": "tool", "usr/bin/tool-abs": "/bin/tool"})
+    entries = _layer_entries(lambda out: layers.write_package_layer(str(deb), out))
+    assert "bin" not in entries and "bin/tool" not in entries and "lib" not in entries
+    tool, content = entries["usr/bin/tool"]
+    assert (tool.mode, tool.uid, tool.uname, content) == (0o755, 0, "root", b"#!/bin/sh\necho tool\n")
+    assert entries["usr/bin/t"][0].linkname == "tool"
+    assert entries["usr/bin/tool-abs"][0].linkname == "/bin/tool"  # resolves via /bin -> usr/bin
+    assert "usr/lib/x86_64-linux-gnu/libtool.so.1" in entries
+    status = entries["var/lib/dpkg/status.d/tool"][1].decode()
+    assert "Package: tool\n" in status and "Version: 2.0-1\n" in status
+    assert "usr/share/doc/tool/copyright" in entries["var/lib/dpkg/status.d/tool.md5sums"][1].decode()
+    # Deterministic: the same .deb gives the same bytes.
+    one, two = io.BytesIO(), io.BytesIO()
+    layers.write_package_layer(str(deb), one)
+    layers.write_package_layer(str(deb), two)
+    assert one.getvalue() == two.getvalue()
+
+
+def test_gzip_and_zstd_compressed_debs(tmp_path: Path) -> None:
+    for compression in ("gzip", "zstd"):
+        deb = make_deb(tmp_path, f"z{compression}", files={"etc/x": b"x"}, compression=compression)
+        assert "etc/x" in _layer_entries(lambda out: layers.write_package_layer(str(deb), out))
+
+
+def test_not_a_deb(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.deb"
+    bad.write_bytes(b"not an archive")
+    with pytest.raises(OciBuildError, match="is not a Debian package"):
+        layers.write_package_layer(str(bad), io.BytesIO())
+
+
+def test_root_and_config_layers(tmp_path: Path) -> None:
+    root = _layer_entries(layers.write_root_layer)
+    assert root["bin"][0].issym() and root["bin"][0].linkname == "usr/bin"
+    assert root["tmp"][0].mode == 0o1777 and root["home/nonroot"][0].uid == 65532
+    ca = make_deb(tmp_path, "ca-certificates", files={
+        "usr/share/ca-certificates/mozilla/B.crt": b"-----B-----\n",
+        "usr/share/ca-certificates/mozilla/A.crt": b"-----A-----"})
+    config = _layer_entries(lambda out: layers.write_config_layer(out, str(ca)))
+    assert config[layers.CA_BUNDLE][1] == b"-----A-----\n-----B-----\n"
+    assert b"nonroot:x:65532:65532:" in config["etc/passwd"][1]
+
+
+def _repo(tmp_path: Path) -> DebianRepo:
+    repo = DebianRepo(tmp_path / "mirror")
+    repo.add(make_deb(tmp_path, "app", depends="libfoo (>= 1.2)"))
+    repo.add(make_deb(tmp_path, "libfoo", "1.2-3"))
+    repo.publish()
+    return repo
+
+
+def test_signed_mirror_to_closure(tmp_path: Path) -> None:
+    with _repo(tmp_path) as repo:
+        mirror = Mirror(repo.url, repo.suite, str(tmp_path / "cache"), str(repo.keyring))
+        release = mirror.release()
+        assert release.signature == f"verified by gpgv with {repo.keyring}"
+        closure = resolve(mirror.index(release, ["main"], "amd64"), ["app"], "t")
+        assert [(p.name, p.version) for p in closure] == [("app", "1.0"), ("libfoo", "1.2-3")]
+        assert closure[1].filename == "pool/main/libfoo_1.2-3_amd64.deb"
+
+
+def test_bad_signature_and_tampered_index(tmp_path: Path) -> None:
+    with _repo(tmp_path) as repo:
+        other = DebianRepo(tmp_path / "other")
+        other._sign_key()
+        with pytest.raises(OciBuildError, match="InRelease: the signature does not verify"):
+            Mirror(repo.url, repo.suite, None, str(other.keyring)).release()
+        mirror = Mirror(repo.url, repo.suite, None, str(repo.keyring))
+        release = mirror.release()
+        index = tmp_path / "mirror/debian/dists/testing/main/binary-amd64/Packages.xz"
+        index.write_bytes(lzma.compress(b"Package: evil\n"))
+        with pytest.raises(OciBuildError, match="does not match the SHA256 in InRelease"):
+            mirror.packages(release, "main", "amd64")
