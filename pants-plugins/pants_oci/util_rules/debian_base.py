@@ -29,6 +29,7 @@ from pants.engine.fs import (
     PathGlobs,
     RemovePrefix,
 )
+from pants.engine.internals.native_engine import EngineError
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
@@ -88,6 +89,37 @@ async def debian_layer(request: DebianLayerRequest) -> BuiltLayer:
     )
 
 
+@dataclass(frozen=True)
+class DebDownload:
+    url: str
+    sha256: str
+    size: int
+    origin: str
+    lockfile: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class DownloadedDeb:
+    digest: Digest
+
+
+@rule(desc="Download a Debian package", level=LogLevel.DEBUG)
+async def download_deb(request: DebDownload) -> DownloadedDeb:
+    try:
+        digest = await Get(
+            Digest, DownloadFile(request.url, FileDigest(request.sha256, request.size))
+        )
+    except EngineError as err:
+        raise OciBaseError(
+            f"{request.origin}: downloading the locked package {request.url} failed: {err}\n"
+            f"A file whose size or SHA-256 differs from {request.lockfile} is refused: the mirror "
+            f"changed it (lock again with `{request.fix}` if that is expected) or something "
+            "between corrupts it."
+        ) from err
+    return DownloadedDeb(digest)
+
+
 @rule(desc="Build a base image from Debian packages", level=LogLevel.DEBUG)
 async def debian_base(request: DebianBaseRequest) -> BaseImage:
     target = request.target
@@ -106,10 +138,14 @@ async def debian_base(request: DebianBaseRequest) -> BaseImage:
     except OciBuildError as err:
         raise OciBaseError(f"{origin}: {err}") from err
     mirror = doc["request"]["mirror"]
-    debs = await MultiGet(
-        Get(Digest, DownloadFile(f"{mirror}/{p['filename']}", FileDigest(p["sha256"], p["size"])))
+    downloads = await MultiGet(
+        Get(
+            DownloadedDeb,
+            DebDownload(f"{mirror}/{p['filename']}", p["sha256"], p["size"], origin, path, fix),
+        )
         for p in packages
     )
+    debs = [d.digest for d in downloads]
     files = [p["filename"].rsplit("/", 1)[-1] for p in packages]
     layer_requests = [DebianLayerRequest(("debian-root-layer",), await Get(Digest, CreateDigest([])),
                                          "the merged-/usr root")]

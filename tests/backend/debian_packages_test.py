@@ -1,0 +1,128 @@
+"""debian_packages bases from a signed Debian repository on loopback: lock, build, run, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.testutil.rule_runner import RuleRunner
+
+from ocibuild.layout import OciLayout, resolve_image
+from pants_oci.goals.debian_lock import DebianLock
+from tests.backend.conftest import build, configure, make_rule_runner
+from tests.fixtures.debian_repo import DebianRepo, make_deb
+from tests.fixtures.image_checks import run_in_rootfs, umoci_unpack
+from tests.fixtures.tools import require
+
+
+@pytest.fixture
+def repo(tmp_path: Path):
+    busybox = Path(shutil.which("busybox") or require("busybox")).read_bytes()
+    repo = DebianRepo(tmp_path / "mirror")
+    repo.add(make_deb(tmp_path, "busybox-test", "1.36-1", depends="libfake (>= 2) | libother",
+                      files={"bin/busybox": (busybox, 0o755)},
+                      symlinks={"bin/sh": "busybox", "usr/bin/cat": "/bin/busybox",
+                                "bin/ls": "busybox", "bin/grep": "busybox"}))
+    repo.add(make_deb(tmp_path, "libfake", "2.1", arch="all",
+                      # Unique bytes: no test finds this package in Pants' store already.
+                      files={"usr/lib/libfake/data.txt": b"fake\n",
+                             "usr/lib/libfake/id": uuid.uuid4().hex.encode()}))
+    repo.add(make_deb(tmp_path, "ca-certificates", "20230311", arch="all", files={
+        "usr/share/ca-certificates/mozilla/Test_Root.crt": b"-----BEGIN CERTIFICATE-----\nTEST\n"}))
+    repo.publish()
+    with repo:
+        yield repo
+
+
+def _runner(repo: DebianRepo, packages: list) -> RuleRunner:
+    runner = make_rule_runner()
+    runner.write_files({
+        "img/BUILD": dedent(f"""\
+            debian_packages(name="base", packages={packages!r}, suite="testing",
+                            mirror="{repo.url}", keyring="archive-keyring.gpg")
+            files(name="f", sources=["hello.txt"])
+            oci_image(name="image", base=":base", dependencies=[":f"],
+                      entrypoint=["/bin/sh", "-c"], user="nonroot")
+            """),
+        "img/hello.txt": "hello from a Debian base\n",
+    })
+    Path(runner.build_root, "img/archive-keyring.gpg").write_bytes(repo.keyring.read_bytes())
+    return runner
+
+
+def _lock(runner: RuleRunner) -> str:
+    result = runner.run_goal_rule(DebianLock, args=["img:base"])
+    configure(runner)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def test_lock_build_and_run(repo: DebianRepo, tmp_path: Path) -> None:
+    runner = _runner(repo, ["busybox-test", "ca-certificates"])
+    out = _lock(runner)
+    assert "img:base: wrote img/base.lock.json: 3 packages for amd64" in out
+    assert f"InRelease signature verified by gpgv with {runner.build_root}/img/archive-keyring.gpg" in out
+    lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
+    assert [p["name"] for p in lock["packages"]["amd64"]] == ["busybox-test", "ca-certificates", "libfake"]
+    assert lock["request"]["packages"] == ["busybox-test", "ca-certificates"]
+
+    _, dist = build(runner, Address("img", target_name="image"))
+    image = resolve_image(OciLayout(dist / "img/image"), ref_name="latest")
+    # root layer, three packages, config layer, then the image's own layer.
+    assert len(image.layers) == 6
+    assert image.config["config"]["Env"] == [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    rootfs = umoci_unpack(dist / "img/image", "latest", tmp_path / "bundle")
+    assert (rootfs / "bin").is_symlink() and (rootfs / "usr/bin/busybox").is_file()
+    script = ("cat /img/hello.txt; ls /var/lib/dpkg/status.d; grep nonroot /etc/passwd; "
+              "cat /etc/ssl/certs/ca-certificates.crt")
+    done = run_in_rootfs(rootfs, ["/bin/sh", "-c", script])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "hello from a Debian base",
+        "busybox-test", "busybox-test.md5sums", "ca-certificates", "ca-certificates.md5sums",
+        "libfake", "libfake.md5sums",
+        "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin",
+        "-----BEGIN CERTIFICATE-----", "TEST"]
+
+
+def _error(runner: RuleRunner) -> str:
+    with pytest.raises(ExecutionError) as err:
+        build(runner, Address("img", target_name="image"))
+    assert not Path(runner.build_root, "dist").exists()
+    return str(err.value)
+
+
+def test_missing_and_stale_lockfile(repo: DebianRepo) -> None:
+    runner = _runner(repo, ["busybox-test"])
+    assert ("the debian_packages img:base: no lockfile at img/base.lock.json; create it with "
+            "`pants debian-lock img:base`") in _error(runner)
+    _lock(runner)
+    runner.write_files({"img/BUILD": Path(runner.build_root, "img/BUILD").read_text().replace(
+        "['busybox-test']", "['busybox-test', 'ca-certificates']")})
+    assert ("img/base.lock.json is stale: packages changed in the BUILD file since it was "
+            "written; run `pants debian-lock img:base`") in _error(runner)
+
+
+def test_unknown_package_fails_the_lock(repo: DebianRepo) -> None:
+    runner = _runner(repo, ["busybox-test", "no-such-package"])
+    result = runner.run_goal_rule(DebianLock, args=["img:base"])
+    assert result.exit_code == 1
+    assert "img:base (amd64): no package named no-such-package" in result.stderr
+    assert not Path(runner.build_root, "img/base.lock.json").exists()
+
+
+def test_checksum_mismatch_on_download(repo: DebianRepo, tmp_path: Path) -> None:
+    runner = _runner(repo, ["busybox-test"])
+    _lock(runner)
+    pool = tmp_path / "mirror/debian/pool/main/libfake_2.1_all.deb"
+    pool.write_bytes(pool.read_bytes()[:-1] + b"X")
+    message = _error(runner)
+    assert (f"the debian_packages img:base: downloading the locked package {repo.url}/pool/main/"
+            "libfake_2.1_all.deb failed: Wrong digest for downloaded file") in message
