@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import sys
 
-TARGETS = ("oci_image", "oci_pull", "oci_layout")
+TARGETS = ("oci_image", "oci_pull", "oci_layout", "debian_packages")
 SCOPES = ("oci",)
-GOALS = ("oci-pin",)
+GOALS = ("oci-pin", "debian-lock")
 # Fields every Pants target has; documented by Pants itself.
 COMMON = {"tags", "description"}
 

@@ -126,3 +126,24 @@ def test_checksum_mismatch_on_download(repo: DebianRepo, tmp_path: Path) -> None
     message = _error(runner)
     assert (f"the debian_packages img:base: downloading the locked package {repo.url}/pool/main/"
             "libfake_2.1_all.deb failed: Wrong digest for downloaded file") in message
+
+
+def test_a_new_lock_changes_the_digest_and_the_same_lock_does_not(repo: DebianRepo,
+                                                                   tmp_path: Path) -> None:
+    runner = _runner(repo, ["busybox-test"])
+    _lock(runner)
+    _, dist = build(runner, Address("img", target_name="image"))
+    first = json.loads((dist / "img/image.json").read_text())["manifest_digest"]
+    shutil.rmtree(dist)
+    _, dist = build(runner, Address("img", target_name="image"))
+    assert json.loads((dist / "img/image.json").read_text())["manifest_digest"] == first
+    shutil.rmtree(dist)
+    # The mirror moves libfake to 2.2: a new lock, a new image.
+    repo.add(make_deb(tmp_path, "libfake", "2.2", arch="all",
+                      files={"usr/lib/libfake/data.txt": b"fake 2.2\n"}))
+    repo.publish()
+    _lock(runner)
+    lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
+    assert {p["name"]: p["version"] for p in lock["packages"]["amd64"]}["libfake"] == "2.2"
+    _, dist = build(runner, Address("img", target_name="image"))
+    assert json.loads((dist / "img/image.json").read_text())["manifest_digest"] != first

@@ -12,7 +12,8 @@ from pathlib import Path
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.image_checks import skopeo_inspect, umoci_unpack
 
-EXAMPLES = ("examples.static-site/image", "examples.site-with-config/image")
+EXAMPLES = ("examples.static-site/image", "examples.site-with-config/image",
+            "examples.python-hello/image", "examples.python-cli/image")
 
 
 def _tree_digests(dist: Path) -> dict[str, str]:

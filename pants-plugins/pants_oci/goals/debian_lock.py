@@ -21,6 +21,7 @@ from pants.engine.rules import Get, collect_rules, goal_rule
 from pants.engine.target import Targets
 from pants.option.global_options import NamedCachesDirOption
 
+from pants_oci.subsystems.oci import OciSubsystem
 from pants_oci.target_types import DebianPackagesTarget
 from pants_oci.util_rules.debian_base import lock_request
 
@@ -40,10 +41,11 @@ class DebianLock(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-def lock(target: DebianPackagesTarget, cache_dir: str, build_root: str) -> tuple[bytes, str]:
+def lock(target: DebianPackagesTarget, cache_dir: str, build_root: str, oci: OciSubsystem
+         ) -> tuple[bytes, str]:
     request = lock_request(target)
     keyring = target.keyring_path()
-    mirror = Mirror(request["mirror"], request["suite"], cache_dir,
+    mirror = Mirror(oci.debian_mirror(request["mirror"]), request["suite"], cache_dir,
                     os.path.join(build_root, keyring) if keyring else None)
     release = mirror.release()
     resolved = {}
@@ -65,6 +67,7 @@ async def debian_lock(
     workspace: Workspace,
     named_caches: NamedCachesDirOption,
     build_root: BuildRoot,
+    oci: OciSubsystem,
 ) -> DebianLock:
     chosen = [t for t in targets if isinstance(t, DebianPackagesTarget)]
     if not chosen:
@@ -74,7 +77,7 @@ async def debian_lock(
     written = []
     for target in chosen:
         try:
-            content, summary = lock(target, cache_dir, build_root.path)
+            content, summary = lock(target, cache_dir, build_root.path, oci)
         except OciBuildError as err:
             console.print_stderr(f"{target.address}: {err}")
             return DebianLock(exit_code=1)

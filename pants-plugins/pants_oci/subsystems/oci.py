@@ -52,6 +52,26 @@ class OciSubsystem(Subsystem):
         ),
     )
 
+    debian_mirrors = DictOption[str](
+        help=help_text(
+            """
+            Fetch `debian_packages` files from another mirror than the one their `mirror`
+            field names, e.g. an internal mirror, a caching proxy or a local copy:
+
+                [oci.debian_mirrors]
+                "http://deb.debian.org/debian" = "http://apt-cache.internal/debian"
+
+            Every file is checked against the SHA-256 in the lockfile, so any mirror is safe,
+            and neither the lockfile nor any digest changes. Applies to `pants debian-lock`
+            (indexes) and to `pants package` (packages).
+            """
+        ),
+    )
+
+    def debian_mirror(self, url: str) -> str:
+        url = url.rstrip("/")
+        return self.debian_mirrors.get(url, self.debian_mirrors.get(url + "/", url)).rstrip("/")
+
     def registries(self) -> Dict[str, "Registry"]:
         return {alias: Registry.from_option(alias, raw) for alias, raw in self._registries.items()}
 

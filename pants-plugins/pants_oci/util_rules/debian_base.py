@@ -34,6 +34,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from pants_oci.subsystems.oci import OciSubsystem
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
     DebianArchitecturesField,
@@ -121,7 +122,7 @@ async def download_deb(request: DebDownload) -> DownloadedDeb:
 
 
 @rule(desc="Build a base image from Debian packages", level=LogLevel.DEBUG)
-async def debian_base(request: DebianBaseRequest) -> BaseImage:
+async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImage:
     target = request.target
     origin = f"the debian_packages {target.address}"
     path = target.lockfile_path()
@@ -137,7 +138,7 @@ async def debian_base(request: DebianBaseRequest) -> BaseImage:
         packages = lockfile.packages_for(doc, arch, path)
     except OciBuildError as err:
         raise OciBaseError(f"{origin}: {err}") from err
-    mirror = doc["request"]["mirror"]
+    mirror = oci.debian_mirror(doc["request"]["mirror"])
     downloads = await MultiGet(
         Get(
             DownloadedDeb,

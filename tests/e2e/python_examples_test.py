@@ -1,0 +1,42 @@
+"""The Python examples: pex_binary apps on the Debian python3 base, run from the image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.repo import copy_repo, run_pants
+from tests.fixtures.image_checks import podman_load_and_run, run_in_rootfs, umoci_unpack
+
+HELLO, CLI = "examples.python-hello/image", "examples.python-cli/image"
+
+
+def test_python_examples_run(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    run_pants(repo, "package", "examples/python-hello:image", "examples/python-cli:image")
+    dist = repo / "dist"
+    hello_meta = json.loads((dist / f"{HELLO}.json").read_text())
+    cli_meta = json.loads((dist / f"{CLI}.json").read_text())
+    base = [layer["digest"] for layer in hello_meta["layers"] if layer["from_base"]]
+    # 41 packages + the root and config layers, shared as they are by both apps.
+    assert len(base) == 43
+    assert [layer["digest"] for layer in cli_meta["layers"] if layer["from_base"]] == base
+
+    rootfs = umoci_unpack(dist / HELLO, "latest", tmp_path / "hello")
+    env = {"PEX_ROOT": "/tmp/pex", "PATH": "/usr/bin:/bin"}
+    done = run_in_rootfs(rootfs, ["/usr/bin/python3", "/app/app.pex", "e2e"], env=env)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "hello e2e from Python 3.11.2 as uid 0", done.stderr
+    assert lines[1].startswith("CA bundle: /usr/lib/ssl/cert.pem (")
+    stdlib = run_in_rootfs(rootfs, ["/usr/bin/python3", "-c",
+                                    "import json, sqlite3, ssl, zoneinfo; print(ssl.OPENSSL_VERSION)"],
+                           env=env)
+    assert stdlib.stdout.startswith("OpenSSL 3.0."), stdlib.stderr
+    status = sorted(p.name for p in (rootfs / "var/lib/dpkg/status.d").iterdir())
+    assert "python3-minimal" in status and "libc6" in status and "libc6.md5sums" in status
+    assert (rootfs / "bin").is_symlink() and (rootfs / "usr/bin/python3.11").is_file()
+
+    # podman runs the docker-archive with the image's own entrypoint, user and env.
+    ran = podman_load_and_run(dist / f"{CLI}.tar", ["--count", "1", "podman"],
+                              tmp_path / "podman")
+    assert ran.stdout.strip() == "greeting 1 of 1: hello podman (click 8.1.7)", ran.stderr
