@@ -40,3 +40,20 @@ def test_python_examples_run(tmp_path: Path) -> None:
     ran = podman_load_and_run(dist / f"{CLI}.tar", ["--count", "1", "podman"],
                               tmp_path / "podman")
     assert ran.stdout.strip() == "greeting 1 of 1: hello podman (click 8.1.7)", ran.stderr
+
+
+def test_lock_against_real_debian_indexes(tmp_path: Path) -> None:
+    """`pants debian-lock` on the real bookworm InRelease and Packages indexes (served from
+    the test cache on 127.0.0.1): the real signature, real index, same closure as committed."""
+    repo = copy_repo(tmp_path / "repo")
+    lock_path = repo / "examples/python-base/python-base.lock.json"
+    committed = json.loads(lock_path.read_text())
+    lock_path.unlink()
+    result = run_pants(repo, "debian-lock", "examples/python-base:python-base")
+    assert "InRelease signature verified by gpgv with /usr/share/keyrings/debian-archive-keyring.gpg" \
+        in result.stdout
+    relocked = json.loads(lock_path.read_text())
+    assert relocked["request"] == committed["request"]
+    for arch in ("amd64", "arm64"):
+        assert [p["name"] for p in relocked["packages"][arch]] == \
+            [p["name"] for p in committed["packages"][arch]]
