@@ -94,6 +94,10 @@ class OciImageDependenciesField(Dependencies):
 
         * A target that can be packaged (`pex_binary`, `archive`, ...): its built artifact
           is placed at `/app/<file name>` (e.g. `/app/app.pex`), never at a dist-style path.
+        * A `pex_binary` with `layout="packed"` (a directory PEX) becomes two layers: its
+          third-party requirements and pex's bootstrap first, then its sources, so a code
+          change rebuilds and pushes only a small layer. Run it as
+          `entrypoint=["/usr/bin/python3", "/app/app.pex"]`.
         * `files`, `resources` and `relocated_files`: each file keeps its path relative to the
           build root (`examples/site/index.html` lands at `/examples/site/index.html`). Use
           `relocated_files` to place files elsewhere (its `src`/`dest` strip or add a prefix).

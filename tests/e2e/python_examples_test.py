@@ -57,3 +57,18 @@ def test_lock_against_real_debian_indexes(tmp_path: Path) -> None:
     for arch in ("amd64", "arm64"):
         assert [p["name"] for p in relocked["packages"][arch]] == \
             [p["name"] for p in committed["packages"][arch]]
+
+
+def test_a_code_change_changes_only_the_sources_layer(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    run_pants(repo, "package", "examples/python-cli:image")
+    meta = repo / f"dist/{CLI}.json"
+    before = json.loads(meta.read_text())["layers"]
+    with open(repo / "examples/python-cli/greet/cli.py", "a") as f:
+        f.write("# a one-line change\n")
+    run_pants(repo, "package", "examples/python-cli:image")
+    after = json.loads(meta.read_text())["layers"]
+    # A packed PEX is two layers: requirements + pex bootstrap (unchanged), then sources.
+    assert [l["digest"] for l in after[:-1]] == [l["digest"] for l in before[:-1]]
+    assert after[-1]["digest"] != before[-1]["digest"]
+    assert after[-1]["size"] < 16 * 1024

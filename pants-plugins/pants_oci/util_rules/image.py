@@ -50,8 +50,8 @@ from pants_oci.util_rules.base_image import (
     OciImageLayoutRequest,
 )
 from pants_oci.util_rules.layer_content import (
-    LayerContent,
     LayerContentRequest,
+    LayerContents,
     check_no_conflicts,
 )
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
@@ -172,9 +172,10 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         ),
     )
     dependencies = await _dependency_addresses(target)
-    contents = await MultiGet(
-        Get(LayerContent, LayerContentRequest(dep, request.address)) for dep in dependencies
+    per_dependency = await MultiGet(
+        Get(LayerContents, LayerContentRequest(dep, request.address)) for dep in dependencies
     )
+    contents = tuple(c for layers_of in per_dependency for c in layers_of.contents)
     check_no_conflicts(contents, request.address)
     compression = target[OciImageLayerCompressionField].value
     layers = await MultiGet(

@@ -20,7 +20,7 @@ from pants.core.target_types import (
 )
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import AddPrefix, Digest, MergeDigests, Snapshot
+from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, Snapshot
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     FieldSetsPerTarget,
@@ -70,6 +70,15 @@ class LayerContent:
     mappings: tuple[tuple[str, str], ...]
     # Every regular file path the layer writes, for conflict checks between layers.
     image_paths: tuple[str, ...]
+    # What the layer holds, when a dependency gives more than one (e.g. "requirements").
+    part: str = ""
+
+
+@dataclass(frozen=True)
+class LayerContents:
+    """The layers one dependency adds, bottom first: usually one; two for a packed PEX."""
+
+    contents: tuple[LayerContent, ...]
 
 
 def _is_loose_files(target: Target) -> bool:
@@ -85,42 +94,85 @@ def _nothing_to_package(target: Target, image: Address) -> OciDependencyError:
     )
 
 
+def packed_pex_parts(artifact: str, files: tuple[str, ...]) -> tuple[list[str], list[str]] | None:
+    """For a PEX built with `layout="packed"` (a directory with PEX-INFO and `.deps/`), the
+    top-level entries of what changes rarely (third-party requirements and pex's own
+    bootstrap code) and of the rest (PEX-INFO, `__main__.py`, first-party code); None for
+    anything else."""
+    prefix = artifact.rstrip("/") + "/"
+    inside = [f[len(prefix) :] for f in files if f.startswith(prefix)]
+    if "PEX-INFO" not in inside or not any(f.startswith(".deps/") for f in inside):
+        return None
+    tops = sorted({f.split("/", 1)[0] for f in inside})
+    stable = [t for t in tops if t in (".bootstrap", ".deps")]
+    return stable, [t for t in tops if t not in stable]
+
+
 async def _packaged_content(
     field_sets: tuple[PackageFieldSet, ...], request: LayerContentRequest
-) -> LayerContent:
+) -> LayerContents:
     packages = await MultiGet(
         Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in field_sets
     )
     digest = await Get(Digest, MergeDigests(p.digest for p in packages))
     snapshot = await Get(Snapshot, Digest, digest)
-    mappings, image_paths = [], []
-    for package in packages:
-        for artifact in package.artifacts:
-            if not artifact.relpath:
-                continue
-            dest = posixpath.join(PACKAGE_DIR, posixpath.basename(artifact.relpath.rstrip("/")))
-            mappings.append((posixpath.join(INPUT_DIR, artifact.relpath), dest))
-            prefix = artifact.relpath.rstrip("/") + "/"
-            image_paths.extend(
-                posixpath.join(dest, path[len(prefix) :]) if path.startswith(prefix) else dest
-                for path in snapshot.files
-                if path == artifact.relpath or path.startswith(prefix)
-            )
-    if not mappings:
+    artifacts = [a.relpath for p in packages for a in p.artifacts if a.relpath]
+    if not artifacts:
         raise OciDependencyError(
             f"Packaging the dependency {request.dependency} of the oci_image {request.image} "
             "produced no artifact to put in the image."
         )
-    return LayerContent(
+    if len(artifacts) == 1:
+        parts = packed_pex_parts(artifacts[0], snapshot.files)
+        if parts is not None:
+            return LayerContents(
+                tuple(
+                    [
+                        await _pex_part_content(request, snapshot, artifacts[0], tops, part)
+                        for tops, part in zip(parts, ("requirements", "sources"))
+                    ]
+                )
+            )
+    mappings, image_paths = [], []
+    for relpath in artifacts:
+        dest = posixpath.join(PACKAGE_DIR, posixpath.basename(relpath.rstrip("/")))
+        mappings.append((posixpath.join(INPUT_DIR, relpath), dest))
+        prefix = relpath.rstrip("/") + "/"
+        image_paths.extend(
+            posixpath.join(dest, path[len(prefix) :]) if path.startswith(prefix) else dest
+            for path in snapshot.files
+            if path == relpath or path.startswith(prefix)
+        )
+    content = LayerContent(
         request.dependency,
         await Get(Digest, AddPrefix(digest, INPUT_DIR)),
         tuple(mappings),
         tuple(sorted(image_paths)),
     )
+    return LayerContents((content,))
+
+
+async def _pex_part_content(
+    request: LayerContentRequest, snapshot: Snapshot, artifact: str, tops: list[str], part: str
+) -> LayerContent:
+    """Some top-level entries of a packed PEX directory, at the same place under /app: only
+    those files are the layer process's input, so its cache key ignores the other part."""
+    base = artifact.rstrip("/")
+    roots = [f"{base}/{t}" for t in tops]
+    files = tuple(f for f in snapshot.files if any(f == r or f.startswith(r + "/") for r in roots))
+    digest = await Get(Digest, DigestSubset(snapshot.digest, PathGlobs(files)))
+    dest = posixpath.join(PACKAGE_DIR, posixpath.basename(base))
+    return LayerContent(
+        request.dependency,
+        await Get(Digest, AddPrefix(digest, INPUT_DIR)),
+        tuple((posixpath.join(INPUT_DIR, r), posixpath.join(dest, t)) for r, t in zip(roots, tops)),
+        tuple(sorted(posixpath.join(dest, f[len(base) + 1 :]) for f in files)),
+        part,
+    )
 
 
 @rule(desc="Collect the content of an oci_image layer", level=LogLevel.DEBUG)
-async def layer_content(request: LayerContentRequest) -> LayerContent:
+async def layer_content(request: LayerContentRequest) -> LayerContents:
     wrapped = await Get(
         WrappedTarget,
         WrappedTargetRequest(
@@ -160,11 +212,15 @@ async def layer_content(request: LayerContentRequest) -> LayerContent:
             f"The dependency {target.address} of the oci_image {request.image} matches no "
             "files: check its `sources` globs."
         )
-    return LayerContent(
-        request.dependency,
-        await Get(Digest, AddPrefix(sources.snapshot.digest, INPUT_DIR)),
-        tuple((posixpath.join(INPUT_DIR, f), f) for f in files),
-        tuple(files),
+    return LayerContents(
+        (
+            LayerContent(
+                request.dependency,
+                await Get(Digest, AddPrefix(sources.snapshot.digest, INPUT_DIR)),
+                tuple((posixpath.join(INPUT_DIR, f), f) for f in files),
+                tuple(files),
+            ),
+        )
     )
 
 

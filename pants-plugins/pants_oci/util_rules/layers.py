@@ -77,7 +77,8 @@ async def build_layer(request: BuildLayerRequest) -> BuiltLayer:
     return BuiltLayer(
         blob=await Get(Digest, RemovePrefix(blobs, _OUT)),
         descriptor=FrozenDict(json.loads(descriptor_file.content)),
-        created_by=f"pants-oci: {dependency}",
+        created_by=f"pants-oci: {dependency}"
+        + (f" ({request.content.part})" if request.content.part else ""),
     )
 
 
