@@ -132,3 +132,17 @@ def test_unreadable_spec_and_bad_assemble(tmp_path: Path) -> None:
         "ocibuild: error: 'nowhere' is not an OCI image layout: it has no index.json; create "
         "one with `skopeo copy docker://IMAGE oci:DIR:TAG`\n"
     )
+
+
+def test_layer_refuses_another_compressor_than_its_cache_key_names(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in")
+    version = ok(run_ocibuild("compressor-version", cwd=tmp_path))["compressor"]
+    assert version.startswith("pgzip 1 zlib ")
+    good = spec(tmp_path / "good.json", {"mappings": [{"source": "in", "dest": "app"}],
+                                         "compressor": version})
+    ok(run_ocibuild("layer", "--spec", good, "--out-dir", "out", cwd=tmp_path))
+    bad = spec(tmp_path / "bad.json", {"mappings": [{"source": "in", "dest": "app"}],
+                                       "compressor": "pgzip 1 zlib 0.0.1"})
+    message = user_error(run_ocibuild("layer", "--spec", bad, "--out-dir", "out2", cwd=tmp_path))
+    assert "not 'pgzip 1 zlib 0.0.1' as the caller expects" in message
+    assert not (tmp_path / "out2").exists()

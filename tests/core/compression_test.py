@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
+import random
+import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from ocibuild import mediatypes
 from ocibuild.digest import file_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.builder import LayerBlob, build_layer
-from ocibuild.layer.compression import LayerWriter
+from ocibuild.layer.compression import LayerWriter, compressor_version
 from ocibuild.layer.entries import FILE, LayerEntry, collect_entries
 
 from .conftest import decompressed, need, run_tool, tar_members
@@ -97,3 +101,33 @@ def test_bad_compression_settings(compression, level, message) -> None:
     with pytest.raises(OciBuildError) as err:
         LayerWriter(io.BytesIO(), compression, level)
     assert str(err.value) == message
+
+
+def _compress(data: bytes, compression: str, threads: int, level=None) -> bytes:
+    out = io.BytesIO()
+    writer = LayerWriter(out, compression, level, threads=threads)
+    for i in range(0, len(data), 100_003):  # writes that do not line up with blocks
+        writer.write(data[i:i + 100_003])
+    writer.close()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_bytes_do_not_depend_on_the_thread_count(compression: str) -> None:
+    rng = random.Random(7)
+    data = b"".join(rng.choice([b"text " * 2000, rng.randbytes(10_000)]) for _ in range(700))
+    outputs = {threads: _compress(data, compression, threads) for threads in (1, 2, 5)}
+    assert outputs[1] == outputs[2] == outputs[5]
+    if compression == "gzip":
+        assert gzip.decompress(outputs[1]) == data
+        assert subprocess.run(["gzip", "-t"], input=outputs[1]).returncode == 0
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 << 20])
+def test_pgzip_block_edges(size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    assert gzip.decompress(_compress(data, "gzip", 2)) == data
+
+
+def test_compressor_version_names_zlib() -> None:
+    assert f"zlib {zlib.ZLIB_RUNTIME_VERSION}" in compressor_version()

@@ -7,6 +7,7 @@ and the rules read typed results back.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from pants.backend.python.subsystems.python_tool_base import (
 from pants.backend.python.target_types import EntryPoint
 from pants.backend.python.util_rules import pex
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
-from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
@@ -89,6 +90,9 @@ class OcibuildRun:
     context: str
     output_directories: tuple[str, ...] = ()
     output_files: tuple[str, ...] = ()
+    # Inputs are content only (no env, no clock, no host paths), so results are cached
+    # locally and remotely like compiler outputs.
+    cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,7 @@ async def run_ocibuild(request: OcibuildRun, tool: OcibuildPex) -> OcibuildResul
             output_directories=request.output_directories,
             output_files=request.output_files,
             level=LogLevel.DEBUG,
-            # Inputs are content only (no env, no clock, no host paths), so results are
-            # cached locally and remotely like compiler outputs.
-            cache_scope=ProcessCacheScope.SUCCESSFUL,
+            cache_scope=request.cache_scope,
         ),
     )
     result = await Get(FallibleProcessResult, Process, process)
@@ -129,6 +131,31 @@ async def run_ocibuild(request: OcibuildRun, tool: OcibuildPex) -> OcibuildResul
         f"ocibuild crashed {request.context} (exit code {result.exit_code}); this is a bug "
         f"in pants-oci, please report it with this output:\n{stderr}"
     )
+
+
+@dataclass(frozen=True)
+class Compressor:
+    """The compressor build the tool's sandboxes use (e.g. "pgzip 1 zlib 1.2.13; zstd ...").
+
+    Compressed bytes depend on it, so it goes into every layer process's cache key: another
+    zlib never silently reuses (or poisons) a cached layer digest. Probed once per pantsd."""
+
+    version: str
+
+
+@rule(desc="Identify the compressor of the ocibuild tool", level=LogLevel.DEBUG)
+async def compressor() -> Compressor:
+    result = await Get(
+        OcibuildResult,
+        OcibuildRun(
+            argv=("compressor-version",),
+            input_digest=EMPTY_DIGEST,
+            description="Identifying the ocibuild compressor",
+            context="identifying the compressor",
+            cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
+        ),
+    )
+    return Compressor(json.loads(result.stdout)["compressor"])
 
 
 def rules():

@@ -35,7 +35,7 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci import OciSubsystem
-from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from pants_oci.subsystems.oci_tool import Compressor, OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
     DebianArchitecturesField,
     DebianComponentsField,
@@ -68,11 +68,11 @@ class DebianLayerRequest:
 
 
 @rule(desc="Build a Debian package layer", level=LogLevel.DEBUG)
-async def debian_layer(request: DebianLayerRequest) -> BuiltLayer:
+async def debian_layer(request: DebianLayerRequest, compressor: Compressor) -> BuiltLayer:
     result = await Get(
         OcibuildResult,
         OcibuildRun(
-            argv=(*request.argv, "--out-dir", "out"),
+            argv=(*request.argv, "--out-dir", "out", "--compressor", compressor.version),
             input_digest=request.input_digest,
             description=f"Building the layer of {request.what}",
             context=f"building the layer of {request.what}",

@@ -20,7 +20,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from pants_oci.subsystems.oci_tool import Compressor, OcibuildResult, OcibuildRun
 from pants_oci.util_rules.layer_content import LayerContent
 
 _OUT = "out"
@@ -43,19 +43,22 @@ class BuiltLayer:
     created_by: str
 
 
-def layer_spec(request: BuildLayerRequest) -> bytes:
+def layer_spec(request: BuildLayerRequest, compressor: Compressor) -> bytes:
     spec = {
         "mappings": [{"source": src, "dest": dest} for src, dest in request.content.mappings],
         "compression": request.compression,
         "mtime": request.mtime,
+        "compressor": compressor.version,
     }
     return json.dumps(spec, sort_keys=True).encode()
 
 
 @rule(desc="Build an OCI image layer", level=LogLevel.DEBUG)
-async def build_layer(request: BuildLayerRequest) -> BuiltLayer:
+async def build_layer(request: BuildLayerRequest, compressor: Compressor) -> BuiltLayer:
     dependency = request.content.dependency
-    spec = await Get(Digest, CreateDigest([FileContent("layer-spec.json", layer_spec(request))]))
+    spec = await Get(
+        Digest, CreateDigest([FileContent("layer-spec.json", layer_spec(request, compressor))])
+    )
     inputs = await Get(Digest, MergeDigests([spec, request.content.digest]))
     result = await Get(
         OcibuildResult,

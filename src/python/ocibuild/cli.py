@@ -33,13 +33,13 @@ from ocibuild.atomic import atomic_write
 from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.builder import build_layer
-from ocibuild.layer.compression import GZIP
+from ocibuild.layer.compression import GZIP, compressor_version
 from ocibuild.layer.entries import collect_entries
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.oci_archive import unpack_oci_archive
 
 USER_ERROR = 2
-LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime")
+LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime", "compressor")
 
 
 def _load_spec(path: str) -> dict:
@@ -80,12 +80,25 @@ def _mappings(spec: dict, path: str) -> list:
     return mappings
 
 
+def _check_compressor(expected: Optional[str]) -> None:
+    """The caller keyed its cache on `expected`: refuse to write bytes another build made."""
+    actual = compressor_version()
+    if expected is not None and expected != actual:
+        raise OciBuildError(f"the compressor here is {actual!r}, not {expected!r} as the caller "
+                            "expects; the tool's environment changed mid-build: build again")
+
+
+def cmd_compressor_version(args: argparse.Namespace) -> dict:
+    return {"compressor": compressor_version()}
+
+
 def cmd_layer(args: argparse.Namespace) -> dict:
     spec = _load_spec(args.spec)
     unknown = sorted(set(spec) - set(LAYER_SPEC_KEYS))
     if unknown:
         raise OciBuildError(f"the layer spec {args.spec!r}: unknown key(s) {', '.join(unknown)}; "
                             f"known: {', '.join(LAYER_SPEC_KEYS)}")
+    _check_compressor(spec.get("compressor"))
     blob = build_layer(collect_entries(_mappings(spec, args.spec)), args.out_dir,
                        compression=spec.get("compression") or GZIP, level=spec.get("level"),
                        mtime=spec.get("mtime") or 0)
@@ -178,6 +191,7 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
 def _debian_layer(args: argparse.Namespace, write) -> dict:
     from ocibuild.layer.builder import build_layer_with
 
+    _check_compressor(args.compressor)
     blob = build_layer_with(write, args.out_dir, compression=args.compression)
     result = blob.to_json()
     atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
@@ -217,6 +231,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--spec", required=True)
         cmd.add_argument("--out-dir", required=True)
         cmd.set_defaults(run=run)
+    version = sub.add_parser("compressor-version", help="what decides compressed bytes")
+    version.set_defaults(run=cmd_compressor_version)
     archive = sub.add_parser("docker-archive", help="write a docker-archive tarball")
     archive.add_argument("--layout", required=True)
     archive.add_argument("--ref-name", help="which image of the layout (its ref name)")
@@ -262,6 +278,7 @@ def parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_)
         cmd.add_argument("--out-dir", required=True)
         cmd.add_argument("--compression", default="gzip", choices=("gzip", "zstd"))
+        cmd.add_argument("--compressor", help="the compressor the caller keyed its cache on")
         if name == "debian-layer":
             cmd.add_argument("--deb", required=True)
         if name == "debian-config-layer":
