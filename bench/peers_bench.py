@@ -1,0 +1,186 @@
+"""One layer, built by pants-oci's core and by its peers, side by side: time, size, memory.
+
+    python3 bench/peers_bench.py                      # ~210 MB of real site-packages
+    python3 bench/peers_bench.py --synthetic-mb 1024  # the generated input of layer_bench.py
+
+The site-packages input is numpy, pandas, botocore and Babel installed with pip from PyPI
+into ~/.cache/pants-oci-bench (once; pinned versions, so every run compresses the same
+files). Each tool turns the directory into one layer blob:
+
+* ocibuild: `python -m ocibuild layer` (tar, diff_id, compression, digest in one pass);
+* `tar -cf - . | pigz -N` and `tar -cf - . | zstd -3 -T0` (no digests: a lower bound);
+* `umoci insert` into an empty image (umoci's own tar + gzip);
+* buildah: `from scratch`, `copy`, `commit` to an OCI layout (vfs storage).
+
+Peers missing on the machine are reported as such. Not a test: timing needs a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+SOURCE_ROOT = HERE.parent / "src" / "python"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pants-oci-bench"
+SITE_PACKAGES = ("numpy==1.26.4", "pandas==2.2.2", "botocore==1.34.131", "Babel==2.15.0")
+MB = 1_000_000
+
+
+def ensure_tool_python() -> None:
+    """Re-run under a venv with the core's requirements (zstandard) if this Python lacks them."""
+    try:
+        import zstandard  # noqa: F401
+        return
+    except ImportError:
+        pass
+    venv = CACHE / "venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        requirements = HERE.parent / "3rdparty/python/ocibuild-requirements.txt"
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+                       check=True)
+    os.execv(str(python), [str(python), *sys.argv])
+
+
+def site_packages() -> Path:
+    target = CACHE / "site-packages"
+    if not (target / ".complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        python = shutil.which("python3.11") or sys.executable
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                        str(target), *SITE_PACKAGES], check=True)
+        (target / ".complete").write_text("")
+    return target
+
+
+def synthetic(size_mb: int) -> Path:
+    target = CACHE / f"synthetic-{size_mb}"
+    if not (target / ".complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run([sys.executable, str(HERE / "layer_bench.py"), "--size-mb", str(size_mb),
+                        "--generate-into", str(target)], check=True)
+        (target / ".complete").write_text("")
+    return target
+
+
+def measure(argv: List[str], env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
+            stdout: Optional[Path] = None) -> dict:
+    """Wall and CPU time and peak RSS of one child (and its children, via a shell)."""
+    start = time.monotonic()
+    out = open(stdout, "wb") if stdout else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if stdout:
+            out.close()
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.read().decode()[-2000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "rss_mb": usage.ru_maxrss * 1024 / MB}
+
+
+def ocibuild(src: Path, work: Path, compression: str, level: Optional[int]) -> dict:
+    spec = work / "spec.json"
+    spec.write_text(json.dumps({"mappings": [{"source": str(src), "dest": "site-packages"}],
+                                "compression": compression, "level": level}))
+    out = work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
+    result = measure([sys.executable, "-m", "ocibuild", "layer", "--spec", str(spec),
+                      "--out-dir", str(out)], env=env)
+    result["bytes"] = json.loads((out / "layer.json").read_text())["size"]
+    return result
+
+
+def pipeline(src: Path, work: Path, command: str) -> dict:
+    blob = work / "blob"
+    result = measure(["sh", "-c", f"tar -C '{src}' -cf - . | {command} > '{blob}'"])
+    result["bytes"] = blob.stat().st_size
+    return result
+
+
+def umoci(src: Path, work: Path) -> dict:
+    layout = work / "umoci"
+    shutil.rmtree(layout, ignore_errors=True)
+    subprocess.run(["umoci", "init", "--layout", str(layout)], check=True)
+    subprocess.run(["umoci", "new", "--image", f"{layout}:t"], check=True)
+    result = measure(["umoci", "insert", "--rootless", "--image", f"{layout}:t", str(src),
+                      "/site-packages"])
+    result["bytes"] = max(p.stat().st_size for p in (layout / "blobs/sha256").iterdir())
+    return result
+
+
+def buildah(src: Path, work: Path) -> dict:
+    root, layout = work / "buildah-root", work / "buildah-oci"
+    flags = ["--root", str(root), "--runroot", str(work / "buildah-run"), "--storage-driver", "vfs"]
+    script = (f"set -e; c=$(buildah {' '.join(flags)} from scratch); "
+              f"buildah {' '.join(flags)} copy $c '{src}' /site-packages >/dev/null; "
+              f"buildah {' '.join(flags)} commit --quiet $c oci:{layout}:t >/dev/null")
+    result = measure(["sh", "-c", script])
+    result["bytes"] = max(p.stat().st_size for p in (layout / "blobs/sha256").iterdir())
+    subprocess.run(["sh", "-c", f"buildah {' '.join(flags)} rm --all >/dev/null; "
+                    f"rm -rf '{root}' '{layout}'"], check=False)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--synthetic-mb", type=int, help="use generated input of this size")
+    parser.add_argument("--levels", default="1,4,5,6", help="gzip levels to compare")
+    args = parser.parse_args()
+    ensure_tool_python()
+    src = synthetic(args.synthetic_mb) if args.synthetic_mb else site_packages()
+    files = [p for p in src.rglob("*") if p.is_file() and p.name != ".complete"]
+    total = sum(p.stat().st_size for p in files)
+    print(f"input: {src} — {total / MB:.1f} MB in {len(files)} files; {os.cpu_count()} cores; "
+          f"python {sys.version.split()[0]}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="peers-bench-"))
+    rows = []
+
+    def row(tool: str, result: dict, peer: Optional[dict] = None) -> None:
+        ratio = f"{result['wall_s'] / peer['wall_s']:.2f}x" if peer else ""
+        rows.append((tool, result, ratio))
+        print(f"| {tool} | {result['wall_s']:.2f} | {result['cpu_s']:.2f} | "
+              f"{result['rss_mb']:.0f} | {result['bytes'] / MB:.1f} | {ratio} |", flush=True)
+
+    print("| tool | wall s | cpu s | peak RSS MB | blob MB | time vs peer |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    try:
+        have = {name: shutil.which(name) is not None for name in ("pigz", "zstd", "umoci", "buildah")}
+        for level in (int(n) for n in args.levels.split(",")):
+            peer = pipeline(src, work, f"pigz -{level}") if have["pigz"] else None
+            if peer:
+                row(f"tar \\| pigz -{level}", peer)
+            row(f"ocibuild gzip -{level}", ocibuild(src, work, "gzip", level), peer)
+        peer = pipeline(src, work, "zstd -3 -T0 -q") if have["zstd"] else None
+        if peer:
+            row("tar \\| zstd -3 -T0", peer)
+        row("ocibuild zstd -3", ocibuild(src, work, "zstd", 3), peer)
+        umoci_result = umoci(src, work) if have["umoci"] else None
+        if umoci_result:
+            row("umoci insert", umoci_result)
+            row("ocibuild gzip (default, -6)", ocibuild(src, work, "gzip", None), umoci_result)
+        if have["buildah"]:
+            row("buildah from scratch + copy + commit", buildah(src, work))
+        missing = [name for name, ok in have.items() if not ok]
+        if missing:
+            print(f"not installed, skipped: {', '.join(missing)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Package and publish the Python example as CI does, cold and warm, and after a one-line change.
+
+    python3 bench/publish_bench.py
+
+Copies this repository to a temp dir (so pantsd starts cold; Pants' caches under ~/.cache
+stay as they are: run it twice to see fully warm caches), starts the CNCF registry on
+127.0.0.1 behind a counting proxy, and runs ./pants with pantsd:
+
+1. package examples/python-cli:image (cold pantsd), then publish it (first push);
+2. package again and `package ::` with nothing changed (pantsd warm);
+3. a one-line change to the app's source, then publish: time and bytes uploaded.
+
+Prints a table for docs/performance.md. Not a test: timing needs a quiet machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src/python"))
+
+from tests.e2e.repo import copy_repo, debian_mirror_env  # noqa: E402
+from tests.fixtures.fault_proxy import FaultProxy  # noqa: E402
+from tests.fixtures.registry import start_registry  # noqa: E402
+
+IMAGE = "examples/python-cli:image"
+
+
+def pants(repo: Path, *args: str, env: dict) -> float:
+    start = time.monotonic()
+    subprocess.run(["./pants", "--no-dynamic-ui", *args], cwd=repo, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="publish-bench-"))
+    repo = copy_repo(work / "repo", REPO)
+    # The examples' Debian packages come from the test cache on loopback when it is filled
+    # (tests/fetch-example-debs); otherwise from the mirror in the BUILD file.
+    try:
+        mirror_env = debian_mirror_env(REPO)
+    except AssertionError:
+        mirror_env = {}
+    rows = []
+    try:
+        with start_registry(work / "registry") as registry, FaultProxy(registry.host) as proxy:
+            option = (f"--oci-registries={ {'bench': {'address': proxy.host, 'insecure': True, 'default': True}} !r}")
+            env = {**os.environ, **mirror_env}
+
+            def step(label: str, *args: str) -> None:
+                before = proxy.bytes_received
+                seconds = pants(repo, option, *args, env=env)
+                uploaded = proxy.bytes_received - before
+                rows.append((label, seconds, uploaded))
+                print(f"| {label} | {seconds:.1f} | {uploaded / 1e6:.3f} |", flush=True)
+
+            print("| step (pantsd) | wall s | MB uploaded |")
+            print("| --- | ---: | ---: |")
+            step("package python-cli, cold pantsd", "package", IMAGE)
+            step("publish python-cli, first push", "publish", IMAGE)
+            step("package python-cli, nothing changed", "package", IMAGE)
+            step("package ::, nothing changed", "package", "::")
+            step("publish again, nothing changed", "publish", IMAGE)
+            with open(repo / "examples/python-cli/greet/cli.py", "a") as f:
+                f.write("# a one-line change\n")
+            step("one-line change: publish (package + push)", "publish", IMAGE)
+    finally:
+        for pid_file in (repo / ".pids").rglob("pid"):  # this copy's pantsd
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            except (ValueError, OSError):
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
