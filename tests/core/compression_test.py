@@ -93,7 +93,7 @@ def test_failure_leaves_no_partial_blob(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("compression, level, message", [
     ("brotli", None, "compression 'brotli': must be gzip, zstd or none, e.g. \"gzip\""),
-    ("gzip", 10, "compression level 10: gzip takes 0 to 9, e.g. 6"),
+    ("gzip", 10, "compression level 10: gzip takes 0 to 9, e.g. 4"),
     ("zstd", 0, "compression level 0: zstd takes 1 to 22, e.g. 3"),
     ("none", 3, "compression level 3: 'none' takes no level; drop the level or use gzip or zstd"),
 ])
