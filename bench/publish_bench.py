@@ -69,6 +69,7 @@ def main() -> None:
             step("package python-cli, cold pantsd", "package", IMAGE)
             step("publish python-cli, first push", "publish", IMAGE)
             step("package python-cli, nothing changed", "package", IMAGE)
+            step("package :: (first time in this pantsd)", "package", "::")
             step("package ::, nothing changed", "package", "::")
             step("publish again, nothing changed", "publish", IMAGE)
             with open(repo / "examples/python-cli/greet/cli.py", "a") as f:

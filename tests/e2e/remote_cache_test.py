@@ -1,0 +1,44 @@
+"""Pants' remote cache: a second clone with an empty local cache rebuilds nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.e2e.repo import copy_repo, run_pants
+from tests.fixtures.remote_cache import start_buildgrid
+
+EXAMPLES = ("examples.static-site/image", "examples.site-with-config/image",
+            "examples.python-hello/image", "examples.python-cli/image")
+
+
+def _counters(stderr: str) -> dict:
+    return {k: int(v) for k, v in re.findall(r"^\s+(remote_cache_\w+|local_cache_\w+): (\d+)$",
+                                             stderr, re.M)}
+
+
+def _digests(repo: Path) -> dict:
+    return {e: json.loads((repo / f"dist/{e}.json").read_text())["manifest_digest"] for e in EXAMPLES}
+
+
+def test_second_clone_hits_the_remote_cache_for_every_process(tmp_path: Path) -> None:
+    with start_buildgrid(tmp_path / "bgd") as address:
+        flags = ("--remote-cache-read", "--remote-cache-write", f"--remote-store-address={address}",
+                 "--stats-log")
+        first = copy_repo(tmp_path / "clone-a")
+        a = run_pants(first, *flags, f"--local-store-dir={tmp_path / 'store-a'}", "package", "examples::")
+        written = _counters(a.stderr)
+        assert written["remote_cache_write_successes"] > 0
+        assert written["remote_cache_write_errors"] == 0
+
+        second = copy_repo(tmp_path / "elsewhere" / "clone-b")
+        b = run_pants(second, *flags, f"--local-store-dir={tmp_path / 'store-b'}", "package", "examples::")
+        read = _counters(b.stderr)
+    # Every cacheable process (layers, assembly, archives, PEX builds) came from the remote
+    # cache: none ran again, and the images are the same.
+    assert read["local_cache_requests_cached"] == 0
+    assert read["remote_cache_requests"] > 0
+    assert read["remote_cache_requests_cached"] == read["remote_cache_requests"]
+    assert read["remote_cache_requests_uncached"] == 0
+    assert _digests(first) == _digests(second)
