@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,7 +74,8 @@ def main() -> None:
             step("package ::, nothing changed", "package", "::")
             step("publish again, nothing changed", "publish", IMAGE)
             with open(repo / "examples/python-cli/greet/cli.py", "a") as f:
-                f.write("# a one-line change\n")
+                # Unique per run: a change Pants' caches have never seen.
+                f.write(f"# a one-line change {uuid.uuid4().hex}\n")
             step("one-line change: publish (package + push)", "publish", IMAGE)
     finally:
         for pid_file in (repo / ".pids").rglob("pid"):  # this copy's pantsd
