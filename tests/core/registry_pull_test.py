@@ -150,3 +150,25 @@ def test_redirect_to_blob_storage_drops_the_credentials(token_registry: Registry
     # The token from the manifest request already covers the blobs: each GET goes out with it
     # and is redirected.
     assert [status for m, p, status in proxy.requests if "/blobs/" in p] == [307, 307]
+
+
+def test_credentials_are_looked_up_only_when_a_challenge_asks(registry: Registry,
+                                                              token_registry: Registry,
+                                                              tmp_path: Path) -> None:
+    calls = []
+
+    def lookup() -> Credentials:
+        calls.append(1)
+        return Credentials(token_registry.username, token_registry.password)
+
+    digests = push_multi_platform(registry, tmp_path / "plain", "base/multi")
+    fetch_manifest(Transport(registry.host, insecure=True, credentials=lookup),
+                   parse_reference(f"{registry.host}/base/multi"), digests["index"])
+    assert calls == []  # an open registry: no config file read, no helper run
+    owned = push_multi_platform(token_registry, tmp_path / "token", "base/multi",
+                                creds=Credentials(token_registry.username, token_registry.password))
+    transport = Transport(token_registry.host, insecure=True, credentials=lookup)
+    ref = parse_reference(f"{token_registry.host}/base/multi")
+    fetch_manifest(transport, ref, owned["index"])
+    fetch_manifest(transport, ref, "1.0")
+    assert calls == [1]

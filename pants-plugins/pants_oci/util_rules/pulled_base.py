@@ -59,8 +59,10 @@ def registry_client(ref: Reference, oci: OciSubsystem, env: EnvironmentVars,
         Registry(ref.registry, ref.registry),
     )
     ca_cert = os.path.join(buildroot, configured.ca_cert) if configured.ca_cert else None
+    # Looked up only if the registry asks (a warm build never does): credential helpers may
+    # themselves reach the network.
     return Transport(ref.api_host, insecure=configured.insecure, ca_cert=ca_cert,
-                     credentials=credentials.lookup(ref.registry, env))
+                     credentials=lambda: credentials.lookup(ref.registry, env))
 
 
 def chosen_platform(target: OciPullTarget, asked: str | None, origin: str) -> Platform:

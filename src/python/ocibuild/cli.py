@@ -128,7 +128,7 @@ def _transport(ref, args: argparse.Namespace):
     from ocibuild.registry.transport import Transport
 
     return Transport(ref.api_host, insecure=args.insecure, ca_cert=args.ca_cert,
-                     credentials=credentials.lookup(ref.registry, os.environ))
+                     credentials=lambda: credentials.lookup(ref.registry, os.environ))
 
 
 def _write_lines(path: str, lines: List[str], append: bool) -> None:

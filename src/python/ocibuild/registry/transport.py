@@ -16,7 +16,7 @@ import base64
 import email.utils
 import re
 import time
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 
 import requests
 
@@ -53,11 +53,13 @@ def retry_after_s(value: Optional[str], default: float) -> float:
 
 class Transport:
     def __init__(self, host: str, *, insecure: bool = False, ca_cert: Optional[str] = None,
-                 credentials: Optional[Credentials] = None, attempts: int = ATTEMPTS,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 credentials: Union[None, Credentials, Callable[[], Optional[Credentials]]] = None,
+                 attempts: int = ATTEMPTS, sleep: Callable[[float], None] = time.sleep) -> None:
+        """`credentials` may be a function: it is called once, when a challenge needs them,
+        so a run that needs none never reads config files or runs credential helpers."""
         self.host = host
         self.base = f"{'http' if insecure else 'https'}://{host}"
-        self.credentials = credentials
+        self._credentials = credentials
         self.attempts = attempts
         self.sleep = sleep
         self.retries = 0  # how many requests were repeated, for reports and tests
@@ -67,6 +69,12 @@ class Transport:
         if ca_cert:
             self.session.verify = ca_cert
         self._auth: Dict[str, str] = {}  # scope -> Authorization header value
+
+    @property
+    def credentials(self) -> Optional[Credentials]:
+        if callable(self._credentials):
+            self._credentials = self._credentials()
+        return self._credentials  # type: ignore[return-value]
 
     def url(self, path_or_url: str) -> str:
         return path_or_url if "://" in path_or_url else self.base + path_or_url
