@@ -5,6 +5,7 @@ from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import (
     DebianPackagesTarget,
     OciImageTarget,
+    OciLayerTarget,
     OciLayoutTarget,
     OciPullTarget,
 )
@@ -20,7 +21,13 @@ from pants_oci.util_rules import (
 
 
 def target_types():
-    return (OciImageTarget, OciPullTarget, OciLayoutTarget, DebianPackagesTarget)
+    return (
+        OciImageTarget,
+        OciLayerTarget,
+        OciPullTarget,
+        OciLayoutTarget,
+        DebianPackagesTarget,
+    )
 
 
 def rules():

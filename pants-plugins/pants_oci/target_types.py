@@ -142,9 +142,8 @@ class OciImageEnvField(_KeyCheckedDictField):
     key_check = staticmethod(validate.validate_env_name)
 
 
-class OciImageWorkdirField(StringField):
-    alias = "workdir"
-    help = "The working directory of the entrypoint, an absolute path: `workdir=\"/app\"`."
+class _AbsolutePathField(StringField):
+    """A path inside the image, checked as the BUILD file is read."""
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
@@ -152,6 +151,11 @@ class OciImageWorkdirField(StringField):
         if value is not None:
             _check(cls, address, lambda v: validate.validate_absolute_path(cls.alias, v), [value])
         return value
+
+
+class OciImageWorkdirField(_AbsolutePathField):
+    alias = "workdir"
+    help = "The working directory of the entrypoint, an absolute path: `workdir=\"/app\"`."
 
 
 class OciImageUserField(StringField):
@@ -640,3 +644,92 @@ class DebianPackagesTarget(Target):
     def lockfile_path(self) -> str:
         name = self[DebianLockfileField].value or f"{self.address.target_name}.lock.json"
         return posixpath.normpath(posixpath.join(self.address.spec_path, name))
+
+
+class OciLayerDependenciesField(Dependencies):
+    help = help_text(
+        """
+        What goes into this one layer, placed as in an `oci_image`'s `dependencies`
+        (packages at `/app/<file name>`, files at their build-root path), or under
+        `destination` when it is set.
+        """
+    )
+
+
+class OciLayerDestinationField(_AbsolutePathField):
+    alias = "destination"
+    help = help_text(
+        """
+        Where the layer's content goes, as an absolute path: packages land at
+        `<destination>/<file name>` (instead of `/app/...`), files at
+        `<destination>/<build-root path>`. E.g. `destination="/srv/www"`.
+        """
+    )
+
+
+class OciLayerOwnerField(StringField):
+    alias = "owner"
+    help = help_text(
+        """
+        Numeric `uid:gid` owning every file and directory the layer writes, e.g.
+        `owner="65532:65532"` for a non-root user's data. Parent directories the layer only
+        creates (`/etc` for `/etc/app`) stay root's. Unset: 0:0.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            uid, sep, gid = value.partition(":")
+            if not (sep and uid.isdigit() and gid.isdigit()):
+                raise InvalidFieldException(
+                    f"The {cls.alias!r} field in target {address}: {value!r} must be numeric "
+                    'UID:GID, e.g. "65532:65532".'
+                )
+        return value
+
+
+class OciLayerFileModeField(StringField):
+    alias = "file_mode"
+    help = help_text(
+        """
+        Octal mode of every regular file in the layer, e.g. `file_mode="0640"`; directories
+        stay 0755. Unset: 0755 for files executable in the repository, else 0644.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not (value and all(c in "01234567" for c in value)
+                                      and int(value, 8) <= 0o7777):
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address}: {value!r} must be an octal mode, "
+                'e.g. "0640".'
+            )
+        return value
+
+
+class OciLayerCompressionField(StringField):
+    alias = "layer_compression"
+    valid_choices = ("gzip", "zstd")
+    help = "This layer's compression; unset: the image's `layer_compression`."
+
+
+class OciLayerTarget(Target):
+    alias = "oci_layer"
+    core_fields = (*COMMON_TARGET_FIELDS, OciLayerDependenciesField, OciLayerDestinationField,
+                   OciLayerOwnerField, OciLayerFileModeField, OciLayerCompressionField)
+    help = help_text(
+        """
+        One image layer made of several dependencies, with its own placement, owner, file mode
+        and compression. List it in an `oci_image`'s `dependencies` like anything else; order
+        layers by how often they change (rarely changing first), so a change rebuilds and
+        pushes only the layers above it:
+
+            oci_layer(name="static", dependencies=[":assets", ":fonts"],
+                      destination="/srv/www", owner="65532:65532")
+            oci_image(name="image", base=..., dependencies=[":static", ":app"])
+        """
+    )

@@ -92,7 +92,7 @@ def test_layer_output_does_not_depend_on_umask_or_cwd_path(tmp_path: Path) -> No
      "an octal string, e.g. \"0755\" or 493\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compresion": "zstd"},
      "ocibuild: error: the layer spec 's.json': unknown key(s) compresion; known: mappings, "
-     "compression, level, mtime, compressor\n"),
+     "compression, level, mtime, compressor, owner\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compression": "lz4"},
      "ocibuild: error: compression 'lz4': must be gzip, zstd or none, e.g. \"gzip\"\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "mtime": -1},
@@ -146,3 +146,19 @@ def test_layer_refuses_another_compressor_than_its_cache_key_names(tmp_path: Pat
     message = user_error(run_ocibuild("layer", "--spec", bad, "--out-dir", "out2", cwd=tmp_path))
     assert "not 'pgzip 1 zlib 0.0.1' as the caller expects" in message
     assert not (tmp_path / "out2").exists()
+
+
+def test_layer_owner(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in")
+    owned = spec(tmp_path / "owned.json", {"mappings": [{"source": "in", "dest": "srv/data"}],
+                                           "owner": [65532, 65533]})
+    layer = ok(run_ocibuild("layer", "--spec", owned, "--out-dir", "out", cwd=tmp_path))
+    with tarfile.open(tmp_path / "out/blobs/sha256" / layer["digest"][7:]) as tar:
+        owners = {m.name: (m.uid, m.gid) for m in tar}
+    assert owners["srv"] == (0, 0)  # created on the way: stays root's
+    assert owners["srv/data"] == (65532, 65533)
+    assert all(v == (65532, 65533) for k, v in owners.items() if k.startswith("srv/data/"))
+    bad = spec(tmp_path / "bad.json", {"mappings": [{"source": "in", "dest": "x"}],
+                                       "owner": "nonroot"})
+    assert "owner 'nonroot' must be [UID, GID]" in user_error(
+        run_ocibuild("layer", "--spec", bad, "--out-dir", "out2", cwd=tmp_path))

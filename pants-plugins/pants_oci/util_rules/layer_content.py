@@ -19,7 +19,7 @@ from pants.core.target_types import (
     ResourceSourceField,
 )
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
-from pants.engine.addresses import Address
+from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, Snapshot
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -34,7 +34,15 @@ from pants.engine.target import (
 )
 from pants.util.logging import LogLevel
 
-from pants_oci.target_types import OciImageTarget
+from pants_oci.target_types import (
+    OciImageTarget,
+    OciLayerCompressionField,
+    OciLayerDependenciesField,
+    OciLayerDestinationField,
+    OciLayerFileModeField,
+    OciLayerOwnerField,
+    OciLayerTarget,
+)
 
 # Where packaged artifacts land: one well-known directory, like jib's /app or ko's /ko-app,
 # so entrypoints never depend on Pants' dist/ naming.
@@ -72,6 +80,12 @@ class LayerContent:
     image_paths: tuple[str, ...]
     # What the layer holds, when a dependency gives more than one (e.g. "requirements").
     part: str = ""
+    # Packaged artifacts (under /app) rather than loose files (at their build-root path).
+    packaged: bool = False
+    # Set by an `oci_layer`: "uid:gid", an octal file mode, a compression.
+    owner: str | None = None
+    file_mode: str | None = None
+    compression: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,7 @@ async def _packaged_content(
         await Get(Digest, AddPrefix(digest, INPUT_DIR)),
         tuple(mappings),
         tuple(sorted(image_paths)),
+        packaged=True,
     )
     return LayerContents((content,))
 
@@ -168,6 +183,61 @@ async def _pex_part_content(
         tuple((posixpath.join(INPUT_DIR, r), posixpath.join(dest, t)) for r, t in zip(roots, tops)),
         tuple(sorted(posixpath.join(dest, f[len(base) + 1 :]) for f in files)),
         part,
+        packaged=True,
+    )
+
+
+def _relocated(path: str, packaged: bool, destination: str) -> str:
+    """Where an `oci_layer` with `destination` puts what would land at `path`."""
+    if packaged:
+        return posixpath.join(destination, path[len(PACKAGE_DIR) + 1 :])
+    return posixpath.join(destination, path)
+
+
+async def _oci_layer_content(target: OciLayerTarget, request: LayerContentRequest) -> LayerContents:
+    origin = f"the `dependencies` of the oci_layer {target.address}"
+    raw = [d for d in (target[OciLayerDependenciesField].value or ()) if not d.startswith("!")]
+    addresses = await Get(
+        Addresses,
+        UnparsedAddressInputs(raw, owning_address=target.address, description_of_origin=origin),
+    )
+    if not addresses:
+        raise OciDependencyError(
+            f"The oci_layer {target.address} has no `dependencies`: list what goes in the layer."
+        )
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin=origin)) for a in addresses
+    )
+    nested = [w.target.address for w in wrapped if isinstance(w.target, OciLayerTarget)]
+    if nested:
+        raise OciDependencyError(
+            f"The oci_layer {target.address} depends on the oci_layer {nested[0]}: layers do not "
+            "nest; list the dependencies of both in one oci_layer, or both layers in the image."
+        )
+    per_dependency = await MultiGet(
+        Get(LayerContents, LayerContentRequest(a, request.image)) for a in addresses
+    )
+    contents = [c for group in per_dependency for c in group.contents]
+    check_no_conflicts(tuple(contents), request.image)
+    destination = (target[OciLayerDestinationField].value or "").strip("/")
+    mappings, image_paths = [], []
+    for c in contents:
+        move = (lambda p, c=c: _relocated(p, c.packaged, destination)) if destination else (lambda p: p)
+        mappings.extend((src, move(dest)) for src, dest in c.mappings)
+        image_paths.extend(move(p) for p in c.image_paths)
+    digest = await Get(Digest, MergeDigests(c.digest for c in contents))
+    return LayerContents(
+        (
+            LayerContent(
+                target.address,
+                digest,
+                tuple(mappings),
+                tuple(sorted(image_paths)),
+                owner=target[OciLayerOwnerField].value,
+                file_mode=target[OciLayerFileModeField].value,
+                compression=target[OciLayerCompressionField].value,
+            ),
+        )
     )
 
 
@@ -180,6 +250,8 @@ async def layer_content(request: LayerContentRequest) -> LayerContents:
         ),
     )
     target = wrapped.target
+    if isinstance(target, OciLayerTarget):
+        return await _oci_layer_content(target, request)
     if isinstance(target, OciImageTarget):
         raise OciDependencyError(
             f"The oci_image {target.address} is listed in the `dependencies` of the oci_image "

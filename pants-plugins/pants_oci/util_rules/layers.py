@@ -44,12 +44,16 @@ class BuiltLayer:
 
 
 def layer_spec(request: BuildLayerRequest, compressor: Compressor) -> bytes:
+    content = request.content
+    mode = {"mode": content.file_mode} if content.file_mode else {}
     spec = {
-        "mappings": [{"source": src, "dest": dest} for src, dest in request.content.mappings],
-        "compression": request.compression,
+        "mappings": [{"source": src, "dest": dest, **mode} for src, dest in content.mappings],
+        "compression": content.compression or request.compression,
         "mtime": request.mtime,
         "compressor": compressor.version,
     }
+    if content.owner:
+        spec["owner"] = [int(n) for n in content.owner.split(":")]
     return json.dumps(spec, sort_keys=True).encode()
 
 

@@ -2,7 +2,9 @@
 
     ocibuild layer --spec SPEC.json --out-dir OUT
         SPEC: {"mappings": [{"source": PATH, "dest": "app/app.pex", "mode": null | 493 | "0755"}],
-               "compression": "gzip" | "zstd" | "none", "level": null | INT, "mtime": 0}
+               "compression": "gzip" | "zstd" | "none", "level": null | INT, "mtime": 0,
+               "owner": null | [UID, GID] (for everything under the mappings' dests),
+               "compressor": null | "the version the caller keyed its cache on"}
         Writes OUT/blobs/sha256/<hex> and OUT/layer.json {"mediaType", "digest", "size",
         "diffID"}, and prints the latter.
     ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
@@ -34,12 +36,12 @@ from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.compression import GZIP, compressor_version
-from ocibuild.layer.entries import collect_entries
+from ocibuild.layer.entries import collect_entries, owned_by, parse_mapping
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.oci_archive import unpack_oci_archive
 
 USER_ERROR = 2
-LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime", "compressor")
+LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime", "compressor", "owner")
 
 
 def _load_spec(path: str) -> dict:
@@ -99,7 +101,17 @@ def cmd_layer(args: argparse.Namespace) -> dict:
         raise OciBuildError(f"the layer spec {args.spec!r}: unknown key(s) {', '.join(unknown)}; "
                             f"known: {', '.join(LAYER_SPEC_KEYS)}")
     _check_compressor(spec.get("compressor"))
-    blob = build_layer(collect_entries(_mappings(spec, args.spec)), args.out_dir,
+    owner = spec.get("owner")
+    if owner is not None and not (isinstance(owner, list) and len(owner) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 for n in owner)):
+        raise OciBuildError(f"the layer spec {args.spec!r}: owner {owner!r} must be [UID, GID], "
+                            "e.g. [65532, 65532]")
+    mappings = _mappings(spec, args.spec)
+    entries = collect_entries(mappings)
+    if owner is not None:
+        dests = [parse_mapping(m).dest for m in mappings]
+        entries = owned_by(entries, owner[0], owner[1], dests)
+    blob = build_layer(entries, args.out_dir,
                        compression=spec.get("compression") or GZIP, level=spec.get("level"),
                        mtime=spec.get("mtime") or 0)
     result = blob.to_json()

@@ -197,6 +197,18 @@ def _hardlinked(entries: List[LayerEntry], inodes: Dict[str, Tuple[int, int]]) -
     return out
 
 
+def owned_by(entries: Iterable[LayerEntry], uid: int, gid: int,
+             roots: Iterable[str]) -> List[LayerEntry]:
+    """`uid:gid` for every entry at or under one of `roots` (the mappings' destinations).
+
+    Parent directories the layer only creates (`/etc` for `/etc/app/...`) stay root's, so the
+    layer does not change who owns them in the image below it."""
+    roots = [r for r in roots if r]
+    def mine(path: str) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in roots)
+    return [replace(e, uid=uid, gid=gid) if mine(e.path) else e for e in entries]
+
+
 def collect_entries(mappings: Iterable[Sequence], *, mode_policy: ModePolicy = DEFAULT_MODE_POLICY,
                     preserve_hardlinks: bool = False,
                     allow_absolute_symlinks: bool = True) -> List[LayerEntry]:
