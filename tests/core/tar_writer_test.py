@@ -11,7 +11,7 @@ import pytest
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import DIR, FILE, HARDLINK, SYMLINK, LayerEntry, collect_entries
-from ocibuild.layer.tar_writer import write_tar
+from ocibuild.layer.tar_writer import header, write_tar
 
 from .conftest import tar_members, write
 
@@ -136,3 +136,36 @@ def test_bad_mtime(mtime) -> None:
         f"mtime {mtime!r}: must be a whole number of seconds since 1970-01-01 UTC, e.g. 0 "
         "or $SOURCE_DATE_EPOCH"
     )
+
+
+def tarfile_header(entry: LayerEntry, mtime: int) -> bytes:
+    """What CPython's tarfile writes for `entry` in PAX format: the reference for `header`."""
+    info = tarfile.TarInfo(entry.path)
+    info.type = {FILE: tarfile.REGTYPE, DIR: tarfile.DIRTYPE, SYMLINK: tarfile.SYMTYPE,
+                 HARDLINK: tarfile.LNKTYPE}[entry.kind]
+    info.mode = entry.mode & 0o7777
+    info.uid, info.gid, info.uname, info.gname = entry.uid, entry.gid, entry.uname, entry.gname
+    info.mtime = mtime
+    info.size = entry.size if entry.kind == FILE else 0
+    info.linkname = entry.link_target or ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("mtime", [0, 1700000000, 8 ** 11])
+@pytest.mark.parametrize("entry", [
+    LayerEntry("a", FILE, size=5),
+    LayerEntry("d", DIR, mode=0o755),
+    LayerEntry("d/", DIR),
+    LayerEntry("n" * 100, FILE),
+    LayerEntry("n" * 101, FILE),
+    LayerEntry("y" * 200, DIR),
+    LayerEntry("é", FILE, size=3),
+    LayerEntry("n" * 95 + "é", FILE, uid=2 ** 40),
+    LayerEntry("l", SYMLINK, mode=0o777, link_target="t" * 101),
+    LayerEntry("h", HARDLINK, link_target="a"),
+    LayerEntry("u", FILE, uid=8 ** 7, gid=8 ** 7 - 1, uname="u" * 33, gname="ü"),
+    LayerEntry("big", FILE, size=8 ** 11),
+    LayerEntry("s", FILE, mode=0o104755),
+], ids=repr)
+def test_headers_are_tarfiles_bytes(entry: LayerEntry, mtime: int) -> None:
+    assert header(entry, mtime) == tarfile_header(entry, mtime)

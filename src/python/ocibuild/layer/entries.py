@@ -179,8 +179,10 @@ class _Collected:
                 )
 
 
-def _sort_key(entry: LayerEntry) -> Tuple[bytes, ...]:
-    return tuple(part.encode("utf-8") for part in entry.path.split("/"))
+def _sort_key(entry: LayerEntry) -> bytes:
+    """Path components in UTF-8 byte order: the path's bytes with "/" as the lowest byte
+    (a path holds no NUL), so "a/b" sorts before "a-b" and "a.txt", right after "a"."""
+    return entry.path.encode("utf-8").replace(b"/", b"\0")
 
 
 def _hardlinked(entries: List[LayerEntry], inodes: Dict[str, Tuple[int, int]]) -> List[LayerEntry]:

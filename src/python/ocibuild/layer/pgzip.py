@@ -61,7 +61,8 @@ class ParallelGzipWriter:
         self._size += len(data)
         self._buffer += data
         while len(self._buffer) > BLOCK:  # keep at least one byte back: the last block is final
-            block = bytes(self._buffer[:BLOCK])
+            with memoryview(self._buffer) as view:
+                block = view[:BLOCK].tobytes()  # one copy; deleting from the front is O(1)
             del self._buffer[:BLOCK]
             self._submit(block, last=False)
         return len(data)
