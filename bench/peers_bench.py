@@ -12,7 +12,9 @@ files). Each tool turns the directory into one layer blob:
 * `umoci insert` into an empty image (umoci's own tar + gzip);
 * buildah: `from scratch`, `copy`, `commit` to an OCI layout (vfs storage).
 
-Peers missing on the machine are reported as such. Not a test: timing needs a quiet machine.
+Missing peers are installed with apt-get when run as root (else reported and skipped). Each
+tool runs five times (`--runs`), alternating with its peer so drift hits both alike; the table
+shows the median run. Not a test: timing needs a quiet machine.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 SOURCE_ROOT = HERE.parent / "src" / "python"
@@ -50,6 +52,25 @@ def ensure_tool_python() -> None:
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
                        check=True)
     os.execv(str(python), [str(python), *sys.argv])
+
+
+PEERS = {"pigz": "pigz", "zstd": "zstd", "umoci": "umoci", "buildah": "buildah"}  # binary: package
+
+
+def ensure_peers() -> None:
+    """Install missing peers from the Debian archive when we are root; else say how."""
+    missing = [package for binary, package in PEERS.items() if shutil.which(binary) is None]
+    if not missing or shutil.which("apt-get") is None:
+        return
+    if os.geteuid() != 0:
+        print(f"peers missing (skipped below); install them with: sudo apt-get install -y "
+              f"{' '.join(missing)}", flush=True)
+        return
+    print(f"installing peers: {' '.join(missing)} ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
 
 
 def site_packages() -> Path:
@@ -140,8 +161,11 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic-mb", type=int, help="use generated input of this size")
     parser.add_argument("--levels", default="1,4,5,6", help="gzip levels to compare")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="runs of each tool, alternating with its peer; the table shows the median")
     args = parser.parse_args()
     ensure_tool_python()
+    ensure_peers()
     src = synthetic(args.synthetic_mb) if args.synthetic_mb else site_packages()
     files = [p for p in src.rglob("*") if p.is_file() and p.name != ".complete"]
     total = sum(p.stat().st_size for p in files)
@@ -150,31 +174,50 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="peers-bench-"))
     rows = []
 
+    def median(results: List[dict]) -> dict:
+        return sorted(results, key=lambda r: r["wall_s"])[len(results) // 2]
+
+    def side_by_side(peer: Optional[Callable[[], dict]], ours: Callable[[], dict]):
+        """Median of `--runs` runs each, alternating, so that drift hits both alike."""
+        peer_runs: List[dict] = []
+        our_runs: List[dict] = []
+        for _ in range(args.runs):
+            if peer:
+                peer_runs.append(peer())
+            our_runs.append(ours())
+        return (median(peer_runs) if peer else None), median(our_runs)
+
     def row(tool: str, result: dict, peer: Optional[dict] = None) -> None:
         ratio = f"{result['wall_s'] / peer['wall_s']:.2f}x" if peer else ""
         rows.append((tool, result, ratio))
         print(f"| {tool} | {result['wall_s']:.2f} | {result['cpu_s']:.2f} | "
               f"{result['rss_mb']:.0f} | {result['bytes'] / MB:.1f} | {ratio} |", flush=True)
 
+    def pair(peer_name: str, peer: Optional[Callable[[], dict]], name: str,
+             ours: Callable[[], dict]) -> None:
+        peer_result, our_result = side_by_side(peer, ours)
+        if peer_result:
+            row(peer_name, peer_result)
+        row(name, our_result, peer_result)
+
     print("| tool | wall s | cpu s | peak RSS MB | blob MB | time vs peer |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     try:
-        have = {name: shutil.which(name) is not None for name in ("pigz", "zstd", "umoci", "buildah")}
+        have = {name: shutil.which(name) is not None for name in PEERS}
         for level in (int(n) for n in args.levels.split(",")):
-            peer = pipeline(src, work, f"pigz -{level}") if have["pigz"] else None
-            if peer:
-                row(f"tar \\| pigz -{level}", peer)
-            row(f"ocibuild gzip -{level}", ocibuild(src, work, "gzip", level), peer)
-        peer = pipeline(src, work, "zstd -3 -T0 -q") if have["zstd"] else None
-        if peer:
-            row("tar \\| zstd -3 -T0", peer)
-        row("ocibuild zstd -3", ocibuild(src, work, "zstd", 3), peer)
-        umoci_result = umoci(src, work) if have["umoci"] else None
-        if umoci_result:
-            row("umoci insert", umoci_result)
-            row("ocibuild gzip (default, -6)", ocibuild(src, work, "gzip", None), umoci_result)
+            pair(f"tar \\| pigz -{level}",
+                 (lambda: pipeline(src, work, f"pigz -{level}")) if have["pigz"] else None,
+                 f"ocibuild gzip -{level}" + (" (default)" if level == 4 else ""),
+                 lambda: ocibuild(src, work, "gzip", level))
+        pair("tar \\| zstd -3 -T0",
+             (lambda: pipeline(src, work, "zstd -3 -T0 -q")) if have["zstd"] else None,
+             "ocibuild zstd -3", lambda: ocibuild(src, work, "zstd", 3))
+        if have["umoci"]:
+            pair("umoci insert", lambda: umoci(src, work),
+                 "ocibuild gzip (default) vs umoci", lambda: ocibuild(src, work, "gzip", None))
         if have["buildah"]:
-            row("buildah from scratch + copy + commit", buildah(src, work))
+            row("buildah from scratch + copy + commit (oci:, uncompressed)",
+                side_by_side(None, lambda: buildah(src, work))[1])
         missing = [name for name, ok in have.items() if not ok]
         if missing:
             print(f"not installed, skipped: {', '.join(missing)}")
