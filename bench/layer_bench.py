@@ -95,6 +95,9 @@ def main() -> None:
     if args.generate_into:
         generate(Path(args.generate_into), args.size_mb)
         return
+    from peers_bench import ensure_tool_python  # bench/ is this script's sys.path[0]
+
+    ensure_tool_python()  # zstd layers need zstandard
     work = Path(tempfile.mkdtemp(prefix="ocibuild-bench-"))
     try:
         start = time.monotonic()

@@ -6,7 +6,9 @@ Copies this repository to a temp dir (so pantsd starts cold; Pants' caches under
 stay as they are: run it twice to see fully warm caches), starts the CNCF registry on
 127.0.0.1 behind a counting proxy, and runs ./pants with pantsd:
 
-1. package examples/python-cli:image (cold pantsd), then publish it (first push);
+1. package examples/python-cli:image with empty Pants caches (a new local store and named
+   caches, no pantsd: every tool, Debian package and layer from scratch), then with a cold
+   pantsd and the usual caches, then publish it (first push);
 2. package again and `package ::` with nothing changed (pantsd warm);
 3. a one-line change to the app's source, then publish: time and bytes uploaded.
 
@@ -67,7 +69,11 @@ def main() -> None:
 
             print("| step (pantsd) | wall s | MB uploaded |")
             print("| --- | ---: | ---: |")
-            step("package python-cli, cold pantsd", "package", IMAGE)
+            empty = work / "empty-caches"
+            step("package python-cli, empty Pants caches (no pantsd)", "--no-pantsd",
+                 f"--local-store-dir={empty / 'lmdb_store'}",
+                 f"--named-caches-dir={empty / 'named_caches'}", "package", IMAGE)
+            step("package python-cli, cold pantsd (warm Pants caches)", "package", IMAGE)
             step("publish python-cli, first push", "publish", IMAGE)
             step("package python-cli, nothing changed", "package", IMAGE)
             step("package :: (first time in this pantsd)", "package", "::")
