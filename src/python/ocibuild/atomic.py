@@ -17,9 +17,15 @@ FILE_MODE = 0o644
 class TempFile:
     """`with TempFile(dir) as tmp: tmp.file.write(...); tmp.commit(path)`.
 
-    The temp file is removed on leaving the block unless it was committed."""
+    The temp file is removed on leaving the block unless it was committed, and so are the
+    directories created for it, if they are still empty: a failed build leaves nothing."""
 
     def __init__(self, directory: str) -> None:
+        self._created = []  # deepest first
+        missing = os.path.abspath(directory)
+        while not os.path.isdir(missing) and os.path.dirname(missing) != missing:
+            self._created.append(missing)
+            missing = os.path.dirname(missing)
         os.makedirs(directory, exist_ok=True)
         fd, self.path = tempfile.mkstemp(dir=directory, prefix=".partial-")
         self.file: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
@@ -44,6 +50,11 @@ class TempFile:
             self.file.close()
             if os.path.exists(self.path):
                 os.unlink(self.path)
+            for directory in self._created:
+                try:
+                    os.rmdir(directory)
+                except OSError:  # not empty: something else was written there meanwhile
+                    break
 
 
 def atomic_write(path: str, data: bytes, *, keep_existing: bool = False) -> None:
