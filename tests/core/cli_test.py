@@ -137,7 +137,7 @@ def test_unreadable_spec_and_bad_assemble(tmp_path: Path) -> None:
 def test_layer_refuses_another_compressor_than_its_cache_key_names(tmp_path: Path) -> None:
     make_tree(tmp_path / "in")
     version = ok(run_ocibuild("compressor-version", cwd=tmp_path))["compressor"]
-    assert version.startswith("pgzip 1 zlib ")
+    assert version.startswith("pgzip 2 zlib ")
     good = spec(tmp_path / "good.json", {"mappings": [{"source": "in", "dest": "app"}],
                                          "compressor": version})
     ok(run_ocibuild("layer", "--spec", good, "--out-dir", "out", cwd=tmp_path))

@@ -129,5 +129,23 @@ def test_pgzip_block_edges(size: int) -> None:
     assert gzip.decompress(_compress(data, "gzip", 2)) == data
 
 
+def test_incompressible_blocks_are_stored() -> None:
+    rng = random.Random(11)
+    noise = rng.randbytes(3 << 20)  # as zipped wheels or jars: deflate would gain nothing
+    text = b"".join(b"line %d of a text file\n" % i for i in range(150_000))  # ~3.4 MB
+    mixed = b"".join(rng.randbytes(30_000) + text[:10_000] for _ in range(100))
+    for data in (noise, text, mixed, noise + text):
+        outputs = {threads: _compress(data, "gzip", threads) for threads in (1, 3)}
+        assert outputs[1] == outputs[3]
+        assert gzip.decompress(outputs[1]) == data
+        assert subprocess.run(["gzip", "-t"], input=outputs[1]).returncode == 0
+    # Stored: 5 bytes of framing per 64 KiB, instead of deflate's search through noise.
+    assert len(_compress(noise, "gzip", 2)) < len(noise) * 1.001
+    # Text and mixed blocks are still deflated.
+    assert len(_compress(text, "gzip", 2)) < len(text) // 5
+    assert len(_compress(mixed, "gzip", 2)) < len(mixed) * 0.8
+    assert len(_compress(noise + text, "gzip", 2)) < len(noise) * 1.001 + len(text) // 5
+
+
 def test_compressor_version_names_zlib() -> None:
     assert f"zlib {zlib.ZLIB_RUNTIME_VERSION}" in compressor_version()

@@ -42,7 +42,7 @@ def compressor_version() -> str:
         zstd = f"zstd {version or '?'} (zstandard {zstandard.__version__})"
     except ImportError:
         zstd = "zstd unavailable"
-    return f"pgzip 1 zlib {zlib.ZLIB_RUNTIME_VERSION}; {zstd}"
+    return f"pgzip 2 zlib {zlib.ZLIB_RUNTIME_VERSION}; {zstd}"
 _LEVELS = {GZIP: range(0, 10), ZSTD: range(1, 23)}
 
 

@@ -7,6 +7,13 @@ flush (byte-aligned, not final), the last with the final flush, and the raw defl
 are concatenated into one gzip member: header (no name, mtime 0), deflate data, CRC-32 and
 size. Block boundaries and dictionaries depend on the input alone, never on the number of
 threads, so neither do the bytes. At most `2 * threads + 1` blocks are held at a time.
+
+A block that does not compress (zipped wheels in a PEX's `.deps/`, jars, images, random
+data) is stored, as zstd does with its raw blocks: deflating it would cost as much CPU as
+text for less than 1% of its size. The test looks at the block alone: eight 4 KiB samples
+spread over it, deflated at level 1 together; if they shrink by less than 1%, the block is
+written as stored deflate blocks (level 0). Blocks of mixed content compress as usual; one
+whose compressible part all samples miss is stored, which costs at most that part's saving.
 """
 
 from __future__ import annotations
@@ -24,8 +31,22 @@ WINDOW = 32 << 10
 _HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"
 
 
+_SAMPLES, _SAMPLE = 8, 4 << 10
+_STORE_ABOVE = 0.99  # samples' deflated/original ratio from which a block is stored
+
+
+def _incompressible(data: bytes) -> bool:
+    if len(data) < _SAMPLES * _SAMPLE * 2:
+        return False
+    step = len(data) // _SAMPLES
+    samples = b"".join(data[i * step:i * step + _SAMPLE] for i in range(_SAMPLES))
+    return len(zlib.compress(samples, 1)) >= _STORE_ABOVE * len(samples)
+
+
 def _deflate(data: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
-    if dictionary:
+    if level and _incompressible(data):
+        level = 0
+    if dictionary and level:
         c = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY,
                              dictionary)
     else:
