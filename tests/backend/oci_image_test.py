@@ -45,6 +45,7 @@ def test_scratch_image_from_files_and_relocated_files(rule_runner: RuleRunner) -
                     workdir="/srv",
                     labels={"team": "infra"},
                     annotations={"org.opencontainers.image.version": "1.0"},
+                    docker_archive=True,
                 )
                 """
             ),
@@ -107,7 +108,10 @@ def test_chained_image_reuses_base_layers(rule_runner: RuleRunner) -> None:
         }
     )
     _, dist = build(rule_runner, Address("app", target_name="base"))
-    _, dist = build(rule_runner, Address("app", target_name="image"))
+    package, dist = build(rule_runner, Address("app", target_name="image"))
+    # No docker_archive: no tarball.
+    assert [a.relpath for a in package.artifacts] == ["app/image", "app/image.json"]
+    assert not (dist / "app/image.tar").exists()
     base = _image(dist, "app/base")
     image = _image(dist, "app/image")
     assert image.layers[0] == base.layers[0]

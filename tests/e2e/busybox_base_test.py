@@ -37,6 +37,7 @@ APP_BUILD = dedent(
         cmd=["world"],
         env={"GREETING": "hello"},
         workdir="/app",
+        docker_archive=True,
     )
 
     oci_image(

@@ -36,8 +36,8 @@ def test_python_examples_run(tmp_path: Path) -> None:
     assert "python3-minimal" in status and "libc6" in status and "libc6.md5sums" in status
     assert (rootfs / "bin").is_symlink() and (rootfs / "usr/bin/python3.11").is_file()
 
-    # podman runs the docker-archive with the image's own entrypoint, user and env.
-    ran = podman_load_and_run(dist / f"{CLI}.tar", ["--count", "1", "podman"],
+    # podman runs the OCI layout in dist/ with the image's own entrypoint, user and env.
+    ran = podman_load_and_run(dist / CLI, ["--count", "1", "podman"],
                               tmp_path / "podman")
     assert ran.stdout.strip() == "greeting 1 of 1: hello podman (click 8.1.7)", ran.stderr
 

@@ -1,4 +1,5 @@
-"""`pants package` for `oci_image`: an OCI layout, a docker-archive tarball and digests in dist/."""
+"""`pants package` for `oci_image`: an OCI layout and its digests in dist/, and a docker-archive
+tarball when the target asks for one (`docker_archive=True`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
-from pants_oci.target_types import OciImageBaseField
+from pants_oci.target_types import OciImageBaseField, OciImageDockerArchiveField
 from pants_oci.util_rules.image import OciImage, OciImageRequest
 
 
@@ -26,6 +27,7 @@ class OciImageFieldSet(PackageFieldSet):
 
     base: OciImageBaseField
     output_path: OutputPathField
+    docker_archive: OciImageDockerArchiveField
 
 
 def docker_archive_argv(image: OciImage, out: str) -> tuple[str, ...]:
@@ -38,30 +40,32 @@ def docker_archive_argv(image: OciImage, out: str) -> tuple[str, ...]:
 async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
     image = await Get(OciImage, OciImageRequest(field_set.address))
     output_path = field_set.output_path.value_or_default(file_ending=None)
-    archive = await Get(
-        OcibuildResult,
-        OcibuildRun(
-            argv=docker_archive_argv(image, f"{output_path}.tar"),
-            input_digest=await Get(Digest, AddPrefix(image.layout, "layout")),
-            description=f"Writing the docker-archive of {field_set.address}",
-            context=f"writing the docker-archive tarball of {field_set.address}",
-            output_files=(f"{output_path}.tar",),
-        ),
-    )
     meta = await Get(
         Digest, CreateDigest([FileContent(f"{output_path}.json", image.metadata)])
     )
     layout = await Get(Digest, AddPrefix(image.layout, output_path))
-    digest = await Get(Digest, MergeDigests([layout, archive.output_digest, meta]))
-    manifest = image.manifest_digest
-    return BuiltPackage(
-        digest,
-        (
-            BuiltPackageArtifact(output_path, (f"    OCI layout, manifest {manifest}",)),
-            BuiltPackageArtifact(f"{output_path}.tar", ("    docker-archive (docker load)",)),
-            BuiltPackageArtifact(f"{output_path}.json"),
-        ),
-    )
+    digests = [layout, meta]
+    artifacts = [
+        BuiltPackageArtifact(output_path, (f"    OCI layout, manifest {image.manifest_digest}",)),
+        BuiltPackageArtifact(f"{output_path}.json"),
+    ]
+    if field_set.docker_archive.value:
+        archive = await Get(
+            OcibuildResult,
+            OcibuildRun(
+                argv=docker_archive_argv(image, f"{output_path}.tar"),
+                input_digest=await Get(Digest, AddPrefix(image.layout, "layout")),
+                description=f"Writing the docker-archive of {field_set.address}",
+                context=f"writing the docker-archive tarball of {field_set.address}",
+                output_files=(f"{output_path}.tar",),
+            ),
+        )
+        digests.append(archive.output_digest)
+        artifacts.insert(
+            1, BuiltPackageArtifact(f"{output_path}.tar", ("    docker-archive (docker load)",))
+        )
+    digest = await Get(Digest, MergeDigests(digests))
+    return BuiltPackage(digest, tuple(artifacts))
 
 
 def rules():
