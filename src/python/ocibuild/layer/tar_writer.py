@@ -42,7 +42,7 @@ def _header_block(name: str, kind: bytes, mode: int, uid: int, gid: int, size: i
     block = b"".join((
         _text(name, 100), b"%07o\0" % mode, b"%07o\0" % uid, b"%07o\0" % gid,
         b"%011o\0" % size, b"%011o\0" % mtime, b"        ", kind, _text(linkname, 100), _MAGIC,
-        _text(uname, 32), _text(gname, 32), _NO_DEVICE, bytes(155 + 12),
+        _text(uname, 32), _text(gname, 32), _NO_DEVICE, bytes(155 + 12),  # prefix unused; pad
     ))
     checksum = sum(block)  # with the checksum field as eight spaces
     return block[:148] + b"%06o\0 " % checksum + block[156:]
