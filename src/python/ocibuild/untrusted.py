@@ -1,0 +1,116 @@
+"""Parsing bytes we do not trust: bounded, and every failure is an `OciBuildError` naming where.
+
+Everything fetched (registries, token servers, mirrors, archives) and every file a user hands
+us goes through these before any field of it is used. Why: `json.loads` raises
+`RecursionError` on deeply nested input and happily returns a list where a dict is expected;
+`obj["x"]` on hostile input is a traceback. Here a bad document is one clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple, Type, TypeVar, Union
+
+from ocibuild.errors import OciBuildError
+
+T = TypeVar("T")
+# Real manifests, configs, indexes, token replies and docker configs nest < 10 deep.
+MAX_DEPTH = 64
+
+
+def _depth_ok(text: str, limit: int) -> bool:
+    """Nesting of `[`/`{` outside strings stays within `limit` (checked before json recurses)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def read_bounded(f: BinaryIO, limit: int, where: str) -> bytes:
+    """At most `limit` bytes of `f`; more is an error, never a silent truncation."""
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OciBuildError(f"{where} is over {limit} bytes; refusing to read it")
+    return data
+
+
+def load_json(data: Union[bytes, str], where: str, *, max_bytes: Optional[int] = None,
+              expect: Type[T] = dict) -> T:  # type: ignore[assignment]
+    """`data` as JSON of type `expect` (dict by default)."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise OciBuildError(f"{where} is over {max_bytes} bytes; refusing to parse it")
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise OciBuildError(f"{where} is not UTF-8 text, so not JSON") from None
+    if not _depth_ok(text, MAX_DEPTH):
+        raise OciBuildError(f"{where} nests deeper than {MAX_DEPTH} levels: not a document "
+                            "this tool reads")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise OciBuildError(f"{where} is not valid JSON: {err}") from None
+    if not isinstance(value, expect):
+        raise OciBuildError(f"{where} must be a JSON {_kind(expect)}, not {_kind(type(value))}")
+    return value
+
+
+def _kind(t: type) -> str:
+    return {dict: "object", list: "array", str: "string", int: "integer", float: "number",
+            bool: "boolean", type(None): "null"}.get(t, t.__name__)
+
+
+def field(doc: Dict[str, Any], key: str, expect: Union[type, Tuple[type, ...]], where: str,
+          *, required: bool = False, default: Any = None) -> Any:
+    """`doc[key]` checked to be of `expect` (bool is never taken for int). Absent or null:
+    `default`, or an error when `required`."""
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise OciBuildError(f"{where}: `{key}` is missing")
+        return default
+    types = expect if isinstance(expect, tuple) else (expect,)
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        names = " or ".join(_kind(t) for t in types)
+        raise OciBuildError(f"{where}: `{key}` must be a JSON {names}, not "
+                            f"{_kind(type(value))} ({_short(value)})")
+    return value
+
+
+def str_list(doc: Dict[str, Any], key: str, where: str) -> Optional[List[str]]:
+    """`doc[key]` as a list of strings (absent/null: None)."""
+    value = field(doc, key, list, where)
+    if value is not None and not all(isinstance(v, str) for v in value):
+        raise OciBuildError(f"{where}: `{key}` must be a list of strings, not {_short(value)}")
+    return value
+
+
+def str_map(doc: Dict[str, Any], key: str, where: str) -> Optional[Dict[str, str]]:
+    """`doc[key]` as an object of string values (absent/null: None)."""
+    value = field(doc, key, dict, where)
+    if value is not None and not all(isinstance(v, str) for v in value.values()):
+        raise OciBuildError(f"{where}: `{key}` must map names to strings, not {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
