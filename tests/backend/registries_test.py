@@ -6,7 +6,7 @@ import pytest
 
 from ocibuild.reference import parse_reference
 from pants_oci.goals.publish import push_argv
-from pants_oci.subsystems.oci import Registry, select_registries
+from pants_oci.subsystems.oci import Registry, debian_mirror, select_registries
 
 CONFIGURED = {
     "ghcr": Registry("ghcr", "ghcr.io", default=True),
@@ -59,3 +59,44 @@ def test_push_argv() -> None:
                       dist_prefix="/r/dist/d/image", first=False, base=base)
     assert "--mount-from" not in later
     assert later[-3:] == ("--append-refs", "--ca-cert", "certs/ca.pem")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("insecure", "false", "`insecure` must be a boolean (true or false, unquoted), not 'false'"),
+    ("default", 1, "`default` must be a boolean (true or false, unquoted), not 1"),
+    ("skip_push", "no", "`skip_push` must be a boolean (true or false, unquoted), not 'no'"),
+    ("ca_cert", True, "`ca_cert` must be a string, not True"),
+    ("repository", ["a"], "`repository` must be a string, not ['a']"),
+    ("extra_image_tags", "latest", "`extra_image_tags` must be a list, not 'latest'"),
+    ("extra_image_tags", [1], "`extra_image_tags` must be a list of strings, not [1]"),
+    ("address", 5000, "`address` must be a string, not 5000"),
+    ("address", "https://ghcr.io", "`address` 'https://ghcr.io' must be a registry host[:port] "
+     'without a scheme, e.g. "ghcr.io" or "registry.ci:5000" (plain HTTP is `insecure = true`)'),
+])
+def test_option_values_are_type_checked(key: str, value: object, expected: str) -> None:
+    """A quoted "false" must never read as true: that would send credentials in clear."""
+    raw = {"address": "r.corp:443", key: value}
+    with pytest.raises(ValueError) as err:
+        Registry.from_option("corp", raw)
+    assert str(err.value) == f"[oci].registries.corp: {expected}"
+
+
+def test_option_entry_must_be_a_table() -> None:
+    with pytest.raises(ValueError) as err:
+        Registry.from_option("corp", "r.corp:443")
+    assert str(err.value) == ('[oci].registries.corp: must be a table (`[oci.registries.corp]` '
+                              "with `address = \"host:port\"`), not 'r.corp:443'")
+    assert Registry.from_option("corp", {"address": "r.corp:443", "insecure": False,
+                                         "extra_image_tags": ("a",)}) == \
+        Registry("corp", "r.corp:443", extra_image_tags=("a",))
+
+
+def test_debian_mirrors_are_type_checked() -> None:
+    mirrors = {"http://deb.debian.org/debian/": "https://apt.corp/debian/", "http://x": 5}
+    assert debian_mirror(mirrors, "http://deb.debian.org/debian") == "https://apt.corp/debian"
+    assert debian_mirror(mirrors, "http://other/debian/") == "http://other/debian"
+    for url, bad in (("http://x", "5"), ("ftp://y", "'ftp://y'")):
+        with pytest.raises(ValueError) as err:
+            debian_mirror(mirrors, url)
+        assert str(err.value) == (f"[oci].debian_mirrors: the mirror for {url!r} must be an "
+                                  f"http:// or https:// URL string, not {bad}")

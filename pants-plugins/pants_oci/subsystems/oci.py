@@ -69,8 +69,7 @@ class OciSubsystem(Subsystem):
     )
 
     def debian_mirror(self, url: str) -> str:
-        url = url.rstrip("/")
-        return self.debian_mirrors.get(url, self.debian_mirrors.get(url + "/", url)).rstrip("/")
+        return debian_mirror(self.debian_mirrors, url)
 
     def registries(self) -> Dict[str, "Registry"]:
         return {alias: Registry.from_option(alias, raw) for alias, raw in self._registries.items()}
@@ -88,18 +87,57 @@ class Registry:
     skip_push: bool = False
 
     @classmethod
-    def from_option(cls, alias: str, raw: Dict[str, Any]) -> "Registry":
-        known = ("address", "default", "insecure", "ca_cert", "repository", "extra_image_tags",
-                 "skip_push")
-        unknown = sorted(set(raw) - set(known))
+    def from_option(cls, alias: str, raw: Any) -> "Registry":
+        """Each value type-checked: TOML `insecure = "false"` is a string, and reading it as
+        true would send credentials in clear."""
+        where = f"[oci].registries.{alias}"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: must be a table (`[oci.registries.{alias}]` with "
+                             f"`address = \"host:port\"`), not {raw!r}")
+        unknown = sorted(set(raw) - set(_REGISTRY_KEYS))
         if unknown or "address" not in raw:
             raise ValueError(
-                f"[oci].registries.{alias}: needs `address` and takes only {', '.join(known)} "
+                f"{where}: needs `address` and takes only {', '.join(_REGISTRY_KEYS)} "
                 f"(got {', '.join(sorted(raw))})"
             )
-        return cls(alias, str(raw["address"]), bool(raw.get("default", False)),
-                   bool(raw.get("insecure", False)), raw.get("ca_cert"), raw.get("repository"),
-                   tuple(raw.get("extra_image_tags") or ()), bool(raw.get("skip_push", False)))
+        address = _typed(raw, "address", str, where)
+        if not address.strip() or "://" in address:
+            raise ValueError(f"{where}: `address` {address!r} must be a registry host[:port] "
+                             "without a scheme, e.g. \"ghcr.io\" or "
+                             "\"registry.ci:5000\" (plain HTTP is `insecure = true`)")
+        tags = _typed(raw, "extra_image_tags", (list, tuple), where) or []
+        if not all(isinstance(t, str) for t in tags):
+            raise ValueError(f"{where}: `extra_image_tags` must be a list of strings, "
+                             f"not {tags!r}")
+        return cls(alias, address.rstrip("/"), bool(_typed(raw, "default", bool, where)),
+                   bool(_typed(raw, "insecure", bool, where)), _typed(raw, "ca_cert", str, where),
+                   _typed(raw, "repository", str, where), tuple(tags),
+                   bool(_typed(raw, "skip_push", bool, where)))
+
+
+_REGISTRY_KEYS = ("address", "default", "insecure", "ca_cert", "repository", "extra_image_tags",
+                  "skip_push")
+_TOML_TYPE = {bool: "a boolean (true or false, unquoted)", str: "a string",
+              (list, tuple): "a list"}
+
+
+def _typed(raw: Dict[str, Any], key: str, expected: Any, where: str) -> Any:
+    """`raw[key]` if it is of the `expected` TOML type (or absent), else a ValueError."""
+    value = raw.get(key)
+    if value is None or isinstance(value, expected):
+        return value
+    raise ValueError(f"{where}: `{key}` must be {_TOML_TYPE[expected]}, not {value!r}")
+
+
+def debian_mirror(mirrors: Dict[str, Any], url: str) -> str:
+    """The mirror `[oci].debian_mirrors` puts in place of `url` (else `url`), type-checked:
+    a mirror is an http(s) URL (what it serves is verified against the lockfile either way)."""
+    url = url.rstrip("/")
+    chosen = mirrors.get(url, mirrors.get(url + "/", url))
+    if not isinstance(chosen, str) or not chosen.startswith(("http://", "https://")):
+        raise ValueError(f"[oci].debian_mirrors: the mirror for {url!r} must be an http:// or "
+                         f"https:// URL string, not {chosen!r}")
+    return chosen.rstrip("/")
 
 
 def select_registries(configured: Dict[str, Registry], wanted: Optional[Tuple[str, ...]]
