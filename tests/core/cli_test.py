@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from ocibuild.layout import OciLayout, resolve_image
 
-from .conftest import make_tree, run_ocibuild
+from .conftest import SOURCE_ROOT, SYSTEM_PATH, make_tree, run_ocibuild
 
 
 def ok(proc) -> dict:
@@ -122,7 +124,9 @@ def test_escaping_symlink_through_the_cli(tmp_path: Path) -> None:
 def test_unreadable_spec_and_bad_assemble(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     proc = run_ocibuild("assemble", "--spec", "bad.json", "--out-dir", "o", cwd=tmp_path)
-    assert user_error(proc).startswith("ocibuild: error: cannot read the spec 'bad.json': ")
+    assert user_error(proc) == (
+        "ocibuild: error: the spec 'bad.json' is not valid JSON: Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1)\n")
     proc = run_ocibuild("assemble", "--spec", spec(tmp_path / "a.json", {
         "layers": [], "platform": "linux/x86_64"}), "--out-dir", "o", cwd=tmp_path)
     assert user_error(proc).startswith(
@@ -162,3 +166,159 @@ def test_layer_owner(tmp_path: Path) -> None:
                                        "owner": "nonroot"})
     assert "owner 'nonroot' must be [UID, GID]" in user_error(
         run_ocibuild("layer", "--spec", bad, "--out-dir", "out2", cwd=tmp_path))
+
+
+# Unreadable inputs. Root reads any file, so as root the command runs without the
+# capabilities that let it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), as any CI user would.
+
+def _drop_read_override() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH: dropped before exec
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_unprivileged(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ.get("PATH", SYSTEM_PATH), "PYTHONPATH": SOURCE_ROOT,
+           "LANG": "C.UTF-8"}
+    try:
+        return subprocess.run([sys.executable, "-m", "ocibuild", *args], cwd=cwd, env=env,
+                              capture_output=True, text=True,
+                              preexec_fn=_drop_read_override if os.geteuid() == 0 else None)
+    except subprocess.SubprocessError as err:
+        pytest.skip(f"cannot drop root's read capabilities here: {err}")
+
+
+def locked(path: Path) -> Path:
+    path.chmod(0)
+    return path
+
+
+def test_an_unreadable_spec(tmp_path: Path) -> None:
+    locked(Path(tmp_path / spec(tmp_path / "s.json", {"mappings": []})))
+    proc = run_unprivileged("layer", "--spec", "s.json", "--out-dir", "o", cwd=tmp_path)
+    assert user_error(proc) == "ocibuild: error: cannot read the spec 's.json': Permission denied\n"
+
+
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_an_unreadable_layer_input(tmp_path: Path, what: str) -> None:
+    make_tree(tmp_path / "in")
+    unreadable = locked(tmp_path / ("in/data/a.txt" if what == "file" else "in/data/nested"))
+    proc = run_unprivileged("layer", "--spec", spec(tmp_path / "s.json", {
+        "mappings": [{"source": "in", "dest": "app"}]}), "--out-dir", "o", cwd=tmp_path)
+    assert user_error(proc) == (f"ocibuild: error: cannot read the layer input "
+                                f"'{unreadable.relative_to(tmp_path)}': Permission denied\n")
+    assert not (tmp_path / "o").exists()
+
+
+def built_layout(tmp_path: Path) -> OciLayout:
+    make_tree(tmp_path / "in")
+    ok(run_ocibuild("layer", "--spec", spec(tmp_path / "l.json", {
+        "mappings": [{"source": "in", "dest": "app"}]}), "--out-dir", "layer", cwd=tmp_path))
+    ok(run_ocibuild("assemble", "--spec", spec(tmp_path / "a.json", {
+        "layers": ["layer/layer.json"]}), "--out-dir", "image", cwd=tmp_path))
+    shutil.copytree(tmp_path / "layer/blobs", tmp_path / "image/blobs", dirs_exist_ok=True)
+    return OciLayout(tmp_path / "image")
+
+
+def test_an_unreadable_blob_or_index_of_a_layout(tmp_path: Path) -> None:
+    layout = built_layout(tmp_path)
+    image = resolve_image(layout)
+    locked(Path(layout.blob_path(image.layers[0].digest)))
+    proc = run_unprivileged("docker-archive", "--layout", "image", "--repo-tag", "a:1",
+                            "--out", "a.tar", cwd=tmp_path)
+    assert user_error(proc) == (f"ocibuild: error: cannot read the blob {image.layers[0].digest} "
+                                "of layout 'image': Permission denied\n")
+    assert not (tmp_path / "a.tar").exists()
+    locked(tmp_path / "image/index.json")
+    proc = run_unprivileged("assemble", "--spec", spec(tmp_path / "b.json", {
+        "base": {"layout": "image"}, "layers": []}), "--out-dir", "out", cwd=tmp_path)
+    assert user_error(proc) == (
+        "ocibuild: error: cannot read the index 'image/index.json': Permission denied\n")
+
+
+def test_an_unreadable_archive(tmp_path: Path) -> None:
+    layout = built_layout(tmp_path)
+    ok(run_ocibuild("docker-archive", "--layout", layout.path, "--repo-tag", "a:1",
+                    "--out", "a.tar", cwd=tmp_path))
+    locked(tmp_path / "a.tar")
+    proc = run_unprivileged("unpack-layout", "--archive", "a.tar", "--out-dir", "u",
+                            cwd=tmp_path)
+    assert user_error(proc) == (
+        "ocibuild: error: cannot read the OCI archive 'a.tar': Permission denied\n")
+    assert not (tmp_path / "u").exists()
+
+
+def test_an_unreadable_layer_json_for_assemble(tmp_path: Path) -> None:
+    built_layout(tmp_path)
+    locked(tmp_path / "layer/layer.json")
+    proc = run_unprivileged("assemble", "--spec", spec(tmp_path / "b.json", {
+        "layers": ["layer/layer.json"]}), "--out-dir", "out", cwd=tmp_path)
+    assert user_error(proc) == (
+        "ocibuild: error: cannot read the layer 'layer/layer.json': Permission denied\n")
+
+
+def test_an_oversized_spec_is_refused_unread(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_bytes(b" " * (64 << 20) + b"{}")
+    proc = run_ocibuild("assemble", "--spec", "s.json", "--out-dir", "o", cwd=tmp_path)
+    assert user_error(proc) == (
+        "ocibuild: error: the spec 's.json' is over 67108864 bytes; refusing to read it\n")
+
+
+def test_a_deeply_nested_spec(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text('{"mappings": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    proc = run_ocibuild("layer", "--spec", "s.json", "--out-dir", "o", cwd=tmp_path)
+    assert user_error(proc) == ("ocibuild: error: the spec 's.json' nests deeper than 64 "
+                                "levels: not a document this tool reads\n")
+
+
+@pytest.mark.parametrize("value,message", [
+    ({"mappings": [{"source": "in", "dest": "x"}], "compressor": 1},
+     "ocibuild: error: the layer spec 's.json': `compressor` must be a JSON string, not "
+     "integer (1)\n"),
+    ({"layers": "layer.json"}, "ocibuild: error: assemble spec: `layers` must be a JSON array, "
+     "not string ('layer.json')\n"),
+    ({"layers": [], "ref_names": "latest"}, "ocibuild: error: assemble spec: `ref_names` must "
+     "be a JSON array, not string ('latest')\n"),
+    ({"layers": [], "annotations": {"a": 1}}, "ocibuild: error: assemble spec: `annotations` "
+     "must map names to strings, not {'a': 1}\n"),
+    ({"layers": [], "settings": ["cmd"]}, "ocibuild: error: settings ['cmd']: must be an "
+     'object, e.g. {"cmd": ["/app"]}\n'),
+    ({"layers": [], "settings": {"user": 0}},
+     "ocibuild: error: settings.user 0: must be a string\n"),
+    ({"layers": [], "settings": {"env": {"A": 1}}}, "ocibuild: error: settings.env {'A': 1}: "
+     "must be an object of strings or a list of [name, value] pairs, e.g. "
+     '{"APP_MODE": "prod"}\n'),
+    ({"layers": [], "settings": {"cmd": 5}}, "ocibuild: error: settings.cmd 5: must be a list "
+     'of strings, e.g. ["/app/app.pex", "--port", "8080"]\n'),
+    ({"layers": [7]}, "ocibuild: error: assemble spec: layers: 7 must be the path of a "
+     "layer.json\n"),
+])
+def test_wrongly_typed_spec_fields(tmp_path: Path, value: dict, message: str) -> None:
+    (tmp_path / "in").mkdir()
+    command = "layer" if "mappings" in value else "assemble"
+    proc = run_ocibuild(command, "--spec", spec(tmp_path / "s.json", value), "--out-dir", "o",
+                        cwd=tmp_path)
+    assert user_error(proc) == message
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--jobs", "0"), ("--chunk-size", "-1"),
+                                        ("--jobs", "many")])
+def test_push_jobs_and_chunk_size_must_be_positive(tmp_path: Path, flag: str,
+                                                   value: str) -> None:
+    proc = run_ocibuild("push", "--layout", "l", "--to", "localhost:5000/x", flag, value,
+                        cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.endswith(
+        f"error: argument {flag}: {value!r} must be a whole number >= 1, e.g. 4\n")
+
+
+def test_an_operating_system_error_is_a_user_error_not_a_traceback(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in")
+    (tmp_path / "taken").write_text("a file where the output directory should go")
+    proc = run_ocibuild("layer", "--spec", spec(tmp_path / "s.json", {
+        "mappings": [{"source": "in", "dest": "app"}]}), "--out-dir", "taken", cwd=tmp_path)
+    assert user_error(proc) == "ocibuild: error: 'taken/blobs': Not a directory\n"

@@ -24,6 +24,10 @@ index.json and oci-layout to `out_dir`, and the metadata JSON to `metadata_out`:
 The platform defaults to the base's, or to linux/amd64 on scratch: a fixed value, so the
 digest never depends on the building machine. A multi-platform base is resolved for the
 asked-for platform, or linux/amd64.
+
+The spec and the layer.json files are read capped and type-checked; the base is read as
+`ocibuild.layout` reads any untrusted layout, and its config is type-checked before settings
+are merged into it (`ocibuild.image.config.check_base_config`).
 """
 
 from __future__ import annotations
@@ -34,15 +38,19 @@ from typing import List, Optional, Tuple
 from ocibuild import canonical_json, mediatypes
 from ocibuild.atomic import atomic_write
 from ocibuild.errors import OciBuildError
-from ocibuild.image.config import ImageSettings, apply_settings, rfc3339
+from ocibuild.digest import validate_digest
+from ocibuild.image.config import ImageSettings, apply_settings, check_base_config, rfc3339
 from ocibuild.image.manifest import REF_NAME, Descriptor, image_manifest
 from ocibuild.layout import OciLayout, ResolvedImage, resolve_image
 from ocibuild.platform import Platform, from_config, parse_platform
+from ocibuild.untrusted import field, load_json_file, local_path, str_list, str_map
 from ocibuild.validate import validate_annotation_key
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 SPEC_KEYS = ("base", "platform", "layers", "history", "settings", "annotations",
              "created_epoch", "ref_name", "ref_names", "repository", "metadata_out")
+# `ocibuild layer` writes layer.json as four short fields; anything bigger is not one.
+_MAX_LAYER_JSON = 64 << 10
 
 
 def _base(spec: dict, asked: Optional[Platform]) -> Tuple[Optional[ResolvedImage], Platform]:
@@ -53,9 +61,12 @@ def _base(spec: dict, asked: Optional[Platform]) -> Tuple[Optional[ResolvedImage
     if not isinstance(base, dict) or not isinstance(base.get("layout"), str):
         raise OciBuildError(f'assemble spec: base {base!r} must be null or an object with a '
                             '"layout" directory, e.g. {"layout": "base", "ref_name": "latest"}')
-    name = base.get("name") or base["layout"]
-    image = resolve_image(OciLayout(base["layout"]), ref_name=base.get("ref_name"),
+    local_path(base["layout"], "assemble spec: base layout")
+    ref_name = field(base, "ref_name", str, "assemble spec: base")
+    name = field(base, "name", str, "assemble spec: base") or base["layout"]
+    image = resolve_image(OciLayout(base["layout"]), ref_name=ref_name,
                           platform=asked or DEFAULT_PLATFORM)
+    check_base_config(image.config, _config_where(base, image))
     base_platform = from_config(image.config, where=f"the base {name!r}")
     if asked is not None and not asked.matches(base_platform.to_json()):
         raise OciBuildError(
@@ -70,16 +81,27 @@ def _base(spec: dict, asked: Optional[Platform]) -> Tuple[Optional[ResolvedImage
     return image, base_platform
 
 
-def _read_layer(path: str) -> dict:
+def _config_where(base: dict, image: ResolvedImage) -> str:
+    """Names the base's config blob in errors, e.g. "the base '//:base' (layout 'base',
+    config blob sha256:...)"."""
+    name = base.get("name") or base["layout"]
+    return (f"the base {name!r} (layout {base['layout']!r}, config blob "
+            f"{image.config_descriptor.digest})")
+
+
+def _read_layer(path: object) -> dict:
+    if not isinstance(path, str):
+        raise OciBuildError(f"assemble spec: layers: {path!r} must be the path of a layer.json")
+    local_path(path, "assemble spec: layers")
+    layer = load_json_file(path, "the layer", _MAX_LAYER_JSON)
+    Descriptor.from_json(layer, where=f"layer {path!r}")
+    if not isinstance(layer.get("diffID"), str):
+        raise OciBuildError(f"layer {path!r} has no diffID; write it with `ocibuild layer`")
     try:
-        with open(path, "rb") as f:
-            layer = json.load(f)
-        Descriptor.from_json(layer, where=f"layer {path!r}")
-        if not isinstance(layer.get("diffID"), str):
-            raise OciBuildError(f"layer {path!r} has no diffID; write it with `ocibuild layer`")
-        return layer
-    except (OSError, ValueError) as err:
-        raise OciBuildError(f"cannot read the layer {path!r}: {err}") from None
+        validate_digest(layer["diffID"])
+    except OciBuildError as err:
+        raise OciBuildError(f"layer {path!r}: diffID: {err}") from None
+    return layer
 
 
 def _check_spec(spec: object) -> dict:
@@ -89,11 +111,19 @@ def _check_spec(spec: object) -> dict:
     if unknown:
         raise OciBuildError(f"assemble spec: unknown key(s) {', '.join(unknown)}; known: "
                             f"{', '.join(SPEC_KEYS)}")
+    where = "assemble spec"
+    field(spec, "layers", list, where)
+    str_list(spec, "history", where)
+    str_map(spec, "annotations", where)
+    for key in ("platform", "ref_name", "repository", "metadata_out"):
+        field(spec, key, str, where)
+    if spec.get("metadata_out"):
+        local_path(spec["metadata_out"], f"{where}: metadata_out")
     return spec
 
 
 def _ref_names(spec: dict) -> List[str]:
-    names = spec.get("ref_names") or [spec.get("ref_name") or "latest"]
+    names = field(spec, "ref_names", list, "assemble spec") or [spec.get("ref_name") or "latest"]
     if not all(isinstance(n, str) and n for n in names):
         raise OciBuildError(f'ref names {names!r}: must be non-empty strings, e.g. ["latest"]')
     return list(names)
@@ -101,6 +131,10 @@ def _ref_names(spec: dict) -> List[str]:
 
 def assemble_image(spec: dict, out_dir: str) -> dict:
     spec = _check_spec(spec)
+    # Everything is checked before the first write, so a bad spec leaves no output behind.
+    ref_names = _ref_names(spec)
+    annotations = {validate_annotation_key(k): v
+                   for k, v in (spec.get("annotations") or {}).items()}
     asked = parse_platform(spec["platform"]) if spec.get("platform") else None
     base, platform = _base(spec, asked)
     layer_paths = spec.get("layers") or []
@@ -115,6 +149,7 @@ def assemble_image(spec: dict, out_dir: str) -> dict:
         history_created_by=[f"ocibuild layer {p}" for p in layer_paths] if history is None
         else history,
         new_diff_ids=[layer["diffID"] for layer in new_layers],
+        base_where=_config_where(spec["base"], base) if base else "the base config",
     )
     out = OciLayout(out_dir)
     config_descriptor = out.write_blob_bytes(canonical_json.dumps(config), mediatypes.OCI_CONFIG)
@@ -122,8 +157,6 @@ def assemble_image(spec: dict, out_dir: str) -> dict:
                               annotations=d.annotations) for d in (base.layers if base else ())]
     layers = base_layers + [Descriptor(layer["mediaType"], layer["digest"], layer["size"])
                             for layer in new_layers]
-    annotations = {validate_annotation_key(k): str(v)
-                   for k, v in (spec.get("annotations") or {}).items()}
     manifest = image_manifest(
         config_descriptor, layers, annotations=annotations,
         base_name=(spec["base"].get("name") or None) if base else None,
@@ -131,7 +164,6 @@ def assemble_image(spec: dict, out_dir: str) -> dict:
     )
     manifest_descriptor = out.write_blob_bytes(canonical_json.dumps(manifest),
                                                mediatypes.OCI_MANIFEST)
-    ref_names = _ref_names(spec)
     out.write_index([Descriptor(mediatypes.OCI_MANIFEST, manifest_descriptor.digest,
                                 manifest_descriptor.size, annotations={REF_NAME: ref})
                      for ref in ref_names])

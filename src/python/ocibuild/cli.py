@@ -17,17 +17,24 @@
     Registry commands take --insecure (plain HTTP) and --ca-cert PEM; credentials are looked
     up as docker and podman do (see ocibuild/registry/credentials.py).
 
-Prints a JSON result on stdout. Exit codes: 0 done; 2 bad input, with `ocibuild: error:
-<message>` on stderr; 1 a crash, which is a bug in ocibuild.
+Prints a JSON result on stdout. Exit codes: 0 done; 2 bad input (including an unreadable
+input file and any other operating-system error, e.g. a full disk), with `ocibuild: error:
+<message>` on stderr; 1 a crash, which is a bug in ocibuild; 128 + N when stopped by signal
+N (SIGTERM 143, SIGINT 130, SIGHUP 129), with `ocibuild: interrupted` on stderr. A signal
+unwinds the command like an error, so its temp files are removed; a second signal during
+that cleanup stops the process at once, and a later run sweeps what it left (see
+`ocibuild.atomic`). Specs are read capped (`MAX_SPEC`) and type-checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 from ocibuild import canonical_json
 from ocibuild.assemble import assemble_image
@@ -39,20 +46,18 @@ from ocibuild.layer.compression import GZIP, compressor_version
 from ocibuild.layer.entries import collect_entries, owned_by, parse_mapping
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.oci_archive import unpack_oci_archive
+from ocibuild.untrusted import field, load_json_file, local_path, os_reason
 
 USER_ERROR = 2
 LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime", "compressor", "owner")
+# A spec lists paths and settings: a layer of 100,000 mapped files is ~15 MiB of JSON.
+MAX_SPEC = 64 << 20
+# Signals that ask a command to stop (a Ctrl-C, Pants cancelling a process, a closed terminal).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _load_spec(path: str) -> dict:
-    try:
-        with open(path, "rb") as f:
-            spec = json.load(f)
-    except (OSError, ValueError) as err:
-        raise OciBuildError(f"cannot read the spec {path!r}: {err}") from None
-    if not isinstance(spec, dict):
-        raise OciBuildError(f"the spec {path!r} must be a JSON object")
-    return spec
+    return load_json_file(path, "the spec", MAX_SPEC)
 
 
 def _mode(raw: object, where: str) -> Optional[int]:
@@ -77,7 +82,7 @@ def _mappings(spec: dict, path: str) -> list:
                 or not isinstance(m.get("dest"), str):
             raise OciBuildError(f'{where}: {m!r} must be {{"source": PATH, "dest": PATH}}')
         mode = _mode(m.get("mode"), where)
-        source, dest = m["source"], m["dest"]
+        source, dest = local_path(m["source"], f"{where} source"), m["dest"]
         mappings.append((source, dest) if mode is None else (source, dest, mode))
     return mappings
 
@@ -100,7 +105,8 @@ def cmd_layer(args: argparse.Namespace) -> dict:
     if unknown:
         raise OciBuildError(f"the layer spec {args.spec!r}: unknown key(s) {', '.join(unknown)}; "
                             f"known: {', '.join(LAYER_SPEC_KEYS)}")
-    _check_compressor(spec.get("compressor"))
+    where = f"the layer spec {args.spec!r}"
+    _check_compressor(field(spec, "compressor", str, where))
     owner = spec.get("owner")
     if owner is not None and not (isinstance(owner, list) and len(owner) == 2 and all(
             isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 for n in owner)):
@@ -113,7 +119,7 @@ def cmd_layer(args: argparse.Namespace) -> dict:
         entries = owned_by(entries, owner[0], owner[1], dests)
     blob = build_layer(entries, args.out_dir,
                        compression=spec.get("compression") or GZIP, level=spec.get("level"),
-                       mtime=spec.get("mtime") or 0)
+                       mtime=spec.get("mtime") or 0)  # each checked where it is used
     result = blob.to_json()
     atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
     return result
@@ -193,9 +199,13 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
     manifest = fetch_manifest(_transport(ref, args), ref, ref.digest or ref.tag or "latest")
     platforms = []
     if manifest.is_index:
+        from ocibuild.image.manifest import Descriptor
         from ocibuild.platform import describe
-        platforms = [describe(m.get("platform")) for m in manifest.json().get("manifests", [])
-                     if (m.get("platform") or {}).get("os") != "unknown"]
+        where = f"the index {manifest.digest} of {ref.name}"
+        entries = [Descriptor.from_json(m, where=f"{where} manifests[{i}]") for i, m in
+                   enumerate(field(manifest.json(), "manifests", list, where) or [])]
+        platforms = [describe(d.platform) for d in entries
+                     if (d.platform or {}).get("os") != "unknown"]
     return {"image": str(ref), "digest": manifest.digest, "media_type": manifest.media_type,
             "platforms": platforms}
 
@@ -233,6 +243,17 @@ def _registry_flags(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--ca-cert", help="CA bundle that signed the registry's certificate")
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (0 jobs would hang, 0-byte chunks never end)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1, e.g. 4")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocibuild", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -263,8 +284,8 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--tag", action="append", default=[], help="also tag it TAG, repeatable")
     push.add_argument("--mount-from", help="a repository on the same registry to mount "
                       "blobs from (the base image's)")
-    push.add_argument("--jobs", type=int, default=4, help="blobs uploaded at once")
-    push.add_argument("--chunk-size", type=int, default=64 << 20,
+    push.add_argument("--jobs", type=_positive, default=4, help="blobs uploaded at once")
+    push.add_argument("--chunk-size", type=_positive, default=64 << 20,
                       help="blobs larger than this go up in PATCH chunks of this size")
     push.add_argument("--digest-file", help="write the manifest digest here")
     push.add_argument("--refs-file", help="write REGISTRY/REPO:TAG@DIGEST lines here")
@@ -299,12 +320,46 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class Interrupted(BaseException):
+    """A stop signal, raised where the command is so it unwinds: temp files are removed.
+    A BaseException, so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    # A second signal while we clean up stops the process at once; a later run sweeps.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_unwind() -> Iterator[None]:
+    previous = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        result = args.run(args)
+        with _stop_signals_unwind():
+            result = args.run(args)
+    except Interrupted as stop:
+        print("ocibuild: interrupted", file=sys.stderr)
+        return 128 + stop.signum
     except OciBuildError as err:
         print(f"ocibuild: error: {err}", file=sys.stderr)
+        return USER_ERROR
+    except OSError as err:  # the machine's problem (permissions, a full disk), not a bug here
+        where = f"{err.filename!r}: " if err.filename else ""
+        print(f"ocibuild: error: {where}{os_reason(err)}", file=sys.stderr)
         return USER_ERROR
     print(json.dumps(result, sort_keys=True))
     return 0

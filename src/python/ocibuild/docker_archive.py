@@ -19,7 +19,7 @@ from ocibuild.atomic import TempFile
 from ocibuild.digest import HashingReader, hex_of
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import REF_NAME, Descriptor
-from ocibuild.layout import OCI_LAYOUT_FILE, OciLayout, tag_of
+from ocibuild.layout import OCI_LAYOUT_FILE, OciLayout, manifest_blobs, tag_of
 from ocibuild.validate import validate_tag
 
 CONTAINERD_NAME = "io.containerd.image.name"
@@ -52,7 +52,7 @@ def _header(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInf
 
 
 def _add_blob(tar: tarfile.TarFile, layout: OciLayout, descriptor: Descriptor) -> None:
-    path = layout.blob_path(descriptor.digest)
+    path = layout.blob_path(descriptor.digest)  # refuses a link leading out of the layout
     if not os.path.isfile(path):
         raise OciBuildError(f"layout {layout.path!r} lacks the blob {descriptor.digest} "
                             f"({descriptor.media_type}); the layout is incomplete")
@@ -60,7 +60,7 @@ def _add_blob(tar: tarfile.TarFile, layout: OciLayout, descriptor: Descriptor) -
         raise OciBuildError(f"layout {layout.path!r}: blob {descriptor.digest} has "
                             f"{os.path.getsize(path)} bytes, not {descriptor.size}; the layout "
                             "is corrupt, build it again")
-    with open(path, "rb") as f:
+    with layout.open_blob(descriptor.digest) as f:
         reader = HashingReader(f)
         tar.addfile(_header(f"blobs/sha256/{hex_of(descriptor.digest)}", descriptor.size), reader)
     if reader.digest != descriptor.digest:
@@ -91,11 +91,8 @@ def write_docker_archive(layout_path: str, manifest_descriptor: Descriptor,
     """Write the image `manifest_descriptor` names in `layout_path` to `out_path`."""
     repo_tags = [_check_repo_tag(t) for t in repo_tags]
     layout = OciLayout(layout_path)
-    where = f"manifest {manifest_descriptor.digest}"
     manifest = layout.read_blob_json(manifest_descriptor.digest)
-    config = Descriptor.from_json(manifest.get("config"), where=f"{where} config")
-    layers = [Descriptor.from_json(d, where=f"{where} layers[{i}]")
-              for i, d in enumerate(manifest.get("layers") or [])]
+    config, layers = manifest_blobs(layout, manifest_descriptor.digest, manifest)
     blobs = {d.digest: d for d in (manifest_descriptor, config, *layers)}
     small = _small_files(manifest_descriptor, config, layers, repo_tags)
     with TempFile(os.path.dirname(os.path.abspath(out_path))) as tmp:

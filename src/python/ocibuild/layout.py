@@ -3,14 +3,24 @@
 A layout is `oci-layout`, `index.json` and `blobs/sha256/<hex>`, as skopeo, umoci and
 `docker save` (25+) write it. Docker v2s2 manifests and manifest lists are read as well:
 skopeo copies them verbatim into layouts.
+
+A layout given as a base image is untrusted input:
+* JSON (index.json, manifests, indexes, configs) is read capped at 16 MiB, depth-limited and
+  type-checked (`ocibuild.untrusted`); a wrongly typed field is an error naming the layout,
+  the blob and the field, never a traceback or a silently "fixed" value;
+* a file of the layout (index.json, blobs/, blobs/sha256/, a blob) that is a symbolic link
+  resolving outside the layout's root is refused, never followed: the layout's content is
+  what its digests say, not whatever a link points at on the building machine;
+* only the exact names `index.json` and `blobs/sha256/<64 hex>` are read, so stray files such
+  as an interrupted writer's `.partial-*` are never mistaken for content;
+* layer blobs are copied or streamed as opaque, digest-verified bytes, never extracted.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import BinaryIO, List, Optional, Sequence, Tuple
 
 from ocibuild import canonical_json, mediatypes
 from ocibuild.atomic import atomic_write
@@ -18,6 +28,7 @@ from ocibuild.digest import bytes_digest, hex_of
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import REF_NAME, Descriptor, image_index
 from ocibuild.platform import Platform, describe
+from ocibuild.untrusted import field, load_json, os_reason, read_file
 
 OCI_LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 # Manifests, configs and indexes are kilobytes; a "JSON" blob beyond this is a mistake.
@@ -30,32 +41,56 @@ class OciLayout:
     def __init__(self, path: object) -> None:
         self.path = str(path)
 
+    def _inside(self, *parts: str) -> str:
+        """The path of `parts` in the layout, refused when a symbolic link on the way leads
+        outside the layout's root (a hostile layout could name /etc/shadow a blob)."""
+        path = os.path.join(self.path, *parts)
+        root = os.path.realpath(self.path)
+        real = os.path.realpath(path)
+        if not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise OciBuildError(
+                f"layout {self.path!r}: {'/'.join(parts)} is a symbolic link (or lies under one) "
+                f"leading outside the layout, to {real!r}; refusing to follow it. A layout holds "
+                "its own files: copy it without links, e.g. `cp -rL` or `skopeo copy`")
+        return path
+
     def blob_path(self, digest: str) -> str:
-        return os.path.join(self.path, "blobs", "sha256", hex_of(digest))
+        return self._inside("blobs", "sha256", hex_of(digest))
 
-    def read_index(self) -> dict:
-        path = os.path.join(self.path, "index.json")
-        if not os.path.isfile(path):
-            raise OciBuildError(f"{self.path!r} is not an OCI image layout: it has no index.json; "
-                                "create one with `skopeo copy docker://IMAGE oci:DIR:TAG`")
-        with open(path, "rb") as f:
-            index = _parse_json(f.read(_MAX_JSON_BLOB + 1), f"layout {self.path!r}: index.json")
-        if not isinstance(index.get("manifests"), list):
-            raise OciBuildError(f"layout {self.path!r}: index.json has no `manifests` list")
-        return index
-
-    def read_blob_json(self, digest: str) -> dict:
-        """A small JSON blob, verified against its digest (blobs are named by what they hold)."""
+    def open_blob(self, digest: str) -> BinaryIO:
+        """The blob `digest` opened for reading; absent or unreadable is an error naming it."""
         path = self.blob_path(digest)
         if not os.path.isfile(path):
             raise OciBuildError(f"layout {self.path!r} lacks the blob {digest}: the layout is "
                                 "incomplete; copy it again")
-        with open(path, "rb") as f:
+        try:
+            return open(path, "rb")
+        except OSError as err:
+            raise OciBuildError(f"cannot read the blob {digest} of layout {self.path!r}: "
+                                f"{os_reason(err)}") from None
+
+    def read_index(self) -> dict:
+        path = self._inside("index.json")
+        if not os.path.isfile(path):
+            raise OciBuildError(f"{self.path!r} is not an OCI image layout: it has no index.json; "
+                                "create one with `skopeo copy docker://IMAGE oci:DIR:TAG`")
+        where = f"layout {self.path!r}: index.json"
+        index = _parse_json(read_file(path, "the index", _MAX_JSON_BLOB), where)
+        field(index, "manifests", list, where, required=True)
+        return index
+
+    def read_blob_json(self, digest: str) -> dict:
+        """A small JSON blob, verified against its digest (blobs are named by what they hold)."""
+        with self.open_blob(digest) as f:
             data = f.read(_MAX_JSON_BLOB + 1)
+        where = f"layout {self.path!r}: blob {digest}"
+        if len(data) > _MAX_JSON_BLOB:  # a layer where a manifest belongs: do not hash 1 GB
+            raise OciBuildError(f"{where} is over {_MAX_JSON_BLOB >> 20} MiB: not a manifest, "
+                                "index or config")
         if bytes_digest(data) != digest:
             raise OciBuildError(f"layout {self.path!r}: blob {digest} does not match its digest "
                                 "(corrupt or edited); copy the layout again")
-        return _parse_json(data, f"layout {self.path!r}: blob {digest}")
+        return _parse_json(data, where)
 
     def write_blob_bytes(self, data: bytes, media_type: str) -> Descriptor:
         digest = bytes_digest(data)
@@ -63,24 +98,17 @@ class OciLayout:
         return Descriptor(media_type, digest, len(data))
 
     def write_index(self, manifests: Sequence[Descriptor]) -> None:
-        atomic_write(os.path.join(self.path, "index.json"),
-                     canonical_json.dumps(image_index(manifests)))
+        atomic_write(self._inside("index.json"), canonical_json.dumps(image_index(manifests)))
 
     def write_oci_layout_file(self) -> None:
-        atomic_write(os.path.join(self.path, "oci-layout"), canonical_json.dumps(OCI_LAYOUT_FILE))
+        atomic_write(self._inside("oci-layout"), canonical_json.dumps(OCI_LAYOUT_FILE))
 
 
 def _parse_json(data: bytes, where: str) -> dict:
     if len(data) > _MAX_JSON_BLOB:
         raise OciBuildError(f"{where} is over {_MAX_JSON_BLOB >> 20} MiB: not a manifest, "
                             "index or config")
-    try:
-        value = json.loads(data)
-    except ValueError as err:
-        raise OciBuildError(f"{where} is not valid JSON: {err}") from None
-    if not isinstance(value, dict):
-        raise OciBuildError(f"{where} is not a JSON object")
-    return value
+    return load_json(data, where)
 
 
 @dataclass(frozen=True)
@@ -94,7 +122,7 @@ class ResolvedImage:
 
 def _descriptors(raw: dict, where: str) -> List[Descriptor]:
     return [Descriptor.from_json(m, where=f"{where} manifests[{i}]")
-            for i, m in enumerate(raw.get("manifests") or [])]
+            for i, m in enumerate(field(raw, "manifests", list, where) or [])]
 
 
 def tag_of(ref: str) -> str:
@@ -164,22 +192,30 @@ def _by_platform(layout: OciLayout, candidates: List[Descriptor], platform: Opti
 def resolve_image(layout: OciLayout, *, ref_name: Optional[str] = None,
                   platform: Optional[Platform] = None) -> ResolvedImage:
     """The one image manifest `ref_name` and `platform` pick, descending nested indexes."""
-    candidates = _by_ref(layout, _descriptors(layout.read_index(), "index.json"), ref_name)
+    top = _descriptors(layout.read_index(), f"layout {layout.path!r}: index.json")
+    candidates = _by_ref(layout, top, ref_name)
     descriptor = _by_platform(layout, candidates, platform, None)
     image = repr(ref_name or _ref(descriptor) or descriptor.digest)
     for _ in range(_MAX_NESTING):
         if descriptor.media_type not in mediatypes.INDEXES:
             break
-        where = f"index {descriptor.digest}"
+        where = f"layout {layout.path!r}: index {descriptor.digest}"
         nested = _descriptors(layout.read_blob_json(descriptor.digest), where)
         descriptor = _by_platform(layout, nested, platform, image)
     if descriptor.media_type not in mediatypes.MANIFESTS:
         raise OciBuildError(f"layout {layout.path!r}: {descriptor.digest} has media type "
                             f"{descriptor.media_type!r} where an image manifest belongs")
     manifest = layout.read_blob_json(descriptor.digest)
-    where = f"manifest {descriptor.digest}"
-    config_descriptor = Descriptor.from_json(manifest.get("config"), where=f"{where} config")
-    layers = tuple(Descriptor.from_json(layer, where=f"{where} layers[{i}]")
-                   for i, layer in enumerate(manifest.get("layers") or []))
+    config_descriptor, layers = manifest_blobs(layout, descriptor.digest, manifest)
     return ResolvedImage(descriptor, manifest, layout.read_blob_json(config_descriptor.digest),
                          layers, config_descriptor)
+
+
+def manifest_blobs(layout: OciLayout, digest: str,
+                   manifest: dict) -> Tuple[Descriptor, Tuple[Descriptor, ...]]:
+    """The config and layer descriptors of the image manifest `digest`, type-checked."""
+    where = f"layout {layout.path!r}: manifest {digest}"
+    config = Descriptor.from_json(manifest.get("config"), where=f"{where} config")
+    layers = tuple(Descriptor.from_json(layer, where=f"{where} layers[{i}]")
+                   for i, layer in enumerate(field(manifest, "layers", list, where) or []))
+    return config, layers

@@ -4,6 +4,11 @@ Only the layout's own files are taken (`oci-layout`, `index.json`, `blobs/<alg>/
 other members (docker's `manifest.json`, `repositories`) are skipped, so a `docker save`
 tarball of Docker >= 25 works too. Links, devices and paths outside the layout are refused:
 the archive is data, not a filesystem to recreate. Every blob is verified while it streams.
+
+The layout is unpacked into a temp directory beside `out_dir` and renamed into place only
+when complete and holding an index.json (`ocibuild.atomic.atomic_directory`): `out_dir` must
+not exist or be empty, and a failed or interrupted run leaves it exactly as it was. An
+existing, non-empty `out_dir` is refused, never merged into or deleted: it is the user's.
 """
 
 from __future__ import annotations
@@ -11,16 +16,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import tarfile
+import zlib
 from typing import Optional
 
-from ocibuild.atomic import TempFile
+from ocibuild.atomic import TempFile, atomic_directory
 from ocibuild.errors import OciBuildError
+from ocibuild.image.manifest import Descriptor
+from ocibuild.layout import OciLayout
+from ocibuild.untrusted import field, load_json, os_reason, read_file
 
 _BLOB = re.compile(r"^blobs/(sha256|sha512)/([0-9a-f]{64}|[0-9a-f]{128})$")
 _LAYOUT_FILES = ("oci-layout", "index.json")
 _CHUNK = 1 << 20  # constant memory whatever the blob size
+_MAX_INDEX = 16 << 20  # as ocibuild.layout reads it
 
 
 def _member_name(member: tarfile.TarInfo) -> str:
@@ -49,31 +58,61 @@ def unpack_oci_archive(archive_path: str, out_dir: str) -> None:
     """Extract the layout in `archive_path` into `out_dir`, verifying every blob."""
     if not os.path.isfile(archive_path):
         raise OciBuildError(f"OCI archive {archive_path!r} does not exist.")
-    seen: set[str] = set()
     try:
-        with tarfile.open(archive_path, "r:*") as tar:
-            for member in tar:
-                name = _member_name(member)
-                if member.isdir() or not name:
-                    continue
-                blob = _BLOB.match(name)
-                if name not in _LAYOUT_FILES and not blob:
-                    continue
-                if not member.isfile():
-                    raise OciBuildError(
-                        f"OCI archive {archive_path!r}: {member.name!r} is a link or special "
-                        "file; an OCI layout holds regular files only."
-                    )
-                source = tar.extractfile(member)
-                assert source is not None
-                algorithm, expected = (blob.group(1), blob.group(2)) if blob else (None, None)
-                _copy_verified(source, os.path.join(out_dir, name), algorithm, expected)
-                seen.add(name)
-    except tarfile.TarError as err:
-        raise OciBuildError(f"OCI archive {archive_path!r} is not a readable tar: {err}") from err
-    if "index.json" not in seen:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        raise OciBuildError(
-            f"OCI archive {archive_path!r} holds no index.json: it is not an OCI image layout. "
-            "Create one with `skopeo copy docker://IMAGE oci-archive:FILE.tar:TAG`."
-        )
+        archive = open(archive_path, "rb")
+    except OSError as err:
+        raise OciBuildError(f"cannot read the OCI archive {archive_path!r}: "
+                            f"{os_reason(err)}") from None
+    with archive, atomic_directory(out_dir) as tmp:
+        try:
+            with tarfile.open(fileobj=archive, mode="r:*") as tar:
+                seen = _unpack(tar, archive_path, tmp)
+        except tarfile.TarError as err:
+            raise OciBuildError(f"OCI archive {archive_path!r} is not a readable tar: "
+                                f"{err}") from None
+        except (OSError, EOFError, zlib.error) as err:  # unreadable, truncated, or disk full
+            reason = os_reason(err) if isinstance(err, OSError) else str(err)
+            raise OciBuildError(f"unpacking the OCI archive {archive_path!r} into {out_dir!r} "
+                                f"failed: {reason}") from None
+        if "index.json" not in seen:
+            raise OciBuildError(
+                f"OCI archive {archive_path!r} holds no index.json: it is not an OCI image "
+                "layout. Create one with `skopeo copy docker://IMAGE oci-archive:FILE.tar:TAG`."
+            )
+        _check_complete(archive_path, OciLayout(tmp))
+
+
+def _check_complete(archive_path: str, layout: OciLayout) -> None:
+    """index.json is a valid index, and the manifests it lists came along: a tar cut short
+    between members reads as a shorter tar, so this is what tells it from a whole one."""
+    where = f"OCI archive {archive_path!r}: index.json"
+    data = read_file(os.path.join(layout.path, "index.json"), where, _MAX_INDEX)
+    index = load_json(data, where)
+    for i, raw in enumerate(field(index, "manifests", list, where, required=True)):
+        descriptor = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
+        if not os.path.isfile(layout.blob_path(descriptor.digest)):
+            raise OciBuildError(f"{where} lists {descriptor.digest}, which the archive lacks: "
+                                "it is incomplete (cut short?); create it again")
+
+
+def _unpack(tar: tarfile.TarFile, archive_path: str, out_dir: str) -> set:
+    """The layout's members of `tar` written under `out_dir`; returns their names."""
+    seen: set = set()
+    for member in tar:
+        name = _member_name(member)
+        if member.isdir() or not name:
+            continue
+        blob = _BLOB.match(name)
+        if name not in _LAYOUT_FILES and not blob:
+            continue
+        if not member.isfile():
+            raise OciBuildError(
+                f"OCI archive {archive_path!r}: {member.name!r} is a link or special "
+                "file; an OCI layout holds regular files only."
+            )
+        source = tar.extractfile(member)
+        assert source is not None
+        algorithm, expected = (blob.group(1), blob.group(2)) if blob else (None, None)
+        _copy_verified(source, os.path.join(out_dir, name), algorithm, expected)
+        seen.add(name)
+    return seen

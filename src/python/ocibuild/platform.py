@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import field
 
 # GOOS / GOARCH values: the OCI image spec defines `os` and `architecture` by Go's lists.
 KNOWN_OS = ("linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "aix",
@@ -38,7 +39,7 @@ class Platform:
 
     def matches(self, descriptor_platform: Optional[dict]) -> bool:
         """True if an index descriptor's `platform` object names this platform."""
-        if not descriptor_platform:
+        if not isinstance(descriptor_platform, dict) or not descriptor_platform:
             return False
         other = Platform(str(descriptor_platform.get("os")),
                          str(descriptor_platform.get("architecture")),
@@ -49,7 +50,7 @@ class Platform:
 
 def describe(descriptor_platform: Optional[dict]) -> str:
     """`os/arch[/variant]` of a descriptor's platform, for error messages."""
-    if not descriptor_platform:
+    if not isinstance(descriptor_platform, dict) or not descriptor_platform:
         return "(no platform)"
     keys = ("os", "architecture", "variant")
     return "/".join(str(descriptor_platform[k]) for k in keys if descriptor_platform.get(k))
@@ -57,6 +58,8 @@ def describe(descriptor_platform: Optional[dict]) -> str:
 
 def from_config(config: dict, *, where: str) -> Platform:
     """The platform an image config declares; `where` names the image for the error."""
+    for key in ("os", "architecture", "variant"):
+        field(config, key, str, f"the config of {where}")
     missing = [k for k in ("os", "architecture") if not config.get(k)]
     if missing:
         raise OciBuildError(

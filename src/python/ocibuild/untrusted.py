@@ -9,6 +9,7 @@ us goes through these before any field of it is used. Why: `json.loads` raises
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 from ocibuild.errors import OciBuildError
@@ -61,11 +62,25 @@ def load_json(data: Union[bytes, str], where: str, *, max_bytes: Optional[int] =
         raise OciBuildError(f"{where} nests deeper than {MAX_DEPTH} levels: not a document "
                             "this tool reads")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, RecursionError) as err:
         raise OciBuildError(f"{where} is not valid JSON: {err}") from None
     if not isinstance(value, expect):
         raise OciBuildError(f"{where} must be a JSON {_kind(expect)}, not {_kind(type(value))}")
+    return value
+
+
+def _not_json(constant: str) -> None:
+    """Python's json reads NaN and Infinity; they are not JSON, no other tool writes them,
+    and canonical JSON cannot write them back (a base config holding one would fail the
+    build later, far from its cause)."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # "1e999"
+        _not_json(text)
     return value
 
 
@@ -114,3 +129,39 @@ def str_map(doc: Dict[str, Any], key: str, where: str) -> Optional[Dict[str, str
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def os_reason(err: OSError) -> str:
+    """"Permission denied", "Is a directory": the reason without errno and path noise."""
+    return err.strerror or str(err)
+
+
+def read_file(path: str, what: str, limit: int) -> bytes:
+    """The bytes of the file `path`, at most `limit` of them. `what` names the file for errors
+    ("the layer spec"), so an unreadable or oversized input is one clear error, not a traceback."""
+    try:
+        with open(path, "rb") as f:
+            return read_bounded(f, limit, f"{what} {path!r}")
+    except OSError as err:
+        raise OciBuildError(f"cannot read {what} {path!r}: {os_reason(err)}") from None
+
+
+def load_json_file(path: str, what: str, limit: int, *,
+                   expect: Type[T] = dict) -> T:  # type: ignore[assignment]
+    """`read_file` then `load_json`: a JSON file a user or a build step handed us."""
+    return load_json(read_file(path, what, limit), f"{what} {path!r}", expect=expect)
+
+
+def local_path(value: object, where: str) -> str:
+    """`value` as a path this machine's filesystem can take: a string without NUL that the
+    file system encoding can encode (JSON can spell "\\u0000" and lone surrogates)."""
+    if not isinstance(value, str) or not value:
+        raise OciBuildError(f"{where}: {_short(value)} must be a path, e.g. \"dist/app.pex\"")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeEncodeError:
+        raise OciBuildError(f"{where}: path {_short(value)} cannot be a file name here "
+                            "(not encodable)") from None
+    if b"\0" in encoded:
+        raise OciBuildError(f"{where}: path {_short(value)} holds a NUL character")
+    return value

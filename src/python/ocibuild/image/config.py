@@ -9,6 +9,11 @@ Semantics, as `docker build` gives them, so a Dockerfile user gets no surprises:
 * labels, exposed ports and volumes merge into the base's; user, workdir and stop signal
   replace the base's; an empty entrypoint or cmd clears it;
 * one history entry per new layer, each with `created` (umoci rejects history without it).
+
+The base's config is untrusted: a field this module reads or extends that has the wrong JSON
+type (`"Env": "PATH=/bin"`, `Labels` a list, `rootfs.diff_ids` not digests) is refused with
+an error naming the base and the field. It is never "fixed": extending a string Env as a list
+would write a corrupt config (one variable per character).
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from ocibuild import validate
+from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.platform import Platform
+from ocibuild.untrusted import field, str_list, str_map
 
 Pairs = Tuple[Tuple[str, str], ...]
+# 9999-12-31T23:59:59Z: RFC 3339 has four-digit years (and datetime overflows beyond).
+_MAX_EPOCH = 253402300799
 SETTINGS_KEYS = ("entrypoint", "cmd", "env", "workdir", "user", "labels", "exposed_ports",
                  "volumes", "stop_signal")
 
@@ -42,58 +51,96 @@ class ImageSettings:
     stop_signal: Optional[str] = None
 
     @classmethod
-    def from_json(cls, raw: dict) -> "ImageSettings":
+    def from_json(cls, raw: object) -> "ImageSettings":
         """From the assemble spec's `settings`, validated with the same checks as the fields."""
+        if not isinstance(raw, dict):
+            raise OciBuildError(f'settings {raw!r}: must be an object, e.g. {{"cmd": ["/app"]}}')
         unknown = sorted(set(raw) - set(SETTINGS_KEYS))
         if unknown:
             raise OciBuildError(f"settings: unknown key(s) {', '.join(unknown)}; known: "
                                 f"{', '.join(SETTINGS_KEYS)}")
-
-        def strings(key: str) -> Optional[Tuple[str, ...]]:
-            value = raw.get(key)
-            if value is None:
-                return None
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-                raise OciBuildError(f'settings.{key} {value!r}: must be a list of strings, '
-                                    'e.g. ["/app/app.pex", "--port", "8080"]')
-            return tuple(value)
-
-        def pairs(key: str, check) -> Optional[Pairs]:
-            value = raw.get(key)
-            if value is None:
-                return None
-            # An object, or [[name, value], ...] when order matters and the JSON is key-sorted.
-            if isinstance(value, dict):
-                items = list(value.items())
-            elif isinstance(value, list) and all(
-                    isinstance(p, list) and len(p) == 2 for p in value):
-                items = [tuple(p) for p in value]
-            else:
-                raise OciBuildError(f'settings.{key} {value!r}: must be an object of strings '
-                                    'or a list of [name, value] pairs, e.g. {"APP_MODE": "prod"}')
-            return tuple((check(k), str(v)) for k, v in items)
-
-        def optional(key: str, check) -> Optional[str]:
-            return None if raw.get(key) is None else check(raw[key])
-
-        ports, volumes = strings("exposed_ports"), strings("volumes")
+        ports, volumes = _strings(raw, "exposed_ports"), _strings(raw, "volumes")
         return cls(
-            entrypoint=strings("entrypoint"),
-            cmd=strings("cmd"),
-            env=pairs("env", validate.validate_env_name),
-            workdir=optional("workdir", lambda v: validate.validate_absolute_path("workdir", v)),
-            user=optional("user", validate.validate_user),
-            labels=pairs("labels", validate.validate_label_key),
+            entrypoint=_strings(raw, "entrypoint"),
+            cmd=_strings(raw, "cmd"),
+            env=_pairs(raw, "env", validate.validate_env_name),
+            workdir=_optional(raw, "workdir",
+                              lambda v: validate.validate_absolute_path("workdir", v)),
+            user=_optional(raw, "user", validate.validate_user),
+            labels=_pairs(raw, "labels", validate.validate_label_key),
             exposed_ports=None if ports is None else tuple(map(validate.parse_exposed_port, ports)),
             volumes=None if volumes is None else tuple(
                 validate.validate_absolute_path("volume", v) for v in volumes),
-            stop_signal=optional("stop_signal", validate.validate_stop_signal),
+            stop_signal=_optional(raw, "stop_signal", validate.validate_stop_signal),
         )
+
+
+def _strings(raw: dict, key: str) -> Optional[Tuple[str, ...]]:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise OciBuildError(f'settings.{key} {value!r}: must be a list of strings, '
+                            'e.g. ["/app/app.pex", "--port", "8080"]')
+    return tuple(value)
+
+
+def _is_pair(p: object) -> bool:
+    return isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, str) for v in p)
+
+
+def _pairs(raw: dict, key: str, check) -> Optional[Pairs]:
+    value = raw.get(key)
+    if value is None:
+        return None
+    # An object, or [[name, value], ...] when order matters and the JSON is key-sorted.
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        items = list(value.items())
+    elif isinstance(value, list) and all(_is_pair(p) for p in value):
+        items = [tuple(p) for p in value]
+    else:
+        raise OciBuildError(f'settings.{key} {value!r}: must be an object of strings '
+                            'or a list of [name, value] pairs, e.g. {"APP_MODE": "prod"}')
+    return tuple((check(k), v) for k, v in items)
+
+
+def _optional(raw: dict, key: str, check) -> Optional[str]:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise OciBuildError(f"settings.{key} {value!r}: must be a string")
+    return check(value)
+
+
+def check_base_config(config: dict, where: str) -> None:
+    """Refuse a base config whose fields we read or extend have the wrong JSON type (see the
+    module doc); `where` names the base image and its config blob."""
+    for key in ("os", "architecture", "variant"):
+        field(config, key, str, where)
+    inner = field(config, "config", dict, where) or {}
+    in_config = f"{where}, in `config`"
+    for key in ("Env", "Entrypoint", "Cmd"):
+        str_list(inner, key, in_config)
+    str_map(inner, "Labels", in_config)
+    for key in ("ExposedPorts", "Volumes"):
+        field(inner, key, dict, in_config)
+    for key in ("WorkingDir", "User", "StopSignal"):
+        field(inner, key, str, in_config)
+    rootfs = field(config, "rootfs", dict, where) or {}
+    for i, diff_id in enumerate(str_list(rootfs, "diff_ids", f"{where}, in `rootfs`") or []):
+        try:
+            validate_digest(diff_id)
+        except OciBuildError as err:
+            raise OciBuildError(f"{where}: rootfs.diff_ids[{i}]: {err}") from None
+    for i, entry in enumerate(field(config, "history", list, where) or []):
+        if not isinstance(entry, dict):
+            raise OciBuildError(f"{where}: history[{i}] {entry!r} must be a JSON object")
 
 
 def rfc3339(epoch: int) -> str:
     """`1970-01-01T00:00:00Z` for 0: UTC, whole seconds, so no time zone or clock leaks in."""
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= _MAX_EPOCH:
         raise OciBuildError(f"created epoch {epoch!r}: must be a whole number of seconds since "
                             "1970-01-01 UTC, e.g. 0 or $SOURCE_DATE_EPOCH")
     moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
@@ -141,8 +188,10 @@ def _apply(conf: dict, s: ImageSettings) -> None:
 
 def apply_settings(base_config: dict, settings: ImageSettings, *, platform: Platform,
                    created: str, history_created_by: Sequence[str],
-                   new_diff_ids: Sequence[str]) -> dict:
-    """A new config: the base's (`{}` for scratch) with settings, platform and new layers."""
+                   new_diff_ids: Sequence[str], base_where: str = "the base config") -> dict:
+    """A new config: the base's (`{}` for scratch) with settings, platform and new layers.
+    `base_where` names the base's config in errors."""
+    check_base_config(base_config, base_where)
     if len(history_created_by) != len(new_diff_ids):
         raise OciBuildError(f"history has {len(history_created_by)} entries for "
                             f"{len(new_diff_ids)} new layers; give one per layer")

@@ -1,4 +1,9 @@
-"""Descriptors and OCI image manifests."""
+"""Descriptors and OCI image manifests.
+
+`Descriptor.from_json` reads descriptors from untrusted documents: every field is
+type-checked (platform an object of strings, annotations an object of strings), so a hostile
+index is one clear error naming its place.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Optional, Sequence
 from ocibuild import mediatypes
 from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import field, str_list, str_map
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
@@ -45,7 +51,18 @@ class Descriptor:
             digest = validate_digest(raw.get("digest"))
         except OciBuildError as err:
             raise OciBuildError(f"{where}: {err}") from None
-        return cls(media_type, digest, size, raw.get("platform"), raw.get("annotations"))
+        return cls(media_type, digest, size, _platform(raw, where),
+                   str_map(raw, "annotations", where))
+
+
+def _platform(raw: dict, where: str) -> Optional[dict]:
+    """The descriptor's `platform`, type-checked: matching and error messages read its fields."""
+    platform = field(raw, "platform", dict, where)
+    if platform is not None:
+        for key in ("os", "architecture", "variant", "os.version"):
+            field(platform, key, str, f"{where} platform")
+        str_list(platform, "os.features", f"{where} platform")
+    return platform
 
 
 def image_manifest(config: Descriptor, layers: Sequence[Descriptor], *,

@@ -31,6 +31,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.symlinks import check_symlinks
+from ocibuild.untrusted import os_reason
 
 FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
 
@@ -224,8 +225,10 @@ def collect_entries(mappings: Iterable[Sequence], *, mode_policy: ModePolicy = D
                 collected.add(entry, origin, st)
                 if entry.kind == SYMLINK:
                     links[entry.path], sources[entry.path] = entry.link_target, origin
-        except OSError as err:
-            raise OciBuildError(f"cannot read the layer input {mapping.source!r}: {err}") from err
+        except OSError as err:  # e.g. a directory without read permission
+            path = err.filename if isinstance(err.filename, str) else mapping.source
+            raise OciBuildError(f"cannot read the layer input {path!r}: "
+                                f"{os_reason(err)}") from None
         # A lone link may point anywhere in the image; a directory's links stay inside it.
         lone_link = os.path.islink(mapping.source)
         check_symlinks(links, sources, root="" if lone_link else mapping.dest,

@@ -21,6 +21,7 @@ from typing import BinaryIO, Dict, Iterable
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import DIR, FILE, HARDLINK, SYMLINK, LayerEntry
+from ocibuild.untrusted import os_reason
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar pads the archive to whole records of 20 blocks
@@ -113,12 +114,19 @@ class _Batched:
             self._pending.clear()
 
 
+def _open_input(source: str) -> BinaryIO:
+    try:
+        return open(source, "rb", buffering=0)
+    except OSError as err:  # e.g. a file without read permission: the user's to fix
+        raise OciBuildError(f"cannot read the layer input {source!r}: {os_reason(err)}") from None
+
+
 def _add_file(out: _Batched, entry: LayerEntry) -> None:
     """Stream the file; its size was taken when collecting, so a change since is an error."""
     changed = OciBuildError(f"{entry.source!r} changed size while the layer was written; "
                             "build again once nothing writes to it")
     assert entry.source is not None
-    with open(entry.source, "rb", buffering=0) as content:
+    with _open_input(entry.source) as content:
         remaining = entry.size
         while remaining:
             data = content.read(min(remaining, _CHUNK))

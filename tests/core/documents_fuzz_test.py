@@ -1,0 +1,344 @@
+"""Property tests: random and mutated documents into every reader of layouts, archives and specs.
+
+The property is the same everywhere: a valid result or an OciBuildError, never another
+exception (a traceback) and never a hang. Inputs are random JSON values whose keys are
+mostly the fields the readers look at (so type checks are reached, not just "unknown key"),
+and byte mutations of valid documents and archives."""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from ocibuild import canonical_json, mediatypes
+from ocibuild.assemble import assemble_image
+from ocibuild.cli import LAYER_SPEC_KEYS, cmd_layer
+from ocibuild.digest import EMPTY_DIGEST, hex_of, validate_digest
+from ocibuild.docker_archive import write_docker_archive
+from ocibuild.errors import OciBuildError
+from ocibuild.image.config import ImageSettings, apply_settings
+from ocibuild.image.manifest import Descriptor
+from ocibuild.layout import OciLayout, ResolvedImage, resolve_image
+from ocibuild.oci_archive import unpack_oci_archive
+from ocibuild.platform import Platform, describe, from_config, parse_platform
+
+from .layouts import add_image, named, write_layout
+
+FUZZ = settings(max_examples=200, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+KEYS = ("manifests", "mediaType", "digest", "size", "platform", "annotations", "os",
+        "architecture", "variant", "os.version", "os.features", "config", "layers", "rootfs",
+        "diff_ids", "history", "Env", "Cmd", "Entrypoint", "Labels", "ExposedPorts", "Volumes",
+        "WorkingDir", "User", "StopSignal", "schemaVersion", "type",
+        "org.opencontainers.image.ref.name")
+SCALARS = (st.none() | st.booleans() | st.integers(-2, 2**64)
+           | st.floats(allow_nan=False, allow_infinity=False)
+           | st.sampled_from(["linux", "amd64", "arm64", "v8", "latest", EMPTY_DIGEST,
+                              mediatypes.OCI_MANIFEST, mediatypes.OCI_INDEX,
+                              mediatypes.OCI_CONFIG, mediatypes.OCI_LAYER_GZIP, "PATH=/bin"])
+           | st.text(max_size=12))
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=5),
+    max_leaves=24)
+DOCS = st.dictionaries(st.sampled_from(KEYS), JSON, max_size=6)
+
+
+def mostly(valid, hostile=JSON):
+    """A valid value, or any JSON: for fields whose checks are reached either way."""
+    return valid | hostile
+
+
+def spoiled(valid: st.SearchStrategy, keys) -> st.SearchStrategy:
+    """Valid objects, or valid objects with exactly one field made hostile: so the check of
+    that one field is reached instead of the first check failing every time."""
+    def spoil(doc: dict, key: str, value: object) -> dict:
+        return {**doc, key: value}
+    return valid | st.builds(spoil, valid, st.sampled_from(keys), JSON)
+
+
+PLATFORM = spoiled(st.fixed_dictionaries(
+    {"os": st.sampled_from(["linux", "unknown"]),
+     "architecture": st.sampled_from(["amd64", "arm64"])},
+    optional={"variant": st.just("v8"), "os.features": st.lists(st.text(max_size=4), max_size=2)}),
+    ["os", "architecture", "variant", "os.version", "os.features"])
+
+
+def descriptors(digests=st.just(EMPTY_DIGEST)):
+    valid = st.fixed_dictionaries(
+        {"mediaType": st.sampled_from([mediatypes.OCI_MANIFEST, mediatypes.OCI_INDEX,
+                                       mediatypes.OCI_CONFIG]),
+         "digest": digests, "size": st.integers(0, 2000)},
+        optional={"platform": PLATFORM,
+                  "annotations": st.dictionaries(
+                      st.sampled_from(["org.opencontainers.image.ref.name", "a"]),
+                      st.sampled_from(["latest", "x"]), max_size=2)})
+    return spoiled(valid, ["mediaType", "digest", "size", "platform", "annotations"])
+
+
+@contextlib.contextmanager
+def scratch() -> Iterator[Path]:
+    """A fresh directory per example (pytest's tmp_path is one per test, not per example)."""
+    path = Path(tempfile.mkdtemp(prefix="ocibuild-fuzz-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def valid_or_user_error(call, *args, **kwargs) -> Optional[object]:
+    try:
+        result = call(*args, **kwargs)
+    except OciBuildError:
+        event(f"{call.__name__}: OciBuildError")
+        return None
+    event(f"{call.__name__}: valid")
+    return result
+
+
+# A valid one-image layout, built once: every example starts from a copy of its documents.
+_TEMPLATE_ROOT = tempfile.mkdtemp(prefix="ocibuild-fuzz-template-")
+atexit.register(shutil.rmtree, _TEMPLATE_ROOT, ignore_errors=True)
+_TEMPLATE = Path(_TEMPLATE_ROOT) / "layout"
+write_layout(_TEMPLATE, [named(add_image(_TEMPLATE, "base"), "latest", platform=True)])
+_IMAGE = resolve_image(OciLayout(_TEMPLATE))
+_DOCS = {"index": (_TEMPLATE / "index.json").read_bytes(),
+         "manifest": Path(OciLayout(_TEMPLATE).blob_path(_IMAGE.manifest_descriptor.digest))
+         .read_bytes(),
+         "config": Path(OciLayout(_TEMPLATE).blob_path(_IMAGE.config_descriptor.digest))
+         .read_bytes()}
+
+
+def layout_with(root: Path, *, index: bytes, manifest: bytes, config: bytes) -> Path:
+    """The template's layer blob under documents `index`, `manifest`, `config` as given;
+    manifest and config are re-pointed by digest so the digest checks pass and the mutated
+    content itself is what gets parsed."""
+    layout = root / "layout"
+    shutil.copytree(_TEMPLATE / "blobs", layout / "blobs")
+    out = OciLayout(layout)
+    config_d = out.write_blob_bytes(config, mediatypes.OCI_CONFIG)
+    manifest = manifest.replace(_IMAGE.config_descriptor.digest.encode(),
+                                config_d.digest.encode())
+    manifest = manifest.replace(b'"size":%d' % _IMAGE.config_descriptor.size,
+                                b'"size":%d' % config_d.size, 1)
+    manifest_d = out.write_blob_bytes(manifest, mediatypes.OCI_MANIFEST)
+    index = index.replace(_IMAGE.manifest_descriptor.digest.encode(), manifest_d.digest.encode())
+    index = index.replace(b'"size":%d' % _IMAGE.manifest_descriptor.size,
+                          b'"size":%d' % manifest_d.size, 1)
+    (layout / "index.json").write_bytes(index)
+    return layout
+
+
+def mutate(data: bytes, edits) -> bytes:
+    """Apply (position, kind, bytes) edits: overwrite, insert or delete at a position."""
+    buf = bytearray(data)
+    for position, kind, chunk in edits:
+        at = position % (len(buf) + 1)
+        if kind == "overwrite":
+            buf[at:at + len(chunk)] = chunk
+        elif kind == "insert":
+            buf[at:at] = chunk
+        else:
+            del buf[at:at + len(chunk) + 1]
+    return bytes(buf)
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 1 << 16), st.sampled_from(["overwrite", "insert",
+                                                                       "delete"]),
+                           st.binary(min_size=1, max_size=6)
+                           | st.sampled_from([b"[", b"{", b'"', b"NaN", b"1e999", b"\xff",
+                                              b"null", b'"x"', b"[]", b"{}", b"-1", b"true"])),
+                 min_size=1, max_size=4)
+PLATFORMS = st.none() | st.sampled_from(["linux/amd64", "linux/arm64", "linux/arm/v7"])
+
+
+def assemble(layout: Path, root: Path, platform: Optional[str]) -> Optional[dict]:
+    spec = {"base": {"layout": str(layout), "name": "fuzz"}, "layers": [],
+            **({"platform": platform} if platform else {})}
+    result = valid_or_user_error(assemble_image, spec, str(root / "out"))
+    if result is not None:  # a valid result is a readable image
+        assert isinstance(resolve_image(OciLayout(root / "out")), ResolvedImage)
+    return result
+
+
+def _real_digests() -> st.SearchStrategy:
+    return st.sampled_from([_IMAGE.manifest_descriptor.digest, _IMAGE.config_descriptor.digest,
+                            _IMAGE.layers[0].digest, EMPTY_DIGEST])
+
+
+@FUZZ
+@given(index=spoiled(st.fixed_dictionaries({"manifests": st.lists(
+    descriptors(_real_digests()), max_size=3)}), ["manifests"]),
+       ref_name=st.none() | st.sampled_from(["latest", "x"]), platform=PLATFORMS)
+def test_random_index_json(index, ref_name, platform) -> None:
+    with scratch() as root:
+        layout = layout_with(root, index=b"{}", manifest=_DOCS["manifest"],
+                             config=_DOCS["config"])
+        (layout / "index.json").write_text(json.dumps(index))
+        valid_or_user_error(resolve_image, OciLayout(layout), ref_name=ref_name,
+                            platform=parse_platform(platform) if platform else None)
+
+
+@settings(FUZZ, max_examples=300)
+@given(which=st.sampled_from(["index", "manifest", "config"]), edits=EDITS, platform=PLATFORMS)
+def test_mutated_documents_into_resolve_and_assemble(which, edits, platform) -> None:
+    docs = dict(_DOCS)
+    docs[which] = mutate(docs[which], edits)
+    with scratch() as root:
+        layout = layout_with(root, **docs)
+        assemble(layout, root, platform)
+
+
+@settings(FUZZ, max_examples=300)
+@given(which=st.sampled_from(["manifest", "config"]), doc=DOCS, platform=PLATFORMS)
+def test_random_manifest_or_config_documents(which, doc, platform) -> None:
+    docs = dict(_DOCS)
+    if which == "config":  # keep the fields that make it reach the merge, mostly
+        doc = {**json.loads(_DOCS["config"]), **doc}
+    docs[which] = json.dumps(doc).encode()
+    with scratch() as root:
+        assemble(layout_with(root, **docs), root, platform)
+
+
+@settings(FUZZ, max_examples=500)
+@given(raw=descriptors())
+def test_descriptor_from_json(raw) -> None:
+    descriptor = valid_or_user_error(Descriptor.from_json, raw, where="fuzz")
+    if descriptor is not None:
+        canonical_json.dumps(descriptor.to_json())
+        validate_digest(descriptor.digest)
+        describe(descriptor.platform)
+        Platform("linux", "amd64").matches(descriptor.platform)
+
+
+SETTINGS = st.dictionaries(
+    st.sampled_from(["entrypoint", "cmd", "env", "workdir", "user", "labels", "exposed_ports",
+                     "volumes", "stop_signal"]),
+    JSON | st.lists(st.text(max_size=8), max_size=3)
+    | st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3),
+    max_size=5)
+
+
+@settings(FUZZ, max_examples=400)
+@given(base=DOCS | st.fixed_dictionaries({"config": DOCS, "rootfs": DOCS}), raw=SETTINGS)
+def test_config_merge_on_a_hostile_base(base, raw) -> None:
+    settings_ = valid_or_user_error(ImageSettings.from_json, raw) or ImageSettings()
+    config = valid_or_user_error(apply_settings, base, settings_,
+                                 platform=Platform("linux", "amd64"),
+                                 created="1970-01-01T00:00:00Z", history_created_by=["x"],
+                                 new_diff_ids=[EMPTY_DIGEST])
+    if config is not None:
+        canonical_json.dumps(config)  # the merged config is writable, so not corrupt JSON
+        assert config["rootfs"]["diff_ids"][-1] == EMPTY_DIGEST
+
+
+@settings(FUZZ, max_examples=500)
+@given(text=st.text(max_size=30) | st.builds("/".join, st.lists(
+    st.sampled_from(["linux", "amd64", "arm64", "v8", "", "windows", "x"]) | st.text(max_size=4),
+    max_size=4)) | JSON, config=DOCS)
+def test_platform_parsing(text, config) -> None:
+    platform = valid_or_user_error(parse_platform, text)
+    if platform is not None:
+        assert parse_platform(str(platform)) == platform
+    valid_or_user_error(from_config, config, where="fuzz")
+    assert isinstance(describe(config), str)
+    assert isinstance(Platform("linux", "arm64").matches(config), bool)
+
+
+@settings(FUZZ, max_examples=500)
+@given(value=JSON | st.builds(mutate, st.just(EMPTY_DIGEST.encode()), EDITS).map(
+    lambda b: b.decode("utf-8", "replace")))
+def test_digest_validation(value) -> None:
+    digest = valid_or_user_error(validate_digest, value)
+    if digest is not None:
+        assert digest == value and len(hex_of(digest)) == 64
+
+
+def _archive_bytes() -> bytes:
+    with scratch() as root:
+        write_docker_archive(str(_TEMPLATE), _IMAGE.manifest_descriptor, ["a:1"],
+                             str(root / "a.tar"))
+        return (root / "a.tar").read_bytes()
+
+
+_ARCHIVE = _archive_bytes()
+
+
+@settings(FUZZ, max_examples=300)
+@given(edits=EDITS, cut=st.none() | st.integers(0, len(_ARCHIVE)),
+       gzipped=st.booleans())
+def test_unpack_mutated_archives(edits, cut, gzipped) -> None:
+    data = mutate(_ARCHIVE, [(p * 7 % len(_ARCHIVE), k, c) for p, k, c in edits])
+    if cut is not None:
+        data = data[:cut]
+    if gzipped:
+        import gzip
+
+        data = mutate(gzip.compress(data, mtime=0), edits[:1])
+    with scratch() as root:
+        (root / "a.tar").write_bytes(data)
+        done = valid_or_user_error(unpack_oci_archive, str(root / "a.tar"), str(root / "out"))
+        if done is None and not (root / "out").exists():
+            assert sorted(p.name for p in root.iterdir()) == ["a.tar"]  # no debris
+        else:
+            assert (root / "out/index.json").is_file()
+
+
+MAPPING = st.fixed_dictionaries(
+    {"source": st.sampled_from(["in", "in/a.txt", "missing", "link", "in\u0000", "\ud800",
+                                "in/a.txt/x"]) | st.text(max_size=6),
+     "dest": st.sampled_from(["app", "/", "a/../b", "x\u0000"]) | st.text(max_size=6)},
+    optional={"mode": JSON | st.sampled_from(["0755", "0o7", "999"])}) | JSON
+LAYER_SPEC = mostly(st.fixed_dictionaries(
+    {"mappings": mostly(st.lists(MAPPING, min_size=1, max_size=3))},
+    optional={"compression": mostly(st.sampled_from(["gzip", "zstd", "none"])),
+              "level": mostly(st.integers(-2, 25)), "mtime": mostly(st.integers(0, 8**12)),
+              "owner": mostly(st.lists(st.integers(-1, 2**32), min_size=2, max_size=2)),
+              "compressor": JSON}), st.dictionaries(st.sampled_from(LAYER_SPEC_KEYS), JSON))
+
+
+@settings(FUZZ, max_examples=200)
+@given(spec=LAYER_SPEC)
+def test_layer_spec_through_cmd_layer(spec) -> None:
+    with scratch() as root:
+        (root / "in").mkdir()
+        (root / "in/a.txt").write_text("a")
+        os.symlink("in/a.txt", root / "link")
+        (root / "spec.json").write_text(json.dumps(spec))
+        cwd = os.getcwd()
+        os.chdir(root)  # relative sources stay inside the scratch directory
+        try:
+            result = valid_or_user_error(cmd_layer, argparse.Namespace(
+                spec="spec.json", out_dir="out"))
+        finally:
+            os.chdir(cwd)
+        if result is not None:
+            assert (root / "out/blobs/sha256" / hex_of(result["digest"])).is_file()
+        assert not list(root.rglob(".partial-*"))
+
+
+def test_the_fuzzed_template_is_itself_valid(tmp_path: Path) -> None:
+    """The starting point of the mutations assembles and unpacks: the properties above are
+    not vacuous."""
+    layout = str(layout_with(tmp_path, **_DOCS))
+    meta = assemble_image({"base": {"layout": layout, "name": "fuzz"}, "layers": []},
+                          str(tmp_path / "out"))
+    assert meta["base_blobs"] == [_IMAGE.layers[0].digest]
+    (tmp_path / "a.tar").write_bytes(_ARCHIVE)
+    unpack_oci_archive(str(tmp_path / "a.tar"), str(tmp_path / "unpacked"))
+    unpacked = resolve_image(OciLayout(tmp_path / "unpacked"))
+    assert unpacked.manifest_descriptor.digest == _IMAGE.manifest_descriptor.digest
+    assert tarfile.is_tarfile(io.BytesIO(_ARCHIVE))
