@@ -138,7 +138,8 @@ def test_broken_config_names_the_file(tmp_path: Path) -> None:
     directory = tmp_path / "docker"
     directory.mkdir()
     (directory / "config.json").write_text("{not json")
-    with pytest.raises(OciBuildError, match=r"docker/config.json: JSONDecodeError"):
+    with pytest.raises(OciBuildError, match=r"^the registry credentials file \S+/docker/config.json "
+                                            r"is not valid JSON: Expecting property name"):
         lookup("ghcr.io", {"DOCKER_CONFIG": str(directory)})
 
 
@@ -146,3 +147,67 @@ def test_secrets_never_in_repr() -> None:
     text = repr(Credentials("user", "hunter2", identity_token="tok"))
     assert "hunter2" not in text and "tok" not in text
     assert credentials.ENV_VARS  # the variables a caller must pass through
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({"auths": []}, "`auths` must be a JSON object of registry -> entry"),
+    ({"auths": [{"auth": "c2VjcmV0OnB3"}]}, "`auths` must be a JSON object"),
+    ({"credHelpers": "c2VjcmV0OnB3"}, "`credHelpers` must be a JSON object of registry -> "
+                                      "helper name"),
+    ({"credHelpers": {"ghcr.io": 1}}, "credHelpers['ghcr.io'] must be a helper name (string)"),
+    ({"credsStore": ["desktop"]}, "`credsStore` must be a JSON string naming a credential helper"),
+    ({"auths": {"ghcr.io": "c2VjcmV0OnB3"}}, "config.json auths['ghcr.io'] must be a JSON object like"),
+    ({"auths": {"ghcr.io": {"auth": 123}}}, "config.json auths['ghcr.io']: `auth` must be a JSON string"),
+    ({"auths": {"ghcr.io": {"username": ["u"], "password": "pw"}}},
+     "auths['ghcr.io']: `username` must be a JSON string"),
+    ({"auths": {"ghcr.io": {"username": "u", "password": {"v": "c2VjcmV0OnB3"}}}},
+     "auths['ghcr.io']: `password` must be a JSON string"),
+    ({"auths": {"ghcr.io": {"auth": "%%%"}}}, "`auth` is not base64 of USER:PASSWORD"),
+    ([], "must be a JSON object, not array"),
+], ids=["auths-list", "auths-list-of-secrets", "helpers-string", "helper-number",
+        "store-list", "entry-string", "auth-number", "username-list", "password-object",
+        "auth-not-base64", "config-list"])
+def test_malformed_config_entries_are_clear_errors(tmp_path: Path, config, problem: str) -> None:
+    env = _docker_config(tmp_path, {})
+    (tmp_path / "docker" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(OciBuildError) as err:
+        lookup("ghcr.io", env)
+    assert str(err.value).startswith(f"the registry credentials file {tmp_path}/docker/config.json")
+    assert problem in str(err.value)
+    assert "c2VjcmV0" not in str(err.value)  # no secret quoted back
+
+
+def test_deeply_nested_config_is_a_clear_error(tmp_path: Path) -> None:
+    env = _docker_config(tmp_path, {})
+    (tmp_path / "docker" / "config.json").write_text('{"auths": ' + "[" * 50_000)
+    with pytest.raises(OciBuildError, match=r"config.json nests deeper than 64 levels"):
+        lookup("ghcr.io", env)
+
+
+def test_helper_printing_garbage_is_a_clear_error_without_its_output(tmp_path: Path) -> None:
+    env = _docker_config(tmp_path, {"credHelpers": {"ghcr.io": "odd"}})
+    env["PATH"] = _helper(tmp_path, "odd", "echo '[\"helper-secret\"]'\n")
+    with pytest.raises(OciBuildError) as err:
+        lookup("ghcr.io", env)
+    assert str(err.value) == ('docker-credential-odd get (for ghcr.io) did not print '
+                              '{"Username": "...", "Secret": "..."}')
+
+
+def test_unscoped_env_credentials_warn_once(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(credentials, "_warned_unscoped", [])
+    env = {"OCIBUILD_USERNAME": "ci", "OCIBUILD_PASSWORD": "pw-never-printed"}
+    lookup("ghcr.io", env)
+    lookup("quay.io", env)
+    assert capsys.readouterr().err == (
+        "ocibuild: warning: OCIBUILD_USERNAME applies to every registry (ghcr.io here); "
+        "set OCIBUILD_REGISTRY=host[,host] to limit it\n")
+    lookup("ghcr.io", {**env, "OCIBUILD_REGISTRY": "ghcr.io"})
+    assert capsys.readouterr().err == ""
+
+
+def test_scoped_env_credentials_do_not_warn(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(credentials, "_warned_unscoped", [])
+    env = {"OCIBUILD_USERNAME": "ci", "OCIBUILD_PASSWORD": "pw", "OCIBUILD_REGISTRY": "ghcr.io"}
+    assert lookup("ghcr.io", env) is not None
+    assert lookup("quay.io", env) is None
+    assert capsys.readouterr().err == ""

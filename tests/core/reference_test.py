@@ -34,3 +34,21 @@ def test_docker_hub_api_host() -> None:
 def test_rejects(value: str) -> None:
     with pytest.raises(OciBuildError):
         parse_reference(value)
+
+
+@pytest.mark.parametrize("value", [
+    "evil.example#.registry.example:5000/app",  # would send requests to evil.example
+    "registry.example?x=1/app",
+    "registry.example:port/app",
+    "-bad.example/app",
+    "registry.example:5000 /app",
+])
+def test_rejects_registries_that_are_not_host_and_port(value: str) -> None:
+    with pytest.raises(OciBuildError, match=r"bad registry .*: it must be a host name or IP "
+                                            r"with an optional port"):
+        parse_reference(value)
+
+
+def test_accepts_ipv6_and_uppercase_hosts() -> None:
+    assert parse_reference("[::1]:5000/app").registry == "[::1]:5000"
+    assert parse_reference("Registry.Example/app").registry == "Registry.Example"

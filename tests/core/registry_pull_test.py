@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from ocibuild.errors import OciBuildError
-from ocibuild.layout import OciLayout, resolve_image
+from ocibuild.layout import OciLayout
 from ocibuild.platform import parse_platform
 from ocibuild.reference import parse_reference
 from ocibuild.registry.credentials import Credentials
@@ -87,8 +86,17 @@ def test_corrupt_blobs_in_the_registry_are_detected(registry: Registry, tmp_path
                                             f"\\d+, not {layer}"):
         pull_to_layout(_transport(registry), ref, digests["amd64"], parse_platform("linux/amd64"),
                        str(tmp_path / "pulled"))
-    assert not any(p.name.startswith(".partial") for p in (tmp_path / "pulled").rglob("*"))
-    assert not os.path.exists(OciLayout(str(tmp_path / "pulled")).blob_path(layer))
+    # No half-written layout: neither the out dir nor a temp beside it is left.
+    assert not (tmp_path / "pulled").exists()
+    assert not any(p.name.startswith(".partial") for p in tmp_path.rglob("*"))
+    # A folder the user filled is theirs: refused before any download, left as it was.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(OciBuildError, match="mine"):
+        pull_to_layout(_transport(registry), ref, digests["arm64"], parse_platform("linux/arm64"),
+                       str(mine))
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     index_data = _blob_data_path(root, digests["index"])
     index_data.write_bytes(index_data.read_bytes().replace(b'"arm64"', b'"arm65"'))
     with pytest.raises(OciBuildError, match="whose digest is sha256:[0-9a-f]{64}, not the one "

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild import canonical_json, mediatypes
+from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.entries import collect_entries
@@ -289,3 +290,17 @@ def test_republish_does_no_blob_work(registry: Registry, tmp_path: Path) -> None
     assert (again.uploaded, again.mounted, again.tags_written) == ([], [], [])
     # One HEAD for the manifest by digest, one per tag: nothing about blobs.
     assert [(m, p.split("/")[-2]) for m, p, _ in proxy.requests] == [("HEAD", "manifests")] * 3
+
+
+@pytest.mark.parametrize("jobs, chunk_size", [(1, 0), (0, 1024), (4, -1)])
+def test_jobs_and_chunk_size_below_one_are_refused(tmp_path: Path, jobs: int,
+                                                   chunk_size: int) -> None:
+    layout = _layout(tmp_path)
+    image = resolve_image(layout, ref_name="latest")
+    # Port 1: nothing listens; the check comes before any request.
+    transport = Transport("127.0.0.1:1", insecure=True, attempts=1)
+    with pytest.raises(OciBuildError, match=rf"^push to 127.0.0.1:1/app: jobs \({jobs}\) and "
+                                            rf"chunk size \({chunk_size} bytes\) must be at "
+                                            r"least 1; e.g. --jobs 4 --chunk-size 67108864$"):
+        push_image(layout, image, parse_reference("127.0.0.1:1/app"), transport, ["1"],
+                   jobs=jobs, chunk_size=chunk_size)

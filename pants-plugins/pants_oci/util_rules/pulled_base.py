@@ -22,7 +22,14 @@ from ocibuild.layout import OCI_LAYOUT_FILE
 from ocibuild.platform import Platform, parse_platform
 from ocibuild.reference import Reference, parse_reference
 from ocibuild.registry import credentials
-from ocibuild.registry.pull import Manifest, blob_url, fetch_manifest, image_manifest, scope
+from ocibuild.registry.pull import (
+    Manifest,
+    blob_url,
+    fetch_manifest,
+    image_manifest,
+    manifest_blobs,
+    scope,
+)
 from ocibuild.registry.transport import Transport
 from pants.base.build_root import BuildRoot
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
@@ -132,11 +139,7 @@ async def pull_base_image(
         platform = chosen_platform(target, request.platform, origin)
         cache_dir = os.path.join(str(named_caches.val), MANIFEST_CACHE)
         manifest = image_manifest(transport, ref, digest, platform, cache_dir)[-1]
-        body = manifest.json()
-        blobs = [
-            Descriptor.from_json(raw, where=f"{ref.name}@{manifest.digest}")
-            for raw in [body.get("config"), *(body.get("layers") or [])]
-        ]
+        blobs = manifest_blobs(manifest, f"{ref.name}@{manifest.digest}")
     except OciBuildError as err:
         raise OciBaseError(f"{origin}: {err}") from err
 

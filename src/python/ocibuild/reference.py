@@ -1,4 +1,8 @@
-"""Image references: `[registry/]repository[:tag][@digest]`, with Docker Hub's conventions."""
+"""Image references: `[registry/]repository[:tag][@digest]`, with Docker Hub's conventions.
+
+The registry part becomes the host of every URL we send credentials to, so it must be a host
+name or IP (with an optional port), as docker's grammar says: `evil.com#.good.com` is refused.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ DOCKER_HUB = "docker.io"
 _API_HOSTS = {DOCKER_HUB: "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_REGISTRY = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ def parse_reference(value: str) -> Reference:
     parts = rest.split("/")
     has_registry = len(parts) > 1 and _is_registry(parts[0])
     registry = parts[0] if has_registry else DOCKER_HUB
+    if not _REGISTRY.match(registry):
+        raise OciBuildError(f"image reference {value!r}: bad registry {registry!r}: it must be "
+                            f"a host name or IP with an optional port, {example}")
     path = parts[1:] if has_registry else parts
     if registry in _API_HOSTS and len(path) == 1:
         path = ["library", *path]

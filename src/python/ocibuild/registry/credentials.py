@@ -11,6 +11,12 @@ Order (the first source that knows the host wins):
   4. `GITHUB_TOKEN` (with `GITHUB_ACTOR` as the user) for `ghcr.io`, as GitHub Actions provide.
 Nothing found: anonymous. Credential helpers run as `docker-credential-<name> get`.
 
+`OCIBUILD_USERNAME` without `OCIBUILD_REGISTRY` sends that password to whichever registry
+asks, so the first use prints a warning to stderr (once per process) naming the host.
+Config files are read with the typed loaders of `ocibuild.untrusted`: a wrong shape
+(`"auths": []`, `"auth": 123`, ...) is an error naming the file and the key, never a
+traceback. No message or repr ever holds a password, token or `auth` value.
+
 The environment is passed in, never read from `os.environ` here: inside Pants it is the
 client's environment, and tests give their own.
 """
@@ -18,14 +24,16 @@ client's environment, and tests give their own.
 from __future__ import annotations
 
 import base64
-import json
+import binascii
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional
 
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import field, load_json, read_bounded
 
 # docker keeps Docker Hub's credentials under its v1 index URL.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -35,6 +43,9 @@ ENV_VARS = ("OCIBUILD_USERNAME", "OCIBUILD_PASSWORD", "OCIBUILD_REGISTRY", "DOCK
             "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "HOME", "PATH", "GITHUB_TOKEN",
             "GITHUB_ACTOR")
 _HELPER_TIMEOUT_S = 60
+# docker's config.json holds a few entries; a credentials file bigger than this is not one.
+MAX_CONFIG = 4 << 20
+_warned_unscoped: list = []  # the unscoped-credentials warning is printed once per process
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,16 @@ def _from_ocibuild_env(host: str, env: Mapping[str, str]) -> Optional[Credential
     scoped = env.get("OCIBUILD_REGISTRY")
     if scoped and host not in {normalize_host(h.strip()) for h in scoped.split(",") if h.strip()}:
         return None
+    if not scoped:
+        _warn_unscoped(host)
     return Credentials(user, env.get("OCIBUILD_PASSWORD", ""), source="$OCIBUILD_USERNAME")
+
+
+def _warn_unscoped(host: str) -> None:
+    if not _warned_unscoped:
+        _warned_unscoped.append(host)
+        print(f"ocibuild: warning: OCIBUILD_USERNAME applies to every registry ({host} here); "
+              "set OCIBUILD_REGISTRY=host[,host] to limit it", file=sys.stderr)
 
 
 def _from_github_env(host: str, env: Mapping[str, str]) -> Optional[Credentials]:
@@ -107,15 +127,13 @@ def _auth_json_paths(env: Mapping[str, str]) -> Iterator[str]:
 def _read_config(path: str) -> Optional[dict]:
     try:
         with open(path, "rb") as f:
-            config = json.load(f)
+            data = read_bounded(f, MAX_CONFIG, f"the registry credentials file {path}")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as err:
+    except OSError as err:
         raise OciBuildError(f"cannot read the registry credentials file {path}: "
                             f"{err.__class__.__name__}; fix or remove it") from None
-    if not isinstance(config, dict):
-        raise OciBuildError(f"the registry credentials file {path} is not a JSON object")
-    return config
+    return load_json(data, f"the registry credentials file {path}")
 
 
 def _from_docker_config(host: str, env: Mapping[str, str]) -> Optional[Credentials]:
@@ -134,28 +152,53 @@ def _from_auth_json(host: str, env: Mapping[str, str]) -> Optional[Credentials]:
 
 def _from_config(config: dict, path: str, host: str, env: Mapping[str, str]
                  ) -> Optional[Credentials]:
-    helpers = config.get("credHelpers") or {}
+    where = f"the registry credentials file {path}"
+    helpers = _typed(config, "credHelpers", dict, where, "of registry -> helper name")
     for key, helper in helpers.items():
+        if not isinstance(helper, str):
+            raise OciBuildError(f"{where}: credHelpers[{key!r}] must be a helper name (string)")
         if normalize_host(key) == host:
-            return run_helper(str(helper), host, env, path)
-    if config.get("credsStore"):
-        found = run_helper(str(config["credsStore"]), host, env, path)
+            return run_helper(helper, host, env, path)
+    store = _typed(config, "credsStore", str, where, "naming a credential helper")
+    if store:
+        found = run_helper(store, host, env, path)
         if found is not None:
             return found
-    for key, entry in (config.get("auths") or {}).items():
-        if normalize_host(key) == host and isinstance(entry, dict):
+    for key, entry in _typed(config, "auths", dict, where, "of registry -> entry").items():
+        if not isinstance(entry, dict):
+            raise OciBuildError(f"{where} auths[{key!r}] must be a JSON object like "
+                                '{"auth": "<base64 of USER:PASSWORD>"}')
+        if normalize_host(key) == host:
             return _from_auth_entry(entry, path, key)
     return None
 
 
+def _typed(config: dict, key: str, expect: type, where: str, what: str):
+    """`config[key]` (absent or null: empty) of type `expect`. The value is never quoted in
+    the error: a misplaced secret would be printed."""
+    value = config.get(key)
+    if value is None:
+        return expect()
+    if not isinstance(value, expect):
+        kind = "a JSON object" if expect is dict else "a JSON string"
+        raise OciBuildError(f"{where}: `{key}` must be {kind} {what}")
+    return value
+
+
 def _from_auth_entry(entry: dict, path: str, key: str) -> Optional[Credentials]:
     source = f"{path} auths[{key!r}]"
+    where = f"the registry credentials file {source}"
+    # No value is quoted back in these errors: they may be secrets.
+    for name in ("auth", "username", "password", "identitytoken"):
+        if entry.get(name) is not None and not isinstance(entry[name], str):
+            raise OciBuildError(f"{where}: `{name}` must be a JSON string")
     user, password = entry.get("username") or "", entry.get("password") or ""
     if entry.get("auth"):
-        try:
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            raise OciBuildError(f"{source}: `auth` is not base64 of USER:PASSWORD") from None
+        try:  # strict, as docker decodes it (line breaks aside)
+            pair = base64.b64decode("".join(entry["auth"].split()), validate=True).decode()
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise OciBuildError(f"{where}: `auth` is not base64 of USER:PASSWORD") from None
+        user, _, password = pair.partition(":")
     token = entry.get("identitytoken") or None
     if not user and not token:
         return None  # an empty entry (docker writes `{}` when a credsStore holds the secret)
@@ -188,11 +231,12 @@ def run_helper(name: str, host: str, env: Mapping[str, str], config_path: str
             return None
         raise OciBuildError(f"{program} get (for {host}) exited {done.returncode}: {text}")
     try:
-        answer = json.loads(done.stdout)
-        user, secret = str(answer["Username"]), str(answer["Secret"])
-    except (ValueError, KeyError, TypeError):
+        answer = load_json(done.stdout, "its answer")
+        user = field(answer, "Username", str, "its answer", required=True)
+        secret = field(answer, "Secret", str, "its answer", required=True)
+    except OciBuildError:  # not quoted: the answer may hold the secret
         raise OciBuildError(f"{program} get (for {host}) did not print "
-                            '{"Username": ..., "Secret": ...}') from None
+                            '{"Username": "...", "Secret": "..."}') from None
     source = f"credential helper {program}"
     if user == "<token>":  # the helper protocol's marker for an identity token
         return Credentials("", "", identity_token=secret, source=source)

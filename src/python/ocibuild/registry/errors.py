@@ -1,12 +1,16 @@
-"""Registry errors: `METHOD url: CODE: message`, body read capped, never credentials."""
+"""Registry errors: `METHOD url: CODE: message`, body read capped, never credentials.
+
+The registry's text is shown as the registry sent it, minus control characters: a hostile
+server must not be able to write terminal escape sequences into our output.
+"""
 
 from __future__ import annotations
 
-import json
-
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import load_json
 
-_MAX_BODY = 4096
+# An error body is for a human: a few KiB say everything (a 1 GiB 404 must cost nothing).
+MAX_ERROR_BODY = 4096
 RETRYABLE = {408, 429, 500, 502, 503, 504}
 
 
@@ -18,11 +22,20 @@ class RegistryError(OciBuildError):
         super().__init__(f"{method} {url}: {status}: {message}")
 
 
+def printable(text: str) -> str:
+    """`text` with control characters (escape sequences, NUL, newlines) made spaces."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
 def error_message(body: bytes, reason: str = "") -> str:
     """The registry's own error text (distribution spec `errors` array) when there is one."""
-    text = body[:_MAX_BODY].decode("utf-8", "replace")
+    body = body[:MAX_ERROR_BODY]
     try:
-        errors = json.loads(text).get("errors") or []
-        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors) or text
-    except (ValueError, AttributeError):
-        return text.strip() or reason or "(no body)"
+        errors = load_json(body, "the error body").get("errors")
+    except OciBuildError:
+        errors = None
+    if isinstance(errors, list) and errors and all(isinstance(e, dict) for e in errors):
+        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    else:
+        text = body.decode("utf-8", "replace").strip() or reason or "(no body)"
+    return printable(text)[:MAX_ERROR_BODY]

@@ -3,25 +3,28 @@
 Everything read is checked against its digest before it is used. A manifest asked for by
 digest must hash to it; one asked for by tag is what the tag names *now* (its digest is
 reported so it can be pinned). Blobs stream to a temp file, hashing as they go, and are
-renamed into place only when digest and size match.
+renamed into place only when digest and size match; a blob stops downloading as soon as it
+passes its declared size, and has a deadline that grows with that size.
+Manifests are read up to 4 MiB and parsed with the typed loaders of `ocibuild.untrusted`:
+a document of the wrong shape is one clear error.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from ocibuild import mediatypes
-from ocibuild.atomic import TempFile, atomic_write
-from ocibuild.digest import CHUNK, HashingWriter, bytes_digest, hex_of
+from ocibuild.atomic import TempFile, atomic_directory, atomic_write
+from ocibuild.digest import HashingWriter, bytes_digest, hex_of
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout, ResolvedImage, resolve_image
 from ocibuild.platform import Platform, describe
 from ocibuild.reference import Reference
 from ocibuild.registry.transport import Transport
+from ocibuild.untrusted import field, load_json
 
 # The distribution spec lets registries refuse manifests over 4 MiB; read no more than that.
 MAX_MANIFEST = 4 << 20
@@ -40,7 +43,7 @@ class Manifest:
         return self.media_type in mediatypes.INDEXES
 
     def json(self) -> dict:
-        return json.loads(self.content)
+        return load_json(self.content, f"the manifest {self.digest}", max_bytes=MAX_MANIFEST)
 
 
 def scope(repository: str, *actions: str) -> str:
@@ -49,11 +52,10 @@ def scope(repository: str, *actions: str) -> str:
 
 def fetch_manifest(transport: Transport, ref: Reference, reference: str) -> Manifest:
     """`reference` is a tag or a digest of `ref`'s repository."""
-    url = f"/v2/{ref.repository}/manifests/{reference}"
-    response = transport.request("GET", url, scope=scope(ref.repository), stream=True,
+    path = f"/v2/{ref.repository}/manifests/{reference}"
+    response = transport.request("GET", path, scope=scope(ref.repository), stream=True,
                                  expected=(200,), headers={"Accept": mediatypes.MANIFEST_ACCEPT})
-    content = response.raw.read(MAX_MANIFEST + 1, decode_content=True)
-    response.close()
+    content = transport.read(response, MAX_MANIFEST, "GET", transport.url(path))
     where = f"{ref.name}@{reference}" if reference.startswith("sha256:") else f"{ref.name}:{reference}"
     if len(content) > MAX_MANIFEST:
         raise OciBuildError(f"{where}: the manifest is over {MAX_MANIFEST} bytes; refusing it")
@@ -61,16 +63,20 @@ def fetch_manifest(transport: Transport, ref: Reference, reference: str) -> Mani
     if reference.startswith("sha256:") and digest != reference:
         raise OciBuildError(f"{where}: the registry sent a manifest whose digest is {digest}, "
                             "not the one asked for; the registry or a proxy is corrupting it")
-    try:
-        raw = json.loads(content)
-    except ValueError:
-        raise OciBuildError(f"{where}: the manifest is not JSON") from None
-    media_type = raw.get("mediaType") if isinstance(raw, dict) else None
-    media_type = media_type or response.headers.get("Content-Type", "").split(";")[0].strip()
+    content_type = response.headers.get("Content-Type", "")
+    return Manifest(digest, manifest_media_type(content, content_type, where), content)
+
+
+def manifest_media_type(content: bytes, content_type: str, where: str) -> str:
+    """The manifest's own `mediaType`, else the answer's Content-Type; only images and indexes."""
+    doc = load_json(content, f"{where}: the manifest", max_bytes=MAX_MANIFEST)
+    media_type = field(doc, "mediaType", str, f"{where}: the manifest")
+    media_type = media_type or content_type.split(";")[0].strip()
     if media_type not in (*mediatypes.INDEXES, *mediatypes.MANIFESTS):
-        raise OciBuildError(f"{where}: media type {media_type!r} is neither an image manifest "
-                            "nor an index; only OCI and Docker v2 schema 2 images are supported")
-    return Manifest(digest, media_type, content)
+        raise OciBuildError(f"{where}: media type {media_type[:100]!r} is neither an image "
+                            "manifest nor an index; only OCI and Docker v2 schema 2 images are "
+                            "supported")
+    return media_type
 
 
 def cached_manifest(transport: Transport, ref: Reference, reference: str,
@@ -99,8 +105,8 @@ def cached_manifest(transport: Transport, ref: Reference, reference: str,
 
 def select_platform(index: Manifest, platform: Platform, where: str) -> Descriptor:
     """The one manifest of an index for `platform` (attestation entries are skipped)."""
-    entries = [Descriptor.from_json(m, where=f"{where} manifests[{i}]")
-               for i, m in enumerate(index.json().get("manifests") or [])]
+    entries = [_platform_entry(m, f"{where} manifests[{i}]")
+               for i, m in enumerate(field(index.json(), "manifests", list, where) or [])]
     images = [d for d in entries if (d.platform or {}).get("os") != "unknown"]
     matching = {d.digest: d for d in images if platform.matches(d.platform)}
     if len(matching) != 1:
@@ -108,6 +114,32 @@ def select_platform(index: Manifest, platform: Platform, where: str) -> Descript
         problem = "no image" if not matching else f"{len(matching)} images"
         raise OciBuildError(f"{where} has {problem} for platform {platform}; it has: {found}")
     return next(iter(matching.values()))
+
+
+def _platform_entry(raw: object, where: str) -> Descriptor:
+    """An index entry, its `platform` an object of strings if present."""
+    descriptor = Descriptor.from_json(raw, where=where)
+    if descriptor.platform is not None:
+        if not isinstance(descriptor.platform, dict):
+            raise OciBuildError(f"{where}: `platform` must be a JSON object")
+        for key in ("os", "architecture", "variant"):
+            field(descriptor.platform, key, str, f"{where} platform")
+    return descriptor
+
+
+def index_platforms(index: Manifest, where: str) -> List[str]:
+    """`os/arch[/variant]` of each image an index offers (attestations left out)."""
+    entries = [_platform_entry(m, f"{where} manifests[{i}]")
+               for i, m in enumerate(field(index.json(), "manifests", list, where) or [])]
+    return [describe(d.platform) for d in entries if (d.platform or {}).get("os") != "unknown"]
+
+
+def manifest_blobs(manifest: Manifest, where: str) -> List[Descriptor]:
+    """An image manifest's config and layers, in that order, each a checked descriptor."""
+    body = manifest.json()
+    raw: Sequence[object] = [field(body, "config", dict, where, required=True),
+                             *(field(body, "layers", list, where) or [])]
+    return [Descriptor.from_json(r, where=f"{where} blob {i}") for i, r in enumerate(raw)]
 
 
 def image_manifest(transport: Transport, ref: Reference, reference: str, platform: Platform,
@@ -127,38 +159,48 @@ def download_blob(transport: Transport, ref: Reference, descriptor: Descriptor,
     """Stream one blob to `path`, verified; an existing file at `path` is trusted as is."""
     if os.path.exists(path):
         return
-    url = f"/v2/{ref.repository}/blobs/{descriptor.digest}"
-    response = transport.request("GET", url, scope=scope(ref.repository), stream=True)
+    url = transport.url(f"/v2/{ref.repository}/blobs/{descriptor.digest}")
+    response = transport.request("GET", url, scope=scope(ref.repository), stream=True,
+                                 deadline_s=transport.blob_deadline_s(descriptor.size))
     with TempFile(os.path.dirname(path)) as tmp:
         writer = HashingWriter(tmp.file)
-        for chunk in response.iter_content(CHUNK):
-            writer.write(chunk)
-        response.close()
+        try:
+            for chunk in transport.chunks(response, "GET", url):
+                writer.write(chunk)
+                if writer.size > descriptor.size:  # stop now: the rest may be endless
+                    raise OciBuildError(
+                        f"GET {url}: the registry sent more than the blob's {descriptor.size} "
+                        f"bytes ({descriptor.digest}); not using it")
+        finally:
+            response.close()
         if (writer.digest, writer.size) != (descriptor.digest, descriptor.size):
             raise OciBuildError(
-                f"GET {transport.url(url)}: the blob has digest {writer.digest} and size "
+                f"GET {url}: the blob has digest {writer.digest} and size "
                 f"{writer.size}, not {descriptor.digest} and {descriptor.size}; not using it")
         tmp.commit(path, keep_existing=True)
 
 
 def pull_to_layout(transport: Transport, ref: Reference, reference: str, platform: Platform,
                    out_dir: str, ref_name: Optional[str] = None) -> ResolvedImage:
-    """Write the one image `reference` names for `platform` as an OCI layout in `out_dir`."""
+    """Write the one image `reference` names for `platform` as an OCI layout in `out_dir`.
+
+    `out_dir` appears only complete: the layout is written beside it and renamed into place,
+    so a failed or interrupted pull leaves no half-written layout; an `out_dir` that holds
+    anything already is the user's and is refused, never overwritten."""
     chain = image_manifest(transport, ref, reference, platform)
-    layout = OciLayout(out_dir)
     manifest = chain[-1]
-    for m in chain:
-        layout.write_blob_bytes(m.content, m.media_type)
-    body = manifest.json()
-    descriptors: Sequence[dict] = [body.get("config"), *(body.get("layers") or [])]
-    for i, raw in enumerate(descriptors):
-        descriptor = Descriptor.from_json(raw, where=f"{ref.name}@{manifest.digest} blob {i}")
-        download_blob(transport, ref, descriptor, layout.blob_path(descriptor.digest))
-    annotations = {"org.opencontainers.image.ref.name": ref_name} if ref_name else None
-    layout.write_index([Descriptor(manifest.media_type, manifest.digest, len(manifest.content),
-                                   annotations=annotations)])
-    layout.write_oci_layout_file()
-    return resolve_image(layout)
+    blobs = manifest_blobs(manifest, f"{ref.name}@{manifest.digest}")
+    with atomic_directory(out_dir) as tmp:
+        layout = OciLayout(tmp)
+        for m in chain:
+            layout.write_blob_bytes(m.content, m.media_type)
+        for descriptor in blobs:
+            download_blob(transport, ref, descriptor, layout.blob_path(descriptor.digest))
+        annotations = {"org.opencontainers.image.ref.name": ref_name} if ref_name else None
+        layout.write_index([Descriptor(manifest.media_type, manifest.digest,
+                                       len(manifest.content), annotations=annotations)])
+        layout.write_oci_layout_file()
+    return resolve_image(OciLayout(out_dir))
 
 
 def blob_url(transport: Transport, ref: Reference, digest: str) -> str:

@@ -6,6 +6,10 @@ when that repository on the same registry has it (the base image's, usually), el
 streamed from disk in one PUT, or in PATCH chunks for blobs over `chunk_size`. Blobs go up
 `jobs` at a time. An upload that fails in a retryable way restarts from a new session.
 Tags are written last, so a tag never names an incomplete image.
+
+An upload `Location` may name another host (registries that upload straight to storage do):
+the transport sends it no credentials, and refuses one that is not http(s) or that would
+downgrade an HTTPS registry to plain HTTP.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
 from ocibuild import mediatypes
+from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout, ResolvedImage
 from ocibuild.reference import Reference
@@ -54,8 +59,8 @@ def _exists(t: _Target, kind: str, ref: str) -> Tuple[bool, str]:
     return response.status_code == 200, response.headers.get("Docker-Content-Digest", "")
 
 
-def _location(t: _Target, response) -> str:
-    return t.transport.url(response.headers["Location"])
+def _location(t: _Target, response, method: str, url: str) -> str:
+    return t.transport.location(response, method, t.transport.url(url))
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -73,33 +78,41 @@ def _start(t: _Target, digest: str) -> Tuple[Optional[str], bool]:
                 scope=mount_scope, expected=(201, 202))
             if response.status_code == 201:
                 return None, True
-            return _location(t, response), False
+            return _location(t, response, "POST", f"/v2/{t.repo}/blobs/uploads/"), False
         except RegistryError as err:
             if err.status not in (401, 403, 404):
                 raise
-    response = t.transport.request("POST", f"/v2/{t.repo}/blobs/uploads/", scope=t.scope,
-                                   expected=(202,))
-    return _location(t, response), False
+    url = f"/v2/{t.repo}/blobs/uploads/"
+    response = t.transport.request("POST", url, scope=t.scope, expected=(202,))
+    return _location(t, response, "POST", url), False
 
 
 def _upload(t: _Target, location: str, descriptor: Descriptor) -> None:
     headers = {"Content-Type": "application/octet-stream"}
+    # The answer to an upload may come only once the registry has stored (and hashed) it all.
+    deadline_s = t.transport.blob_deadline_s(descriptor.size)
     with open(t.layout.blob_path(descriptor.digest), "rb") as blob:
         if descriptor.size > t.chunk_size:
             offset = 0
             while offset < descriptor.size:
                 chunk = blob.read(t.chunk_size)
+                if not chunk:  # else this loop would never end
+                    raise OciBuildError(f"{blob.name} is shorter than the {descriptor.size} "
+                                        "bytes its descriptor says; the layout is damaged")
                 end = offset + len(chunk) - 1
                 response = t.transport.request(
                     "PATCH", location, scope=t.scope, expected=(202,), data=chunk,
-                    headers={**headers, "Content-Range": f"{offset}-{end}"})
-                location = _location(t, response)
+                    headers={**headers, "Content-Range": f"{offset}-{end}"},
+                    deadline_s=t.transport.blob_deadline_s(len(chunk)))
+                location = _location(t, response, "PATCH", location)
                 offset = end + 1
             t.transport.request("PUT", _with_query(location, digest=descriptor.digest),
-                                scope=t.scope, expected=(201,), data=b"", headers=headers)
+                                scope=t.scope, expected=(201,), data=b"", headers=headers,
+                                deadline_s=deadline_s)
         else:
             t.transport.request("PUT", _with_query(location, digest=descriptor.digest),
-                                scope=t.scope, expected=(201,), data=blob, headers=headers)
+                                scope=t.scope, expected=(201,), data=blob, headers=headers,
+                                deadline_s=deadline_s)
 
 
 def _push_blob(t: _Target, descriptor: Descriptor) -> str:
@@ -134,7 +147,7 @@ def _parallel(t: _Target, blobs: List[Descriptor], jobs: int) -> List[str]:
             failed.set()
             raise
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(push, d) for d in blobs]
     return [f.result() for f in futures]
 
@@ -142,6 +155,9 @@ def _parallel(t: _Target, blobs: List[Descriptor], jobs: int) -> List[str]:
 def push_image(layout: OciLayout, image: ResolvedImage, dest: Reference, transport: Transport,
                tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
                chunk_size: int = CHUNK_SIZE) -> PushResult:
+    if jobs < 1 or chunk_size < 1:
+        raise OciBuildError(f"push to {dest}: jobs ({jobs}) and chunk size ({chunk_size} bytes) "
+                            "must be at least 1; e.g. --jobs 4 --chunk-size 67108864")
     repo = dest.repository
     t = _Target(transport, layout, repo, f"repository:{repo}:pull,push", mount_from, chunk_size)
     manifest_digest = image.manifest_descriptor.digest

@@ -1,0 +1,98 @@
+"""Deadlines for registry requests: each attempt must be complete by a set time.
+
+requests' read timeout restarts with every byte, so it bounds a silent server but not one
+that trickles: one byte a second keeps a client forever. `Deadline` is checked while a body
+streams (`Transport.chunks`); `Watchdog` covers the status line and headers, which
+http.client reads before we get the response (100 lines of 64 KiB each), by shutting the
+request's socket when the deadline passes, so the blocked read fails at once.
+
+The watchdog finds the socket through the connection pools of `watched_session`: they record
+the connections a request on this thread takes.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Optional
+
+import requests
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ocibuild.registry.errors import RegistryError
+
+
+class Deadline:
+    """When one attempt of a request must be complete (its body read)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self, method: str, url: str) -> None:
+        if self.remaining() <= 0:
+            raise RegistryError(method, url, 0, f"no complete answer within {self.seconds:g} s, "
+                                "the deadline for this request; the registry or the network "
+                                "is stalling (a blob's deadline grows with its size)")
+
+
+class _Watched(threading.local):
+    # The connections this thread's current request uses, for `Watchdog`.
+    connections: Optional[list] = None
+
+
+_watched = _Watched()
+
+
+class _WatchedPool(HTTPConnectionPool):
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        if _watched.connections is not None:
+            _watched.connections.append(conn)
+        return conn
+
+
+class _WatchedTlsPool(HTTPSConnectionPool, _WatchedPool):
+    pass
+
+
+class Watchdog:
+    """`with Watchdog(deadline): session.request(...)`: the request's socket is shut if the
+    deadline passes before the response's headers are in."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.connections: list = []
+        self._timer = threading.Timer(max(0.0, deadline.remaining()), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "Watchdog":
+        _watched.connections = self.connections
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        _watched.connections = None
+
+    def _fire(self) -> None:
+        for conn in self.connections:
+            sock = getattr(conn, "sock", None)
+            try:
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
+
+
+def watched_session() -> requests.Session:
+    """A session whose connections `Watchdog` can shut."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter()
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTlsPool}
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
