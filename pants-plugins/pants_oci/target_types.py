@@ -625,8 +625,27 @@ class DebianKeyringField(StringField):
         """
         The OpenPGP keyring (binary, as `gpg --export` writes it), relative to this BUILD file,
         that signs the suite's InRelease, for a private or third-party archive. Default: the
-        Debian archive keyring at /usr/share/keyrings/debian-archive-keyring.gpg when it is
-        installed. `pants debian-lock` checks the signature with `gpgv` and says whether it did.
+        Debian archive keyring at /usr/share/keyrings/debian-archive-keyring.gpg (package
+        `debian-archive-keyring`). `pants debian-lock` checks the signature with `gpgv` and
+        parses only the text gpgv verified; with no keyring, or no gpgv, it stops, unless
+        `allow_unsigned_index=True`.
+        """
+    )
+
+
+class DebianAllowUnsignedIndexField(BoolField):
+    alias = "allow_unsigned_index"
+    default = False
+    help = help_text(
+        """
+        Lock from the mirror's InRelease (or its plain Release, when there is no InRelease)
+        without checking a signature, e.g. `allow_unsigned_index=True` for a local test
+        repository with no key. The risk:
+        whoever controls the mirror or the network path to it (a plain http:// mirror, a
+        proxy) then chooses every package and every byte of the image, since the lockfile's
+        SHA-256 sums are only as good as the index they came from. With `keyring` set, the
+        signature is still checked. The lockfile records `NOT verified: ...`, and
+        `pants package` refuses such a lockfile once this field is back to False.
         """
     )
 
@@ -635,7 +654,7 @@ class DebianPackagesTarget(Target):
     alias = "debian_packages"
     core_fields = (*COMMON_TARGET_FIELDS, DebianPackagesField, DebianSuiteField,
                    DebianComponentsField, DebianArchitecturesField, DebianMirrorField,
-                   DebianLockfileField, DebianKeyringField)
+                   DebianLockfileField, DebianKeyringField, DebianAllowUnsignedIndexField)
     help = help_text(
         """
         A distroless base image assembled from Debian packages, without apt, dpkg, root or

@@ -40,12 +40,13 @@ def repo(tmp_path: Path):
         yield repo
 
 
-def _runner(repo: DebianRepo, packages: list) -> RuleRunner:
+def _runner(repo: DebianRepo, packages: list,
+            trust: str = 'keyring="archive-keyring.gpg"') -> RuleRunner:
     runner = make_rule_runner()
     runner.write_files({
         "img/BUILD": dedent(f"""\
             debian_packages(name="base", packages={packages!r}, suite="testing",
-                            mirror="{repo.url}", keyring="archive-keyring.gpg")
+                            mirror="{repo.url}", {trust})
             files(name="f", sources=["hello.txt"])
             oci_image(name="image", base=":base", dependencies=[":f"],
                       entrypoint=["/bin/sh", "-c"], user="nonroot")
@@ -67,8 +68,11 @@ def test_lock_build_and_run(repo: DebianRepo, tmp_path: Path) -> None:
     runner = _runner(repo, ["busybox-test", "ca-certificates"])
     out = _lock(runner)
     assert "img:base: wrote img/base.lock.json: 3 packages for amd64" in out
-    assert f"InRelease signature verified by gpgv with {runner.build_root}/img/archive-keyring.gpg" in out
+    # The keyring as the BUILD file names it: the lockfile is the same in every checkout.
+    signature = f"verified by gpgv with img/archive-keyring.gpg (key {repo.fingerprint})"
+    assert f"InRelease signature {signature}" in out
     lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
+    assert lock["inrelease_signature"] == signature
     assert [p["name"] for p in lock["packages"]["amd64"]] == ["busybox-test", "ca-certificates", "libfake"]
     assert lock["request"]["packages"] == ["busybox-test", "ca-certificates"]
 
@@ -147,3 +151,50 @@ def test_a_new_lock_changes_the_digest_and_the_same_lock_does_not(repo: DebianRe
     assert {p["name"]: p["version"] for p in lock["packages"]["amd64"]}["libfake"] == "2.2"
     _, dist = build(runner, Address("img", target_name="image"))
     assert json.loads((dist / "img/image.json").read_text())["manifest_digest"] != first
+
+
+UNSIGNED = "NOT verified: the target allows an unsigned index (allow_unsigned_index=True)"
+
+
+def test_an_unsigned_index_needs_allow_unsigned_index_to_lock_and_to_build(repo: DebianRepo
+                                                                         ) -> None:
+    runner = _runner(repo, ["busybox-test"], "allow_unsigned_index=True")
+    assert f"InRelease signature {UNSIGNED}" in _lock(runner)
+    lock_path = Path(runner.build_root, "img/base.lock.json")
+    locked = lock_path.read_text()
+    assert json.loads(locked)["inrelease_signature"] == UNSIGNED
+    _, dist = build(runner, Address("img", target_name="image"))
+    shutil.rmtree(dist)
+
+    # The same BUILD without the field: the unsigned lockfile is refused...
+    build_file = Path(runner.build_root, "img/BUILD")
+    runner.write_files({"img/BUILD": build_file.read_text().replace(
+        "allow_unsigned_index=True", 'lockfile="base.lock.json"')})
+    assert ("the debian_packages img:base: img/base.lock.json was locked from an index whose "
+            "signature was not verified (inrelease_signature: 'NOT verified: the target allows "
+            "an unsigned index (allow_unsigned_index=True)'), and the target does not set "
+            "`allow_unsigned_index=True`; lock again with a keyring (`pants debian-lock "
+            "img:base`)") in _error(runner)
+    # ...and locking again needs a keyring that verifies: the Debian archive keyring (when
+    # installed) does not verify the test key, and without it there is no keyring at all.
+    result = runner.run_goal_rule(DebianLock, args=["img:base"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("img:base: ")
+    assert ("InRelease: the signature does not verify against "
+            "/usr/share/keyrings/debian-archive-keyring.gpg" in result.stderr
+            or "no keyring to check the suite's InRelease signature with" in result.stderr)
+    assert lock_path.read_text() == locked
+
+
+def test_a_hostile_inrelease_fails_the_lock(repo: DebianRepo) -> None:
+    """Only what gpgv verified is read: an unsigned paragraph before the signed message is
+    refused, not parsed."""
+    signed = repo.clearsign(repo.release_text())
+    repo.write_inrelease(b"Suite: testing\nSHA256:\n " + b"e" * 64 + b" 1 x\n\n" + signed)
+    runner = _runner(repo, ["busybox-test"])
+    result = runner.run_goal_rule(DebianLock, args=["img:base"])
+    assert result.exit_code == 1
+    assert ("img:base: InRelease does not start with `-----BEGIN PGP SIGNED MESSAGE-----`; "
+            "refusing a file with unsigned text before (or instead of) its signed message"
+            ) in result.stderr
+    assert not Path(runner.build_root, "img/base.lock.json").exists()

@@ -136,7 +136,7 @@ def test_signed_mirror_to_closure(tmp_path: Path) -> None:
     with _repo(tmp_path) as repo:
         mirror = Mirror(repo.url, repo.suite, str(tmp_path / "cache"), str(repo.keyring))
         release = mirror.release()
-        assert release.signature == f"verified by gpgv with {repo.keyring}"
+        assert release.signature == f"verified by gpgv with {repo.keyring} (key {repo.fingerprint})"
         closure = resolve(mirror.index(release, ["main"], "amd64"), ["app"], "t")
         assert [(p.name, p.version) for p in closure] == [("app", "1.0"), ("libfoo", "1.2-3")]
         assert closure[1].filename == "pool/main/libfoo_1.2-3_amd64.deb"

@@ -1,8 +1,10 @@
 """`pants debian-lock`: resolve each `debian_packages` target and write its lockfile.
 
 Like `pants generate-lockfiles` for Python: the only step that reads the mirror's indexes.
-InRelease's signature is checked with gpgv and the Debian archive keyring when both exist
-(the output says which); the Packages indexes are checked against InRelease.
+InRelease's signature is checked with gpgv and the target's `keyring` (default: the Debian
+archive keyring), and only the text gpgv verified is read; no keyring or no gpgv stops the
+lock unless the target sets `allow_unsigned_index=True`. The lockfile records which. The
+Packages indexes are checked against InRelease.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pants.engine.target import Targets
 from pants.option.global_options import NamedCachesDirOption
 
 from pants_oci.subsystems.oci import OciSubsystem
-from pants_oci.target_types import DebianPackagesTarget
+from pants_oci.target_types import DebianAllowUnsignedIndexField, DebianPackagesTarget
 from pants_oci.util_rules.debian_base import lock_request
 
 INDEX_CACHE = "pants_oci/debian-indexes"
@@ -45,8 +47,12 @@ def lock(target: DebianPackagesTarget, cache_dir: str, build_root: str, oci: Oci
          ) -> tuple[bytes, str]:
     request = lock_request(target)
     keyring = target.keyring_path()
+    # The lockfile names the keyring as the BUILD file does (relative to the build root),
+    # so it does not change from one checkout to another.
     mirror = Mirror(oci.debian_mirror(request["mirror"]), request["suite"], cache_dir,
-                    os.path.join(build_root, keyring) if keyring else None)
+                    os.path.join(build_root, keyring) if keyring else None,
+                    allow_unsigned=target[DebianAllowUnsignedIndexField].value,
+                    keyring_name=keyring)
     release = mirror.release()
     resolved = {}
     for arch in request["architectures"]:

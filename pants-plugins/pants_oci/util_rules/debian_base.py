@@ -6,6 +6,9 @@ Each package becomes a layer in its own cached `ocibuild debian-layer` process, 
 .deb's digest alone: bases that share packages share those layers, in the store and in
 registries. Layer order: the root layer (merged-/usr symlinks), the packages by name, then
 the config layer (passwd, group, CA bundle).
+
+A lockfile resolved from an index whose signature was not verified is refused unless the
+target sets `allow_unsigned_index=True` (`lockfile.check_signature`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pants.util.logging import LogLevel
 from pants_oci.subsystems.oci import OciSubsystem
 from pants_oci.subsystems.oci_tool import Compressor, OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
+    DebianAllowUnsignedIndexField,
     DebianArchitecturesField,
     DebianComponentsField,
     DebianMirrorField,
@@ -133,6 +137,7 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
     try:
         doc = lockfile.load(found[0].content, path)
         lockfile.check_current(doc, lock_request(target), path, fix)
+        lockfile.check_signature(doc, target[DebianAllowUnsignedIndexField].value, path, fix)
         platform = parse_platform(request.platform) if request.platform else DEFAULT_PLATFORM
         arch = lockfile.debian_arch(platform.architecture, platform.variant or "")
         packages = lockfile.packages_for(doc, arch, path)

@@ -5,6 +5,11 @@
   `/usr`, as on every Debian since bookworm), plus `/var/lib/dpkg/status.d/<package>` (the
   control paragraph) and `<package>.md5sums`, where distroless images keep them and where
   trivy, grype and syft look.
+* A package is untrusted input: a member name with a `..` component, a path through a
+  symlink earlier in the same package, a name replacing a symlink, a hardlink to anything
+  but an earlier regular file, a device, FIFO or sparse file, a Package name outside
+  Debian's syntax: each is an error naming the .deb and the member (`_Entries`), so that no
+  extractor, however naive, writes outside its root.
 * The root layer holds the merged-/usr symlinks and the directories every image has.
 * The config layer, on top, holds `/etc/passwd` and `/etc/group` (root and `nonroot`,
   65532), and the files maintainer scripts would have generated that programs need: the CA
@@ -15,9 +20,10 @@ from __future__ import annotations
 
 import io
 import tarfile
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
-from ocibuild.debian.deb import control_files, open_tar
+from ocibuild.debian.deb import control_files, member_data, open_tar, read_small
+from ocibuild.debian.resolve import PACKAGE_NAME
 from ocibuild.errors import OciBuildError
 
 MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -26,10 +32,21 @@ STATUS_DIR = "var/lib/dpkg/status.d"
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 
 
-def _normalize(name: str) -> str:
-    name = name[2:] if name.startswith("./") else name.lstrip("/")
-    name = name.rstrip("/")
-    return "" if name == "." else name
+def _normalize(name: str, deb: str = "", what: str = "member") -> str:
+    """`./usr/bin/x`, `/usr/bin/x` and `usr//bin/x/` are all `usr/bin/x` (dpkg strips the
+    leading `./` and `/` too); a `..` component is refused: a naive extractor would write
+    outside its root."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise OciBuildError(f"{deb}: the {what} {name!r} has a `..` component; refusing a "
+                            "package that would write outside the image's root")
+    return "/".join(parts)
+
+
+def _show(name: str) -> str:
+    """A member name from the archive, for a message: quoted when it holds control
+    characters (a terminal would act on them) and cut when long."""
+    return name if name.isprintable() and len(name) <= 200 else repr(name[:200])
 
 
 def merged_usr(path: str) -> str:
@@ -56,44 +73,98 @@ def _tar(out: BinaryIO) -> tarfile.TarFile:
     return tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8")
 
 
-def write_package_layer(deb: str, out: BinaryIO, mtime: int = 0) -> str:
-    """The package's layer tar into `out`; returns the package name."""
-    control = control_files(deb)
-    if "control" not in control:
-        raise OciBuildError(f"{deb}: control.tar has no control file")
-    paragraph = control["control"].decode("utf-8", "replace").strip() + "\n"
+class _Entries:
+    """What a package layer holds so far, to refuse what would make a naive extractor
+    (one that follows symlinks on disk, as `tar -x` and Python's tarfile do) write outside
+    its root: a path through a symlink of this layer, a name that replaces a symlink, a
+    hardlink to anything but a regular file written before it."""
+
+    def __init__(self, deb: str) -> None:
+        self.deb = deb
+        self.kinds: Dict[str, bytes] = {}  # name -> tar type written
+        self.symlinks: Set[str] = set()
+
+    def admit(self, name: str, member: tarfile.TarInfo) -> bool:
+        """Whether to write `member` as `name` (False: a repeated directory, skipped)."""
+        through = next((d for d in _dirs(name) if d in self.symlinks), None)
+        if through is not None:
+            raise OciBuildError(f"{self.deb}: {_show(member.name)} lies under {_show(through)}, "
+                                "a symlink earlier in the package; refusing a path that "
+                                "escapes through a symlink")
+        earlier = self.kinds.get(name)
+        if earlier is not None:
+            if earlier == tarfile.DIRTYPE and member.isdir():
+                return False
+            if not (earlier == tarfile.REGTYPE and member.isfile()):
+                raise OciBuildError(f"{self.deb}: {_show(member.name)} appears twice as "
+                                    "different kinds of entry (or as a link); refusing an "
+                                    "archive whose result depends on the extractor")
+        if member.islnk():
+            target = merged_usr(_normalize(member.linkname, self.deb, "hardlink target"))
+            if self.kinds.get(target) != tarfile.REGTYPE:
+                raise OciBuildError(f"{self.deb}: {_show(member.name)} is a hardlink to "
+                                    f"{member.linkname!r}, which is not a regular file earlier "
+                                    "in the package")
+        if member.issym():
+            self.symlinks.add(name)
+        self.kinds[name] = (tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
+                            if member.isfile() else member.type)
+        return True
+
+
+def _package_name(deb: str, paragraph: str) -> str:
     package = next((line.split(":", 1)[1].strip() for line in paragraph.splitlines()
                     if line.startswith("Package:")), None)
     if not package:
         raise OciBuildError(f"{deb}: the control file names no Package")
-    written = set()
+    # The name becomes a path under var/lib/dpkg/status.d: Debian policy's syntax only.
+    if not PACKAGE_NAME.fullmatch(package):
+        raise OciBuildError(f"{deb}: the control file's Package {package[:80]!r} is not a "
+                            "Debian package name (lowercase letters, digits, `+`, `-`, `.`)")
+    return package
+
+
+def write_package_layer(deb: str, out: BinaryIO, mtime: int = 0) -> str:
+    """The package's layer tar into `out`; returns the package name.
+
+    Member names are normalised as dpkg does (leading `./` and `/` dropped); a `..`
+    component, a path through an earlier symlink, a hardlink to anything but an earlier
+    regular file, a device, FIFO or sparse file are refused (`_Entries`). Symlink targets
+    are kept verbatim: absolute ones are normal in Debian and resolve inside the image."""
+    control = control_files(deb)
+    if "control" not in control:
+        raise OciBuildError(f"{deb}: control.tar has no control file")
+    paragraph = control["control"].decode("utf-8", "replace").strip() + "\n"
+    package = _package_name(deb, paragraph)
+    entries = _Entries(deb)
     with _tar(out) as dest, open_tar(deb, "data") as src:
         for member in src:
-            name = _normalize(member.name)
+            name = _normalize(member.name, deb)
             if not name or name in MERGED_USR:
                 continue  # the root ("./") and the merged-/usr symlinks live in the root layer
             name = merged_usr(name)
-            if name in written and member.isdir():
+            if not (member.isdir() or member.issym() or member.islnk() or member.isfile()) \
+                    or member.issparse():
+                raise OciBuildError(f"{deb}: {_show(member.name)} is a device, FIFO or sparse "
+                                    "file; an unprivileged build does not ship those")
+            if not entries.admit(name, member):
                 continue
-            written.add(name)
             info = _info(name, member.type, member.mode, size=member.size if member.isfile() else 0,
                          uid=member.uid, gid=member.gid, uname=member.uname, gname=member.gname,
                          linkname=merged_usr(_normalize(member.linkname)) if member.islnk()
                          else member.linkname, mtime=member.mtime)
             if member.isfile():
-                dest.addfile(info, src.extractfile(member))
-            elif member.isdir() or member.issym() or member.islnk():
-                dest.addfile(info)
+                dest.addfile(info, member_data(src, member, f"{deb}: data.tar"))
             else:
-                raise OciBuildError(f"{deb}: {member.name} is a device or FIFO; an unprivileged "
-                                    "build does not ship those")
-        for directory in _dirs(f"{STATUS_DIR}/x"):
-            if directory not in written:
-                dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
+                dest.addfile(info)
         files = [(f"{STATUS_DIR}/{package}", paragraph.encode())]
         if "md5sums" in control:
             files.append((f"{STATUS_DIR}/{package}.md5sums", control["md5sums"]))
+        for directory in _dirs(f"{STATUS_DIR}/x"):
+            if entries.admit(directory, _info(directory, tarfile.DIRTYPE, 0o755)):
+                dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
         for path, data in files:
+            entries.admit(path, _info(path, tarfile.REGTYPE, 0o644))  # not under a symlink
             dest.addfile(_info(path, tarfile.REGTYPE, 0o644, size=len(data), mtime=mtime),
                          io.BytesIO(data))
     return package
@@ -125,12 +196,10 @@ def ca_bundle(ca_certificates_deb: str) -> bytes:
     certs: List[Tuple[str, bytes]] = []
     with open_tar(ca_certificates_deb, "data") as src:
         for member in src:
-            name = _normalize(member.name)
+            name = _normalize(member.name, ca_certificates_deb)
             if member.isfile() and name.startswith("usr/share/ca-certificates/") \
                     and name.endswith(".crt"):
-                extracted = src.extractfile(member)
-                assert extracted is not None
-                certs.append((name, extracted.read()))
+                certs.append((name, read_small(src, member, f"{ca_certificates_deb}: data.tar")))
     if not certs:
         raise OciBuildError(f"{ca_certificates_deb} holds no certificates")
     return b"".join(data if data.endswith(b"\n") else data + b"\n" for _, data in sorted(certs))

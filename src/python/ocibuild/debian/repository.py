@@ -1,7 +1,16 @@
-"""Read a Debian suite from a mirror: `InRelease` (signature checked with `gpgv` against the
-Debian archive keyring when both are there), then `Packages` indexes verified against the
-SHA-256 sums InRelease lists. Package files are later verified against the SHA-256 the
-index gives, so with a good signature the chain reaches from the keyring to every byte.
+"""Read a Debian suite from a mirror: `InRelease`, its signature checked with `gpgv`, then
+`Packages` indexes verified against the SHA-256 sums InRelease lists. Package files are later
+verified against the SHA-256 the index gives, so the chain reaches from the keyring to every
+byte.
+
+Trust rules (docs/security.md, "Debian mirrors and packages"):
+* Only the bytes gpgv verified are parsed: gpgv writes the signed text (`--output`) and
+  that is what `parse_release` reads. An InRelease with anything but whitespace before or
+  after its one signed message is refused outright, as apt does.
+* No keyring, or no gpgv, is an error unless the caller allows an unsigned index
+  (`allow_unsigned`, the `allow_unsigned_index` field); the lockfile records which.
+* Every download is streamed with a size cap and an overall deadline; a decompressed index
+  is capped too (xz bombs). A failed download leaves nothing in the cache.
 """
 
 from __future__ import annotations
@@ -9,124 +18,297 @@ from __future__ import annotations
 import hashlib
 import lzma
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import requests
+import urllib3
 
 from ocibuild.atomic import atomic_write
 from ocibuild.debian.control import paragraphs
+from ocibuild.debian.lockfile import UNSIGNED, VERIFIED
 from ocibuild.debian.resolve import Index, Package
 from ocibuild.errors import OciBuildError
 
 KEYRINGS = ("/usr/share/keyrings/debian-archive-keyring.gpg",)
-TIMEOUT_S = (10, 120)
+TIMEOUT_S = (10, 60)  # connect, and each read: a stalled mirror fails, a slow one does not
+# The whole of one download, however the server trickles it. Module constants so tests can
+# lower them. bookworm's InRelease is ~150 KiB and main/amd64 Packages.xz ~9 MiB.
+DEADLINE_S = 600.0
+INRELEASE_MAX_BYTES = 16 << 20
+PACKAGES_MAX_BYTES = 1 << 30  # decompressed; bookworm main/amd64 is ~45 MiB
+CHUNK = 1 << 16
+
+_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
+_SIG_BEGIN = "-----BEGIN PGP SIGNATURE-----"
+_SIG_END = "-----END PGP SIGNATURE-----"
+_SHA256_LINE = re.compile(r"([0-9a-f]{64})\s+([0-9]{1,15})\s+(\S+)")
 
 
 @dataclass(frozen=True)
 class Release:
     suite: str
-    sha256: Dict[str, tuple]  # path under dists/SUITE/ -> (hex, size)
-    signature: str  # "verified by gpgv with KEYRING" or why it was not
+    sha256: Dict[str, Tuple[str, int]]  # path under dists/SUITE/ -> (hex, size)
+    signature: str  # lockfile.VERIFIED + keyring and key, or lockfile.UNSIGNED
 
 
-def _get(session: requests.Session, url: str) -> bytes:
+@dataclass(frozen=True)
+class Verified:
+    """The text gpgv verified, and the fingerprints of the primary keys that signed it
+    (Debian signs each InRelease with two or three keys)."""
+
+    text: str
+    fingerprints: Tuple[str, ...]
+
+
+def redact(url: str) -> str:
+    """`url` without the password of `http://user:password@host/` (private mirrors), for
+    messages and nothing else."""
+    return re.sub(r"^([a-z]+://)[^/@]*@", r"\1***@", url)
+
+
+def _get(session: requests.Session, url: str, limit: int, deadline_s: Optional[float] = None,
+         *, missing_ok: bool = False) -> Optional[bytes]:
+    """The body of `url`, refused past `limit` bytes or past `deadline_s` seconds in all
+    (None for a 404 when `missing_ok`)."""
+    shown = redact(url)
     try:
-        response = session.get(url, timeout=TIMEOUT_S)
-    except requests.exceptions.RequestException as err:
-        raise OciBuildError(f"GET {url}: cannot connect: {err.__class__.__name__}") from None
-    if response.status_code != 200:
-        raise OciBuildError(f"GET {url}: {response.status_code}: {response.reason}")
-    return response.content
+        return _fetch(session, url, shown, limit, deadline_s, missing_ok)
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+        raise OciBuildError(f"GET {shown}: cannot download: {err.__class__.__name__}") from None
 
 
-def verify_signature(inrelease: bytes, keyrings: Sequence[str] = KEYRINGS) -> str:
+def _fetch(session: requests.Session, url: str, shown: str, limit: int,
+           deadline_s: Optional[float], missing_ok: bool) -> Optional[bytes]:
+    seconds = DEADLINE_S if deadline_s is None else deadline_s
+    deadline = time.monotonic() + seconds
+    # identity: the sizes and digests InRelease gives are of the bytes as stored.
+    with session.get(url, timeout=TIMEOUT_S, stream=True,
+                     headers={"Accept-Encoding": "identity"}) as response:
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code != 200:
+            reason = str(response.reason or "")[:100]  # the server's words: short, printable
+            raise OciBuildError(f"GET {shown}: {response.status_code}: "
+                                f"{reason if reason.isprintable() else repr(reason)}")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, over "
+                                f"the {limit}-byte limit; refusing to download it")
+        return _read(response, shown, limit, deadline, seconds)
+
+
+def _read(response: requests.Response, url: str, limit: int, deadline: float,
+          seconds: float) -> bytes:
+    # read1 returns what one receive brings, so the deadline is checked between receives
+    # (each bounded by the read timeout) and a server trickling bytes cannot stretch it.
+    read = getattr(response.raw, "read1", None) or response.raw.read
+    chunks: List[bytes] = []
+    received = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise OciBuildError(f"GET {url}: not complete after {received} bytes when the "
+                                f"deadline of {seconds:g} s passed; the mirror is too "
+                                "slow or stalled, retry or use another mirror")
+        chunk = read(CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        received += len(chunk)
+        if received > limit:
+            raise OciBuildError(f"GET {url}: more than {limit} bytes arrived; refusing it")
+        chunks.append(chunk)
+
+
+def _framing(inrelease: bytes) -> None:
+    """One clear-signed message and nothing but whitespace around it (as apt requires):
+    gpgv ignores text outside the signed part, and so must whatever reads the file."""
+    lines = [line.rstrip() for line in inrelease.decode("utf-8", "replace").splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines or lines[0] != _BEGIN:
+        raise OciBuildError(f"InRelease does not start with `{_BEGIN}`; refusing a file with "
+                            "unsigned text before (or instead of) its signed message")
+    if lines.count(_BEGIN) != 1 or lines.count(_SIG_BEGIN) != 1:
+        raise OciBuildError("InRelease holds more than one signed message; refusing it")
+    if lines[-1] != _SIG_END:
+        raise OciBuildError(f"InRelease does not end with `{_SIG_END}`; refusing a file with "
+                            "text after its signature")
+
+
+def verify_signature(inrelease: bytes, keyring: str) -> Verified:
+    """Run gpgv on `inrelease` with `keyring` and return what it verified: `--output` writes
+    the signed text itself, so nothing outside the signature can reach the parser."""
     gpgv = shutil.which("gpgv")
-    keyring = next((k for k in keyrings if os.path.isfile(k)), None)
-    if gpgv is None or keyring is None:
-        return ("NOT verified: " + ("gpgv is not installed" if gpgv is None else
-                                    f"no keyring at {', '.join(keyrings)}"))
-    with tempfile.NamedTemporaryFile(suffix=".InRelease") as f:
-        f.write(inrelease)
-        f.flush()
-        # gpgv would otherwise create ~/.gnupg; it needs no state.
-        with tempfile.TemporaryDirectory() as home:
-            done = subprocess.run([gpgv, "--homedir", home, "--keyring", keyring, f.name],
-                                  capture_output=True)
-    if done.returncode != 0:
-        raise OciBuildError("InRelease: the signature does not verify against "
-                            f"{keyring}: {done.stderr.decode(errors='replace')[-300:]}")
-    return f"verified by gpgv with {keyring}"
+    if gpgv is None:
+        raise OciBuildError("gpgv is not installed, so the InRelease signature cannot be "
+                            "checked; install gpgv (package `gpgv`)")
+    # gpgv would otherwise create ~/.gnupg; it needs no state.
+    with tempfile.TemporaryDirectory() as home:
+        signed, text = os.path.join(home, "InRelease"), os.path.join(home, "Release")
+        with open(signed, "wb") as f:
+            f.write(inrelease)
+        done = subprocess.run([gpgv, "--homedir", home, "--keyring", keyring, "--status-fd",
+                               "1", "--output", text, signed], capture_output=True)
+        if done.returncode != 0:
+            raise OciBuildError("InRelease: the signature does not verify against "
+                                f"{keyring}: {done.stderr.decode(errors='replace')[-300:]}")
+        with open(text, "rb") as f:
+            verified = f.read()
+    fingerprints = [line.split()[-1] for line in done.stdout.decode(errors="replace").splitlines()
+                    if line.startswith("[GNUPG:] VALIDSIG ")]
+    if not fingerprints:
+        raise OciBuildError("InRelease: gpgv reported no valid signature; refusing it")
+    return Verified(verified.decode("utf-8", "replace"), tuple(sorted(set(fingerprints))))
 
 
-def parse_release(inrelease: bytes, suite: str, signature: str) -> Release:
-    text = inrelease.decode("utf-8", "replace")
-    if text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
-        text = text.split("\n\n", 1)[1].split("-----BEGIN PGP SIGNATURE-----", 1)[0]
+def unverified_text(inrelease: bytes) -> str:
+    """The body of a clear-signed InRelease, not verified (only for `allow_unsigned`): the
+    lines between the armor headers and the signature, dash-escaping undone (RFC 4880 7.1)."""
+    _framing(inrelease)
+    lines = inrelease.decode("utf-8", "replace").strip().splitlines()
+    try:
+        start = lines.index("", 1) + 1  # the armor headers (`Hash: ...`) end at a blank line
+        end = lines.index(_SIG_BEGIN)
+    except ValueError:
+        raise OciBuildError("InRelease is not a well-formed clear-signed message") from None
+    return "\n".join(line[2:] if line.startswith("- ") else line for line in lines[start:end])
+
+
+def parse_release(text: str, suite: str, signature: str) -> Release:
+    """The SHA256 sums of a Release body (`text`, as gpgv verified it)."""
     fields = next(paragraphs(text), {})
-    sums: Dict[str, tuple] = {}
+    named = {fields.get("Suite"), fields.get("Codename")} - {None}
+    if named and suite not in named:
+        # A validly signed InRelease of another suite replayed under this URL.
+        raise OciBuildError(f"InRelease of {suite} is signed for {' / '.join(sorted(named))}, "
+                            "not for this suite; the mirror serves the wrong file")
+    sums: Dict[str, Tuple[str, int]] = {}
     for line in fields.get("SHA256", "").splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            sums[parts[2]] = (parts[0], int(parts[1]))
+        if not line.strip():
+            continue
+        match = _SHA256_LINE.fullmatch(line.strip())
+        if not match:
+            raise OciBuildError(f"InRelease of {suite}: the SHA256 line {line.strip()[:120]!r} "
+                                "is not `HEX SIZE PATH`")
+        sums[match.group(3)] = (match.group(1), int(match.group(2)))
     if not sums:
         raise OciBuildError(f"InRelease of {suite} lists no SHA256 sums")
     return Release(suite, sums, signature)
 
 
+def _decompress_xz(data: bytes, url: str, limit: int) -> bytes:
+    decompressor = lzma.LZMADecompressor()
+    try:
+        out = decompressor.decompress(data, max_length=limit + 1)
+    except lzma.LZMAError as err:
+        raise OciBuildError(f"{url} is corrupt or truncated: {err}") from None
+    if len(out) > limit:
+        raise OciBuildError(f"{url} decompresses to more than {limit} bytes; refusing it")
+    if not decompressor.eof:
+        raise OciBuildError(f"{url} is corrupt or truncated: the xz stream does not end")
+    return out
+
+
 class Mirror:
     def __init__(self, url: str, suite: str, cache_dir: Optional[str] = None,
-                 keyring: Optional[str] = None) -> None:
+                 keyring: Optional[str] = None, *, allow_unsigned: bool = False,
+                 keyring_name: Optional[str] = None) -> None:
+        """`keyring`: the keyring file to verify with (default: the Debian archive keyring);
+        `keyring_name`: how the lockfile names it (default: its path). `allow_unsigned`
+        without `keyring`: read the index without verifying it (InRelease, or Release when
+        the repository has no InRelease)."""
         self.url = url.rstrip("/")
-        self.keyrings = (keyring,) if keyring else KEYRINGS
-        if keyring and not os.path.isfile(keyring):
-            raise OciBuildError(f"the keyring {keyring} does not exist")
-        if keyring and shutil.which("gpgv") is None:
-            raise OciBuildError(f"a keyring is given ({keyring}) but gpgv is not installed to "
-                                "check the signature with it; install gpgv")
         self.suite = suite
         self.cache_dir = cache_dir
+        self.keyring = keyring or (None if allow_unsigned else _default_keyring())
+        self.keyring_name = keyring_name or self.keyring
+        if self.keyring and not os.path.isfile(self.keyring):
+            raise OciBuildError(f"the keyring {self.keyring_name} does not exist")
+        if self.keyring and shutil.which("gpgv") is None:
+            raise OciBuildError(f"gpgv is not installed to check the InRelease signature "
+                                f"with {self.keyring_name}; install gpgv")
         self.session = requests.Session()
         self.session.trust_env = True  # a mirror is reached as apt reaches it (proxies)
 
     def release(self) -> Release:
         url = f"{self.url}/dists/{self.suite}/InRelease"
-        data = _get(self.session, url)
-        return parse_release(data, self.suite, verify_signature(data, self.keyrings))
+        if self.keyring is None:
+            return self._unsigned_release(url)
+        data = _get(self.session, url, INRELEASE_MAX_BYTES)
+        assert data is not None
+        _framing(data)
+        verified = verify_signature(data, self.keyring)
+        return parse_release(verified.text, self.suite,
+                             f"{VERIFIED}{self.keyring_name} "
+                             f"(key {', '.join(verified.fingerprints)})")
 
-    def _cached(self, hex_: str) -> Optional[bytes]:
+    def _unsigned_release(self, url: str) -> Release:
+        """An unverified InRelease, or for a repository that is not signed at all (no
+        InRelease), its plain `Release`."""
+        data = _get(self.session, url, INRELEASE_MAX_BYTES, missing_ok=True)
+        if data is not None:
+            return parse_release(unverified_text(data), self.suite, UNSIGNED)
+        plain = _get(self.session, f"{self.url}/dists/{self.suite}/Release", INRELEASE_MAX_BYTES)
+        assert plain is not None
+        return parse_release(plain.decode("utf-8", "replace"), self.suite, UNSIGNED)
+
+    def _cached(self, hex_: str, size: int) -> Optional[bytes]:
         if not self.cache_dir:
             return None
+        path = os.path.join(self.cache_dir, hex_)
         try:
-            with open(os.path.join(self.cache_dir, hex_), "rb") as f:
+            if os.path.getsize(path) != size:
+                return None
+            with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             return None
         return data if hashlib.sha256(data).hexdigest() == hex_ else None
 
     def packages(self, release: Release, component: str, arch: str) -> List[Package]:
-        for suffix, decompress in ((".xz", lzma.decompress), ("", lambda b: b)):
+        for suffix in (".xz", ""):
             path = f"{component}/binary-{arch}/Packages{suffix}"
             if path in release.sha256:
                 break
         else:
-            raise OciBuildError(f"{self.url}/dists/{self.suite}: no Packages index for "
+            raise OciBuildError(f"{redact(self.url)}/dists/{self.suite}: no Packages index for "
                                 f"{component}/{arch} (check `components` and `architectures`)")
         hex_, size = release.sha256[path]
-        data = self._cached(hex_)
+        url = f"{self.url}/dists/{self.suite}/{path}"
+        shown = redact(url)
+        data = self._cached(hex_, size)
         if data is None:
-            data = _get(self.session, f"{self.url}/dists/{self.suite}/{path}")
+            # InRelease gives the size: a byte more is already a wrong file.
+            data = _get(self.session, url, min(size, PACKAGES_MAX_BYTES))
+            assert data is not None
             if (hashlib.sha256(data).hexdigest(), len(data)) != (hex_, size):
-                raise OciBuildError(f"{self.url}/dists/{self.suite}/{path} does not match the "
-                                    "SHA256 in InRelease; the mirror is inconsistent, retry later")
+                raise OciBuildError(f"{shown} does not match the SHA256 in InRelease; the mirror "
+                                    "is inconsistent, retry later")
             if self.cache_dir:
-                os.makedirs(self.cache_dir, exist_ok=True)
                 atomic_write(os.path.join(self.cache_dir, hex_), data)
-        text = decompress(data).decode("utf-8", "replace")
-        return [Package.from_paragraph(p) for p in paragraphs(text)]
+        if suffix == ".xz":
+            data = _decompress_xz(data, shown, PACKAGES_MAX_BYTES)
+        text = data.decode("utf-8", "replace")
+        return [Package.from_paragraph(p, shown) for p in paragraphs(text)]
 
     def index(self, release: Release, components: Sequence[str], arch: str) -> Index:
         return Index(p for c in components for p in self.packages(release, c, arch))
+
+
+def _default_keyring() -> str:
+    found = next((k for k in KEYRINGS if os.path.isfile(k)), None)
+    if found is None:
+        raise OciBuildError(
+            f"no keyring to check the suite's InRelease signature with: {', '.join(KEYRINGS)} "
+            "does not exist. Install the Debian archive keyring (package "
+            "`debian-archive-keyring`), set the target's `keyring`, or, accepting that anyone "
+            "between you and the mirror can then choose the packages, set "
+            "`allow_unsigned_index=True`")
+    return found

@@ -5,10 +5,14 @@ each dependency group the first alternative that can be satisfied wins, preferri
 already chosen; virtual packages resolve through `Provides`. A suite carries one version per
 package, so there is no backtracking: a constraint the chosen version breaks is an error.
 Essential packages are not added implicitly: the image holds exactly the closure.
+
+Index entries are checked where their fields become paths, URLs and digests
+(`check_package_fields`): a package name, a relative pool path, a byte count, a SHA-256.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -16,6 +20,30 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ocibuild.debian.control import Paragraph, Relation, parse_relations, provides
 from ocibuild.debian.version import satisfies, version_key
 from ocibuild.errors import OciBuildError
+
+# Debian policy 5.6.1 (which also asks for two characters, not needed for safety); the name
+# also becomes a file name in the image (status.d/<name>).
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]*")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# A pool path: relative, no `.`/`..` components, no component starting with `-` (it becomes
+# a command-line argument) or `.`; what Debian pool file names use (`%3a` for an epoch).
+_POOL_COMPONENT = r"[A-Za-z0-9_][A-Za-z0-9_+.~%-]*"
+POOL_PATH = re.compile(rf"{_POOL_COMPONENT}(/{_POOL_COMPONENT})*")
+
+
+def check_package_fields(name: str, filename: str, size: object, sha256: str, where: str
+                         ) -> None:
+    """The fields of an index entry or lockfile entry that become paths, URLs and digests."""
+    if not PACKAGE_NAME.fullmatch(name):
+        raise OciBuildError(f"{where}: {name[:80]!r} is not a Debian package name")
+    if not POOL_PATH.fullmatch(filename) or ".." in filename.split("/"):
+        raise OciBuildError(f"{where}: package {name}: the file name {filename[:120]!r} is not "
+                            "a relative pool path (no `..`, no leading `/`, `.` or `-`)")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise OciBuildError(f"{where}: package {name}: the size {size!r} is not a byte count")
+    if not SHA256_HEX.fullmatch(sha256):
+        raise OciBuildError(f"{where}: package {name}: {sha256[:80]!r} is not a SHA-256 "
+                            "(64 lowercase hex digits)")
 
 
 @dataclass(frozen=True)
@@ -31,14 +59,20 @@ class Package:
     provides: str = ""
 
     @classmethod
-    def from_paragraph(cls, p: Paragraph) -> "Package":
-        try:
-            return cls(p["Package"], p["Version"], p["Architecture"], p["Filename"],
-                       int(p["Size"]), p["SHA256"], p.get("Depends", ""),
-                       p.get("Pre-Depends", ""), p.get("Provides", ""))
-        except KeyError as err:
-            raise OciBuildError(f"Packages index entry {p.get('Package', '?')!r} lacks "
-                                f"{err.args[0]}") from None
+    def from_paragraph(cls, p: Paragraph, where: str = "Packages index") -> "Package":
+        missing = [k for k in ("Package", "Version", "Architecture", "Filename", "Size",
+                               "SHA256") if k not in p]
+        if missing:
+            raise OciBuildError(f"{where}: the entry {p.get('Package', '?')[:80]!r} lacks "
+                                f"{', '.join(missing)}")
+        size = p["Size"]
+        if not size.isdigit() or not size.isascii():
+            raise OciBuildError(f"{where}: package {p['Package'][:80]}: Size {size[:40]!r} is "
+                                "not a byte count")
+        check_package_fields(p["Package"], p["Filename"], int(size), p["SHA256"], where)
+        return cls(p["Package"], p["Version"], p["Architecture"], p["Filename"], int(size),
+                   p["SHA256"], p.get("Depends", ""), p.get("Pre-Depends", ""),
+                   p.get("Provides", ""))
 
     def to_lock(self) -> dict:
         return {"name": self.name, "version": self.version, "architecture": self.architecture,

@@ -2,6 +2,7 @@
 
 Within each part, non-digit runs compare character by character where letters sort before
 non-letters and `~` before everything, even the end of the part; digit runs compare as numbers.
+An epoch that is not a decimal number is an `OciBuildError`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ import re
 from functools import cmp_to_key
 from typing import Tuple
 
-_RUNS = re.compile(r"(\d+)|(\D+)")
+from ocibuild.errors import OciBuildError
 
 
 def _split(version: str) -> Tuple[int, str, str]:
     epoch, sep, rest = version.partition(":")
     if not sep:
         epoch, rest = "0", version
+    # Versions come from indexes and relations: an epoch that is not a number is an error
+    # in the input, not a crash.
+    if not (epoch or "0").isdigit() or not epoch.isascii() or len(epoch) > 10:
+        raise OciBuildError(f"{version[:80]!r} is not a Debian version: the epoch "
+                            f"{epoch[:20]!r} is not a number")
     upstream, sep, revision = rest.rpartition("-")
     if not sep:
         upstream, revision = rest, "0"
@@ -34,8 +40,8 @@ def _order(c: str) -> int:
 def _compare_part(a: str, b: str) -> int:
     while a or b:
         # Non-digit prefix.
-        na = re.match(r"\D*", a).group(0)  # type: ignore[union-attr]
-        nb = re.match(r"\D*", b).group(0)  # type: ignore[union-attr]
+        na = re.match(r"[^0-9]*", a).group(0)  # type: ignore[union-attr]
+        nb = re.match(r"[^0-9]*", b).group(0)  # type: ignore[union-attr]
         for i in range(max(len(na), len(nb))):
             ca = _order(na[i]) if i < len(na) else 0
             cb = _order(nb[i]) if i < len(nb) else 0
@@ -43,8 +49,8 @@ def _compare_part(a: str, b: str) -> int:
                 return -1 if ca < cb else 1
         a, b = a[len(na):], b[len(nb):]
         # Digit prefix.
-        da = re.match(r"\d*", a).group(0)  # type: ignore[union-attr]
-        db = re.match(r"\d*", b).group(0)  # type: ignore[union-attr]
+        da = re.match(r"[0-9]*", a).group(0)  # type: ignore[union-attr]
+        db = re.match(r"[0-9]*", b).group(0)  # type: ignore[union-attr]
         ia, ib = int(da or 0), int(db or 0)
         if ia != ib:
             return -1 if ia < ib else 1
