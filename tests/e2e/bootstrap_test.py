@@ -4,7 +4,6 @@ out, since every PEX build probes each entry and failing shims are probed anew e
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Dict, List
 
