@@ -135,7 +135,8 @@ async def run_ocibuild(request: OcibuildRun, tool: OcibuildPex) -> OcibuildResul
 
 @dataclass(frozen=True)
 class Compressor:
-    """The compressor build the tool's sandboxes use (e.g. "pgzip 2 zlib 1.2.13; zstd ...").
+    """The compressor build the tool's sandboxes use (e.g. "pgzip 3 deflate 0.8.1, zlib 1.2.13;
+    zstd ...").
 
     Compressed bytes depend on it, so it goes into every layer process's cache key: another
     zlib never silently reuses (or poisons) a cached layer digest. Probed once per pantsd."""
