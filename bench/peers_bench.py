@@ -246,7 +246,8 @@ def print_targets(results: Dict[str, Optional[dict]]) -> None:
             print(f"| {text} | not measured ({ours if not a else peer} missing) | - |")
             return
         ratio = a[key] / b[key]
-        print(f"| {text} | {ratio:.2f}x ({a[key]:.2f} vs {b[key]:.2f}) | "
+        scale, unit = (MB, " MB") if key == "bytes" else (1, " s")
+        print(f"| {text} | {ratio:.2f}x ({a[key] / scale:.2f}{unit} vs {b[key] / scale:.2f}{unit}) | "
               f"{'met' if ratio <= limit else '**not met**'} |")
 
     default, pigz4 = "ocibuild gzip -4 (default)", "tar \\| pigz -4"
