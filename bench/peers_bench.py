@@ -247,7 +247,8 @@ def print_targets(results: Dict[str, Optional[dict]]) -> None:
             return
         ratio = a[key] / b[key]
         scale, unit = (MB, " MB") if key == "bytes" else (1, " s")
-        print(f"| {text} | {ratio:.2f}x ({a[key] / scale:.2f}{unit} vs {b[key] / scale:.2f}{unit}) | "
+        print(f"| {text} | {ratio:.2f}x ({a[key] / scale:.2f}{unit} vs "
+              f"{b[key] / scale:.2f}{unit}) | "
               f"{'met' if ratio <= limit else '**not met**'} |")
 
     default, pigz4 = "ocibuild gzip -4 (default)", "tar \\| pigz -4"

@@ -120,7 +120,8 @@ def cmd_layer(args: argparse.Namespace) -> dict:
         entries = owned_by(entries, owner[0], owner[1], dests)
     blob = build_layer(entries, args.out_dir,
                        compression=spec.get("compression") or GZIP, level=spec.get("level"),
-                       mtime=spec.get("mtime") or 0, engine=spec.get("gzip_engine"))  # each checked where it is used
+                       mtime=spec.get("mtime") or 0,
+                       engine=spec.get("gzip_engine"))  # each checked where it is used
     result = blob.to_json()
     atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
     return result

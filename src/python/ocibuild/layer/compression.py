@@ -6,9 +6,9 @@ Nothing is buffered beyond a few compression blocks, so memory stays constant wh
 layer's size. Both compressors use every core and are set up so their bytes depend on the
 input alone, not on the number of threads: gzip is `pgzip` (fixed 1 MiB blocks, no clock, no
 file name in the header; libdeflate by default, so the bytes do not depend on the machine
-either, or the system zlib when asked for with engine "zlib"); zstd's multi-threaded mode cuts jobs by size, not by thread count,
-and runs without a content-size field (unknown while streaming anyway) and with a fixed
-checksum setting. The compressed bytes also depend on the libdeflate, zlib and libzstd builds
+either, or the system zlib when asked for with engine "zlib"); zstd's multi-threaded mode
+cuts fixed 4 MiB jobs, whatever the thread count, and runs without a content-size field
+(unknown while streaming anyway) and with a fixed checksum setting. The compressed bytes also depend on the libdeflate, zlib and libzstd builds
 (deflate and zstandard are pinned in the tool's lockfile; `compressor_version()` names all
 three, and the layer rule puts it in each layer process's cache key); the diff_id, which the
 config records, depends on none of them.
@@ -113,7 +113,7 @@ def _zstd_writer(sink: HashingWriter, level: int, threads: Optional[int]):
 class _HashAhead:
     """Passes writes on to `sink` while counting them and hashing them on a thread of its own
     (hashlib drops the GIL), so the diff_id's SHA-256 runs beside the tar writer instead of
-    between its reads. Small writes are gathered first; at most 8 chunks wait for the hash."""
+    between its reads. Small writes are gathered first; at most 4 chunks wait for the hash."""
 
     _GATHER = 256 << 10
 
@@ -140,7 +140,7 @@ class _HashAhead:
 
     def _hash(self, chunk: bytes) -> None:
         self._pending.append(self._pool.submit(self._sha.update, chunk))
-        while len(self._pending) > 8:
+        while len(self._pending) > 4:
             self._pending.popleft().result()
 
     def detach(self) -> None:
