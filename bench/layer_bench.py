@@ -116,6 +116,9 @@ def main() -> None:
             print(f"{compression:<12}{r['wall_s']:>9.1f}{r['cpu_s']:>9.1f}"
                   f"{total / MIB / r['wall_s']:>9.1f}{r['peak_rss_mib']:>14.1f}"
                   f"{r['blob_bytes'] / MIB:>11.1f}{r['blob_bytes'] / total:>8.3f}", flush=True)
+            rss_mb = r["peak_rss_mib"] * MIB / 1e6
+            print(f"  target: peak memory of the layer process < 100 MB: {rss_mb:.1f} MB, "
+                  f"{'met' if rss_mb < 100 else 'NOT MET'}", flush=True)
     finally:
         if args.keep:
             print(f"kept {work}")

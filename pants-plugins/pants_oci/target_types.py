@@ -284,13 +284,16 @@ class OciImagePlatformField(StringField):
 class OciImageLayerCompressionField(StringField):
     alias = "layer_compression"
     default = "gzip"
-    valid_choices = ("gzip", "zstd")
+    valid_choices = ("gzip", "zstd", "gzip-zlib")
     help = help_text(
         """
         How this image's new layers are compressed: `gzip` (every runtime and registry reads
-        it; level 4, deterministic and on all cores) or `zstd` (level 3: smaller and about
-        twice as fast; needs containerd >= 1.5, podman >= 3 or Docker >= 23). Layers reused
-        from the base keep their compression.
+        it; libdeflate level 4 on all cores, the same bytes on every machine and Python),
+        `zstd` (level 3: smaller and about twice as fast; needs containerd >= 1.5,
+        podman >= 3 or Docker >= 23), or `gzip-zlib` (gzip by the Python's own zlib, the
+        only gzip before: its bytes depend on that zlib build, so digests differ between
+        machines whose Pythons link different zlibs). Layers reused from the base keep their
+        compression.
         """
     )
 
@@ -748,7 +751,7 @@ class OciLayerFileModeField(StringField):
 
 class OciLayerCompressionField(StringField):
     alias = "layer_compression"
-    valid_choices = ("gzip", "zstd")
+    valid_choices = ("gzip", "zstd", "gzip-zlib")
     help = "This layer's compression; unset: the image's `layer_compression`."
 
 

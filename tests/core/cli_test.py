@@ -94,7 +94,7 @@ def test_layer_output_does_not_depend_on_umask_or_cwd_path(tmp_path: Path) -> No
      "an octal string, e.g. \"0755\" or 493\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compresion": "zstd"},
      "ocibuild: error: the layer spec 's.json': unknown key(s) compresion; known: mappings, "
-     "compression, level, mtime, compressor, owner\n"),
+     "compression, level, mtime, compressor, owner, gzip_engine\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compression": "lz4"},
      "ocibuild: error: compression 'lz4': must be gzip, zstd or none, e.g. \"gzip\"\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "mtime": -1},
@@ -141,7 +141,7 @@ def test_unreadable_spec_and_bad_assemble(tmp_path: Path) -> None:
 def test_layer_refuses_another_compressor_than_its_cache_key_names(tmp_path: Path) -> None:
     make_tree(tmp_path / "in")
     version = ok(run_ocibuild("compressor-version", cwd=tmp_path))["compressor"]
-    assert version.startswith("pgzip 2 zlib ")
+    assert version.startswith("pgzip 3 deflate 0.8.1, zlib ")
     good = spec(tmp_path / "good.json", {"mappings": [{"source": "in", "dest": "app"}],
                                          "compressor": version})
     ok(run_ocibuild("layer", "--spec", good, "--out-dir", "out", cwd=tmp_path))

@@ -49,7 +49,7 @@ def test_gzip_layer(tree: Path, tmp_path: Path) -> None:
     listing = run_tool([need("tar"), "-tzf", str(path)]).stdout.decode().split()
     assert listing[:3] == ["app/", "app/bin/", "app/bin/run.sh"]
     header = path.read_bytes()[:10]
-    # magic, deflate, no flags (no file name), mtime 0, xfl 0 (level 6), OS "unknown" (255).
+    # magic, deflate, no flags (no file name), mtime 0, xfl 0 (level 4), OS "unknown" (255).
     assert header == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
@@ -93,7 +93,7 @@ def test_failure_leaves_no_partial_blob(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("compression, level, message", [
     ("brotli", None, "compression 'brotli': must be gzip, zstd or none, e.g. \"gzip\""),
-    ("gzip", 10, "compression level 10: gzip takes 0 to 9, e.g. 4"),
+    ("gzip", 13, "compression level 13: gzip (libdeflate) takes 0 to 12, e.g. 4"),
     ("zstd", 0, "compression level 0: zstd takes 1 to 22, e.g. 3"),
     ("none", 3, "compression level 3: 'none' takes no level; drop the level or use gzip or zstd"),
 ])
@@ -103,49 +103,72 @@ def test_bad_compression_settings(compression, level, message) -> None:
     assert str(err.value) == message
 
 
-def _compress(data: bytes, compression: str, threads: int, level=None) -> bytes:
+@pytest.mark.parametrize("compression, level, engine, message", [
+    ("gzip", 10, "zlib", "compression level 10: gzip (zlib) takes 0 to 9, e.g. 4"),
+    ("gzip", None, "zopfli", "gzip engine 'zopfli': must be libdeflate (the default: the same "
+     'bytes on every machine) or zlib (the system zlib), e.g. "zlib"'),
+    ("zstd", None, "zlib", "gzip engine 'zlib': only for gzip layers, not zstd; drop the engine"),
+])
+def test_bad_gzip_engine_settings(compression, level, engine, message) -> None:
+    with pytest.raises(OciBuildError) as err:
+        LayerWriter(io.BytesIO(), compression, level, engine=engine)
+    assert str(err.value) == message
+
+
+def _compress(data: bytes, compression: str, threads: int, level=None, engine=None) -> bytes:
     out = io.BytesIO()
-    writer = LayerWriter(out, compression, level, threads=threads)
+    writer = LayerWriter(out, compression, level, threads=threads, engine=engine)
     for i in range(0, len(data), 100_003):  # writes that do not line up with blocks
         writer.write(data[i:i + 100_003])
     writer.close()
     return out.getvalue()
 
 
-@pytest.mark.parametrize("compression", ["gzip", "zstd"])
-def test_bytes_do_not_depend_on_the_thread_count(compression: str) -> None:
+@pytest.mark.parametrize("compression, engine", [("gzip", None), ("gzip", "zlib"),
+                                                 ("zstd", None)])
+def test_bytes_do_not_depend_on_the_thread_count(compression: str, engine) -> None:
     rng = random.Random(7)
     data = b"".join(rng.choice([b"text " * 2000, rng.randbytes(10_000)]) for _ in range(700))
-    outputs = {threads: _compress(data, compression, threads) for threads in (1, 2, 5)}
+    outputs = {threads: _compress(data, compression, threads, engine=engine)
+               for threads in (1, 2, 5)}
     assert outputs[1] == outputs[2] == outputs[5]
     if compression == "gzip":
         assert gzip.decompress(outputs[1]) == data
         assert subprocess.run(["gzip", "-t"], input=outputs[1]).returncode == 0
 
 
+@pytest.mark.parametrize("engine", [None, "zlib"])
 @pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 << 20])
-def test_pgzip_block_edges(size: int) -> None:
+def test_pgzip_block_edges(size: int, engine) -> None:
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    assert gzip.decompress(_compress(data, "gzip", 2)) == data
+    blob = _compress(data, "gzip", 2, engine=engine)
+    assert gzip.decompress(blob) == data
+    assert subprocess.run(["gzip", "-t"], input=blob).returncode == 0
 
 
-def test_incompressible_blocks_are_stored() -> None:
+@pytest.mark.parametrize("engine", [None, "zlib"])
+def test_incompressible_blocks_are_stored(engine) -> None:
     rng = random.Random(11)
     noise = rng.randbytes(3 << 20)  # as zipped wheels or jars: deflate would gain nothing
     text = b"".join(b"line %d of a text file\n" % i for i in range(150_000))  # ~3.4 MB
     mixed = b"".join(rng.randbytes(30_000) + text[:10_000] for _ in range(100))
     for data in (noise, text, mixed, noise + text):
-        outputs = {threads: _compress(data, "gzip", threads) for threads in (1, 3)}
+        outputs = {threads: _compress(data, "gzip", threads, engine=engine) for threads in (1, 3)}
         assert outputs[1] == outputs[3]
         assert gzip.decompress(outputs[1]) == data
         assert subprocess.run(["gzip", "-t"], input=outputs[1]).returncode == 0
-    # Stored: 5 bytes of framing per 64 KiB, instead of deflate's search through noise.
-    assert len(_compress(noise, "gzip", 2)) < len(noise) * 1.001
+    def size(data: bytes) -> int:
+        return len(_compress(data, "gzip", 2, engine=engine))
+
+    # Stored: 5 bytes of framing per 64 KiB (+ 18 per MiB member), not a search through noise.
+    assert size(noise) < len(noise) * 1.001
     # Text and mixed blocks are still deflated.
-    assert len(_compress(text, "gzip", 2)) < len(text) // 5
-    assert len(_compress(mixed, "gzip", 2)) < len(mixed) * 0.8
-    assert len(_compress(noise + text, "gzip", 2)) < len(noise) * 1.001 + len(text) // 5
+    assert size(text) < len(text) // 5
+    assert size(mixed) < len(mixed) * 0.8
+    assert size(noise + text) < len(noise) * 1.001 + len(text) // 5
 
 
-def test_compressor_version_names_zlib() -> None:
-    assert f"zlib {zlib.ZLIB_RUNTIME_VERSION}" in compressor_version()
+def test_compressor_version_names_every_library() -> None:
+    version = compressor_version()
+    assert version.startswith("pgzip 3 deflate 0.8.1, ")
+    assert f"zlib {zlib.ZLIB_RUNTIME_VERSION}" in version and "zstandard 0.21.0" in version

@@ -32,13 +32,15 @@ class OciTool(PythonToolRequirementsBase):
         """
         The `ocibuild` core that builds layers and assembles images inside Pants' sandbox.
 
-        It needs `zstandard` and `requests` beyond the standard library. In this repository it is
-        installed from the `ocibuild` resolve (`install_from_resolve = "ocibuild"`).
+        It needs `deflate` (libdeflate, for gzip layers), `zstandard` and `requests` beyond the
+        standard library. In this repository it is installed from the `ocibuild` resolve
+        (`install_from_resolve = "ocibuild"`). Keep `deflate` pinned: gzip layer bytes depend
+        on its libdeflate version, and the layer digests with them.
         """
     )
 
     default_version = "zstandard==0.21.0"
-    default_extra_requirements = ["requests==2.32.5"]
+    default_extra_requirements = ["requests==2.32.5", "deflate==0.8.1"]
     register_interpreter_constraints = True
     default_interpreter_constraints = ["CPython>=3.9,<3.14"]
     default_lockfile_resource = ("pants_oci.lockfiles", "ocibuild.lock")
@@ -135,7 +137,8 @@ async def run_ocibuild(request: OcibuildRun, tool: OcibuildPex) -> OcibuildResul
 
 @dataclass(frozen=True)
 class Compressor:
-    """The compressor build the tool's sandboxes use (e.g. "pgzip 2 zlib 1.2.13; zstd ...").
+    """The compressor build the tool's sandboxes use (e.g. "pgzip 3 deflate 0.8.1, zlib 1.2.13;
+    zstd ...").
 
     Compressed bytes depend on it, so it goes into every layer process's cache key: another
     zlib never silently reuses (or poisons) a cached layer digest. Probed once per pantsd."""

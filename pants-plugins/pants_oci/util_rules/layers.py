@@ -46,12 +46,15 @@ class BuiltLayer:
 def layer_spec(request: BuildLayerRequest, compressor: Compressor) -> bytes:
     content = request.content
     mode = {"mode": content.file_mode} if content.file_mode else {}
+    compression = content.compression or request.compression
     spec = {
         "mappings": [{"source": src, "dest": dest, **mode} for src, dest in content.mappings],
-        "compression": content.compression or request.compression,
+        "compression": compression,
         "mtime": request.mtime,
         "compressor": compressor.version,
     }
+    if compression == "gzip-zlib":  # gzip from the system zlib rather than libdeflate
+        spec.update(compression="gzip", gzip_engine="zlib")
     if content.owner:
         spec["owner"] = [int(n) for n in content.owner.split(":")]
     return json.dumps(spec, sort_keys=True).encode()

@@ -4,7 +4,9 @@
         SPEC: {"mappings": [{"source": PATH, "dest": "app/app.pex", "mode": null | 493 | "0755"}],
                "compression": "gzip" | "zstd" | "none", "level": null | INT, "mtime": 0,
                "owner": null | [UID, GID] (for everything under the mappings' dests),
-               "compressor": null | "the version the caller keyed its cache on"}
+               "compressor": null | "the version the caller keyed its cache on",
+               "gzip_engine": null | "libdeflate" | "zlib" (null: libdeflate, the same bytes on
+               every machine; zlib: the Python's own zlib, whose bytes depend on its build)}
         Writes OUT/blobs/sha256/<hex> and OUT/layer.json {"mediaType", "digest", "size",
         "diffID"}, and prints the latter.
     ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
@@ -36,20 +38,19 @@ import signal
 import sys
 from typing import Iterator, List, Optional
 
+# Each command imports what only it needs: a layer process (the most frequent, one per layer)
+# should not pay for the image model, layouts and the registry client at start-up.
 from ocibuild import canonical_json
-from ocibuild.assemble import assemble_image
 from ocibuild.atomic import atomic_write
-from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.compression import GZIP, compressor_version
 from ocibuild.layer.entries import collect_entries, owned_by, parse_mapping
-from ocibuild.layout import OciLayout, resolve_image
-from ocibuild.oci_archive import unpack_oci_archive
 from ocibuild.untrusted import field, load_json_file, local_path, os_reason
 
 USER_ERROR = 2
-LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime", "compressor", "owner")
+LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime", "compressor", "owner",
+                   "gzip_engine")
 # A spec lists paths and settings: a layer of 100,000 mapped files is ~15 MiB of JSON.
 MAX_SPEC = 64 << 20
 # Signals that ask a command to stop (a Ctrl-C, Pants cancelling a process, a closed terminal).
@@ -119,23 +120,31 @@ def cmd_layer(args: argparse.Namespace) -> dict:
         entries = owned_by(entries, owner[0], owner[1], dests)
     blob = build_layer(entries, args.out_dir,
                        compression=spec.get("compression") or GZIP, level=spec.get("level"),
-                       mtime=spec.get("mtime") or 0)  # each checked where it is used
+                       mtime=spec.get("mtime") or 0,
+                       engine=spec.get("gzip_engine"))  # each checked where it is used
     result = blob.to_json()
     atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
     return result
 
 
 def cmd_assemble(args: argparse.Namespace) -> dict:
+    from ocibuild.assemble import assemble_image
+
     return assemble_image(_load_spec(args.spec), args.out_dir)
 
 
 def cmd_docker_archive(args: argparse.Namespace) -> dict:
+    from ocibuild.docker_archive import write_docker_archive
+    from ocibuild.layout import OciLayout, resolve_image
+
     image = resolve_image(OciLayout(args.layout), ref_name=args.ref_name)
     write_docker_archive(args.layout, image.manifest_descriptor, args.repo_tag, args.out)
     return {"out": args.out, "manifest_digest": image.manifest_descriptor.digest}
 
 
 def cmd_unpack_layout(args: argparse.Namespace) -> dict:
+    from ocibuild.oci_archive import unpack_oci_archive
+
     unpack_oci_archive(args.archive, args.out_dir)
     return {"out_dir": args.out_dir}
 
@@ -157,6 +166,7 @@ def _write_lines(path: str, lines: List[str], append: bool) -> None:
 
 
 def cmd_push(args: argparse.Namespace) -> dict:
+    from ocibuild.layout import OciLayout, resolve_image
     from ocibuild.reference import parse_reference
     from ocibuild.registry.push import push_image
 

@@ -26,17 +26,19 @@ class LayerBlob:
 
 
 def build_layer(entries: Sequence[LayerEntry], out_dir: str, *, compression: str = GZIP,
-                level: Optional[int] = None, mtime: int = 0) -> LayerBlob:
+                level: Optional[int] = None, mtime: int = 0,
+                engine: Optional[str] = None) -> LayerBlob:
     return build_layer_with(lambda out: write_tar(entries, out, mtime=mtime), out_dir,
-                            compression=compression, level=level)
+                            compression=compression, level=level, engine=engine)
 
 
 def build_layer_with(write: Callable[[BinaryIO], None], out_dir: str, *,
-                     compression: str = GZIP, level: Optional[int] = None) -> LayerBlob:
+                     compression: str = GZIP, level: Optional[int] = None,
+                     engine: Optional[str] = None) -> LayerBlob:
     """A layer from `write`, which writes an uncompressed tar stream to the file it is given."""
     blobs = os.path.join(out_dir, "blobs", "sha256")
     with TempFile(blobs) as tmp:
-        writer = LayerWriter(tmp.file, compression, level)
+        writer = LayerWriter(tmp.file, compression, level, engine=engine)
         try:
             write(writer)  # type: ignore[arg-type]
         except BaseException:
