@@ -191,9 +191,12 @@ def test_the_checks_hold_across_the_packages_of_a_layer(tmp_path: Path) -> None:
         f"{through}: ./usr/lib/evil/passwd lies under usr/lib/evil, a symlink of {evil}, "
         "earlier in the layer; refusing a path that escapes through a symlink")
     over = make_deb(tmp_path, "ccc-over", files={"usr/lib/evil": b"not a link\n"})
-    with pytest.raises(OciBuildError, match=r"ccc-over_1.0_amd64.deb: ./usr/lib/evil appears "
-                                            r"twice as different kinds of entry"):
+    with pytest.raises(OciBuildError) as err:
         layers.write_packages_layer([str(evil), str(over)], io.BytesIO())
+    assert str(err.value) == (
+        f"{over}: ./usr/lib/evil appears twice as different kinds of entry (or as a link) "
+        f"(first in {evil}, earlier in the layer); refusing an archive whose result depends "
+        "on the extractor")
     twice = make_deb(tmp_path, "aaa-link", "2.0", symlinks={"usr/lib/evil": "/etc"})
     with pytest.raises(OciBuildError, match="are both the package aaa-link; a layer holds one "
                                             "version of a package"):

@@ -87,6 +87,7 @@ class _Entries:
     def __init__(self, deb: str) -> None:
         self.deb = deb
         self.kinds: Dict[str, bytes] = {}  # name -> tar type written
+        self.owners: Dict[str, str] = {}  # name -> the .deb that wrote it first
         self.symlinks: Dict[str, str] = {}  # name -> the .deb that wrote it
         self.regular: Set[str] = set()  # regular files of the current package: hardlink targets
 
@@ -109,9 +110,11 @@ class _Entries:
             if earlier == tarfile.DIRTYPE and member.isdir():
                 return False
             if not (earlier == tarfile.REGTYPE and member.isfile()):
+                owner = self.owners[name]
+                also = "" if owner == self.deb else f" (first in {owner}, earlier in the layer)"
                 raise OciBuildError(f"{self.deb}: {_show(member.name)} appears twice as "
-                                    "different kinds of entry (or as a link); refusing an "
-                                    "archive whose result depends on the extractor")
+                                    f"different kinds of entry (or as a link){also}; refusing "
+                                    "an archive whose result depends on the extractor")
         if member.islnk():
             target = merged_usr(_normalize(member.linkname, self.deb, "hardlink target"))
             if target not in self.regular:
@@ -120,6 +123,7 @@ class _Entries:
                                     "in the package")
         if member.issym():
             self.symlinks[name] = self.deb
+        self.owners.setdefault(name, self.deb)
         self.kinds[name] = (tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
                             if member.isfile() else member.type)
         if member.isfile():
