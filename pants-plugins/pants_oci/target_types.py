@@ -670,9 +670,9 @@ class DebianMaxLayersField(IntField):
         .deb's size), one each; every other package joins a shared layer chosen by a hash
         of its name. So a new lock that updates one package changes one layer (three at
         most, when the package's size crosses into or out of the largest), and the other
-        layers keep their digests. Fewer shared layers make small-package updates cheaper
-        to pull; more layers cost runtimes and registries a little per layer (containerd
-        refuses more than 127 in all). See docs/debian.md.
+        layers keep their digests. A larger budget gives more, smaller shared layers, so a
+        small package's update pulls less; each layer costs runtimes and registries a little
+        (containerd refuses more than 127 in all). See docs/debian.md.
         """
     )
 
