@@ -13,6 +13,12 @@ from typing import Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple
 
 from ocibuild import validate
 from ocibuild.errors import OciBuildError
+from ocibuild.debian.grouping import (
+    DEFAULT_MAX_LAYERS,
+    MAX_MAX_LAYERS,
+    MIN_MAX_LAYERS,
+    check_max_layers,
+)
 from ocibuild.digest import validate_digest
 from ocibuild.platform import parse_platform
 from ocibuild.reference import parse_reference
@@ -24,6 +30,7 @@ from pants.engine.target import (
     BoolField,
     Dependencies,
     DictStringToStringField,
+    IntField,
     InvalidFieldException,
     StringField,
     StringSequenceField,
@@ -653,11 +660,40 @@ class DebianAllowUnsignedIndexField(BoolField):
     )
 
 
+class DebianMaxLayersField(IntField):
+    alias = "max_layers"
+    default = DEFAULT_MAX_LAYERS
+    help = help_text(
+        f"""
+        How many layers the packages may take, e.g. `max_layers=12`; from
+        {MIN_MAX_LAYERS} to {MAX_MAX_LAYERS}, default {DEFAULT_MAX_LAYERS}. The root layer
+        (merged-/usr symlinks) and the config layer (passwd, group, CA bundle) come on top:
+        the base has at most `max_layers + 2` layers. A quarter of the budget (at least one)
+        is shared layers; the rest go to the largest packages (by the power of two of their
+        .deb's size), one each; every other package joins a shared layer chosen by a hash
+        of its name. So a new lock that updates one package changes one layer (three at
+        most, when the package's size crosses into or out of the largest), and the other
+        layers keep their digests. A larger budget gives more, smaller shared layers, so a
+        small package's update pulls less; each layer costs runtimes and registries a little
+        (containerd refuses more than 127 in all). See docs/debian.md.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        try:
+            return check_max_layers(value, where=f"The {cls.alias!r} field in target {address}")
+        except OciBuildError as err:
+            raise InvalidFieldException(f"{err}.") from err
+
+
 class DebianPackagesTarget(Target):
     alias = "debian_packages"
     core_fields = (*COMMON_TARGET_FIELDS, DebianPackagesField, DebianSuiteField,
                    DebianComponentsField, DebianArchitecturesField, DebianMirrorField,
-                   DebianLockfileField, DebianKeyringField, DebianAllowUnsignedIndexField)
+                   DebianLockfileField, DebianKeyringField, DebianAllowUnsignedIndexField,
+                   DebianMaxLayersField)
     help = help_text(
         """
         A distroless base image assembled from Debian packages, without apt, dpkg, root or
@@ -669,9 +705,10 @@ class DebianPackagesTarget(Target):
 
         `pants debian-lock ADDRESS` resolves the dependency closure and writes the lockfile;
         `pants package` then downloads exactly the locked files (verified by SHA-256, cached)
-        and builds one layer per package. Maintainer scripts are NOT run: files they would
-        generate are missing, except the CA bundle (generated when `ca-certificates` is
-        installed) and /etc/passwd and /etc/group (root, nobody and nonroot 65532).
+        and builds the packages into at most `max_layers` layers. Maintainer scripts are NOT
+        run: files they would generate are missing, except the CA bundle (generated when
+        `ca-certificates` is installed) and /etc/passwd and /etc/group (root, nobody and
+        nonroot 65532).
         """
     )
 

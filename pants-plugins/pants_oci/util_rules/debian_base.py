@@ -2,10 +2,13 @@
 
 Every locked file is fetched by Pants' downloader, which checks SHA-256 and size and caches
 by digest (so a package is downloaded once for all bases and machines sharing the cache).
-Each package becomes a layer in its own cached `ocibuild debian-layer` process, keyed by the
-.deb's digest alone: bases that share packages share those layers, in the store and in
-registries. Layer order: the root layer (merged-/usr symlinks), the packages by name, then
-the config layer (passwd, group, CA bundle).
+The packages are grouped into at most `max_layers` layers (`ocibuild.debian.grouping`: the
+largest alone, the rest in name-hashed buckets); each group becomes a layer in its own cached
+`ocibuild debian-layer` process, keyed by its .debs' digests (and file names) alone: an
+unchanged group is a cache hit, and bases that share a group share its layer, in the store
+and in registries. Layer order: the root layer (merged-/usr symlinks), the groups by their
+first package's name, then the config layer (passwd, group, CA bundle); the root and config
+layers do not count against `max_layers`.
 
 A lockfile resolved from an index whose signature was not verified is refused unless the
 target sets `allow_unsigned_index=True` (`lockfile.check_signature`).
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from ocibuild.assemble import DEFAULT_PLATFORM
 from ocibuild.debian import lockfile
+from ocibuild.debian.grouping import group_packages
 from ocibuild.errors import OciBuildError
 from ocibuild.platform import parse_platform
 from pants.engine.fs import (
@@ -43,6 +47,7 @@ from pants_oci.target_types import (
     DebianAllowUnsignedIndexField,
     DebianArchitecturesField,
     DebianComponentsField,
+    DebianMaxLayersField,
     DebianMirrorField,
     DebianPackagesField,
     DebianPackagesTarget,
@@ -155,9 +160,19 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
     files = [p["filename"].rsplit("/", 1)[-1] for p in packages]
     layer_requests = [DebianLayerRequest(("debian-root-layer",), await Get(Digest, CreateDigest([])),
                                          "the merged-/usr root")]
+    by_name = {p["name"]: (p, f, d) for p, f, d in zip(packages, files, debs)}
+    groups = [[by_name[name] for name in group] for group in group_packages(
+        {p["name"]: p["size"] for p in packages}, target[DebianMaxLayersField].value)]
+    group_debs = await MultiGet(
+        Get(Digest, MergeDigests(d for _, _, d in members)) for members in groups
+    )
     layer_requests += [
-        DebianLayerRequest(("debian-layer", "--deb", f), d, f"{p['name']} {p['version']}")
-        for p, f, d in zip(packages, files, debs)
+        DebianLayerRequest(
+            ("debian-layer", *(arg for _, f, _ in members for arg in ("--deb", f))),
+            digest,
+            ", ".join(f"{p['name']} {p['version']}" for p, _, _ in members),
+        )
+        for members, digest in zip(groups, group_debs)
     ]
     ca = next((i for i, p in enumerate(packages) if p["name"] == "ca-certificates"), None)
     layer_requests.append(

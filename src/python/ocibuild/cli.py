@@ -15,7 +15,8 @@
     ocibuild push --layout DIR --to REGISTRY/REPO[:TAG] [--tag T ...] [--mount-from REPO]
     ocibuild pull REGISTRY/REPO[:TAG][@DIGEST] [--platform os/arch] --out-dir DIR
     ocibuild resolve REGISTRY/REPO[:TAG]           (the digest to pin)
-    ocibuild debian-layer --deb P.deb --out-dir OUT  (and debian-root-layer, debian-config-layer)
+    ocibuild debian-layer --deb P.deb [--deb Q.deb ...] --out-dir OUT  (one layer of them;
+                                       and debian-root-layer, debian-config-layer)
     Registry commands take --insecure (plain HTTP) and --ca-cert PEM; credentials are looked
     up as docker and podman do (see ocibuild/registry/credentials.py).
 
@@ -233,7 +234,7 @@ def _debian_layer(args: argparse.Namespace, write) -> dict:
 def cmd_debian_layer(args: argparse.Namespace) -> dict:
     from ocibuild.debian import layers
 
-    return _debian_layer(args, lambda out: layers.write_package_layer(args.deb, out))
+    return _debian_layer(args, lambda out: layers.write_packages_layer(args.deb, out))
 
 
 def cmd_debian_root_layer(args: argparse.Namespace) -> dict:
@@ -314,7 +315,8 @@ def parser() -> argparse.ArgumentParser:
     _registry_flags(resolve)
     resolve.set_defaults(run=cmd_resolve)
     for name, run, help_ in (
-            ("debian-layer", cmd_debian_layer, "one .deb's files as a layer (no dpkg)"),
+            ("debian-layer", cmd_debian_layer,
+             "the files of one or more .debs as one layer (no dpkg)"),
             ("debian-root-layer", cmd_debian_root_layer, "merged-/usr symlinks and base dirs"),
             ("debian-config-layer", cmd_debian_config_layer,
              "/etc/passwd, /etc/group and the CA bundle")):
@@ -323,7 +325,9 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--compression", default="gzip", choices=("gzip", "zstd"))
         cmd.add_argument("--compressor", help="the compressor the caller keyed its cache on")
         if name == "debian-layer":
-            cmd.add_argument("--deb", required=True)
+            cmd.add_argument("--deb", required=True, action="append",
+                             help="a .deb to put in the layer; repeat for several (the layer "
+                                  "holds them sorted by package name, whatever the order)")
         if name == "debian-config-layer":
             cmd.add_argument("--ca-certificates", help="the ca-certificates .deb, if installed")
         cmd.set_defaults(run=run)

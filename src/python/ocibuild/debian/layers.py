@@ -77,38 +77,57 @@ class _Entries:
     """What a package layer holds so far, to refuse what would make a naive extractor
     (one that follows symlinks on disk, as `tar -x` and Python's tarfile do) write outside
     its root: a path through a symlink of this layer, a name that replaces a symlink, a
-    hardlink to anything but a regular file written before it."""
+    hardlink to anything but a regular file written before it by the same package.
+
+    A layer of several packages keeps one `_Entries` across them (`start` names the package
+    being read): a symlink of one package is as dangerous to the next one's paths as to its
+    own. The same regular file in two packages is kept twice, the later package's last, as
+    two layers would stack them; a directory is written once."""
 
     def __init__(self, deb: str) -> None:
         self.deb = deb
         self.kinds: Dict[str, bytes] = {}  # name -> tar type written
-        self.symlinks: Set[str] = set()
+        self.owners: Dict[str, str] = {}  # name -> the .deb that wrote it first
+        self.symlinks: Dict[str, str] = {}  # name -> the .deb that wrote it
+        self.regular: Set[str] = set()  # regular files of the current package: hardlink targets
+
+    def start(self, deb: str) -> None:
+        self.deb = deb
+        self.regular = set()
 
     def admit(self, name: str, member: tarfile.TarInfo) -> bool:
         """Whether to write `member` as `name` (False: a repeated directory, skipped)."""
         through = next((d for d in _dirs(name) if d in self.symlinks), None)
         if through is not None:
+            owner = self.symlinks[through]
+            where = "earlier in the package" if owner == self.deb else \
+                f"of {owner}, earlier in the layer"
             raise OciBuildError(f"{self.deb}: {_show(member.name)} lies under {_show(through)}, "
-                                "a symlink earlier in the package; refusing a path that "
-                                "escapes through a symlink")
+                                f"a symlink {where}; refusing a path that escapes through a "
+                                "symlink")
         earlier = self.kinds.get(name)
         if earlier is not None:
             if earlier == tarfile.DIRTYPE and member.isdir():
                 return False
             if not (earlier == tarfile.REGTYPE and member.isfile()):
+                owner = self.owners[name]
+                also = "" if owner == self.deb else f" (first in {owner}, earlier in the layer)"
                 raise OciBuildError(f"{self.deb}: {_show(member.name)} appears twice as "
-                                    "different kinds of entry (or as a link); refusing an "
-                                    "archive whose result depends on the extractor")
+                                    f"different kinds of entry (or as a link){also}; refusing "
+                                    "an archive whose result depends on the extractor")
         if member.islnk():
             target = merged_usr(_normalize(member.linkname, self.deb, "hardlink target"))
-            if self.kinds.get(target) != tarfile.REGTYPE:
+            if target not in self.regular:
                 raise OciBuildError(f"{self.deb}: {_show(member.name)} is a hardlink to "
                                     f"{member.linkname!r}, which is not a regular file earlier "
                                     "in the package")
         if member.issym():
-            self.symlinks.add(name)
+            self.symlinks[name] = self.deb
+        self.owners.setdefault(name, self.deb)
         self.kinds[name] = (tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
                             if member.isfile() else member.type)
+        if member.isfile():
+            self.regular.add(name)
         return True
 
 
@@ -131,13 +150,41 @@ def write_package_layer(deb: str, out: BinaryIO, mtime: int = 0) -> str:
     component, a path through an earlier symlink, a hardlink to anything but an earlier
     regular file, a device, FIFO or sparse file are refused (`_Entries`). Symlink targets
     are kept verbatim: absolute ones are normal in Debian and resolve inside the image."""
+    return write_packages_layer([deb], out, mtime)[0]
+
+
+def _control(deb: str) -> Tuple[str, str, Dict[str, bytes]]:
     control = control_files(deb)
     if "control" not in control:
         raise OciBuildError(f"{deb}: control.tar has no control file")
     paragraph = control["control"].decode("utf-8", "replace").strip() + "\n"
-    package = _package_name(deb, paragraph)
-    entries = _Entries(deb)
-    with _tar(out) as dest, open_tar(deb, "data") as src:
+    return _package_name(deb, paragraph), paragraph, control
+
+
+def write_packages_layer(debs: List[str], out: BinaryIO, mtime: int = 0) -> List[str]:
+    """One layer holding several packages (`write_package_layer` for each, in one tar);
+    returns the package names in the order written.
+
+    The packages are written sorted by name whatever the order of `debs`, so a layer's bytes
+    depend only on its .debs; each package's files, then its status.d entries, exactly as a
+    one-package layer has them (a one-package layer is byte-identical to it). The checks of
+    `_Entries` hold across the layer's packages. Two .debs of one package are refused."""
+    controls = sorted((_control(deb) + (deb,) for deb in debs), key=lambda c: (c[0], c[3]))
+    for (a, *_, deb_a), (b, *_, deb_b) in zip(controls, controls[1:]):
+        if a == b:
+            raise OciBuildError(f"{deb_a} and {deb_b} are both the package {a}; a layer "
+                                "holds one version of a package")
+    entries = _Entries(controls[0][3] if controls else "")
+    with _tar(out) as dest:
+        for package, paragraph, control, deb in controls:
+            entries.start(deb)
+            _write_package(dest, entries, deb, package, paragraph, control, mtime)
+    return [c[0] for c in controls]
+
+
+def _write_package(dest: tarfile.TarFile, entries: _Entries, deb: str, package: str,
+                   paragraph: str, control: Dict[str, bytes], mtime: int) -> None:
+    with open_tar(deb, "data") as src:
         for member in src:
             name = _normalize(member.name, deb)
             if not name or name in MERGED_USR:
@@ -157,17 +204,16 @@ def write_package_layer(deb: str, out: BinaryIO, mtime: int = 0) -> str:
                 dest.addfile(info, member_data(src, member, f"{deb}: data.tar"))
             else:
                 dest.addfile(info)
-        files = [(f"{STATUS_DIR}/{package}", paragraph.encode())]
-        if "md5sums" in control:
-            files.append((f"{STATUS_DIR}/{package}.md5sums", control["md5sums"]))
-        for directory in _dirs(f"{STATUS_DIR}/x"):
-            if entries.admit(directory, _info(directory, tarfile.DIRTYPE, 0o755)):
-                dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
-        for path, data in files:
-            entries.admit(path, _info(path, tarfile.REGTYPE, 0o644))  # not under a symlink
-            dest.addfile(_info(path, tarfile.REGTYPE, 0o644, size=len(data), mtime=mtime),
-                         io.BytesIO(data))
-    return package
+    files = [(f"{STATUS_DIR}/{package}", paragraph.encode())]
+    if "md5sums" in control:
+        files.append((f"{STATUS_DIR}/{package}.md5sums", control["md5sums"]))
+    for directory in _dirs(f"{STATUS_DIR}/x"):
+        if entries.admit(directory, _info(directory, tarfile.DIRTYPE, 0o755)):
+            dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
+    for path, data in files:
+        entries.admit(path, _info(path, tarfile.REGTYPE, 0o644))  # not under a symlink
+        dest.addfile(_info(path, tarfile.REGTYPE, 0o644, size=len(data), mtime=mtime),
+                     io.BytesIO(data))
 
 
 def write_root_layer(out: BinaryIO, mtime: int = 0) -> None:
