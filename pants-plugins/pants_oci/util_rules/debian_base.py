@@ -5,7 +5,8 @@ by digest (so a package is downloaded once for all bases and machines sharing th
 Each package becomes a layer in its own cached `ocibuild debian-layer` process, keyed by the
 .deb's digest alone: bases that share packages share those layers, in the store and in
 registries. Layer order: the root layer (merged-/usr symlinks), the packages by name, then
-the config layer (passwd, group, CA bundle).
+the config layer (passwd, group, and what maintainer scripts would have made: CA bundle,
+alternatives, tzdata's /etc/localtime, /etc/os-release; see ocibuild.debian.effects).
 
 A lockfile resolved from an index whose signature was not verified is refused unless the
 target sets `allow_unsigned_index=True` (`lockfile.check_signature`).
@@ -159,12 +160,14 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
         DebianLayerRequest(("debian-layer", "--deb", f), d, f"{p['name']} {p['version']}")
         for p, f, d in zip(packages, files, debs)
     ]
-    ca = next((i for i, p in enumerate(packages) if p["name"] == "ca-certificates"), None)
+    # The config layer reads every package (maintainer-script effects: CA bundle,
+    # alternatives, tzdata, os-release), so it is rebuilt when any package changes; it is small.
     layer_requests.append(
         DebianLayerRequest(
-            ("debian-config-layer", *(("--ca-certificates", files[ca]) if ca is not None else ())),
-            debs[ca] if ca is not None else await Get(Digest, CreateDigest([])),
-            "/etc/passwd, /etc/group" + (" and the CA bundle" if ca is not None else ""),
+            ("debian-config-layer", "--suite", doc["request"]["suite"],
+             *(arg for f in files for arg in ("--deb", f))),
+            await Get(Digest, MergeDigests(debs)),
+            "/etc/passwd, /etc/group and maintainer-script effects",
         )
     )
     layers = await MultiGet(Get(BuiltLayer, DebianLayerRequest, r) for r in layer_requests)
