@@ -96,6 +96,15 @@ def test_tar_rmt_alternative_and_merged_usr(tmp_path: Path) -> None:
     assert config["usr/sbin"][0].mode == 0o755 and config["etc/alternatives"][0].mode == 0o755
 
 
+def test_alternatives_inside_shell_constructs(tmp_path: Path) -> None:
+    postinst = ("if which update-alternatives >/dev/null 2>&1; then "
+                "/usr/bin/update-alternatives --quiet --install /usr/bin/pager pager "
+                "/usr/bin/more 50 || true; fi  # a comment --install /x y /z 1\n")
+    deb = _deb(tmp_path, "more", [("file", "./usr/bin/more", "x")], postinst)
+    assert _links(_config([deb])) == {"usr/bin/pager": "/etc/alternatives/pager",
+                                      "etc/alternatives/pager": "/usr/bin/more"}
+
+
 def test_alternatives_dpkg_would_not_make_are_not_made(tmp_path: Path) -> None:
     postinst = ("update-alternatives --install /usr/bin/a a /usr/bin/a-$VERSION 10\n"
                 "update-alternatives --install /usr/bin/b b /usr/bin/missing 10\n"

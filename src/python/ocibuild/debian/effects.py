@@ -87,8 +87,13 @@ def _commands(script: str) -> List[List[str]]:
                 current = []
             else:
                 current.append(word)
-    return [c[c.index(w):] for c in commands for w in c[:1]
-            if any(x.rsplit("/", 1)[-1] == "update-alternatives" for x in c)]
+    found = []
+    for command in commands:  # from the program's name on: `then`, `env X=1` drop out
+        at = next((i for i, w in enumerate(command)
+                   if w.rsplit("/", 1)[-1] == "update-alternatives"), None)
+        if at is not None:
+            found.append(command[at:])
+    return found
 
 
 def _absolute(value: str, deb: str, command: str, what: str) -> str:
