@@ -7,8 +7,9 @@ largest alone, the rest in name-hashed buckets); each group becomes a layer in i
 `ocibuild debian-layer` process, keyed by its .debs' digests (and file names) alone: an
 unchanged group is a cache hit, and bases that share a group share its layer, in the store
 and in registries. Layer order: the root layer (merged-/usr symlinks), the groups by their
-first package's name, then the config layer (passwd, group, CA bundle); the root and config
-layers do not count against `max_layers`.
+first package's name, then the config layer (passwd, group, and what maintainer scripts would
+have made: CA bundle, alternatives, tzdata's /etc/localtime, /etc/os-release; see
+ocibuild.debian.effects); the root and config layers do not count against `max_layers`.
 
 A lockfile resolved from an index whose signature was not verified is refused unless the
 target sets `allow_unsigned_index=True` (`lockfile.check_signature`).
@@ -174,12 +175,14 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
         )
         for members, digest in zip(groups, group_debs)
     ]
-    ca = next((i for i, p in enumerate(packages) if p["name"] == "ca-certificates"), None)
+    # The config layer reads every package (maintainer-script effects: CA bundle,
+    # alternatives, tzdata, os-release), so it is rebuilt when any package changes; it is small.
     layer_requests.append(
         DebianLayerRequest(
-            ("debian-config-layer", *(("--ca-certificates", files[ca]) if ca is not None else ())),
-            debs[ca] if ca is not None else await Get(Digest, CreateDigest([])),
-            "/etc/passwd, /etc/group" + (" and the CA bundle" if ca is not None else ""),
+            ("debian-config-layer", "--suite", doc["request"]["suite"],
+             *(arg for f in files for arg in ("--deb", f))),
+            await Get(Digest, MergeDigests(debs)),
+            "/etc/passwd, /etc/group and maintainer-script effects",
         )
     )
     layers = await MultiGet(Get(BuiltLayer, DebianLayerRequest, r) for r in layer_requests)

@@ -246,7 +246,8 @@ def cmd_debian_root_layer(args: argparse.Namespace) -> dict:
 def cmd_debian_config_layer(args: argparse.Namespace) -> dict:
     from ocibuild.debian import layers
 
-    return _debian_layer(args, lambda out: layers.write_config_layer(out, args.ca_certificates))
+    return _debian_layer(args, lambda out: layers.write_config_layer(
+        out, args.ca_certificates, debs=args.debs, suite=args.suite))
 
 
 def _registry_flags(cmd: argparse.ArgumentParser) -> None:
@@ -319,7 +320,7 @@ def parser() -> argparse.ArgumentParser:
              "the files of one or more .debs as one layer (no dpkg)"),
             ("debian-root-layer", cmd_debian_root_layer, "merged-/usr symlinks and base dirs"),
             ("debian-config-layer", cmd_debian_config_layer,
-             "/etc/passwd, /etc/group and the CA bundle")):
+             "/etc/passwd, /etc/group and maintainer-script effects")):
         cmd = sub.add_parser(name, help=help_)
         cmd.add_argument("--out-dir", required=True)
         cmd.add_argument("--compression", default="gzip", choices=("gzip", "zstd"))
@@ -330,6 +331,11 @@ def parser() -> argparse.ArgumentParser:
                                   "holds them sorted by package name, whatever the order)")
         if name == "debian-config-layer":
             cmd.add_argument("--ca-certificates", help="the ca-certificates .deb, if installed")
+            cmd.add_argument("--deb", dest="debs", action="append", default=[],
+                             help="a .deb of the set (repeatable): its maintainer scripts' "
+                             "effects (CA bundle, alternatives, tzdata) are reproduced")
+            cmd.add_argument("--suite", help="the Debian suite, for /etc/os-release when "
+                             "base-files is not in the set")
         cmd.set_defaults(run=run)
     return p
 

@@ -13,18 +13,22 @@
 * The root layer holds the merged-/usr symlinks and the directories every image has.
 * The config layer, on top, holds `/etc/passwd` and `/etc/group` (root and `nonroot`,
   65532), and the files maintainer scripts would have generated that programs need: the CA
-  bundle `/etc/ssl/certs/ca-certificates.crt` when `ca-certificates` is installed.
+  bundle `/etc/ssl/certs/ca-certificates.crt` when `ca-certificates` is installed, and
+  alternatives links, tzdata's `/etc/localtime` and `/etc/os-release` (`effects`).
 """
 
 from __future__ import annotations
 
 import io
 import tarfile
-from typing import BinaryIO, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, BinaryIO, Dict, List, Optional, Sequence, Set, Tuple
 
 from ocibuild.debian.deb import control_files, member_data, open_tar, read_small
 from ocibuild.debian.resolve import PACKAGE_NAME
 from ocibuild.errors import OciBuildError
+
+if TYPE_CHECKING:
+    from ocibuild.debian.effects import PackagePath
 
 MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 NONROOT = 65532
@@ -251,19 +255,91 @@ def ca_bundle(ca_certificates_deb: str) -> bytes:
     return b"".join(data if data.endswith(b"\n") else data + b"\n" for _, data in sorted(certs))
 
 
+def package_paths(deb: str) -> Dict[str, "PackagePath"]:
+    """What a package's data.tar puts where in the image (merged-/usr applied)."""
+    from ocibuild.debian.effects import PackagePath
+
+    paths: Dict[str, PackagePath] = {}
+    with open_tar(deb, "data") as src:
+        for member in src:
+            name = _normalize(member.name, deb)
+            if not name or name in MERGED_USR:
+                continue
+            kind = "d" if member.isdir() else "l" if member.issym() else "f"
+            paths[merged_usr(name)] = PackagePath(kind, member.mode & 0o7777, member.uid,
+                                                  member.gid, member.uname, member.gname)
+    return paths
+
+
+def _effects(debs: Sequence[str], suite: Optional[str]) -> Tuple[List[Tuple[str, bytes]],
+                                                                 List[Tuple[str, str]],
+                                                                 Dict[str, "PackagePath"]]:
+    """Files and symlinks that maintainer scripts of `debs` would have made (`effects`)."""
+    from ocibuild.debian import effects
+
+    files: List[Tuple[str, bytes]] = []
+    links: List[Tuple[str, str]] = []
+    paths: Dict[str, effects.PackagePath] = {}
+    alternatives = []
+    names = {}
+    for deb in debs:
+        control = control_files(deb)
+        package = _package_name(deb, control.get("control", b"").decode("utf-8", "replace"))
+        names[package] = deb, control
+    for package in sorted(names):
+        deb, control = names[package]
+        paths.update(package_paths(deb))
+        if "postinst" in control:
+            script = control["postinst"].decode("utf-8", "replace")
+            alternatives += effects.parse_alternatives(script, deb)
+    links += effects.alternative_links(alternatives, paths)
+    if "ca-certificates" in names:
+        files.append((CA_BUNDLE, ca_bundle(names["ca-certificates"][0])))
+    if "tzdata" in names:
+        links.append(("etc/localtime", effects.ZONEINFO_UTC))
+        if effects.writes_etc_timezone(names["tzdata"][1].get("postinst", b"")):
+            files.append(("etc/timezone", b"Etc/UTC\n"))
+    if suite and "etc/os-release" not in paths and "usr/lib/os-release" not in paths:
+        files.append(("usr/lib/os-release", effects.os_release(suite)))
+        links.append(("etc/os-release", "../usr/lib/os-release"))
+    return files, links, paths
+
+
 def write_config_layer(out: BinaryIO, ca_certificates_deb: Optional[str] = None,
-                       mtime: int = 0) -> None:
+                       mtime: int = 0, debs: Sequence[str] = (),
+                       suite: Optional[str] = None) -> None:
+    """passwd and group, plus what the maintainer scripts of `debs` would have made
+    (`effects`: CA bundle, alternatives, tzdata, os-release from `suite`). Directories the
+    packages ship keep their mode and owner here; nothing is written under a directory a
+    package ships as a symlink."""
+    from ocibuild.debian.effects import check_not_under_symlink
+
     files: List[Tuple[str, bytes]] = [("etc/group", GROUP), ("etc/passwd", PASSWD)]
-    if ca_certificates_deb:
+    links: List[Tuple[str, str]] = []
+    paths: Dict = {}
+    if debs:
+        more, links, paths = _effects(debs, suite)
+        files += more
+    elif ca_certificates_deb:
         files.append((CA_BUNDLE, ca_bundle(ca_certificates_deb)))
+    entries = sorted([(path, data, "") for path, data in files] +
+                     [(path, b"", target) for path, target in links])
     with _tar(out) as dest:
         made = set()
-        for path, data in sorted(files):
+        for path, data, target in entries:
+            check_not_under_symlink(path, paths, "the config layer")
             for directory in _dirs(path):
                 if directory not in made:
                     made.add(directory)
-                    dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
-            dest.addfile(_info(path, tarfile.REGTYPE, 0o644, size=len(data), mtime=mtime),
-                         io.BytesIO(data))
-
-
+                    shipped = paths.get(directory)
+                    if shipped is not None and shipped.kind == "d":
+                        dest.addfile(_info(directory, tarfile.DIRTYPE, shipped.mode,
+                                           uid=shipped.uid, gid=shipped.gid, uname=shipped.uname,
+                                           gname=shipped.gname, mtime=mtime))
+                    else:
+                        dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
+            if target:
+                dest.addfile(_info(path, tarfile.SYMTYPE, 0o777, linkname=target, mtime=mtime))
+            else:
+                dest.addfile(_info(path, tarfile.REGTYPE, 0o644, size=len(data), mtime=mtime),
+                             io.BytesIO(data))
