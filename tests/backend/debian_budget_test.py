@@ -3,7 +3,6 @@ layers, and a new lock that updates one package changes one layer digest."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
 from pathlib import Path
