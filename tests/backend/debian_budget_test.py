@@ -78,7 +78,7 @@ def test_max_layers_caps_the_package_layers_and_an_update_changes_one(repo: Debi
     # root, at most 3 package layers (8 packages), config; the image adds no layer.
     assert len(before) == 5
     assert before[0][1] == "pants-oci: the merged-/usr root"
-    assert before[-1][1] == "pants-oci: /etc/passwd, /etc/group and the CA bundle"
+    assert before[-1][1] == "pants-oci: /etc/passwd, /etc/group and maintainer-script effects"
     # The two largest alone (busybox-test, then by name among the same size class), the rest
     # in the one shared layer.
     packages = [h[len("pants-oci: "):].split(", ") for _, h in before[1:-1]]
