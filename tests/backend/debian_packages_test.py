@@ -283,8 +283,7 @@ def test_a_file_the_mirror_dropped_comes_from_a_fallback_mirror(repo: DebianRepo
     pool.rename(kept)
     url = f"{repo.url}/pool/main/libfake_2.1_all.deb"
     message = _error(runner)
-    assert (f"downloading the locked package {url} failed:\n  {url}: Error downloading file: "
-            "Error fetching URL") in message
+    assert f"downloading the locked package {url} failed:\n  {url}: " in message
     assert "404" in message and "add a fallback mirror that keeps old files" in message
 
     server = _snapshot_archive(tmp_path / "snapshot")
