@@ -12,6 +12,7 @@ import re
 from typing import Any, Callable, ClassVar, Dict, Iterable, Optional, Tuple
 
 from ocibuild import validate
+from ocibuild.debian.fallback import check_template
 from ocibuild.errors import OciBuildError
 from ocibuild.debian.grouping import (
     DEFAULT_MAX_LAYERS,
@@ -30,8 +31,10 @@ from pants.engine.target import (
     BoolField,
     Dependencies,
     DictStringToStringField,
+    Field,
     IntField,
     InvalidFieldException,
+    InvalidTargetException,
     StringField,
     StringSequenceField,
     Target,
@@ -573,8 +576,12 @@ class DebianPackagesField(StringSequenceField):
 
 class DebianSuiteField(StringField):
     alias = "suite"
-    required = True
-    help = "The suite (distribution) to install from, e.g. `suite=\"bookworm\"`."
+    help = help_text(
+        """
+        The suite (distribution) to install from, e.g. `suite="trixie"`, with `mirror` (and
+        `keyring`). For several suites resolved together use `sources` instead.
+        """
+    )
 
 
 class DebianComponentsField(StringSequenceField):
@@ -597,7 +604,6 @@ class DebianArchitecturesField(StringSequenceField):
 
 class DebianMirrorField(StringField):
     alias = "mirror"
-    required = True
     help = help_text(
         """
         The Debian mirror URL, written in the repository (never taken from the host's apt
@@ -610,11 +616,101 @@ class DebianMirrorField(StringField):
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
         value = super().compute_value(raw_value, address)
-        if not value.startswith(("http://", "https://")):
+        if value is not None and not value.startswith(("http://", "https://")):
             raise InvalidFieldException(
                 f"The {cls.alias!r} field in target {address}: {value!r} must be an http:// or "
                 'https:// URL, e.g. "http://deb.debian.org/debian".'
             )
+        return value
+
+
+_SOURCE_KEYS = ("suite", "mirror", "keyring")
+
+
+class DebianSourcesField(Field):
+    alias = "sources"
+    default = None
+    help = help_text(
+        """
+        Several suites resolved together, in place of `suite`, `mirror` and `keyring`: a list
+        of dicts with `suite`, `mirror` and optionally `keyring` (as the `keyring` field,
+        relative to this BUILD file), e.g. a stable release with its updates and security
+        suites:
+
+            debian_packages(
+                name="python-base",
+                packages=["python3-minimal", "ca-certificates"],
+                sources=[
+                    {"suite": "trixie", "mirror": "http://deb.debian.org/debian"},
+                    {"suite": "trixie-updates", "mirror": "http://deb.debian.org/debian"},
+                    {"suite": "trixie-security",
+                     "mirror": "http://deb.debian.org/debian-security"},
+                ],
+            )
+
+        Each suite's InRelease is verified on its own (its `keyring`, default the Debian
+        archive keyring). The highest version of a package in any suite wins, as apt does
+        with its default pins; of equal versions, the first suite listed. The lockfile
+        records each package's suite and URL.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Any], address: Address
+                      ) -> Optional[Tuple[FrozenDict[str, str], ...]]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        where = f"The {cls.alias!r} field in target {address}"
+        if not isinstance(value, (list, tuple)) or not value:
+            raise InvalidFieldException(f"{where} must be a non-empty list of dicts, e.g. "
+                                        '[{"suite": "trixie", "mirror": '
+                                        '"http://deb.debian.org/debian"}], not {value!r}')
+        sources = []
+        for entry in value:
+            if not isinstance(entry, dict) or not {"suite", "mirror"} <= set(entry) or \
+                    not set(entry) <= set(_SOURCE_KEYS) or \
+                    not all(isinstance(v, str) and v for v in entry.values()):
+                raise InvalidFieldException(
+                    f"{where}: {entry!r} must be a dict of strings with `suite` and `mirror` "
+                    "and optionally `keyring`, e.g. "
+                    '{"suite": "trixie-security", "mirror": "http://deb.debian.org/debian-security"}')
+            if not entry["mirror"].startswith(("http://", "https://")):
+                raise InvalidFieldException(f"{where}: the mirror {entry['mirror']!r} of "
+                                            f"{entry['suite']!r} must be an http:// or https:// URL")
+            sources.append(FrozenDict(entry))
+        suites = [s["suite"] for s in sources]
+        if len(set(suites)) != len(suites):
+            raise InvalidFieldException(f"{where}: each suite may be listed once (got "
+                                        f"{', '.join(suites)})")
+        return tuple(sources)
+
+
+class DebianFallbackMirrorsField(StringSequenceField):
+    alias = "fallback_mirrors"
+    help = help_text(
+        """
+        Where `pants package` looks for a locked .deb its suite's mirror no longer has (Debian
+        mirrors drop superseded versions), in order, before those of
+        `[oci].debian_fallback_mirrors`: URL templates with `{timestamp}` (the suite's
+        InRelease `Date` recorded at lock time, as `20251108T103211Z`), `{archive}` (the last
+        path segment of the suite's mirror, `debian` or `debian-security`) and `{suite}`; the
+        pool path is appended. E.g.
+        `fallback_mirrors=["https://snapshot.debian.org/archive/{archive}/{timestamp}"]`.
+        Each download is still checked against the locked SHA-256 and size. Changing this
+        field needs no new lock.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address
+                      ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        for template in value or ():
+            try:
+                check_template(template, f"The {cls.alias!r} field in target {address}")
+            except OciBuildError as err:
+                raise InvalidFieldException(str(err)) from err
         return value
 
 
@@ -693,14 +789,14 @@ class DebianPackagesTarget(Target):
     core_fields = (*COMMON_TARGET_FIELDS, DebianPackagesField, DebianSuiteField,
                    DebianComponentsField, DebianArchitecturesField, DebianMirrorField,
                    DebianLockfileField, DebianKeyringField, DebianAllowUnsignedIndexField,
-                   DebianMaxLayersField)
+                   DebianSourcesField, DebianFallbackMirrorsField, DebianMaxLayersField)
     help = help_text(
         """
         A distroless base image assembled from Debian packages, without apt, dpkg, root or
         any privileged step, pinned by a lockfile and bit-for-bit reproducible:
 
             debian_packages(name="python-base", packages=["python3-minimal"],
-                            suite="bookworm", mirror="http://deb.debian.org/debian")
+                            suite="trixie", mirror="http://deb.debian.org/debian")
             oci_image(base=":python-base", entrypoint=["/usr/bin/python3", ...], ...)
 
         `pants debian-lock ADDRESS` resolves the dependency closure and writes the lockfile;
@@ -712,9 +808,35 @@ class DebianPackagesTarget(Target):
         """
     )
 
-    def keyring_path(self) -> Optional[str]:
-        keyring = self[DebianKeyringField].value
-        return posixpath.normpath(posixpath.join(self.address.spec_path, keyring)) if keyring else None
+    def validate(self) -> None:
+        single = [f.alias for f in (DebianSuiteField, DebianMirrorField, DebianKeyringField)
+                  if self[f].value is not None]
+        if self[DebianSourcesField].value is not None:
+            if single:
+                raise InvalidTargetException(
+                    f"The debian_packages {self.address} sets `sources` and "
+                    f"{', '.join(f'`{a}`' for a in single)}: list every suite (with its mirror "
+                    "and keyring) in `sources` instead")
+        elif self[DebianSuiteField].value is None or self[DebianMirrorField].value is None:
+            raise InvalidTargetException(
+                f"The debian_packages {self.address} needs `suite` and `mirror` (e.g. "
+                'suite="trixie", mirror="http://deb.debian.org/debian"), or `sources` for '
+                "several suites")
+
+    def debian_sources(self) -> Tuple[Dict[str, Optional[str]], ...]:
+        """Each suite with its `mirror` and `keyring` (a build-root path, or None for the
+        default), in order: `sources`, or the one of `suite`/`mirror`/`keyring`."""
+        listed = self[DebianSourcesField].value
+        raw = listed if listed is not None else (
+            {"suite": self[DebianSuiteField].value, "mirror": self[DebianMirrorField].value,
+             "keyring": self[DebianKeyringField].value},)
+        return tuple({"suite": s["suite"], "mirror": s["mirror"],
+                      "keyring": self._build_root_path(s.get("keyring"))} for s in raw)
+
+    def _build_root_path(self, relative: Optional[str]) -> Optional[str]:
+        if not relative:
+            return None
+        return posixpath.normpath(posixpath.join(self.address.spec_path, relative))
 
     def lockfile_path(self) -> str:
         name = self[DebianLockfileField].value or f"{self.address.target_name}.lock.json"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from textwrap import dedent
 
@@ -41,12 +44,13 @@ def repo(tmp_path: Path):
 
 
 def _runner(repo: DebianRepo, packages: list,
-            trust: str = 'keyring="archive-keyring.gpg"') -> RuleRunner:
+            trust: str = 'keyring="archive-keyring.gpg"', source: str = "") -> RuleRunner:
     runner = make_rule_runner()
+    source = source or f'suite="testing", mirror="{repo.url}"'
     runner.write_files({
         "img/BUILD": dedent(f"""\
-            debian_packages(name="base", packages={packages!r}, suite="testing",
-                            mirror="{repo.url}", {trust})
+            debian_packages(name="base", packages={packages!r},
+                            {source}, {trust})
             files(name="f", sources=["hello.txt"])
             oci_image(name="image", base=":base", dependencies=[":f"],
                       entrypoint=["/bin/sh", "-c"], user="nonroot")
@@ -72,9 +76,14 @@ def test_lock_build_and_run(repo: DebianRepo, tmp_path: Path) -> None:
     signature = f"verified by gpgv with img/archive-keyring.gpg (key {repo.fingerprint})"
     assert f"InRelease signature {signature}" in out
     lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
-    assert lock["inrelease_signature"] == signature
+    assert lock["sources"] == [{
+        "suite": "testing", "mirror": repo.url, "inrelease_signature": signature,
+        "date": lock["sources"][0]["date"], "timestamp": lock["sources"][0]["timestamp"]}]
+    assert len(lock["sources"][0]["timestamp"]) == 16
+    assert "  new lockfile: 3" in out and "  amd64: added libfake 2.1 (testing)" in out
     assert [p["name"] for p in lock["packages"]["amd64"]] == ["busybox-test", "ca-certificates", "libfake"]
     assert lock["request"]["packages"] == ["busybox-test", "ca-certificates"]
+    assert lock["packages"]["amd64"][2]["url"] == f"{repo.url}/pool/main/libfake_2.1_all.deb"
 
     _, dist = build(runner, Address("img", target_name="image"))
     image = resolve_image(OciLayout(dist / "img/image"), ref_name="latest")
@@ -128,8 +137,9 @@ def test_checksum_mismatch_on_download(repo: DebianRepo, tmp_path: Path) -> None
     pool = tmp_path / "mirror/debian/pool/main/libfake_2.1_all.deb"
     pool.write_bytes(pool.read_bytes()[:-1] + b"X")
     message = _error(runner)
-    assert (f"the debian_packages img:base: downloading the locked package {repo.url}/pool/main/"
-            "libfake_2.1_all.deb failed: Wrong digest for downloaded file") in message
+    url = f"{repo.url}/pool/main/libfake_2.1_all.deb"
+    assert (f"the debian_packages img:base: downloading the locked package {url} failed:\n"
+            f"  {url}: Wrong digest for downloaded file") in message
 
 
 def test_a_new_lock_changes_the_digest_and_the_same_lock_does_not(repo: DebianRepo,
@@ -162,7 +172,7 @@ def test_an_unsigned_index_needs_allow_unsigned_index_to_lock_and_to_build(repo:
     assert f"InRelease signature {UNSIGNED}" in _lock(runner)
     lock_path = Path(runner.build_root, "img/base.lock.json")
     locked = lock_path.read_text()
-    assert json.loads(locked)["inrelease_signature"] == UNSIGNED
+    assert json.loads(locked)["sources"][0]["inrelease_signature"] == UNSIGNED
     _, dist = build(runner, Address("img", target_name="image"))
     shutil.rmtree(dist)
 
@@ -171,7 +181,7 @@ def test_an_unsigned_index_needs_allow_unsigned_index_to_lock_and_to_build(repo:
     runner.write_files({"img/BUILD": build_file.read_text().replace(
         "allow_unsigned_index=True", 'lockfile="base.lock.json"')})
     assert ("the debian_packages img:base: img/base.lock.json was locked from an index whose "
-            "signature was not verified (inrelease_signature: 'NOT verified: the target allows "
+            "signature was not verified (testing: inrelease_signature: 'NOT verified: the target allows "
             "an unsigned index (allow_unsigned_index=True)'), and the target does not set "
             "`allow_unsigned_index=True`; lock again with a keyring (`pants debian-lock "
             "img:base`)") in _error(runner)
@@ -194,7 +204,153 @@ def test_a_hostile_inrelease_fails_the_lock(repo: DebianRepo) -> None:
     runner = _runner(repo, ["busybox-test"])
     result = runner.run_goal_rule(DebianLock, args=["img:base"])
     assert result.exit_code == 1
-    assert ("img:base: InRelease does not start with `-----BEGIN PGP SIGNED MESSAGE-----`; "
-            "refusing a file with unsigned text before (or instead of) its signed message"
+    assert ("img:base: suite testing: InRelease does not start with "
+            "`-----BEGIN PGP SIGNED MESSAGE-----`; refusing a file with unsigned text before (or instead of) its signed message"
             ) in result.stderr
     assert not Path(runner.build_root, "img/base.lock.json").exists()
+
+
+# --- several suites, fallback mirrors, --check ------------------------------------------------
+
+
+def test_several_suites_resolve_together_each_with_its_keyring(repo: DebianRepo,
+                                                               tmp_path: Path) -> None:
+    """A security suite on another mirror, signed by another key: its newer libfake wins."""
+    security = DebianRepo(tmp_path / "security", suite="testing-security")
+    security.add(make_deb(tmp_path, "libfake", "2.1+sec1", arch="all",
+                          files={"usr/lib/libfake/data.txt": b"patched\n",
+                                 "usr/lib/libfake/id": uuid.uuid4().hex.encode()}))
+    security.publish()
+    with security:
+        runner = _runner(repo, ["busybox-test"], "lockfile='base.lock.json'", source=(
+            f'sources=[{{"suite": "testing", "mirror": "{repo.url}", '
+            '"keyring": "archive-keyring.gpg"}, '
+            f'{{"suite": "testing-security", "mirror": "{security.url}", '
+            '"keyring": "security-keyring.gpg"}]'))
+        Path(runner.build_root, "img/security-keyring.gpg").write_bytes(
+            security.keyring.read_bytes())
+        out = _lock(runner)
+        assert (f"testing-security: InRelease signature verified by gpgv with "
+                f"img/security-keyring.gpg (key {security.fingerprint})") in out
+        lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
+        assert [s["suite"] for s in lock["sources"]] == ["testing", "testing-security"]
+        assert lock["request"]["sources"] == [{"suite": "testing", "mirror": repo.url},
+                                              {"suite": "testing-security",
+                                               "mirror": security.url}]
+        assert [(p["name"], p["version"], p["suite"], p["url"])
+                for p in lock["packages"]["amd64"]] == [
+            ("busybox-test", "1.36-1", "testing",
+             f"{repo.url}/pool/main/busybox-test_1.36-1_amd64.deb"),
+            ("libfake", "2.1+sec1", "testing-security",
+             f"{security.url}/pool/main/libfake_2.1+sec1_all.deb")]
+        _, dist = build(runner, Address("img", target_name="image"))
+        rootfs = umoci_unpack(dist / "img/image", "latest", tmp_path / "bundle")
+        assert (rootfs / "usr/lib/libfake/data.txt").read_bytes() == b"patched\n"
+
+
+def test_a_target_with_sources_and_suite_is_an_error(repo: DebianRepo) -> None:
+    runner = _runner(repo, ["busybox-test"], "lockfile='base.lock.json'", source=(
+        f'suite="testing", mirror="{repo.url}", sources=[{{"suite": "x", "mirror": "{repo.url}"}}]'))
+    with pytest.raises(ExecutionError) as err:
+        runner.get_target(Address("img", target_name="base"))
+    assert ("The debian_packages img:base sets `sources` and `suite`, `mirror`: list every "
+            "suite (with its mirror and keyring) in `sources` instead") in str(err.value)
+
+
+def _snapshot_archive(root: Path):
+    """A second loopback server standing in for snapshot.debian.org."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_file_the_mirror_dropped_comes_from_a_fallback_mirror(repo: DebianRepo,
+                                                                tmp_path: Path) -> None:
+    runner = _runner(repo, ["busybox-test"])
+    _lock(runner)
+    lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
+    timestamp = lock["sources"][0]["timestamp"]
+    # The mirror moves on and drops libfake 2.1 (its bytes are unique to this test, so it is
+    # not in Pants' store); the snapshot archive keeps it under the lock's timestamp.
+    pool = tmp_path / "mirror/debian/pool/main/libfake_2.1_all.deb"
+    kept = tmp_path / f"snapshot/archive/debian/{timestamp}/pool/main/libfake_2.1_all.deb"
+    kept.parent.mkdir(parents=True)
+    pool.rename(kept)
+    url = f"{repo.url}/pool/main/libfake_2.1_all.deb"
+    message = _error(runner)
+    assert f"downloading the locked package {url} failed:\n  {url}: " in message
+    assert "404" in message and "add a fallback mirror that keeps old files" in message
+
+    server = _snapshot_archive(tmp_path / "snapshot")
+    try:
+        snapshot = f"http://127.0.0.1:{server.server_address[1]}"
+        # A fallback that lacks the file too is tried and passed over; the next one serves it,
+        # checked against the locked SHA-256 like any download.
+        configure(runner, (f"--oci-debian-fallback-mirrors=['{snapshot}/nothing/{{suite}}', "
+                           f"'{snapshot}/archive/{{archive}}/{{timestamp}}']",))
+        _, dist = build(runner, Address("img", target_name="image"))
+        rootfs = umoci_unpack(dist / "img/image", "latest", tmp_path / "bundle")
+        assert (rootfs / "usr/lib/libfake/data.txt").read_bytes() == b"fake\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_bad_fallback_mirror_option_is_an_error(repo: DebianRepo) -> None:
+    runner = _runner(repo, ["busybox-test"])
+    _lock(runner)
+    configure(runner, ("--oci-debian-fallback-mirrors=['http://s/{date}']",))
+    assert ("the debian_packages img:base: [oci].debian_fallback_mirrors: the fallback mirror "
+            "'http://s/{date}' uses {date}; the placeholders are {archive}, {suite}, "
+            "{timestamp}") in _error(runner)
+
+
+def test_check_fails_on_a_newer_version_and_passes_after_a_new_lock(repo: DebianRepo,
+                                                                    tmp_path: Path) -> None:
+    runner = _runner(repo, ["busybox-test"])
+    missing = runner.run_goal_rule(DebianLock, args=["--check", "img:base"])
+    assert missing.exit_code == 1
+    assert ("img:base: img/base.lock.json is 1 newer or out of date:\n  no lockfile at "
+            "img/base.lock.json; create it with `pants debian-lock img:base`") in missing.stdout
+    _lock(runner)
+    lock_path = Path(runner.build_root, "img/base.lock.json")
+    locked = lock_path.read_text()
+    current = runner.run_goal_rule(DebianLock, args=["--check", "img:base"])
+    assert current.exit_code == 0, current.stderr
+    assert current.stdout == "img:base: img/base.lock.json is up to date\n"
+
+    # A newer libfake is published: --check fails, names it, and writes nothing.
+    repo.add(make_deb(tmp_path, "libfake", "2.2", arch="all",
+                      files={"usr/lib/libfake/data.txt": b"fake 2.2\n"}))
+    repo.publish()
+    outdated = runner.run_goal_rule(DebianLock, args=["--check", "img:base"])
+    assert outdated.exit_code == 1
+    assert outdated.stdout == ("img:base: img/base.lock.json is 1 newer or out of date:\n"
+                               "  amd64: libfake 2.1 -> 2.2 (testing)\n")
+    assert lock_path.read_text() == locked
+
+    # A new lock reports the upgrade; then --check passes.
+    out = _lock(runner)
+    assert "  changes: 1\n  amd64: upgraded libfake 2.1 -> 2.2 (testing)\n" in out
+    again = runner.run_goal_rule(DebianLock, args=["--check", "img:base"])
+    assert again.exit_code == 0 and "is up to date" in again.stdout
+    unchanged = _lock(runner)
+    assert "  changes: none\n" in unchanged
+
+
+def test_an_old_lockfile_version_asks_for_a_new_lock(repo: DebianRepo) -> None:
+    runner = _runner(repo, ["busybox-test"])
+    runner.write_files({"img/base.lock.json": json.dumps({
+        "version": 1, "inrelease_signature": "verified by gpgv with k", "packages": {},
+        "request": {"suite": "testing", "mirror": repo.url}})})
+    assert ("img/base.lock.json is a version-1 Debian lockfile; this pants-oci reads version 2 "
+            "(several suites, each package's suite and URL): regenerate it with "
+            "`pants debian-lock img:base`") in _error(runner)
+    # The report of the new lock compares with whatever was there.
+    assert ("  changes: 2\n  amd64: added busybox-test 1.36-1 (testing)\n"
+            "  amd64: added libfake 2.1 (testing)\n") in _lock(runner)

@@ -228,13 +228,17 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
         st.sampled_from(["version", "request", "packages", "inrelease_signature", "amd64",
                          "name", "version", "architecture", "filename", "size", "sha256",
-                         "suite", "mirror", "components", "architectures"]), inner, max_size=6),
+                         "suite", "mirror", "components", "architectures", "sources", "url",
+                         "date", "timestamp"]), inner, max_size=6),
     max_leaves=30)
-GOOD_LOCK = {"version": 1, "inrelease_signature": "verified by gpgv with k",
-             "request": {"suite": "s", "mirror": "http://m", "components": ["main"],
-                         "architectures": ["amd64"], "packages": ["a"]},
+GOOD_LOCK = {"version": 2,
+             "sources": [{"suite": "s", "mirror": "http://m", "date": "", "timestamp": "",
+                          "inrelease_signature": "verified by gpgv with k"}],
+             "request": {"sources": [{"suite": "s", "mirror": "http://m"}],
+                         "components": ["main"], "architectures": ["amd64"], "packages": ["a"]},
              "packages": {"amd64": [{"name": "a", "version": "1", "architecture": "all",
-                                     "filename": "pool/a.deb", "size": 1, "sha256": "0" * 64}]}}
+                                     "filename": "pool/a.deb", "size": 1, "sha256": "0" * 64,
+                                     "suite": "s", "url": "http://m/pool/a.deb"}]}}
 
 
 @settings(max_examples=700, **COMMON)

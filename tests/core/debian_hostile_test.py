@@ -150,9 +150,11 @@ def test_allowing_unsigned_still_checks_a_given_keyring(repo: DebianRepo, tmp_pa
 
 
 def _lock_doc(signature: str) -> dict:
-    return {"version": 1, "inrelease_signature": signature, "packages": {"amd64": []},
-            "request": {"suite": "s", "mirror": "http://m", "components": ["main"],
-                        "architectures": ["amd64"], "packages": ["a"]}}
+    return {"version": 2, "packages": {"amd64": []},
+            "sources": [{"suite": "s", "mirror": "http://m", "inrelease_signature": signature,
+                         "date": "", "timestamp": ""}],
+            "request": {"sources": [{"suite": "s", "mirror": "http://m"}],
+                        "components": ["main"], "architectures": ["amd64"], "packages": ["a"]}}
 
 
 def test_unsigned_lockfile_is_refused_unless_allowed() -> None:
@@ -161,7 +163,7 @@ def test_unsigned_lockfile_is_refused_unless_allowed() -> None:
         lockfile.check_signature(doc, False, "x.lock.json", "pants debian-lock x:x")
     assert str(err.value) == (
         "x.lock.json was locked from an index whose signature was not verified "
-        "(inrelease_signature: 'NOT verified: the target allows an unsigned index "
+        "(s: inrelease_signature: 'NOT verified: the target allows an unsigned index "
         "(allow_unsigned_index=True)'), and the target does not set "
         "`allow_unsigned_index=True`; lock again with a keyring (`pants debian-lock x:x`), or "
         "set `allow_unsigned_index=True` if trusting the mirror and the network is intended")
@@ -514,7 +516,7 @@ def test_bad_control_data_is_an_error(call: Callable[[], object], message: str) 
 
 
 PKG = {"name": "a", "version": "1", "architecture": "all", "filename": "pool/a.deb", "size": 1,
-       "sha256": "0" * 64}
+       "sha256": "0" * 64, "suite": "s", "url": "http://m/pool/a.deb"}
 
 
 @pytest.mark.parametrize("doc,message", [
@@ -522,9 +524,11 @@ PKG = {"name": "a", "version": "1", "architecture": "all", "filename": "pool/a.d
     (b"{", "x.lock.json is not valid JSON"),
     (b"[" * 100_000, "nests deeper than 64 levels"),
     ({"version": "1"}, "x.lock.json: `version` must be a JSON integer, not string ('1')"),
-    ({"version": 2}, "x.lock.json is not a version-1 Debian lockfile; regenerate it"),
-    ({"version": 1}, "x.lock.json: `request` is missing"),
-    ({"version": 1, "request": {"suite": "s", "mirror": "m", "components": "main",
+    ({"version": 1}, "x.lock.json is a version-1 Debian lockfile; this pants-oci reads version 2 "
+                     "(several suites, each package's suite and URL): regenerate it with "
+                     "`pants debian-lock ADDRESS`"),
+    ({"version": 2}, "x.lock.json: `request` is missing"),
+    ({"version": 2, "request": {"sources": [{"suite": "s", "mirror": "m"}], "components": "main",
                                 "architectures": [], "packages": []}},
      "x.lock.json: request: `components` must be a JSON array, not string ('main')"),
     ({**_lock_doc("v"), "packages": []}, "x.lock.json: `packages` must be a JSON object, not "
@@ -541,11 +545,15 @@ PKG = {"name": "a", "version": "1", "architecture": "all", "filename": "pool/a.d
      "is not a relative pool path"),
     ({**_lock_doc("v"), "packages": {"amd64": [{k: v for k, v in PKG.items() if k != "version"}]}},
      "x.lock.json: packages.amd64: a: `version` is missing"),
-    ({**_lock_doc(None)}, "x.lock.json: `inrelease_signature` is missing"),  # type: ignore[arg-type]
+    ({**_lock_doc(None)}, "x.lock.json: sources: `inrelease_signature` is missing"),  # type: ignore[arg-type]
+    ({**_lock_doc("v"), "packages": {"amd64": [{**PKG, "suite": "other"}]}},
+     "x.lock.json: packages.amd64: a: the suite 'other' is not one of the lockfile's `sources`"),
+    ({**_lock_doc("v"), "sources": []}, "x.lock.json: sources: lists no suite"),
 ], ids=[
     'array', 'not-json', 'deep', 'version-string', 'version-2', 'no-request',
     'components-string', 'packages-array', 'arch-object', 'entry-string', 'size-string',
-    'sha256-short', 'filename-dotdot', 'filename-dash', 'no-version', 'no-signature'])
+    'sha256-short', 'filename-dotdot', 'filename-dash', 'no-version', 'no-signature',
+    'unknown-suite', 'no-sources'])
 def test_bad_lockfile_is_an_error(doc: object, message: str) -> None:
     data = doc if isinstance(doc, bytes) else lockfile.dumps(doc)  # type: ignore[arg-type]
     with pytest.raises(OciBuildError) as err:
@@ -554,8 +562,8 @@ def test_bad_lockfile_is_an_error(doc: object, message: str) -> None:
 
 
 def test_stale_check_of_a_request_that_is_not_an_object() -> None:
-    with pytest.raises(OciBuildError, match="x is stale: packages, suite changed"):
-        lockfile.check_current({"request": ["x"]}, {"suite": "s", "packages": []}, "x", "fix")
+    with pytest.raises(OciBuildError, match="x is stale: packages, sources changed"):
+        lockfile.check_current({"request": ["x"]}, {"sources": [], "packages": []}, "x", "fix")
 
 
 def test_allowed_unsigned_repository_without_inrelease(repo: DebianRepo,

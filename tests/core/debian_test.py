@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import lzma
 import tarfile
@@ -11,7 +12,9 @@ import pytest
 
 from ocibuild.debian import layers
 from ocibuild.debian.control import Relation, paragraphs, parse_relations
-from ocibuild.debian.repository import Mirror
+from ocibuild.debian.changes import diff, pending
+from ocibuild.debian.fallback import check_template, fallback_urls
+from ocibuild.debian.repository import Mirror, parse_release, snapshot_timestamp
 from ocibuild.debian.resolve import Index, Package, resolve
 from ocibuild.debian.version import compare
 from ocibuild.errors import OciBuildError
@@ -154,3 +157,77 @@ def test_bad_signature_and_tampered_index(tmp_path: Path) -> None:
         index.write_bytes(lzma.compress(b"Package: evil\n"))
         with pytest.raises(OciBuildError, match="does not match the SHA256 in InRelease"):
             mirror.packages(release, "main", "amd64")
+
+
+# --- several suites, fallbacks, changes --------------------------------------------------------
+
+
+def _in(suite: str, name: str, version: str) -> Package:
+    return dataclasses.replace(_pkg(name, version), suite=suite, mirror=f"http://m/{suite}")
+
+
+def test_the_highest_version_of_any_suite_wins_and_the_first_suite_of_equal_ones() -> None:
+    index = Index([_in("trixie", "libssl", "3.5.1-1"), _in("trixie", "zlib", "1.3"),
+                   _in("trixie-security", "libssl", "3.5.1-1+deb13u1"),
+                   _in("trixie-updates", "zlib", "1.3"), _in("trixie-updates", "tzdata", "1~")])
+    chosen = resolve(index, ["libssl", "zlib", "tzdata"], "t")
+    assert [(p.name, p.version, p.suite) for p in chosen] == [
+        ("libssl", "3.5.1-1+deb13u1", "trixie-security"), ("tzdata", "1~", "trixie-updates"),
+        ("zlib", "1.3", "trixie")]
+    assert chosen[0].to_lock() == {
+        "name": "libssl", "version": "3.5.1-1+deb13u1", "architecture": "amd64",
+        "filename": "pool/libssl.deb", "size": 1, "sha256": "0" * 64,
+        "suite": "trixie-security", "url": "http://m/trixie-security/pool/libssl.deb"}
+
+
+def test_snapshot_timestamp_of_a_release_date() -> None:
+    assert snapshot_timestamp("Sat, 08 Nov 2025 10:32:11 UTC") == "20251108T103211Z"
+    assert snapshot_timestamp("Sat, 08 Nov 2025 12:32:11 +0200") == "20251108T103211Z"
+    assert snapshot_timestamp("") == snapshot_timestamp("yesterday") == ""
+    release = parse_release("Suite: s\nDate: Sat, 08 Nov 2025 10:32:11 UTC\nSHA256:\n "
+                            + "a" * 64 + " 1 main/binary-amd64/Packages\n", "s", "sig")
+    assert (release.date, release.timestamp) == ("Sat, 08 Nov 2025 10:32:11 UTC", "20251108T103211Z")
+
+
+def test_fallback_urls_fill_the_templates_in_order() -> None:
+    source = {"suite": "trixie-security", "mirror": "http://deb.debian.org/debian-security/",
+              "timestamp": "20251108T103211Z"}
+    assert fallback_urls(["https://snapshot.debian.org/archive/{archive}/{timestamp}/",
+                          "http://cache.internal/{suite}"], source, "pool/a.deb") == [
+        "https://snapshot.debian.org/archive/debian-security/20251108T103211Z/pool/a.deb",
+        "http://cache.internal/trixie-security/pool/a.deb"]
+    # No recorded timestamp: the templates that need one are skipped.
+    assert fallback_urls(["http://s/{timestamp}", "http://c"], {**source, "timestamp": ""},
+                         "p.deb") == ["http://c/p.deb"]
+    check_template("http://s/{archive}/{timestamp}", "w")
+    with pytest.raises(OciBuildError) as err:
+        check_template("http://s/{date}", "[oci].debian_fallback_mirrors")
+    assert str(err.value) == ("[oci].debian_fallback_mirrors: the fallback mirror "
+                              "'http://s/{date}' uses {date}; the placeholders are {archive}, "
+                              "{suite}, {timestamp}")
+    for bad in ("ftp://s", "http://s/{", "http://s/{0}"):
+        with pytest.raises(OciBuildError):
+            check_template(bad, "w")
+
+
+def _doc(**versions: str) -> dict:
+    return {"packages": {"amd64": [{"name": n.replace("_", "-"), "version": v, "suite": "s"}
+                                   for n, v in versions.items()]}}
+
+
+def test_diff_of_two_lockfiles() -> None:
+    old, new = _doc(a="1", b="2", c="3"), _doc(a="1.1", b="1", d="4")
+    assert diff(old, new) == ["amd64: upgraded a 1 -> 1.1 (s)", "amd64: downgraded b 2 -> 1 (s)",
+                              "amd64: removed c 3", "amd64: added d 4 (s)"]
+    assert diff(None, _doc(a="1")) == ["amd64: added a 1 (s)"]
+    assert diff(new, new) == []
+    assert diff({"packages": "junk"}, _doc(a="1")) == ["amd64: added a 1 (s)"]
+
+
+def test_pending_updates_of_a_lockfile() -> None:
+    index = Index([_in("trixie", "a", "1"), _in("trixie-security", "a", "1+deb13u1"),
+                   _in("trixie", "b", "2")])
+    assert pending(_doc(a="1", b="2"), {"amd64": index}) == [
+        "amd64: a 1 -> 1+deb13u1 (trixie-security)"]
+    assert pending(_doc(a="1+deb13u1", b="2"), {"amd64": index}) == []
+    assert pending(_doc(gone="1"), {"amd64": index}) == []

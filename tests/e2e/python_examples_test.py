@@ -18,8 +18,8 @@ def test_python_examples_run(tmp_path: Path) -> None:
     hello_meta = json.loads((dist / f"{HELLO}.json").read_text())
     cli_meta = json.loads((dist / f"{CLI}.json").read_text())
     base = [layer["digest"] for layer in hello_meta["layers"] if layer["from_base"]]
-    # 41 packages in the default budget of 8 layers (6 alone, 2 shared), + the root and
-    # config layers, shared as they are by both apps.
+    # 34 packages (trixie, one from trixie-security) in the default budget of 8 layers (6
+    # alone, 2 shared), + the root and config layers, shared as they are by both apps.
     assert len(base) == 8 + 2
     assert [layer["digest"] for layer in cli_meta["layers"] if layer["from_base"]] == base
 
@@ -27,15 +27,15 @@ def test_python_examples_run(tmp_path: Path) -> None:
     env = {"PEX_ROOT": "/tmp/pex", "PATH": "/usr/bin:/bin"}
     done = run_in_rootfs(rootfs, ["/usr/bin/python3", "/app/app.pex", "e2e"], env=env)
     lines = done.stdout.splitlines()
-    assert lines[0] == "hello e2e from Python 3.11.2 as uid 0", done.stderr
+    assert lines[0] == "hello e2e from Python 3.13.5 as uid 0", done.stderr
     assert lines[1].startswith("CA bundle: /usr/lib/ssl/cert.pem (")
     stdlib = run_in_rootfs(rootfs, ["/usr/bin/python3", "-c",
                                     "import json, sqlite3, ssl, zoneinfo; print(ssl.OPENSSL_VERSION)"],
                            env=env)
-    assert stdlib.stdout.startswith("OpenSSL 3.0."), stdlib.stderr
+    assert stdlib.stdout.startswith("OpenSSL 3.5."), stdlib.stderr
     status = sorted(p.name for p in (rootfs / "var/lib/dpkg/status.d").iterdir())
     assert "python3-minimal" in status and "libc6" in status and "libc6.md5sums" in status
-    assert (rootfs / "bin").is_symlink() and (rootfs / "usr/bin/python3.11").is_file()
+    assert (rootfs / "bin").is_symlink() and (rootfs / "usr/bin/python3.13").is_file()
 
     # podman runs the OCI layout in dist/ with the image's own entrypoint, user and env.
     ran = podman_load_and_run(dist / CLI, ["--count", "1", "podman"],
@@ -44,20 +44,30 @@ def test_python_examples_run(tmp_path: Path) -> None:
 
 
 def test_lock_against_real_debian_indexes(tmp_path: Path) -> None:
-    """`pants debian-lock` on the real bookworm InRelease and Packages indexes (served from
-    the test cache on 127.0.0.1): the real signature, real index, same closure as committed."""
+    """`pants debian-lock` on the real trixie, trixie-updates and trixie-security InRelease and
+    Packages indexes (served from the test cache on 127.0.0.1): the real signatures, real
+    indexes, same closure as committed; then `--check` against the same indexes."""
     repo = copy_repo(tmp_path / "repo")
     lock_path = repo / "examples/python-base/python-base.lock.json"
     committed = json.loads(lock_path.read_text())
     lock_path.unlink()
     result = run_pants(repo, "debian-lock", "examples/python-base:python-base")
-    assert "InRelease signature verified by gpgv with /usr/share/keyrings/debian-archive-keyring.gpg" \
-        in result.stdout
+    for suite in ("trixie", "trixie-updates", "trixie-security"):
+        assert (f"{suite}: InRelease signature verified by gpgv with "
+                "/usr/share/keyrings/debian-archive-keyring.gpg") in result.stdout
     relocked = json.loads(lock_path.read_text())
     assert relocked["request"] == committed["request"]
+    assert [s["suite"] for s in relocked["sources"]] == ["trixie", "trixie-updates",
+                                                         "trixie-security"]
     for arch in ("amd64", "arm64"):
         assert [p["name"] for p in relocked["packages"][arch]] == \
             [p["name"] for p in committed["packages"][arch]]
+        # URLs name the real mirrors (as the BUILD file does), not the loopback one.
+        assert {p["url"].split("/pool/")[0] for p in relocked["packages"][arch]} <= {
+            "http://deb.debian.org/debian", "http://deb.debian.org/debian-security"}
+    check = run_pants(repo, "debian-lock", "--check", "examples/python-base:python-base")
+    assert "examples/python-base:python-base: examples/python-base/python-base.lock.json is " \
+        "up to date" in check.stdout
 
 
 def test_a_code_change_changes_only_the_sources_layer(tmp_path: Path) -> None:

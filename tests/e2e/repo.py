@@ -56,7 +56,8 @@ def debian_mirror_env(source: Path = Path.cwd()) -> Dict[str, str]:
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         _debian_mirror = f"http://127.0.0.1:{server.server_address[1]}"
-    mirrors = {json.loads(lock.read_text())["request"]["mirror"]: _debian_mirror for lock in locks}
+    mirrors = {source["mirror"]: _debian_mirror for lock in locks
+               for source in json.loads(lock.read_text())["request"]["sources"]}
     return {"PANTS_OCI_DEBIAN_MIRRORS": repr(mirrors)}
 
 

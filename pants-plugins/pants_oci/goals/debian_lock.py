@@ -1,7 +1,8 @@
 """`pants debian-lock`: resolve each `debian_packages` target and write its lockfile.
 
 Like `pants generate-lockfiles` for Python: the only step that reads the mirror's indexes.
-InRelease's signature is checked with gpgv and the target's `keyring` (default: the Debian
+A target may name several suites (`sources`), each read and verified on its own and
+resolved together. Each InRelease's signature is checked with gpgv and the target's `keyring` (default: the Debian
 archive keyring), and only the text gpgv verified is read; no keyring or no gpgv stops the
 lock unless the target sets `allow_unsigned_index=True`. The lockfile records which. The
 Packages indexes are checked against InRelease.
@@ -10,11 +11,15 @@ Packages indexes are checked against InRelease.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional
 
 from ocibuild.debian import lockfile
+from ocibuild.debian.changes import diff, pending
 from ocibuild.debian.repository import Mirror
-from ocibuild.debian.resolve import resolve
+from ocibuild.debian.resolve import Index, resolve
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import load_json
 from pants.base.build_root import BuildRoot
 from pants.engine.console import Console
 from pants.engine.fs import CreateDigest, Digest, FileContent, Workspace
@@ -22,6 +27,8 @@ from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.rules import Get, collect_rules, goal_rule
 from pants.engine.target import Targets
 from pants.option.global_options import NamedCachesDirOption
+from pants.option.option_types import BoolOption
+from pants.util.strutil import help_text
 
 from pants_oci.subsystems.oci import OciSubsystem
 from pants_oci.target_types import DebianAllowUnsignedIndexField, DebianPackagesTarget
@@ -32,9 +39,26 @@ INDEX_CACHE = "pants_oci/debian-indexes"
 
 class DebianLockSubsystem(GoalSubsystem):
     name = "debian-lock"
-    help = (
-        "Resolve the packages of each given `debian_packages` target against its suite and "
-        "write its lockfile, e.g. `pants debian-lock //:python-base` or `pants debian-lock ::`."
+    help = help_text(
+        """
+        Resolve the packages of each given `debian_packages` target against its suites and
+        write its lockfile, e.g. `pants debian-lock //:python-base` or `pants debian-lock ::`,
+        printing what changed (packages added, removed, upgraded or downgraded, per
+        architecture). With `--check`, write nothing and fail when a suite has a newer version
+        of a locked package (e.g. a pending security update).
+        """
+    )
+
+    check = BoolOption(
+        default=False,
+        help=help_text(
+            """
+            Write nothing; exit 1 when any suite has a newer version of a locked package
+            (listing each: architecture, package, locked and newer version, suite), or when a
+            lockfile is missing or stale, and 0 when every lockfile is current. For CI:
+            `pants debian-lock --check ::` fails once a security update is published.
+            """
+        ),
     )
 
 
@@ -43,27 +67,79 @@ class DebianLock(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-def lock(target: DebianPackagesTarget, cache_dir: str, build_root: str, oci: OciSubsystem
-         ) -> tuple[bytes, str]:
+@dataclass(frozen=True)
+class Resolved:
+    request: dict
+    sources: tuple  # per suite: the lockfile's `sources` entry
+    indexes: Dict[str, Index]  # per architecture, all suites together
+
+    def document(self, target: DebianPackagesTarget) -> dict:
+        resolved = {arch: resolve(index, self.request["packages"], f"{target.address} ({arch})")
+                    for arch, index in self.indexes.items()}
+        return lockfile.document(self.request, self.sources, resolved)
+
+
+def read_suites(target: DebianPackagesTarget, cache_dir: str, build_root: str,
+                oci: OciSubsystem) -> Resolved:
+    """Every suite's verified InRelease and Packages indexes, merged per architecture."""
     request = lock_request(target)
-    keyring = target.keyring_path()
-    # The lockfile names the keyring as the BUILD file does (relative to the build root),
-    # so it does not change from one checkout to another.
-    mirror = Mirror(oci.debian_mirror(request["mirror"]), request["suite"], cache_dir,
-                    os.path.join(build_root, keyring) if keyring else None,
-                    allow_unsigned=target[DebianAllowUnsignedIndexField].value,
-                    keyring_name=keyring)
-    release = mirror.release()
-    resolved = {}
-    for arch in request["architectures"]:
-        index = mirror.index(release, request["components"], arch)
-        resolved[arch] = resolve(index, request["packages"], f"{target.address} ({arch})")
-    summary = ", ".join(
-        f"{len(pkgs)} packages for {arch} ({sum(p.size for p in pkgs) / 1e6:.1f} MB)"
-        for arch, pkgs in resolved.items()
-    )
-    doc = lockfile.document(request, release.signature, resolved)
-    return lockfile.dumps(doc), f"{summary}; InRelease signature {release.signature}"
+    allow_unsigned = target[DebianAllowUnsignedIndexField].value
+    sources, packages = [], {arch: [] for arch in request["architectures"]}
+    for source in target.debian_sources():
+        keyring = source["keyring"]
+        # The lockfile names the keyring as the BUILD file does (relative to the build root),
+        # so it does not change from one checkout to another.
+        mirror = Mirror(oci.debian_mirror(source["mirror"]), source["suite"], cache_dir,
+                        os.path.join(build_root, keyring) if keyring else None,
+                        allow_unsigned=allow_unsigned, keyring_name=keyring,
+                        origin=source["mirror"])
+        try:
+            release = mirror.release()
+            for arch in request["architectures"]:
+                for component in request["components"]:
+                    packages[arch] += mirror.packages(release, component, arch)
+        except OciBuildError as err:
+            raise OciBuildError(f"suite {source['suite']}: {err}") from None
+        sources.append({"suite": source["suite"], "mirror": mirror.origin,
+                        "inrelease_signature": release.signature, "date": release.date,
+                        "timestamp": release.timestamp})
+    return Resolved(request, tuple(sources), {a: Index(p) for a, p in packages.items()})
+
+
+def summary(doc: dict) -> str:
+    sizes = ", ".join(f"{len(pkgs)} packages for {arch} ({sum(p['size'] for p in pkgs) / 1e6:.1f} MB)"
+                      for arch, pkgs in doc["packages"].items())
+    signatures = "; ".join(f"{s['suite']}: InRelease signature {s['inrelease_signature']}"
+                           for s in doc["sources"])
+    return f"{sizes}; {signatures}"
+
+
+def previous_lock(path: str) -> Optional[dict]:
+    """The lockfile now at `path` (any version), for the report only; None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return load_json(f.read(), path, max_bytes=lockfile.MAX_BYTES)
+    except (OSError, OciBuildError):
+        return None
+
+
+def check(target: DebianPackagesTarget, resolved: Resolved, build_root: str) -> List[str]:
+    """Why the target's lockfile is not current: newer versions, or a missing or stale
+    lockfile; empty when it is current."""
+    path = target.lockfile_path()
+    fix = f"pants debian-lock {target.address}"
+    try:
+        with open(os.path.join(build_root, path), "rb") as f:
+            doc = lockfile.load(f.read(), path, fix)
+    except FileNotFoundError:
+        return [f"no lockfile at {path}; create it with `{fix}`"]
+    except OciBuildError as err:
+        return [str(err)]
+    try:
+        lockfile.check_current(doc, resolved.request, path, fix)
+    except OciBuildError as err:
+        return [str(err)]
+    return pending(doc, resolved.indexes)
 
 
 @goal_rule
@@ -74,24 +150,42 @@ async def debian_lock(
     named_caches: NamedCachesDirOption,
     build_root: BuildRoot,
     oci: OciSubsystem,
+    subsystem: DebianLockSubsystem,
 ) -> DebianLock:
     chosen = [t for t in targets if isinstance(t, DebianPackagesTarget)]
     if not chosen:
         console.print_stderr("No debian_packages targets among the given addresses.")
         return DebianLock(exit_code=0)
     cache_dir = os.path.join(str(named_caches.val), INDEX_CACHE)
-    written = []
+    written, outdated = [], 0
     for target in chosen:
+        path = target.lockfile_path()
         try:
-            content, summary = lock(target, cache_dir, build_root.path, oci)
+            resolved = read_suites(target, cache_dir, build_root.path, oci)
+            if subsystem.check:
+                problems = check(target, resolved, build_root.path)
+                outdated += bool(problems)
+                verdict = (f"{len(problems)} newer or out of date:" if problems
+                           else "up to date")
+                console.print_stdout(f"{target.address}: {path} is {verdict}")
+                for line in problems:
+                    console.print_stdout(f"  {line}")
+                continue
+            doc = resolved.document(target)
         except OciBuildError as err:
             console.print_stderr(f"{target.address}: {err}")
             return DebianLock(exit_code=1)
-        path = target.lockfile_path()
-        written.append(FileContent(path, content))
-        console.print_stdout(f"{target.address}: wrote {path}: {summary}")
-    workspace.write_digest(await Get(Digest, CreateDigest(written)))
-    return DebianLock(exit_code=0)
+        written.append(FileContent(path, lockfile.dumps(doc)))
+        console.print_stdout(f"{target.address}: wrote {path}: {summary(doc)}")
+        previous = previous_lock(os.path.join(build_root.path, path))
+        changes = diff(previous, doc)
+        console.print_stdout(f"  {'changes' if previous else 'new lockfile'}: "
+                             f"{len(changes) if changes or not previous else 'none'}")
+        for line in changes:
+            console.print_stdout(f"  {line}")
+    if written:
+        workspace.write_digest(await Get(Digest, CreateDigest(written)))
+    return DebianLock(exit_code=1 if outdated else 0)
 
 
 def rules():

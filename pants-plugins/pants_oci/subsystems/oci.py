@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from ocibuild.debian.fallback import check_template
+from ocibuild.errors import OciBuildError
 from pants.option.option_types import DictOption, StrListOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
@@ -68,8 +70,37 @@ class OciSubsystem(Subsystem):
         ),
     )
 
+    debian_fallback_mirrors = StrListOption(
+        help=help_text(
+            """
+            Where `pants package` looks for a locked `debian_packages` file that its mirror no
+            longer has, in order, after the target's own `fallback_mirrors`: URL templates
+            with `{timestamp}` (the suite's InRelease `Date` recorded at lock time, as
+            `20251108T103211Z`), `{archive}` (the last path segment of the suite's mirror:
+            `debian`, `debian-security`) and `{suite}`; the pool path is appended:
+
+                [oci]
+                debian_fallback_mirrors = [
+                  "https://snapshot.debian.org/archive/{archive}/{timestamp}",
+                ]
+
+            Every file is still checked against the locked SHA-256 and size; `[oci].debian_mirrors`
+            does not rewrite these URLs.
+            """
+        ),
+    )
+
     def debian_mirror(self, url: str) -> str:
         return debian_mirror(self.debian_mirrors, url)
+
+    def debian_fallbacks(self) -> Tuple[str, ...]:
+        """`debian_fallback_mirrors`, each checked (a ValueError naming the option)."""
+        for template in self.debian_fallback_mirrors:
+            try:
+                check_template(template, "[oci].debian_fallback_mirrors")
+            except OciBuildError as err:
+                raise ValueError(str(err)) from err
+        return tuple(self.debian_fallback_mirrors)
 
     def registries(self) -> Dict[str, "Registry"]:
         return {alias: Registry.from_option(alias, raw) for alias, raw in self._registries.items()}

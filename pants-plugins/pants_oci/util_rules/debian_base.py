@@ -1,7 +1,9 @@
 """A `debian_packages` base: the locked .deb files as layers, assembled into an OCI layout.
 
 Every locked file is fetched by Pants' downloader, which checks SHA-256 and size and caches
-by digest (so a package is downloaded once for all bases and machines sharing the cache).
+by digest (so a package is downloaded once for all bases and machines sharing the cache):
+from its suite's mirror, else from each fallback mirror in turn (`fallback_mirrors`, then
+`[oci].debian_fallback_mirrors`), each try checked the same way.
 The packages are grouped into at most `max_layers` layers (`ocibuild.debian.grouping`: the
 largest alone, the rest in name-hashed buckets); each group becomes a layer in its own cached
 `ocibuild debian-layer` process, keyed by its .debs' digests (and file names) alone: an
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from ocibuild.assemble import DEFAULT_PLATFORM
 from ocibuild.debian import lockfile
+from ocibuild.debian.fallback import fallback_urls
 from ocibuild.debian.grouping import group_packages
 from ocibuild.errors import OciBuildError
 from ocibuild.platform import parse_platform
@@ -48,11 +51,10 @@ from pants_oci.target_types import (
     DebianAllowUnsignedIndexField,
     DebianArchitecturesField,
     DebianComponentsField,
+    DebianFallbackMirrorsField,
     DebianMaxLayersField,
-    DebianMirrorField,
     DebianPackagesField,
     DebianPackagesTarget,
-    DebianSuiteField,
 )
 from pants_oci.util_rules.base_image import BaseImage, DebianBaseRequest, OciBaseError
 from pants_oci.util_rules.layers import BuiltLayer
@@ -62,12 +64,17 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def lock_request(target: DebianPackagesTarget) -> dict:
     return lockfile.request_of(
-        suite=target[DebianSuiteField].value,
-        mirror=target[DebianMirrorField].value,
+        sources=target.debian_sources(),
         components=target[DebianComponentsField].value,
         architectures=target[DebianArchitecturesField].value,
         packages=target[DebianPackagesField].value,
     )
+
+
+def release_suite(doc: dict) -> str:
+    """The suite that names the release (`trixie` of trixie, -updates and -security): the
+    first source, as in sources.list. It decides /etc/os-release when base-files is absent."""
+    return str(doc["request"]["sources"][0]["suite"])
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ async def debian_layer(request: DebianLayerRequest, compressor: Compressor) -> B
 
 @dataclass(frozen=True)
 class DebDownload:
-    url: str
+    urls: tuple[str, ...]  # the primary mirror's, then each fallback's
     sha256: str
     size: int
     origin: str
@@ -117,18 +124,34 @@ class DownloadedDeb:
 
 @rule(desc="Download a Debian package", level=LogLevel.DEBUG)
 async def download_deb(request: DebDownload) -> DownloadedDeb:
-    try:
-        digest = await Get(
-            Digest, DownloadFile(request.url, FileDigest(request.sha256, request.size))
-        )
-    except EngineError as err:
-        raise OciBaseError(
-            f"{request.origin}: downloading the locked package {request.url} failed: {err}\n"
-            f"A file whose size or SHA-256 differs from {request.lockfile} is refused: the mirror "
-            f"changed it (lock again with `{request.fix}` if that is expected) or something "
-            "between corrupts it."
-        ) from err
-    return DownloadedDeb(digest)
+    """The first of `urls` that serves the locked bytes: each try is checked against the
+    locked SHA-256 and size, so a fallback can only supply the same file."""
+    failures = []
+    for url in request.urls:
+        try:
+            digest = await Get(Digest, DownloadFile(url, FileDigest(request.sha256, request.size)))
+        except EngineError as err:
+            failures.append(f"{url}: {err}")
+            continue
+        return DownloadedDeb(digest)
+    tried = "\n  ".join(failures)
+    raise OciBaseError(
+        f"{request.origin}: downloading the locked package {request.urls[0]} failed:\n  {tried}\n"
+        f"A file whose size or SHA-256 differs from {request.lockfile} is refused: the mirror "
+        f"changed it (lock again with `{request.fix}` if that is expected) or something "
+        "between corrupts it. A mirror that dropped it: lock again, or add a fallback mirror "
+        "that keeps old files (`fallback_mirrors`, `[oci].debian_fallback_mirrors`, e.g. "
+        '"https://snapshot.debian.org/archive/{archive}/{timestamp}").'
+    )
+
+
+def deb_urls(doc: dict, package: dict, fallbacks: tuple[str, ...], oci: OciSubsystem
+             ) -> tuple[str, ...]:
+    """Where `package` (a lockfile entry) may be fetched, in order: its suite's mirror
+    (through `[oci].debian_mirrors`), then each fallback template."""
+    source = lockfile.source_of(doc, package["suite"])
+    primary = f"{oci.debian_mirror(source['mirror'])}/{package['filename']}"
+    return (primary, *fallback_urls(fallbacks, source, package["filename"]))
 
 
 @rule(desc="Build a base image from Debian packages", level=LogLevel.DEBUG)
@@ -141,7 +164,7 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
     if not found:
         raise OciBaseError(f"{origin}: no lockfile at {path}; create it with `{fix}`")
     try:
-        doc = lockfile.load(found[0].content, path)
+        doc = lockfile.load(found[0].content, path, fix)
         lockfile.check_current(doc, lock_request(target), path, fix)
         lockfile.check_signature(doc, target[DebianAllowUnsignedIndexField].value, path, fix)
         platform = parse_platform(request.platform) if request.platform else DEFAULT_PLATFORM
@@ -149,13 +172,14 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
         packages = lockfile.packages_for(doc, arch, path)
     except OciBuildError as err:
         raise OciBaseError(f"{origin}: {err}") from err
-    mirror = oci.debian_mirror(doc["request"]["mirror"])
+    try:
+        fallbacks = (*(target[DebianFallbackMirrorsField].value or ()), *oci.debian_fallbacks())
+        urls = [deb_urls(doc, p, fallbacks, oci) for p in packages]
+    except ValueError as err:
+        raise OciBaseError(f"{origin}: {err}") from err
     downloads = await MultiGet(
-        Get(
-            DownloadedDeb,
-            DebDownload(f"{mirror}/{p['filename']}", p["sha256"], p["size"], origin, path, fix),
-        )
-        for p in packages
+        Get(DownloadedDeb, DebDownload(u, p["sha256"], p["size"], origin, path, fix))
+        for p, u in zip(packages, urls)
     )
     debs = [d.digest for d in downloads]
     files = [p["filename"].rsplit("/", 1)[-1] for p in packages]
@@ -179,7 +203,7 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
     # alternatives, tzdata, os-release), so it is rebuilt when any package changes; it is small.
     layer_requests.append(
         DebianLayerRequest(
-            ("debian-config-layer", "--suite", doc["request"]["suite"],
+            ("debian-config-layer", "--suite", release_suite(doc),
              *(arg for f in files for arg in ("--deb", f))),
             await Get(Digest, MergeDigests(debs)),
             "/etc/passwd, /etc/group and maintainer-script effects",

@@ -15,6 +15,9 @@ Trust rules (docs/security.md, "Debian mirrors and packages"):
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import email.utils
 import hashlib
 import lzma
 import os
@@ -55,6 +58,26 @@ class Release:
     suite: str
     sha256: Dict[str, Tuple[str, int]]  # path under dists/SUITE/ -> (hex, size)
     signature: str  # lockfile.VERIFIED + keyring and key, or lockfile.UNSIGNED
+    date: str = ""  # the `Date` field, as written ("" when absent)
+
+    @property
+    def timestamp(self) -> str:
+        """`date` as snapshot archives name an instant (`20251108T103211Z`), or ""."""
+        return snapshot_timestamp(self.date)
+
+
+def snapshot_timestamp(date: str) -> str:
+    """An RFC 2822 `Date` (as Release files write it) as `YYYYMMDDTHHMMSSZ` in UTC, or ""
+    when it is absent or not a date (the lockfile then offers no `{timestamp}`)."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return ""
+    if parsed is None:
+        return ""
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.timezone.utc)
+    return parsed.strftime("%Y%m%dT%H%M%SZ")
 
 
 @dataclass(frozen=True)
@@ -200,7 +223,8 @@ def parse_release(text: str, suite: str, signature: str) -> Release:
         sums[match.group(3)] = (match.group(1), int(match.group(2)))
     if not sums:
         raise OciBuildError(f"InRelease of {suite} lists no SHA256 sums")
-    return Release(suite, sums, signature)
+    date = fields.get("Date", "")
+    return Release(suite, sums, signature, date if len(date) < 100 and date.isprintable() else "")
 
 
 def _decompress_xz(data: bytes, url: str, limit: int) -> bytes:
@@ -219,12 +243,15 @@ def _decompress_xz(data: bytes, url: str, limit: int) -> bytes:
 class Mirror:
     def __init__(self, url: str, suite: str, cache_dir: Optional[str] = None,
                  keyring: Optional[str] = None, *, allow_unsigned: bool = False,
-                 keyring_name: Optional[str] = None) -> None:
+                 keyring_name: Optional[str] = None, origin: Optional[str] = None) -> None:
         """`keyring`: the keyring file to verify with (default: the Debian archive keyring);
         `keyring_name`: how the lockfile names it (default: its path). `allow_unsigned`
         without `keyring`: read the index without verifying it (InRelease, or Release when
-        the repository has no InRelease)."""
+        the repository has no InRelease). `origin`: the mirror as the BUILD file names it,
+        when `url` is another mirror serving the same files (`[oci].debian_mirrors`); the
+        packages carry it, so lockfiles do not depend on where they were made."""
         self.url = url.rstrip("/")
+        self.origin = (origin or url).rstrip("/")
         self.suite = suite
         self.cache_dir = cache_dir
         self.keyring = keyring or (None if allow_unsigned else _default_keyring())
@@ -296,7 +323,8 @@ class Mirror:
         if suffix == ".xz":
             data = _decompress_xz(data, shown, PACKAGES_MAX_BYTES)
         text = data.decode("utf-8", "replace")
-        return [Package.from_paragraph(p, shown) for p in paragraphs(text)]
+        return [dataclasses.replace(Package.from_paragraph(p, shown), suite=self.suite,
+                                    mirror=self.origin) for p in paragraphs(text)]
 
     def index(self, release: Release, components: Sequence[str], arch: str) -> Index:
         return Index(p for c in components for p in self.packages(release, c, arch))

@@ -1,9 +1,12 @@
-"""Resolve requested packages to their dependency closure in one suite and architecture.
+"""Resolve requested packages to their dependency closure in one architecture, across the
+suites of the index (e.g. trixie, trixie-updates and trixie-security together).
 
 `Pre-Depends` and `Depends` are followed (not `Recommends`, as distroless images want). For
 each dependency group the first alternative that can be satisfied wins, preferring what is
 already chosen; virtual packages resolve through `Provides`. A suite carries one version per
 package, so there is no backtracking: a constraint the chosen version breaks is an error.
+Across suites the highest version of a package wins, as apt does with its default pins (all
+sources equal); between equal versions the first suite listed wins.
 Essential packages are not added implicitly: the image holds exactly the closure.
 
 Index entries are checked where their fields become paths, URLs and digests
@@ -57,6 +60,9 @@ class Package:
     depends: str = ""
     pre_depends: str = ""
     provides: str = ""
+    # Where it comes from: the suite, and its mirror as the BUILD file writes it.
+    suite: str = ""
+    mirror: str = ""
 
     @classmethod
     def from_paragraph(cls, p: Paragraph, where: str = "Packages index") -> "Package":
@@ -76,11 +82,14 @@ class Package:
 
     def to_lock(self) -> dict:
         return {"name": self.name, "version": self.version, "architecture": self.architecture,
-                "filename": self.filename, "size": self.size, "sha256": self.sha256}
+                "filename": self.filename, "size": self.size, "sha256": self.sha256,
+                "suite": self.suite, "url": f"{self.mirror}/{self.filename}"}
 
 
 class Index:
-    """The packages of one architecture (plus `all`), by name and by what they provide."""
+    """The packages of one architecture (plus `all`), by name and by what they provide, from
+    one or more suites: each name's versions best first (the highest; a stable sort, so of
+    equal versions the one added first)."""
 
     def __init__(self, packages: Iterable[Package]) -> None:
         self.by_name: Dict[str, List[Package]] = {}
