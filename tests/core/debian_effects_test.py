@@ -146,6 +146,38 @@ def test_tzdata_localtime_and_timezone(tmp_path: Path) -> None:
     config = _config([no_timezone])
     assert _links(config)["etc/localtime"] == "/usr/share/zoneinfo/Etc/UTC"
     assert "etc/timezone" not in config
+    # trixie's postinst only updates an /etc/timezone that is already there.
+    (tmp_path / "trixie").mkdir()
+    only_existing = _deb(tmp_path / "trixie", "tzdata", zoneinfo,
+                         '#!/bin/sh\nif test -f "$DPKG_ROOT/etc/timezone"; then\n'
+                         '\techo "$TIMEZONE" > "$DPKG_ROOT/etc/timezone"\nfi\n')
+    assert "etc/timezone" not in _config([only_existing])
+
+
+NETBASE_POSTINST = (
+    "#!/bin/sh -e\n\ncreate_hosts_file() {\n  if [ -e /etc/hosts ]; then return 0; fi\n\n"
+    "  cat > /etc/hosts <<-EOF\n\t127.0.0.1\tlocalhost\n"
+    "\t::1\t\tlocalhost ip6-localhost ip6-loopback\n\nEOF\n}\n\n"
+    "create_networks_file() {\n  if [ -e /etc/networks ]; then return 0; fi\n\n"
+    "  cat > /etc/networks <<-EOF\n\tdefault\t\t0.0.0.0\n\nEOF\n}\n"
+)
+
+
+def test_netbase_hosts_and_networks_from_its_postinst(tmp_path: Path) -> None:
+    """trixie's netbase writes /etc/hosts and /etc/networks in postinst instead of shipping
+    them: the config layer writes what the here-document says, tabs stripped as `<<-` does."""
+    netbase = _deb(tmp_path, "netbase", [("file", "./etc/protocols", "ip 0 IP\n")],
+                   NETBASE_POSTINST)
+    config = _config([netbase])
+    assert config["etc/hosts"][1] == (
+        b"127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n\n")
+    assert config["etc/networks"][1] == b"default\t\t0.0.0.0\n\n"
+    # Script text chooses no path: a here-document to anywhere else is ignored.
+    (tmp_path / "other").mkdir()
+    hostile = _deb(tmp_path / "other", "netbase", [("file", "./etc/protocols", "ip\n")],
+                   "#!/bin/sh\ncat > /etc/shadow <<EOF\nroot::0:0\nEOF\n")
+    config = _config([hostile])
+    assert "etc/shadow" not in config and "etc/hosts" not in config
 
 
 def test_os_release_from_the_suite_unless_base_files_ships_it(tmp_path: Path) -> None:

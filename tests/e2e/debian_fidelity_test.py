@@ -117,7 +117,8 @@ def test_root_filesystem_matches_dpkg_but_for_the_allow_list(tmp_path: Path) -> 
     lock = json.loads((repo / LOCK).read_text())
     packages = lock["packages"][arch]
     dpkg = dpkg_reference([DEBIAN_CACHE / p["filename"] for p in packages],
-                          [p["name"] for p in packages], lock["request"]["suite"], arch)
+                          [p["name"] for p in packages],
+                          lock["request"]["sources"][0]["suite"], arch)
 
     assert _differences(ours, dpkg) == []
     # The comparison is not vacuous: every package's files are there, the same in both.

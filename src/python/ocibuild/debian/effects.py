@@ -11,7 +11,10 @@ The config layer (`layers.write_config_layer`) writes these, computed from the .
   expansions (`$VAR`, backquotes) or redirecting dpkg's directories (`--altdir`,
   `--admindir`, `--root`) cannot be evaluated without running the script and is skipped.
 * tzdata: `/etc/localtime` -> `/usr/share/zoneinfo/Etc/UTC` and, when tzdata's postinst
-  writes it, `/etc/timezone` (`Etc/UTC`): what the postinst does with debconf's defaults.
+  writes it on a fresh install (bookworm; trixie only updates an existing one),
+  `/etc/timezone` (`Etc/UTC`): what the postinst does with debconf's defaults.
+* netbase (trixie on): `/etc/hosts` and `/etc/networks`, which its postinst writes from
+  here-documents on a fresh install (only those two paths are taken from the script).
 * `/etc/os-release`: shipped by base-files when it is in the set; otherwise generated from
   the suite (`/usr/lib/os-release` and the `/etc/os-release` link, as base-files lays them
   out), so scanners and programs can tell what the image is.
@@ -218,5 +221,30 @@ def os_release(suite: str) -> bytes:
 
 
 def writes_etc_timezone(tzdata_postinst: bytes) -> bool:
-    """Whether this tzdata's postinst writes /etc/timezone (later releases stopped)."""
-    return re.search(rb'>\s*"?(?:\$\{?DPKG_ROOT\}?)?/etc/timezone\b', tzdata_postinst) is not None
+    """Whether this tzdata's postinst writes /etc/timezone on a fresh install. Later
+    releases (trixie) only update one that exists (`if test -f .../etc/timezone`)."""
+    writes = re.search(rb'>\s*"?(?:\$\{?DPKG_ROOT\}?)?/etc/timezone\b', tzdata_postinst)
+    only_if_there = re.search(rb'(?:test|\[)\s+-[ef]\s+"?(?:\$\{?DPKG_ROOT\}?)?/etc/timezone\b',
+                              tzdata_postinst)
+    return writes is not None and only_if_there is None
+
+
+# netbase (trixie on) creates these in postinst when absent instead of shipping them.
+NETBASE_FILES = ("etc/hosts", "etc/networks")
+
+
+def netbase_files(postinst: bytes) -> List[Tuple[str, bytes]]:
+    """The files netbase's postinst writes on a fresh install, read from its here-documents
+    (`cat > /etc/hosts <<-EOF ... EOF`, leading tabs stripped as `<<-` does). Only the two
+    paths netbase is known to write are taken: script text chooses no path here."""
+    found = []
+    text = postinst.decode("utf-8", "replace")
+    for path in NETBASE_FILES:
+        match = re.search(rf"cat\s*>\s*/{re.escape(path)}\s*<<(-?)\s*'?(\w+)'?\n(.*?)\n\2\n",
+                          text, re.S)
+        if match:
+            body = match.group(3) + "\n"
+            if match.group(1):
+                body = "\n".join(line.lstrip("\t") for line in body.split("\n"))
+            found.append((path, body.encode()))
+    return found

@@ -299,6 +299,11 @@ def _effects(debs: Sequence[str], suite: Optional[str]) -> Tuple[List[Tuple[str,
         links.append(("etc/localtime", effects.ZONEINFO_UTC))
         if effects.writes_etc_timezone(names["tzdata"][1].get("postinst", b"")):
             files.append(("etc/timezone", b"Etc/UTC\n"))
+    if "netbase" in names:
+        shipped = set(paths)
+        files += [(path, data) for path, data in
+                  effects.netbase_files(names["netbase"][1].get("postinst", b""))
+                  if path not in shipped]
     if suite and "etc/os-release" not in paths and "usr/lib/os-release" not in paths:
         files.append(("usr/lib/os-release", effects.os_release(suite)))
         links.append(("etc/os-release", "../usr/lib/os-release"))
