@@ -1,7 +1,7 @@
 """Benchmark the Debian layer budget: one layer per package vs `max_layers` (default 8).
 
     python bench/debian_budget_bench.py [--lockfile examples/python-base/python-base.lock.json]
-        [--debs ~/.cache/pants-oci-tests/debian] [--max-layers 8] [--update libssl3 ...]
+        [--debs ~/.cache/pants-oci-tests/debian] [--max-layers 8] [--update libssl3t64 ...]
 
 For the lockfile's amd64 closure (the .debs as `tests/fetch-example-debs` caches them), builds
 the base both ways with `python -m ocibuild debian-layer`/`assemble`, as `pants package`
@@ -36,6 +36,10 @@ from typing import Dict, List, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src" / "python"), str(REPO)]
+
+from peers_bench import ensure_tool_python  # noqa: E402 (bench/ is the script's sys.path entry)
+
+ensure_tool_python()  # layers need deflate and zstandard, the registry fixture pytest
 
 from ocibuild.debian.grouping import group_packages  # noqa: E402
 from tests.fixtures.registry import start_registry  # noqa: E402
@@ -162,7 +166,7 @@ def main(argv: Sequence[str] = ()) -> int:
         "XDG_CACHE_HOME", Path.home() / ".cache")) / "pants-oci-tests" / "debian"))
     parser.add_argument("--max-layers", type=int, default=8)
     parser.add_argument("--update", action="append",
-                        help="packages to fake an update of (default: libssl3, libsqlite3-0, zlib1g)")
+                        help="packages to fake an update of (default: libssl3t64, libsqlite3-0, zlib1g)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(list(argv) or None)
     lock = json.loads(Path(args.lockfile).read_text())
@@ -194,7 +198,7 @@ def main(argv: Sequence[str] = ()) -> int:
               "log) | update pull s | full pull s |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
         with start_registry(work / "registry") as registry:
-            for package in args.update or ["libssl3", "libsqlite3-0", "zlib1g"]:
+            for package in args.update or ["libssl3t64", "libsqlite3-0", "zlib1g"]:
                 new_deb = fake_update(debs[package], work)
                 new_debs = {**debs, package: new_deb}
                 new_sizes = {**sizes, package: new_deb.stat().st_size}

@@ -20,6 +20,7 @@ shows the median run. Not a test: timing needs a quiet machine.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -37,20 +38,31 @@ SITE_PACKAGES = ("numpy==1.26.4", "pandas==2.2.2", "botocore==1.34.131", "Babel=
 MB = 1_000_000
 
 
+BENCH_EXTRAS = ("pytest",)  # the Debian budget bench starts the tests' registry fixture
+
+
 def ensure_tool_python() -> None:
-    """Re-run under a venv with the core's requirements (zstandard) if this Python lacks them."""
+    """Re-run under a venv with the core's requirements (zstandard, deflate) and pytest if this
+    Python lacks them. The venv is named by what it holds: a new pin gets a new venv."""
     try:
+        import deflate  # noqa: F401
+        import pytest  # noqa: F401
         import zstandard  # noqa: F401
         return
-    except ImportError:
-        pass
-    venv = CACHE / "venv"
+    except ImportError as err:
+        if os.environ.get("PANTS_OCI_BENCH_VENV"):  # already re-run there: never loop
+            raise SystemExit(f"the bench venv {os.environ['PANTS_OCI_BENCH_VENV']} lacks "
+                             f"{err.name}; delete it and run again") from None
+    requirements = HERE.parent / "3rdparty/python/ocibuild-requirements.txt"
+    key = hashlib.sha256(requirements.read_bytes() + repr(BENCH_EXTRAS).encode()).hexdigest()
+    venv = CACHE / f"venv-{key[:12]}"
     python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        requirements = HERE.parent / "3rdparty/python/ocibuild-requirements.txt"
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-                       check=True)
+    if not (venv / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements),
+                        *BENCH_EXTRAS], check=True)
+        (venv / ".complete").touch()
+    os.environ["PANTS_OCI_BENCH_VENV"] = str(venv)
     os.execv(str(python), [str(python), *sys.argv])
 
 
