@@ -21,6 +21,7 @@ from pants.engine.rules import QueryRule
 from pants.testutil.rule_runner import RuleRunner
 
 from pants_oci import register
+from pants_oci.goals.debian_lock import DebianLock
 from pants_oci.goals.package import OciImageFieldSet
 
 # Options the ./pants bootstrap passes in the environment (a local pex tool, the CA bundle).
@@ -86,3 +87,12 @@ def build(runner: RuleRunner, address) -> tuple[BuiltPackage, Path]:
     package = runner.request(BuiltPackage, [OciImageFieldSet.create(target)])
     runner.write_digest(package.digest, path_prefix="dist")
     return package, Path(runner.build_root, "dist")
+
+
+def debian_lock(runner: RuleRunner, address: str = "img:base") -> str:
+    """`pants debian-lock ADDRESS`, which must succeed; then the options again (the goal
+    rule leaves the runner's options set to its own). Its stdout."""
+    result = runner.run_goal_rule(DebianLock, args=[address])
+    configure(runner)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout

@@ -14,8 +14,7 @@ from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild.layout import OciLayout, resolve_image
-from pants_oci.goals.debian_lock import DebianLock
-from tests.backend.conftest import build, configure, make_rule_runner
+from tests.backend.conftest import build, debian_lock, make_rule_runner
 from tests.fixtures.debian_repo import DebianRepo, make_deb
 from tests.fixtures.image_checks import run_in_rootfs, umoci_unpack
 from tests.fixtures.tools import require
@@ -55,12 +54,6 @@ def _runner(repo: DebianRepo, max_layers: str) -> RuleRunner:
     return runner
 
 
-def _lock(runner: RuleRunner) -> None:
-    result = runner.run_goal_rule(DebianLock, args=["img:base"])
-    configure(runner)
-    assert result.exit_code == 0, result.stderr
-
-
 def _layers(runner: RuleRunner, keep: Path) -> list:
     """(digest, created_by) of each layer of the built image, kept in `keep`."""
     _, dist = build(runner, Address("img", target_name="image"))
@@ -73,7 +66,7 @@ def _layers(runner: RuleRunner, keep: Path) -> list:
 def test_max_layers_caps_the_package_layers_and_an_update_changes_one(repo: DebianRepo,
                                                                      tmp_path: Path) -> None:
     runner = _runner(repo, "max_layers=3")
-    _lock(runner)
+    debian_lock(runner)
     before = _layers(runner, tmp_path / "before")
     # root, at most 3 package layers (8 packages), config; the image adds no layer.
     assert len(before) == 5
@@ -94,7 +87,7 @@ def test_max_layers_caps_the_package_layers_and_an_update_changes_one(repo: Debi
     repo.add(make_deb(tmp_path, "libccc", "2.2", arch="all",
                       files={"usr/lib/libccc/id": uuid.uuid4().hex.encode()}))
     repo.publish()
-    _lock(runner)
+    debian_lock(runner)
     after = _layers(runner, tmp_path / "after")
     assert len(after) == len(before)
     new = [h for d, h in after if d not in {d for d, _ in before}]
@@ -104,7 +97,7 @@ def test_max_layers_caps_the_package_layers_and_an_update_changes_one(repo: Debi
 def test_without_max_layers_the_default_budget_applies(repo: DebianRepo,
                                                         tmp_path: Path) -> None:
     runner = _runner(repo, "")
-    _lock(runner)
+    debian_lock(runner)
     # 8 packages, default budget 8: 6 alone, the other 2 in the 2 shared layers (by name hash).
     packages = [h for _, h in _layers(runner, tmp_path / "out")[1:-1]]
     assert 7 <= len(packages) <= 8 and sum(h.count(", ") + 1 for h in packages) == 8

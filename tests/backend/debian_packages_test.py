@@ -18,7 +18,7 @@ from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild.layout import OciLayout, resolve_image
 from pants_oci.goals.debian_lock import DebianLock
-from tests.backend.conftest import build, configure, make_rule_runner
+from tests.backend.conftest import build, configure, debian_lock, make_rule_runner
 from tests.fixtures.debian_repo import DebianRepo, make_deb
 from tests.fixtures.image_checks import run_in_rootfs, umoci_unpack
 from tests.fixtures.tools import require
@@ -61,16 +61,9 @@ def _runner(repo: DebianRepo, packages: list,
     return runner
 
 
-def _lock(runner: RuleRunner) -> str:
-    result = runner.run_goal_rule(DebianLock, args=["img:base"])
-    configure(runner)
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
-
-
 def test_lock_build_and_run(repo: DebianRepo, tmp_path: Path) -> None:
     runner = _runner(repo, ["busybox-test", "ca-certificates"])
-    out = _lock(runner)
+    out = debian_lock(runner)
     assert "img:base: wrote img/base.lock.json: 3 packages for amd64" in out
     # The keyring as the BUILD file names it: the lockfile is the same in every checkout.
     signature = f"verified by gpgv with img/archive-keyring.gpg (key {repo.fingerprint})"
@@ -116,7 +109,7 @@ def test_missing_and_stale_lockfile(repo: DebianRepo) -> None:
     runner = _runner(repo, ["busybox-test"])
     assert ("the debian_packages img:base: no lockfile at img/base.lock.json; create it with "
             "`pants debian-lock img:base`") in _error(runner)
-    _lock(runner)
+    debian_lock(runner)
     runner.write_files({"img/BUILD": Path(runner.build_root, "img/BUILD").read_text().replace(
         "['busybox-test']", "['busybox-test', 'ca-certificates']")})
     assert ("img/base.lock.json is stale: packages changed in the BUILD file since it was "
@@ -133,7 +126,7 @@ def test_unknown_package_fails_the_lock(repo: DebianRepo) -> None:
 
 def test_checksum_mismatch_on_download(repo: DebianRepo, tmp_path: Path) -> None:
     runner = _runner(repo, ["busybox-test"])
-    _lock(runner)
+    debian_lock(runner)
     pool = tmp_path / "mirror/debian/pool/main/libfake_2.1_all.deb"
     pool.write_bytes(pool.read_bytes()[:-1] + b"X")
     message = _error(runner)
@@ -145,7 +138,7 @@ def test_checksum_mismatch_on_download(repo: DebianRepo, tmp_path: Path) -> None
 def test_a_new_lock_changes_the_digest_and_the_same_lock_does_not(repo: DebianRepo,
                                                                    tmp_path: Path) -> None:
     runner = _runner(repo, ["busybox-test"])
-    _lock(runner)
+    debian_lock(runner)
     _, dist = build(runner, Address("img", target_name="image"))
     first = json.loads((dist / "img/image.json").read_text())["manifest_digest"]
     shutil.rmtree(dist)
@@ -156,7 +149,7 @@ def test_a_new_lock_changes_the_digest_and_the_same_lock_does_not(repo: DebianRe
     repo.add(make_deb(tmp_path, "libfake", "2.2", arch="all",
                       files={"usr/lib/libfake/data.txt": b"fake 2.2\n"}))
     repo.publish()
-    _lock(runner)
+    debian_lock(runner)
     lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
     assert {p["name"]: p["version"] for p in lock["packages"]["amd64"]}["libfake"] == "2.2"
     _, dist = build(runner, Address("img", target_name="image"))
@@ -169,7 +162,7 @@ UNSIGNED = "NOT verified: the target allows an unsigned index (allow_unsigned_in
 def test_an_unsigned_index_needs_allow_unsigned_index_to_lock_and_to_build(repo: DebianRepo
                                                                          ) -> None:
     runner = _runner(repo, ["busybox-test"], "allow_unsigned_index=True")
-    assert f"InRelease signature {UNSIGNED}" in _lock(runner)
+    assert f"InRelease signature {UNSIGNED}" in debian_lock(runner)
     lock_path = Path(runner.build_root, "img/base.lock.json")
     locked = lock_path.read_text()
     assert json.loads(locked)["sources"][0]["inrelease_signature"] == UNSIGNED
@@ -229,7 +222,7 @@ def test_several_suites_resolve_together_each_with_its_keyring(repo: DebianRepo,
             '"keyring": "security-keyring.gpg"}]'))
         Path(runner.build_root, "img/security-keyring.gpg").write_bytes(
             security.keyring.read_bytes())
-        out = _lock(runner)
+        out = debian_lock(runner)
         assert (f"testing-security: InRelease signature verified by gpgv with "
                 f"img/security-keyring.gpg (key {security.fingerprint})") in out
         lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
@@ -272,7 +265,7 @@ class _Quiet(SimpleHTTPRequestHandler):
 def test_a_file_the_mirror_dropped_comes_from_a_fallback_mirror(repo: DebianRepo,
                                                                 tmp_path: Path) -> None:
     runner = _runner(repo, ["busybox-test"])
-    _lock(runner)
+    debian_lock(runner)
     lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
     timestamp = lock["sources"][0]["timestamp"]
     # The mirror moves on and drops libfake 2.1 (its bytes are unique to this test, so it is
@@ -303,7 +296,7 @@ def test_a_file_the_mirror_dropped_comes_from_a_fallback_mirror(repo: DebianRepo
 
 def test_bad_fallback_mirror_option_is_an_error(repo: DebianRepo) -> None:
     runner = _runner(repo, ["busybox-test"])
-    _lock(runner)
+    debian_lock(runner)
     configure(runner, ("--oci-debian-fallback-mirrors=['http://s/{date}']",))
     assert ("the debian_packages img:base: [oci].debian_fallback_mirrors: the fallback mirror "
             "'http://s/{date}' uses {date}; the placeholders are {archive}, {suite}, "
@@ -317,7 +310,7 @@ def test_check_fails_on_a_newer_version_and_passes_after_a_new_lock(repo: Debian
     assert missing.exit_code == 1
     assert ("img:base: img/base.lock.json is 1 newer or out of date:\n  no lockfile at "
             "img/base.lock.json; create it with `pants debian-lock img:base`") in missing.stdout
-    _lock(runner)
+    debian_lock(runner)
     lock_path = Path(runner.build_root, "img/base.lock.json")
     locked = lock_path.read_text()
     current = runner.run_goal_rule(DebianLock, args=["--check", "img:base"])
@@ -335,11 +328,11 @@ def test_check_fails_on_a_newer_version_and_passes_after_a_new_lock(repo: Debian
     assert lock_path.read_text() == locked
 
     # A new lock reports the upgrade; then --check passes.
-    out = _lock(runner)
+    out = debian_lock(runner)
     assert "  changes: 1\n  amd64: upgraded libfake 2.1 -> 2.2 (testing)\n" in out
     again = runner.run_goal_rule(DebianLock, args=["--check", "img:base"])
     assert again.exit_code == 0 and "is up to date" in again.stdout
-    unchanged = _lock(runner)
+    unchanged = debian_lock(runner)
     assert "  changes: none\n" in unchanged
 
 
@@ -353,4 +346,4 @@ def test_an_old_lockfile_version_asks_for_a_new_lock(repo: DebianRepo) -> None:
             "`pants debian-lock img:base`") in _error(runner)
     # The report of the new lock compares with whatever was there.
     assert ("  changes: 2\n  amd64: added busybox-test 1.36-1 (testing)\n"
-            "  amd64: added libfake 2.1 (testing)\n") in _lock(runner)
+            "  amd64: added libfake 2.1 (testing)\n") in debian_lock(runner)

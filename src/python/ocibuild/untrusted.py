@@ -131,6 +131,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def shown(text: str, limit: int = 200) -> str:
+    """Text from an untrusted file or server, for a message: quoted when it holds control
+    characters (a terminal would act on them) and cut when long."""
+    return text if text.isprintable() and len(text) <= limit else repr(text[:limit])
+
+
 def os_reason(err: OSError) -> str:
     """"Permission denied", "Is a directory": the reason without errno and path noise."""
     return err.strerror or str(err)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import shown
 
 ALTERNATIVES_DIR = "etc/alternatives"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]{0,254}")
@@ -62,10 +63,6 @@ class Alternative:
     path: str  # absolute, as the script gives it (normalised)
     priority: int
     slaves: Tuple[Tuple[str, str, str], ...]  # (link, name, path)
-
-
-def _show(text: str) -> str:
-    return text if text.isprintable() and len(text) <= 200 else repr(text[:200])
 
 
 def _commands(script: str) -> List[List[str]]:
@@ -103,19 +100,19 @@ def _absolute(value: str, deb: str, command: str, what: str) -> str:
     from ocibuild.debian.layers import _normalize, merged_usr
 
     if not value.startswith("/"):
-        raise OciBuildError(f"{deb}: postinst: `{_show(command)}`: the {what} {_show(value)} is "
+        raise OciBuildError(f"{deb}: postinst: `{shown(command)}`: the {what} {shown(value)} is "
                             "not an absolute path; refusing an alternative that would not land "
                             "where dpkg puts it")
     path = merged_usr(_normalize(value, deb, f"alternative {what}"))
     if not path:
-        raise OciBuildError(f"{deb}: postinst: `{_show(command)}`: the {what} is the root")
+        raise OciBuildError(f"{deb}: postinst: `{shown(command)}`: the {what} is the root")
     return path
 
 
 def _name(value: str, deb: str, command: str) -> str:
     if not _NAME.fullmatch(value):
-        raise OciBuildError(f"{deb}: postinst: `{_show(command)}`: the alternative name "
-                            f"{_show(value)} is not a plain name (letters, digits, `_.+@-`, no "
+        raise OciBuildError(f"{deb}: postinst: `{shown(command)}`: the alternative name "
+                            f"{shown(value)} is not a plain name (letters, digits, `_.+@-`, no "
                             "`/`); it becomes a file name under /etc/alternatives")
     return value
 
@@ -131,12 +128,12 @@ def parse_alternatives(script: str, deb: str) -> List[Alternative]:
             continue
         i = args.index("--install")
         if len(args) < i + 5:
-            raise OciBuildError(f"{deb}: postinst: `{_show(command)}`: --install needs LINK NAME "
+            raise OciBuildError(f"{deb}: postinst: `{shown(command)}`: --install needs LINK NAME "
                                 "PATH PRIORITY")
         link, name, path, priority = args[i + 1:i + 5]
         if not _PRIORITY.fullmatch(priority):
-            raise OciBuildError(f"{deb}: postinst: `{_show(command)}`: the priority "
-                                f"{_show(priority)} is not a whole number")
+            raise OciBuildError(f"{deb}: postinst: `{shown(command)}`: the priority "
+                                f"{shown(priority)} is not a whole number")
         slaves = []
         rest = args[i + 5:]
         while rest:
@@ -144,7 +141,7 @@ def parse_alternatives(script: str, deb: str) -> List[Alternative]:
                 rest = rest[1:]  # another option (--quiet, --force...): no effect on links
                 continue
             if len(rest) < 4:
-                raise OciBuildError(f"{deb}: postinst: `{_show(command)}`: --slave needs LINK "
+                raise OciBuildError(f"{deb}: postinst: `{shown(command)}`: --slave needs LINK "
                                     "NAME PATH")
             slaves.append((_absolute(rest[1], deb, command, "slave link"),
                            _name(rest[2], deb, command),
@@ -203,7 +200,7 @@ def alternative_links(alternatives: Sequence[Alternative],
 def os_release(suite: str) -> bytes:
     """/usr/lib/os-release as base-files of that release writes it."""
     if not _SUITE.fullmatch(suite):
-        raise OciBuildError(f"the suite {_show(suite)} is not a Debian suite name")
+        raise OciBuildError(f"the suite {shown(suite)} is not a Debian suite name")
     number = RELEASES.get(suite)
     lines = []
     if number:

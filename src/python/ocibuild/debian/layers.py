@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO, Dict, List, Optional, Sequence, Set,
 from ocibuild.debian.deb import control_files, member_data, open_tar, read_small
 from ocibuild.debian.resolve import PACKAGE_NAME
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import shown
 
 if TYPE_CHECKING:
     from ocibuild.debian.effects import PackagePath
@@ -45,12 +46,6 @@ def _normalize(name: str, deb: str = "", what: str = "member") -> str:
         raise OciBuildError(f"{deb}: the {what} {name!r} has a `..` component; refusing a "
                             "package that would write outside the image's root")
     return "/".join(parts)
-
-
-def _show(name: str) -> str:
-    """A member name from the archive, for a message: quoted when it holds control
-    characters (a terminal would act on them) and cut when long."""
-    return name if name.isprintable() and len(name) <= 200 else repr(name[:200])
 
 
 def merged_usr(path: str) -> str:
@@ -106,7 +101,7 @@ class _Entries:
             owner = self.symlinks[through]
             where = "earlier in the package" if owner == self.deb else \
                 f"of {owner}, earlier in the layer"
-            raise OciBuildError(f"{self.deb}: {_show(member.name)} lies under {_show(through)}, "
+            raise OciBuildError(f"{self.deb}: {shown(member.name)} lies under {shown(through)}, "
                                 f"a symlink {where}; refusing a path that escapes through a "
                                 "symlink")
         earlier = self.kinds.get(name)
@@ -116,13 +111,13 @@ class _Entries:
             if not (earlier == tarfile.REGTYPE and member.isfile()):
                 owner = self.owners[name]
                 also = "" if owner == self.deb else f" (first in {owner}, earlier in the layer)"
-                raise OciBuildError(f"{self.deb}: {_show(member.name)} appears twice as "
+                raise OciBuildError(f"{self.deb}: {shown(member.name)} appears twice as "
                                     f"different kinds of entry (or as a link){also}; refusing "
                                     "an archive whose result depends on the extractor")
         if member.islnk():
             target = merged_usr(_normalize(member.linkname, self.deb, "hardlink target"))
             if target not in self.regular:
-                raise OciBuildError(f"{self.deb}: {_show(member.name)} is a hardlink to "
+                raise OciBuildError(f"{self.deb}: {shown(member.name)} is a hardlink to "
                                     f"{member.linkname!r}, which is not a regular file earlier "
                                     "in the package")
         if member.issym():
@@ -196,7 +191,7 @@ def _write_package(dest: tarfile.TarFile, entries: _Entries, deb: str, package: 
             name = merged_usr(name)
             if not (member.isdir() or member.issym() or member.islnk() or member.isfile()) \
                     or member.issparse():
-                raise OciBuildError(f"{deb}: {_show(member.name)} is a device, FIFO or sparse "
+                raise OciBuildError(f"{deb}: {shown(member.name)} is a device, FIFO or sparse "
                                     "file; an unprivileged build does not ship those")
             if not entries.admit(name, member):
                 continue

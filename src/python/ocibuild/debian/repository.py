@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import requests
 import urllib3
 
+from ocibuild import untrusted
 from ocibuild.atomic import atomic_write
 from ocibuild.debian.control import paragraphs
 from ocibuild.debian.lockfile import UNSIGNED, VERIFIED
@@ -116,9 +117,9 @@ def _fetch(session: requests.Session, url: str, shown: str, limit: int,
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code != 200:
-            reason = str(response.reason or "")[:100]  # the server's words: short, printable
+            # The server's words: short, printable.
             raise OciBuildError(f"GET {shown}: {response.status_code}: "
-                                f"{reason if reason.isprintable() else repr(reason)}")
+                                f"{untrusted.shown(str(response.reason or ''), 100)}")
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, over "
