@@ -23,8 +23,12 @@ def ok(proc) -> dict:
 
 
 def user_error(proc) -> str:
-    assert proc.returncode == 2
-    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    """The message on stderr, after checking stdout says the same as an error document."""
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    error = json.loads(proc.stdout)
+    assert error == {"version": 1, "kind": "error", "error": "bad-input", "exit_code": 2,
+                     "message": error["message"], "detail": ""}
+    assert proc.stderr == f"ocibuild: error: {error['message']}\n"
     return proc.stderr
 
 
@@ -41,7 +45,7 @@ def test_layer_assemble_docker_archive(tmp_path: Path) -> None:
         "compression": "zstd", "level": 5, "mtime": 1700000000})
     layer = ok(run_ocibuild("layer", "--spec", layer_spec, "--out-dir", "out", cwd=tmp_path))
     assert json.loads((tmp_path / "out/layer.json").read_text()) == layer
-    assert set(layer) == {"mediaType", "digest", "size", "diffID"}
+    assert set(layer) == {"version", "kind", "mediaType", "digest", "size", "diffID"}
     assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
     blob = tmp_path / "out/blobs/sha256" / layer["digest"][7:]
     assert blob.stat().st_size == layer["size"]
@@ -63,7 +67,8 @@ def test_layer_assemble_docker_archive(tmp_path: Path) -> None:
     result = ok(run_ocibuild("docker-archive", "--layout", "image", "--ref-name", "latest",
                              "--repo-tag", "team/app:1.0", "--out", "dist/app.tar",
                              cwd=tmp_path))
-    assert result == {"out": "dist/app.tar", "manifest_digest": meta["manifest_digest"]}
+    assert result == {"version": 1, "kind": "docker-archive-result", "out": "dist/app.tar",
+                      "manifest_digest": meta["manifest_digest"]}
     with tarfile.open(tmp_path / "dist/app.tar") as tar:
         assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["team/app:1.0"]
 
@@ -85,16 +90,16 @@ def test_layer_output_does_not_depend_on_umask_or_cwd_path(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("value, message", [
     ({"mappings": []},
-     "ocibuild: error: the layer spec 's.json' maps no files; give \"mappings\": "
+     "ocibuild: error: the layer spec 's.json': `mappings` maps no files; give "
      "[{\"source\": \"dist/app.pex\", \"dest\": \"app/app.pex\"}]\n"),
     ({"mappings": [{"source": "nope", "dest": "x"}]},
      "ocibuild: error: layer input 'nope' does not exist\n"),
     ({"mappings": [{"source": "in", "dest": "x", "mode": "rwx"}]},
-     "ocibuild: error: the layer spec 's.json' mappings[0]: mode 'rwx' must be an integer or "
-     "an octal string, e.g. \"0755\" or 493\n"),
+     "ocibuild: error: the layer spec 's.json': `mappings[0].mode` 'rwx' must be an integer "
+     "or an octal string, e.g. \"0755\" or 493\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compresion": "zstd"},
      "ocibuild: error: the layer spec 's.json': unknown key(s) compresion; known: mappings, "
-     "compression, level, mtime, compressor, owner, gzip_engine\n"),
+     "compression, level, mtime, owner, compressor, gzip_engine\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compression": "lz4"},
      "ocibuild: error: compression 'lz4': must be gzip, zstd or none, e.g. \"gzip\"\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "mtime": -1},
@@ -164,7 +169,7 @@ def test_layer_owner(tmp_path: Path) -> None:
     assert all(v == (65532, 65533) for k, v in owners.items() if k.startswith("srv/data/"))
     bad = spec(tmp_path / "bad.json", {"mappings": [{"source": "in", "dest": "x"}],
                                        "owner": "nonroot"})
-    assert "owner 'nonroot' must be [UID, GID]" in user_error(
+    assert "`owner` must be a JSON array, not string ('nonroot')" in user_error(
         run_ocibuild("layer", "--spec", bad, "--out-dir", "out2", cwd=tmp_path))
 
 
@@ -199,7 +204,7 @@ def locked(path: Path) -> Path:
 def test_an_unreadable_spec(tmp_path: Path) -> None:
     locked(Path(tmp_path / spec(tmp_path / "s.json", {"mappings": []})))
     proc = run_unprivileged("layer", "--spec", "s.json", "--out-dir", "o", cwd=tmp_path)
-    assert user_error(proc) == "ocibuild: error: cannot read the spec 's.json': Permission denied\n"
+    assert user_error(proc) == "ocibuild: error: cannot read the layer spec 's.json': Permission denied\n"
 
 
 @pytest.mark.parametrize("what", ["file", "directory"])
@@ -270,7 +275,7 @@ def test_an_oversized_spec_is_refused_unread(tmp_path: Path) -> None:
 def test_a_deeply_nested_spec(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text('{"mappings": ' + "[" * 100_000 + "]" * 100_000 + "}")
     proc = run_ocibuild("layer", "--spec", "s.json", "--out-dir", "o", cwd=tmp_path)
-    assert user_error(proc) == ("ocibuild: error: the spec 's.json' nests deeper than 64 "
+    assert user_error(proc) == ("ocibuild: error: the layer spec 's.json' nests deeper than 64 "
                                 "levels: not a document this tool reads\n")
 
 
@@ -322,3 +327,41 @@ def test_an_operating_system_error_is_a_user_error_not_a_traceback(tmp_path: Pat
     proc = run_ocibuild("layer", "--spec", spec(tmp_path / "s.json", {
         "mappings": [{"source": "in", "dest": "app"}]}), "--out-dir", "taken", cwd=tmp_path)
     assert user_error(proc) == "ocibuild: error: 'taken/blobs': Not a directory\n"
+
+
+def test_run_takes_a_typed_request_and_checks_its_version_and_kind(tmp_path: Path) -> None:
+    """`ocibuild run` is what the plugin runs: the request's kind picks the command."""
+    make_tree(tmp_path / "in")
+    request = {"version": 1, "kind": "layer", "mappings": [{"source": "in", "dest": "app"}]}
+    by_run = ok(run_ocibuild("run", "--request", spec(tmp_path / "r.json", request),
+                             "--out-dir", "a", cwd=tmp_path))
+    by_layer = ok(run_ocibuild("layer", "--spec", "r.json", "--out-dir", "b", cwd=tmp_path))
+    assert by_run == by_layer and by_run["kind"] == "layer-descriptor"
+    for bad, message in (
+            ({**request, "version": 2}, "is version 2 of the ocibuild protocol; this ocibuild "
+             "reads version 1"),
+            ({**request, "kind": "lyer"}, "is a 'lyer' document; known: debian-layer, "
+             "docker-archive, layer, push, unpack-layout"),
+            ({**request, "mappings": [{"source": "in", "dest": 7}]},
+             "`mappings[0].dest` must be a JSON string, not integer (7)")):
+        spec(tmp_path / "bad.json", bad)
+        assert message in user_error(run_ocibuild("run", "--request", "bad.json", "--out-dir",
+                                                  "c", cwd=tmp_path))
+
+
+def test_a_crash_is_reported_as_an_error_document_with_its_traceback(tmp_path: Path) -> None:
+    """A bug (here: a request the parser lets through that a command cannot take) is exit 1
+    with the traceback, and the plugin still gets a document saying it was a crash."""
+    proc = run_ocibuild("run", "--request", "/dev/null/x", cwd=tmp_path)
+    assert proc.returncode == 2  # an unreadable request is the user's
+    spec(tmp_path / "r.json", {"kind": "layer", "mappings": [{"source": "x", "dest": "y"}]})
+    crash = subprocess.run(
+        [sys.executable, "-c", "import sys; from ocibuild import cli\n"
+         "cli.RUNNERS['layer'] = (cli.LayerRequest, lambda r, o: 1 / 0)\n"
+         "sys.exit(cli.main(['run', '--request', 'r.json']))"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": SOURCE_ROOT}, capture_output=True,
+        text=True)
+    error = json.loads(crash.stdout)
+    assert (crash.returncode, error["error"], error["exit_code"]) == (1, "crash", 1)
+    assert error["message"] == "ZeroDivisionError: division by zero"
+    assert "Traceback" in error["detail"] and "Traceback" in crash.stderr

@@ -8,6 +8,7 @@ and byte mutations of valid documents and archives."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import atexit
 import contextlib
 import io
@@ -24,7 +25,8 @@ from hypothesis import strategies as st
 
 from ocibuild import canonical_json, mediatypes
 from ocibuild.assemble import assemble_image
-from ocibuild.cli import LAYER_SPEC_KEYS, cmd_layer
+from ocibuild.cli import cmd_layer
+from ocibuild.protocol.layer import LayerRequest
 from ocibuild.digest import EMPTY_DIGEST, hex_of, validate_digest
 from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
@@ -307,7 +309,7 @@ LAYER_SPEC = mostly(st.fixed_dictionaries(
     optional={"compression": mostly(st.sampled_from(["gzip", "zstd", "none"])),
               "level": mostly(st.integers(-2, 25)), "mtime": mostly(st.integers(0, 8**12)),
               "owner": mostly(st.lists(st.integers(-1, 2**32), min_size=2, max_size=2)),
-              "compressor": JSON}), st.dictionaries(st.sampled_from(LAYER_SPEC_KEYS), JSON))
+              "compressor": JSON}), st.dictionaries(st.sampled_from([f.name for f in dataclasses.fields(LayerRequest)]), JSON))
 
 
 @settings(FUZZ, max_examples=200)

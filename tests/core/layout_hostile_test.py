@@ -194,7 +194,7 @@ def test_a_wrongly_typed_base_through_the_cli_is_exit_2_naming_blob_and_field(
     (tmp_path / "spec.json").write_text(json.dumps(
         {"base": {"layout": "base", "name": "//:base"}, "layers": []}))
     proc = run_ocibuild("assemble", "--spec", "spec.json", "--out-dir", "out", cwd=tmp_path)
-    assert (proc.returncode, proc.stdout) == (2, "")
+    assert (proc.returncode, json.loads(proc.stdout)["error"]) == (2, "bad-input")
     assert proc.stderr == (
         f"ocibuild: error: the base '//:base' (layout 'base', config blob {h.config}), in "
         "`config`: `Env` must be a JSON array, not string ('PATH=/bin')\n")

@@ -8,7 +8,9 @@
                "gzip_engine": null | "libdeflate" | "zlib" (null: libdeflate, the same bytes on
                every machine; zlib: the Python's own zlib, whose bytes depend on its build)}
         Writes OUT/blobs/sha256/<hex> and OUT/layer.json {"mediaType", "digest", "size",
-        "diffID"}, and prints the latter.
+        "diffID"}, and prints the latter. (SPEC is a `LayerRequest`: ocibuild.protocol.layer.)
+    ocibuild run --request REQUEST.json [--out-dir OUT]   (what the Pants plugin runs: a typed,
+        versioned request document of ocibuild.protocol, whose "kind" names the command)
     ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
     ocibuild docker-archive --layout DIR [--ref-name NAME] --repo-tag REPO:TAG ... --out F.tar
     ocibuild unpack-layout --archive F.tar --out-dir DIR  (an OCI archive into a layout)
@@ -20,13 +22,14 @@
     Registry commands take --insecure (plain HTTP) and --ca-cert PEM; credentials are looked
     up as docker and podman do (see ocibuild/registry/credentials.py).
 
-Prints a JSON result on stdout. Exit codes: 0 done; 2 bad input (including an unreadable
-input file and any other operating-system error, e.g. a full disk), with `ocibuild: error:
-<message>` on stderr; 1 a crash, which is a bug in ocibuild; 128 + N when stopped by signal
+Prints a JSON result on stdout; on failure an `ErrorResult` document (ocibuild.protocol.error)
+instead. Exit codes: 0 done; 2 bad input (including an unreadable input file and any other
+operating-system error, e.g. a full disk), with `ocibuild: error: <message>` on stderr; 1 a
+crash, which is a bug in ocibuild, with the traceback on stderr; 128 + N when stopped by signal
 N (SIGTERM 143, SIGINT 130, SIGHUP 129), with `ocibuild: interrupted` on stderr. A signal
 unwinds the command like an error, so its temp files are removed; a second signal during
 that cleanup stops the process at once, and a later run sweeps what it left (see
-`ocibuild.atomic`). Specs are read capped (`MAX_SPEC`) and type-checked.
+`ocibuild.atomic`). Requests are read capped (`MAX_DOCUMENT`) and type-checked.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import json
 import os
 import signal
 import sys
-from typing import Iterator, List, Optional
+import traceback
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 # Each command imports what only it needs: a layer process (the most frequent, one per layer)
 # should not pay for the image model, layouts and the registry client at start-up.
@@ -45,48 +49,21 @@ from ocibuild import canonical_json
 from ocibuild.atomic import atomic_write
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.builder import build_layer
-from ocibuild.layer.compression import GZIP, compressor_version
+from ocibuild.layer.compression import compressor_version
 from ocibuild.layer.entries import collect_entries, owned_by, parse_mapping
-from ocibuild.untrusted import field, load_json_file, local_path, os_reason
+from ocibuild.protocol import debian
+from ocibuild.protocol.archive import (DockerArchiveRequest, DockerArchiveResult,
+                                       UnpackLayoutRequest, UnpackLayoutResult)
+from ocibuild.protocol.debian import DebianLayerRequest
+from ocibuild.protocol.document import MAX_DOCUMENT, Document
+from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
+from ocibuild.protocol.layer import LayerDescriptor, LayerRequest
+from ocibuild.protocol.push import PushRequest, PushResult
+from ocibuild.untrusted import field, os_reason
 
 USER_ERROR = 2
-LAYER_SPEC_KEYS = ("mappings", "compression", "level", "mtime", "compressor", "owner",
-                   "gzip_engine")
-# A spec lists paths and settings: a layer of 100,000 mapped files is ~15 MiB of JSON.
-MAX_SPEC = 64 << 20
 # Signals that ask a command to stop (a Ctrl-C, Pants cancelling a process, a closed terminal).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def _load_spec(path: str) -> dict:
-    return load_json_file(path, "the spec", MAX_SPEC)
-
-
-def _mode(raw: object, where: str) -> Optional[int]:
-    """JSON has no octal, so "0755" is accepted beside 493."""
-    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
-        return raw  # type: ignore[return-value]
-    if isinstance(raw, str) and raw and all(c in "01234567" for c in raw):
-        return int(raw, 8)
-    raise OciBuildError(f'{where}: mode {raw!r} must be an integer or an octal string, '
-                        'e.g. "0755" or 493')
-
-
-def _mappings(spec: dict, path: str) -> list:
-    raw = spec.get("mappings")
-    if not isinstance(raw, list) or not raw:
-        raise OciBuildError(f'the layer spec {path!r} maps no files; give "mappings": '
-                            '[{"source": "dist/app.pex", "dest": "app/app.pex"}]')
-    mappings = []
-    for i, m in enumerate(raw):
-        where = f"the layer spec {path!r} mappings[{i}]"
-        if not isinstance(m, dict) or not isinstance(m.get("source"), str) \
-                or not isinstance(m.get("dest"), str):
-            raise OciBuildError(f'{where}: {m!r} must be {{"source": PATH, "dest": PATH}}')
-        mode = _mode(m.get("mode"), where)
-        source, dest = local_path(m["source"], f"{where} source"), m["dest"]
-        mappings.append((source, dest) if mode is None else (source, dest, mode))
-    return mappings
 
 
 def _check_compressor(expected: Optional[str]) -> None:
@@ -97,65 +74,67 @@ def _check_compressor(expected: Optional[str]) -> None:
                             "expects; the tool's environment changed mid-build: build again")
 
 
-def cmd_compressor_version(args: argparse.Namespace) -> dict:
-    return {"compressor": compressor_version()}
-
-
-def cmd_layer(args: argparse.Namespace) -> dict:
-    spec = _load_spec(args.spec)
-    unknown = sorted(set(spec) - set(LAYER_SPEC_KEYS))
-    if unknown:
-        raise OciBuildError(f"the layer spec {args.spec!r}: unknown key(s) {', '.join(unknown)}; "
-                            f"known: {', '.join(LAYER_SPEC_KEYS)}")
-    where = f"the layer spec {args.spec!r}"
-    _check_compressor(field(spec, "compressor", str, where))
-    owner = spec.get("owner")
-    if owner is not None and not (isinstance(owner, list) and len(owner) == 2 and all(
-            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 for n in owner)):
-        raise OciBuildError(f"the layer spec {args.spec!r}: owner {owner!r} must be [UID, GID], "
-                            "e.g. [65532, 65532]")
-    mappings = _mappings(spec, args.spec)
-    entries = collect_entries(mappings)
-    if owner is not None:
-        dests = [parse_mapping(m).dest for m in mappings]
-        entries = owned_by(entries, owner[0], owner[1], dests)
-    blob = build_layer(entries, args.out_dir,
-                       compression=spec.get("compression") or GZIP, level=spec.get("level"),
-                       mtime=spec.get("mtime") or 0,
-                       engine=spec.get("gzip_engine"))  # each checked where it is used
-    result = blob.to_json()
-    atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
+def _write_descriptor(out_dir: str, blob) -> LayerDescriptor:
+    result = LayerDescriptor(blob.media_type, blob.digest, blob.size, blob.diff_id)
+    atomic_write(os.path.join(out_dir, "layer.json"), canonical_json.dumps(result.to_json()))
     return result
 
 
-def cmd_assemble(args: argparse.Namespace) -> dict:
-    from ocibuild.assemble import assemble_image
+def run_layer(request: LayerRequest, out_dir: str) -> LayerDescriptor:
+    _check_compressor(request.compressor)
+    mappings = [(m.source, m.dest) if m.mode is None else (m.source, m.dest, m.mode)
+                for m in request.mappings]
+    entries = collect_entries(mappings)
+    if request.owner is not None:
+        dests = [parse_mapping(m).dest for m in mappings]
+        entries = owned_by(entries, request.owner[0], request.owner[1], dests)
+    blob = build_layer(entries, out_dir, compression=request.compression, level=request.level,
+                       mtime=request.mtime, engine=request.gzip_engine)
+    return _write_descriptor(out_dir, blob)
 
-    return assemble_image(_load_spec(args.spec), args.out_dir)
+
+def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescriptor:
+    from ocibuild.debian import layers
+    from ocibuild.layer.builder import build_layer_with
+
+    _check_compressor(request.compressor)
+    if request.layer == debian.PACKAGES:
+        if not request.debs:
+            raise OciBuildError("a Debian package layer needs at least one .deb")
+        write = lambda out: layers.write_packages_layer(list(request.debs), out)  # noqa: E731
+    elif request.layer == debian.ROOT:
+        write = layers.write_root_layer
+    else:
+        write = lambda out: layers.write_config_layer(  # noqa: E731
+            out, request.ca_certificates, debs=list(request.debs), suite=request.suite)
+    blob = build_layer_with(write, out_dir, compression=request.compression)
+    return _write_descriptor(out_dir, blob)
 
 
-def cmd_docker_archive(args: argparse.Namespace) -> dict:
+def run_docker_archive(request: DockerArchiveRequest, out_dir: Optional[str]
+                       ) -> DockerArchiveResult:
     from ocibuild.docker_archive import write_docker_archive
     from ocibuild.layout import OciLayout, resolve_image
 
-    image = resolve_image(OciLayout(args.layout), ref_name=args.ref_name)
-    write_docker_archive(args.layout, image.manifest_descriptor, args.repo_tag, args.out)
-    return {"out": args.out, "manifest_digest": image.manifest_descriptor.digest}
+    image = resolve_image(OciLayout(request.layout), ref_name=request.ref_name)
+    write_docker_archive(request.layout, image.manifest_descriptor, list(request.repo_tags),
+                         request.out)
+    return DockerArchiveResult(request.out, image.manifest_descriptor.digest)
 
 
-def cmd_unpack_layout(args: argparse.Namespace) -> dict:
+def run_unpack_layout(request: UnpackLayoutRequest, out_dir: str) -> UnpackLayoutResult:
     from ocibuild.oci_archive import unpack_oci_archive
 
-    unpack_oci_archive(args.archive, args.out_dir)
-    return {"out_dir": args.out_dir}
+    unpack_oci_archive(request.archive, out_dir)
+    return UnpackLayoutResult(out_dir)
 
 
-def _transport(ref, args: argparse.Namespace):
+def _transport(ref, insecure: bool, ca_cert: Optional[str]):
     # Imported here: only registry commands need requests; sandboxed layer builds never load it.
     from ocibuild.registry import credentials
     from ocibuild.registry.transport import Transport
 
-    return Transport(ref.api_host, insecure=args.insecure, ca_cert=args.ca_cert,
+    return Transport(ref.api_host, insecure=insecure, ca_cert=ca_cert,
                      credentials=lambda: credentials.lookup(ref.registry, os.environ))
 
 
@@ -166,26 +145,82 @@ def _write_lines(path: str, lines: List[str], append: bool) -> None:
         f.writelines(line + "\n" for line in lines)
 
 
-def cmd_push(args: argparse.Namespace) -> dict:
+def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
     from ocibuild.layout import OciLayout, resolve_image
     from ocibuild.reference import parse_reference
     from ocibuild.registry.push import push_image
 
-    dest = parse_reference(args.to)
-    transport = _transport(dest, args)
-    layout = OciLayout(args.layout)
-    image = resolve_image(layout, ref_name=args.ref_name)
-    tags = [*([dest.tag] if dest.tag else []), *args.tag]
-    result = push_image(layout, image, dest, transport, tags, mount_from=args.mount_from,
-                        jobs=args.jobs, chunk_size=args.chunk_size)
+    dest = parse_reference(request.to)
+    transport = _transport(dest, request.insecure, request.ca_cert)
+    layout = OciLayout(request.layout)
+    image = resolve_image(layout, ref_name=request.ref_name)
+    tags = [*([dest.tag] if dest.tag else []), *request.tags]
+    result = push_image(layout, image, dest, transport, tags, mount_from=request.mount_from,
+                        jobs=request.jobs, chunk_size=request.chunk_size)
     refs = [f"{dest.name}:{tag}@{result.manifest_digest}" for tag in tags] or [result.reference]
-    if args.digest_file:
-        _write_lines(args.digest_file, [result.manifest_digest], append=False)
-    if args.refs_file:
-        _write_lines(args.refs_file, refs, append=args.append_refs)
-    return {"reference": result.reference, "manifest_digest": result.manifest_digest,
-            "refs": refs, "uploaded": result.uploaded, "mounted": result.mounted,
-            "tags_written": result.tags_written, "retries": transport.retries}
+    if request.digest_file:
+        _write_lines(request.digest_file, [result.manifest_digest], append=False)
+    if request.refs_file:
+        _write_lines(request.refs_file, refs, append=request.append_refs)
+    return PushResult(result.reference, result.manifest_digest, tuple(refs),
+                      tuple(result.uploaded), tuple(result.mounted), tuple(result.tags_written),
+                      transport.retries)
+
+
+# What `ocibuild run` does with each kind of request (the plugin runs every command so).
+RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
+    "layer": (LayerRequest, run_layer),
+    "debian-layer": (DebianLayerRequest, run_debian_layer),
+    "docker-archive": (DockerArchiveRequest, run_docker_archive),
+    "unpack-layout": (UnpackLayoutRequest, run_unpack_layout),
+    "push": (PushRequest, run_push),
+}
+
+
+def cmd_run(args: argparse.Namespace) -> dict:
+    from ocibuild.untrusted import load_json_file
+
+    raw = load_json_file(args.request, "the request", MAX_DOCUMENT)
+    kind = raw.get("kind")
+    if kind not in RUNNERS:
+        raise OciBuildError(f"the request {args.request!r} is a {kind!r} document; known: "
+                            f"{', '.join(sorted(RUNNERS))}")
+    request_type, run = RUNNERS[kind]
+    request = request_type.from_json(raw, f"the request {args.request!r}")
+    return run(request, args.out_dir).to_json()
+
+
+def cmd_compressor_version(args: argparse.Namespace) -> dict:
+    return {"compressor": compressor_version()}
+
+
+def cmd_layer(args: argparse.Namespace) -> dict:
+    return run_layer(LayerRequest.load(args.spec, "the layer spec"), args.out_dir).to_json()
+
+
+def cmd_assemble(args: argparse.Namespace) -> dict:
+    from ocibuild.assemble import assemble_image
+    from ocibuild.untrusted import load_json_file
+
+    return assemble_image(load_json_file(args.spec, "the spec", MAX_DOCUMENT), args.out_dir)
+
+
+def cmd_docker_archive(args: argparse.Namespace) -> dict:
+    request = DockerArchiveRequest(args.layout, args.out, args.ref_name, tuple(args.repo_tag))
+    return run_docker_archive(request, None).to_json()
+
+
+def cmd_unpack_layout(args: argparse.Namespace) -> dict:
+    return run_unpack_layout(UnpackLayoutRequest(args.archive), args.out_dir).to_json()
+
+
+def cmd_push(args: argparse.Namespace) -> dict:
+    request = PushRequest(
+        layout=args.layout, to=args.to, ref_name=args.ref_name, tags=tuple(args.tag),
+        mount_from=args.mount_from, jobs=args.jobs, chunk_size=args.chunk_size,
+        digest_file=args.digest_file, refs_file=args.refs_file, append_refs=args.append_refs,
+        insecure=args.insecure, ca_cert=args.ca_cert)
+    return run_push(request, None).to_json()
 
 
 def cmd_pull(args: argparse.Namespace) -> dict:
@@ -195,8 +230,8 @@ def cmd_pull(args: argparse.Namespace) -> dict:
 
     ref = parse_reference(args.image)
     reference = ref.digest or ref.tag or "latest"
-    image = pull_to_layout(_transport(ref, args), ref, reference, parse_platform(args.platform),
-                           args.out_dir, ref_name=args.ref_name)
+    image = pull_to_layout(_transport(ref, args.insecure, args.ca_cert), ref, reference,
+                           parse_platform(args.platform), args.out_dir, ref_name=args.ref_name)
     return {"manifest_digest": image.manifest_descriptor.digest, "out_dir": args.out_dir,
             "layers": [d.digest for d in image.layers]}
 
@@ -207,7 +242,8 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
     from ocibuild.registry.pull import fetch_manifest
 
     ref = parse_reference(args.image)
-    manifest = fetch_manifest(_transport(ref, args), ref, ref.digest or ref.tag or "latest")
+    manifest = fetch_manifest(_transport(ref, args.insecure, args.ca_cert), ref,
+                              ref.digest or ref.tag or "latest")
     platforms = []
     if manifest.is_index:
         from ocibuild.image.manifest import Descriptor
@@ -221,33 +257,15 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
             "platforms": platforms}
 
 
-def _debian_layer(args: argparse.Namespace, write) -> dict:
-    from ocibuild.layer.builder import build_layer_with
-
-    _check_compressor(args.compressor)
-    blob = build_layer_with(write, args.out_dir, compression=args.compression)
-    result = blob.to_json()
-    atomic_write(os.path.join(args.out_dir, "layer.json"), canonical_json.dumps(result))
-    return result
-
-
-def cmd_debian_layer(args: argparse.Namespace) -> dict:
-    from ocibuild.debian import layers
-
-    return _debian_layer(args, lambda out: layers.write_packages_layer(args.deb, out))
-
-
-def cmd_debian_root_layer(args: argparse.Namespace) -> dict:
-    from ocibuild.debian import layers
-
-    return _debian_layer(args, layers.write_root_layer)
-
-
-def cmd_debian_config_layer(args: argparse.Namespace) -> dict:
-    from ocibuild.debian import layers
-
-    return _debian_layer(args, lambda out: layers.write_config_layer(
-        out, args.ca_certificates, debs=args.debs, suite=args.suite))
+def _debian_command(layer: str):
+    def run(args: argparse.Namespace) -> dict:
+        request = DebianLayerRequest(
+            layer=layer, debs=tuple(getattr(args, "deb", None) or getattr(args, "debs", ())),
+            suite=getattr(args, "suite", None),
+            ca_certificates=getattr(args, "ca_certificates", None),
+            compression=args.compression, compressor=args.compressor)
+        return run_debian_layer(request, args.out_dir).to_json()
+    return run
 
 
 def _registry_flags(cmd: argparse.ArgumentParser) -> None:
@@ -276,6 +294,11 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--spec", required=True)
         cmd.add_argument("--out-dir", required=True)
         cmd.set_defaults(run=run)
+    run = sub.add_parser("run", help="run the request document REQUEST (what the Pants plugin "
+                         "does; its kind names the command, see ocibuild.protocol)")
+    run.add_argument("--request", required=True)
+    run.add_argument("--out-dir", help="where the command writes its output files")
+    run.set_defaults(run=cmd_run)
     version = sub.add_parser("compressor-version", help="what decides compressed bytes")
     version.set_defaults(run=cmd_compressor_version)
     archive = sub.add_parser("docker-archive", help="write a docker-archive tarball")
@@ -316,10 +339,11 @@ def parser() -> argparse.ArgumentParser:
     _registry_flags(resolve)
     resolve.set_defaults(run=cmd_resolve)
     for name, run, help_ in (
-            ("debian-layer", cmd_debian_layer,
+            ("debian-layer", _debian_command(debian.PACKAGES),
              "the files of one or more .debs as one layer (no dpkg)"),
-            ("debian-root-layer", cmd_debian_root_layer, "merged-/usr symlinks and base dirs"),
-            ("debian-config-layer", cmd_debian_config_layer,
+            ("debian-root-layer", _debian_command(debian.ROOT),
+             "merged-/usr symlinks and base dirs"),
+            ("debian-config-layer", _debian_command(debian.CONFIG),
              "/etc/passwd, /etc/group and maintainer-script effects")):
         cmd = sub.add_parser(name, help=help_)
         cmd.add_argument("--out-dir", required=True)
@@ -366,21 +390,28 @@ def _stop_signals_unwind() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _fail(kind: str, message: str, exit_code: int, detail: str = "") -> int:
+    """The error twice: for a human on stderr, and as a document on stdout for the plugin."""
+    print(f"ocibuild: {'interrupted' if kind == INTERRUPTED else 'error: ' + message}"
+          + (f"\n{detail}" if detail else ""), file=sys.stderr)
+    print(json.dumps(ErrorResult(kind, message, exit_code, detail).to_json(), sort_keys=True))
+    return exit_code
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         with _stop_signals_unwind():
             result = args.run(args)
     except Interrupted as stop:
-        print("ocibuild: interrupted", file=sys.stderr)
-        return 128 + stop.signum
+        return _fail(INTERRUPTED, "interrupted", 128 + stop.signum)
     except OciBuildError as err:
-        print(f"ocibuild: error: {err}", file=sys.stderr)
-        return USER_ERROR
+        return _fail(BAD_INPUT, str(err), USER_ERROR)
     except OSError as err:  # the machine's problem (permissions, a full disk), not a bug here
         where = f"{err.filename!r}: " if err.filename else ""
-        print(f"ocibuild: error: {where}{os_reason(err)}", file=sys.stderr)
-        return USER_ERROR
+        return _fail(BAD_INPUT, f"{where}{os_reason(err)}", USER_ERROR)
+    except Exception as err:  # a bug in ocibuild: say so, with the traceback to report
+        return _fail(CRASH, f"{type(err).__name__}: {err}", 1, traceback.format_exc())
     print(json.dumps(result, sort_keys=True))
     return 0
 

@@ -1,0 +1,74 @@
+"""`ocibuild layer`: files mapped into one layer blob; the blob's descriptor back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from ocibuild.errors import OciBuildError
+from ocibuild.protocol.document import Document, Part
+from ocibuild.untrusted import local_path
+
+
+def _mode(raw: object, where: str) -> object:
+    """JSON has no octal, so "0755" is accepted beside 493."""
+    if isinstance(raw, str) and raw and all(c in "01234567" for c in raw):
+        return int(raw, 8)
+    if isinstance(raw, str):
+        raise OciBuildError(f'{where} {raw!r} must be an integer or an octal string, '
+                            'e.g. "0755" or 493')
+    return raw
+
+
+def _owner(owner: Tuple[int, int]) -> Optional[str]:
+    if all(0 <= n < 2**31 for n in owner):
+        return None
+    return f"{list(owner)!r} must be [UID, GID], whole numbers, e.g. [65532, 65532]"
+
+
+def _path(value: str) -> Optional[str]:
+    try:
+        local_path(value, "")
+    except OciBuildError as err:
+        return "must be a path: " + str(err)[2:]
+    return None
+
+
+@dataclass(frozen=True)
+class LayerMapping(Part):
+    """A file at `dest`, or a directory's contents under it (`ocibuild.layer.entries`)."""
+
+    source: str = field(metadata={"check": _path})
+    dest: str
+    mode: Optional[int] = field(default=None, metadata={"parse": _mode})
+
+
+@dataclass(frozen=True)
+class LayerRequest(Document):
+    KIND = "layer"
+
+    mappings: Tuple[LayerMapping, ...] = field(
+        metadata={"check": lambda m: None if m else 'maps no files; give [{"source": '
+                  '"dist/app.pex", "dest": "app/app.pex"}]'})
+    compression: str = "gzip"
+    level: Optional[int] = None
+    mtime: int = 0
+    # [UID, GID] for everything under the mappings' dests.
+    owner: Optional[Tuple[int, int]] = field(default=None, metadata={"check": _owner})
+    # The compressor version the caller keyed its cache on: a different one is refused.
+    compressor: Optional[str] = None
+    # None: libdeflate (the same bytes on every machine); "zlib": the Python's own zlib.
+    gzip_engine: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LayerDescriptor(Document):
+    """A layer blob written to `<out>/blobs/sha256/<hex>`: what an image manifest and config
+    need of it."""
+
+    KIND = "layer-descriptor"
+
+    media_type: str = field(metadata={"json": "mediaType"})
+    digest: str
+    size: int
+    diff_id: str = field(metadata={"json": "diffID"})
