@@ -10,6 +10,7 @@ from pants_oci.target_types import (
     OciPullTarget,
 )
 from pants_oci.util_rules import (
+    assemble,
     base_image,
     debian_base,
     image,
@@ -37,6 +38,7 @@ def rules():
         *pulled_base.rules(),
         *layer_content.rules(),
         *layers.rules(),
+        *assemble.rules(),
         *image.rules(),
         *image_names.rules(),
         *package.rules(),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ocibuild.reference import parse_reference
-from pants_oci.goals.publish import push_argv
+from ocibuild.protocol.push import PushRequest
+from pants_oci.goals.publish import push_request
 from pants_oci.subsystems.oci import Registry, debian_mirror, select_registries
 
 CONFIGURED = {
@@ -46,19 +47,17 @@ def test_option_entries_are_checked() -> None:
     )
 
 
-def test_push_argv() -> None:
+def test_push_request() -> None:
     base = parse_reference("registry.ci:5000/base/python:3.12")
-    assert push_argv("d/image", CONFIGURED["ci"], "team/app", ("latest", "1.0"), "latest",
-                     dist_prefix="/r/dist/d/image", first=True, base=base) == (
-        "push", "--layout", "d/image", "--ref-name", "latest", "--to", "registry.ci:5000/team/app",
-        "--digest-file", "/r/dist/d/image.digest", "--refs-file", "/r/dist/d/image.refs",
-        "--tag", "latest", "--tag", "1.0", "--mount-from", "base/python", "--insecure",
-    )
+    assert push_request(CONFIGURED["ci"], "team/app", ("latest", "1.0"), "latest",
+                        dist_prefix="/r/dist/d/image", first=True, base=base) == PushRequest(
+        layout="layout", to="registry.ci:5000/team/app", ref_name="latest", tags=("latest", "1.0"),
+        mount_from="base/python", digest_file="/r/dist/d/image.digest",
+        refs_file="/r/dist/d/image.refs", append_refs=False, insecure=True, ca_cert=None)
     # A base on another registry cannot be mounted from; later pushes add to the refs file.
-    later = push_argv("d/image", CONFIGURED["corp"], "a", ("t",), "t",
-                      dist_prefix="/r/dist/d/image", first=False, base=base)
-    assert "--mount-from" not in later
-    assert later[-3:] == ("--append-refs", "--ca-cert", "certs/ca.pem")
+    later = push_request(CONFIGURED["corp"], "a", ("t",), "t",
+                         dist_prefix="/r/dist/d/image", first=False, base=base)
+    assert (later.mount_from, later.append_refs, later.ca_cert) == (None, True, "certs/ca.pem")
 
 
 @pytest.mark.parametrize("key, value, expected", [

@@ -16,7 +16,8 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from ocibuild.protocol.archive import DockerArchiveRequest
+from pants_oci.subsystems.oci_tool import OUT_DIR, OcibuildResult, OcibuildRun
 from pants_oci.target_types import OciImageBaseField, OciImageDockerArchiveField
 from pants_oci.util_rules.image import OciImage, OciImageRequest
 
@@ -30,10 +31,13 @@ class OciImageFieldSet(PackageFieldSet):
     docker_archive: OciImageDockerArchiveField
 
 
-def docker_archive_argv(image: OciImage, out: str) -> tuple[str, ...]:
-    repo_tags = [arg for tag in image.tags for arg in ("--repo-tag", f"{image.repository}:{tag}")]
-    ref = ("--ref-name", image.tags[0])
-    return ("docker-archive", "--layout", "layout", *ref, *repo_tags, "--out", out)
+def docker_archive_request(image: OciImage, out: str) -> DockerArchiveRequest:
+    return DockerArchiveRequest(
+        layout="layout",
+        out=f"{OUT_DIR}/{out}",
+        ref_name=image.tags[0],
+        repo_tags=tuple(f"{image.repository}:{tag}" for tag in image.tags),
+    )
 
 
 @rule(desc="Package an OCI image", level=LogLevel.DEBUG)
@@ -53,11 +57,10 @@ async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
         archive = await Get(
             OcibuildResult,
             OcibuildRun(
-                argv=docker_archive_argv(image, f"{output_path}.tar"),
-                input_digest=await Get(Digest, AddPrefix(image.layout, "layout")),
+                docker_archive_request(image, f"{output_path}.tar"),
+                await Get(Digest, AddPrefix(image.layout, "layout")),
                 description=f"Writing the docker-archive of {field_set.address}",
                 context=f"writing the docker-archive tarball of {field_set.address}",
-                output_files=(f"{output_path}.tar",),
             ),
         )
         digests.append(archive.output_digest)

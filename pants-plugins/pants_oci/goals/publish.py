@@ -9,15 +9,16 @@ Blobs of a base pulled from the same registry are mounted, not uploaded.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
+from ocibuild.protocol.push import PushRequest
 from ocibuild.reference import Reference
 from ocibuild.registry import credentials
 from pants.base.build_root import BuildRoot
 from pants.core.util_rules.distdir import DistDir
 
+from pants.core.goals.package import OutputPathField
 from pants.core.goals.publish import (
     PublishFieldSet,
     PublishOutputData,
@@ -26,15 +27,16 @@ from pants.core.goals.publish import (
     PublishRequest,
 )
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, collect_rules, rule
-from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci import OciSubsystem, Registry, select_registries
-from pants_oci.subsystems.oci_tool import OcibuildPex
+from pants_oci.subsystems.oci_tool import OcibuildProcessRequest
 from pants_oci.util_rules.base_image import BaseOrigin, BaseOriginRequest
+from pants_oci.util_rules.image import OciImage, OciImageRequest
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
 from pants_oci.target_types import (
     OciImageRegistriesField,
@@ -42,6 +44,10 @@ from pants_oci.target_types import (
     OciImageSkipPushField,
     OciImageTagsField,
 )
+
+
+# Where the image's layout is in the push's sandbox.
+_LAYOUT = "layout"
 
 
 class PublishOciRequest(PublishRequest):
@@ -57,33 +63,33 @@ class PublishOciFieldSet(PublishFieldSet):
     repository: OciImageRepositoryField
     tags: OciImageTagsField
     skip_push: OciImageSkipPushField
+    output_path: OutputPathField
 
     def get_output_data(self) -> PublishOutputData:
         return PublishOutputData({"publisher": "oci", **super().get_output_data()})
 
 
-def push_argv(layout_dir: str, registry: Registry, repository: str, tags: tuple, ref_name: str,
-              *, dist_prefix: str, first: bool, base: Reference | None) -> tuple:
-    argv = ["push", "--layout", layout_dir, "--ref-name", ref_name,
-            "--to", f"{registry.address}/{repository}",
-            "--digest-file", f"{dist_prefix}.digest", "--refs-file", f"{dist_prefix}.refs"]
-    argv += [arg for tag in tags for arg in ("--tag", tag)]
-    if not first:
-        argv.append("--append-refs")
-    if base is not None and base.registry == registry.address:
-        argv += ["--mount-from", base.repository]
-    if registry.insecure:
-        argv.append("--insecure")
-    if registry.ca_cert:
-        argv += ["--ca-cert", registry.ca_cert]
-    return tuple(argv)
+def push_request(registry: Registry, repository: str, tags: tuple, ref_name: str, *,
+                 dist_prefix: str, first: bool, base: Reference | None) -> PushRequest:
+    return PushRequest(
+        layout=_LAYOUT,
+        to=f"{registry.address}/{repository}",
+        ref_name=ref_name,
+        tags=tuple(tags),
+        mount_from=base.repository if base is not None and base.registry == registry.address
+        else None,
+        digest_file=f"{dist_prefix}.digest",
+        refs_file=f"{dist_prefix}.refs",
+        append_refs=not first,
+        insecure=registry.insecure,
+        ca_cert=registry.ca_cert,
+    )
 
 
 @rule(desc="Prepare OCI image pushes", level=LogLevel.DEBUG)
 async def publish_oci_image(
     request: PublishOciRequest,
     oci: OciSubsystem,
-    tool: OcibuildPex,
     build_root: BuildRoot,
     dist_dir: DistDir,
 ) -> PublishProcesses:
@@ -112,42 +118,35 @@ async def publish_oci_image(
             [PublishPackages((names.repository,), description="(no registries)")]
         )
 
-    package = request.packages[0]
-    metadata_path = next(a.relpath for a in package.artifacts if a.relpath.endswith(".json"))
-    layout_dir = metadata_path[: -len(".json")]
-    (meta,) = await Get(
-        DigestContents, DigestSubset(package.digest, PathGlobs([metadata_path]))
-    )
-    manifest_digest = json.loads(meta.content)["manifest_digest"]
+    image = await Get(OciImage, OciImageRequest(fs.address))
     ca_certs = [r.ca_cert for r, _ in destinations if r.ca_cert]
-    inputs = package.digest
+    inputs = await Get(Digest, AddPrefix(image.layout, _LAYOUT))
     if ca_certs:
         certs = await Get(Digest, PathGlobs(ca_certs))
-        inputs = await Get(Digest, MergeDigests([package.digest, certs]))
+        inputs = await Get(Digest, MergeDigests([inputs, certs]))
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(credentials.ENV_VARS))
     base = await Get(BaseOrigin, BaseOriginRequest(fs.address))
-    dist_prefix = os.path.join(build_root.path, dist_dir.relpath, layout_dir)
+    output_path = fs.output_path.value_or_default(file_ending=None)
+    dist_prefix = os.path.join(build_root.path, dist_dir.relpath, output_path)
 
     processes = list(skipped)
     for i, (registry, dest) in enumerate(destinations):
-        argv = push_argv(layout_dir, registry, dest.repository, dest.tags, names.tags[0],
-                         dist_prefix=dist_prefix, first=i == 0, base=base.reference)
         process = await Get(
             Process,
-            VenvPexProcess(
-                tool.pex,
-                argv=argv,
-                input_digest=inputs,
+            OcibuildProcessRequest(
+                push_request(registry, dest.repository, dest.tags, names.tags[0],
+                             dist_prefix=dist_prefix, first=i == 0, base=base.reference),
+                inputs,
                 description=f"Pushing {fs.address} to {registry.address}",
-                extra_env={k: v for k, v in env.items() if v},
+                extra_env=FrozenDict({k: v for k, v in env.items() if v}),
             ),
         )
         processes.append(
             PublishPackages(
                 names=refs(registry, dest),
                 process=InteractiveProcess.from_process(process),
-                description=f"{registry.address}/{dest.repository}@{manifest_digest}",
-                data=PublishOutputData({"manifest_digest": manifest_digest}),
+                description=f"{registry.address}/{dest.repository}@{image.manifest_digest}",
+                data=PublishOutputData({"manifest_digest": image.manifest_digest}),
             )
         )
     return PublishProcesses(processes)

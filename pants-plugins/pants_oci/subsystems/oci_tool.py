@@ -1,17 +1,34 @@
 """The `ocibuild` core as a Pants tool: a PEX with its sources and requirements.
 
 Layer builds and image assembly run `ocibuild` inside the sandbox, the way Pants' docker
-backend runs its Dockerfile parser: the sources travel with the PEX, the script prints JSON
-and the rules read typed results back.
+backend runs its Dockerfile parser: the sources travel with the PEX. Every process is made by
+`ocibuild_process` from a typed request document (`ocibuild.protocol`); the answer comes back
+as a typed document on stdout, an error as an `ErrorResult` the rules turn into a Pants error.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import ocibuild
+from ocibuild.errors import OciBuildError
+from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
+from ocibuild.protocol.archive import (
+    DockerArchiveRequest,
+    DockerArchiveResult,
+    UnpackLayoutRequest,
+    UnpackLayoutResult,
+)
+from ocibuild.protocol.debian import DebianLayerRequest
+from ocibuild.protocol.document import Document
+from ocibuild.protocol.error import BAD_INPUT, INTERRUPTED, ErrorResult
+from ocibuild.protocol.layer import (
+    CompressorRequest,
+    CompressorVersion,
+    LayerDescriptor,
+    LayerRequest,
+)
 from pants.backend.python.subsystems.python_tool_base import (
     LockfileRules,
     PythonToolRequirementsBase,
@@ -19,9 +36,17 @@ from pants.backend.python.subsystems.python_tool_base import (
 from pants.backend.python.target_types import EntryPoint
 from pants.backend.python.util_rules import pex
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
-from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    CreateDigest,
+    Digest,
+    FileContent,
+    MergeDigests,
+    RemovePrefix,
+)
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
@@ -79,60 +104,113 @@ class OcibuildError(Exception):
     """`ocibuild` rejected its input: the message names what is wrong and how to fix it."""
 
 
+# The sandbox files of every run: the request in, the command's files out.
+REQUEST_FILE = "request.json"
+OUT_DIR = "out"
+
+
 @dataclass(frozen=True)
-class OcibuildRun:
-    """One run of `ocibuild <argv>`: deterministic and hermetic, so cached like a compile.
+class OcibuildProcessRequest:
+    """A `Process` running one typed request of `ocibuild.protocol` (`ocibuild run`)."""
 
-    `context` prefixes any error, e.g. "building the layer for //app:bin in //app:image".
-    """
-
-    argv: tuple[str, ...]
+    request: Document
     input_digest: Digest
     description: str
-    context: str
     output_directories: tuple[str, ...] = ()
     output_files: tuple[str, ...] = ()
     # Inputs are content only (no env, no clock, no host paths), so results are cached
     # locally and remotely like compiler outputs.
     cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
-
-
-@dataclass(frozen=True)
-class OcibuildResult:
-    output_digest: Digest
-    stdout: bytes
-
-
-# `ocibuild` exits 2 for bad input (a message for the user) and 1 for a crash (a bug).
-_USER_ERROR_EXIT_CODE = 2
+    # Only for a push, which runs interactively: the credential sources.
+    extra_env: FrozenDict[str, str] = FrozenDict()
 
 
 @rule
-async def run_ocibuild(request: OcibuildRun, tool: OcibuildPex) -> OcibuildResult:
-    process = await Get(
+async def ocibuild_process(request: OcibuildProcessRequest, tool: OcibuildPex) -> Process:
+    """Every `ocibuild` process of the backend is made here, from its typed request."""
+    document = await Get(
+        Digest, CreateDigest([FileContent(REQUEST_FILE, request.request.dumps())])
+    )
+    inputs = await Get(Digest, MergeDigests([request.input_digest, document]))
+    return await Get(
         Process,
         VenvPexProcess(
             tool.pex,
-            argv=request.argv,
-            input_digest=request.input_digest,
+            argv=("run", "--request", REQUEST_FILE, "--out-dir", OUT_DIR),
+            input_digest=inputs,
             description=request.description,
             output_directories=request.output_directories,
             output_files=request.output_files,
             level=LogLevel.DEBUG,
             cache_scope=request.cache_scope,
+            extra_env=request.extra_env,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class OcibuildRun:
+    """One cached run of a request; `context` prefixes any error, e.g. "building the layer for
+    //app:bin in //app:image". The command's output files are under `OUT_DIR`."""
+
+    request: Document
+    input_digest: Digest
+    description: str
+    context: str
+    cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
+
+
+@dataclass(frozen=True)
+class OcibuildResult:
+    output_digest: Digest  # rooted at OUT_DIR's contents
+    result: Document
+
+
+# What each kind of request answers.
+RESULTS: dict[str, type[Document]] = {
+    LayerRequest.KIND: LayerDescriptor,
+    DebianLayerRequest.KIND: LayerDescriptor,
+    DockerArchiveRequest.KIND: DockerArchiveResult,
+    UnpackLayoutRequest.KIND: UnpackLayoutResult,
+    CompressorRequest.KIND: CompressorVersion,
+    AssembleRequest.KIND: AssembleResult,
+}
+
+
+def error_of(exit_code: int, stdout: bytes, stderr: bytes, context: str) -> OcibuildError:
+    """The Pants error for a failed run, from the `ErrorResult` document on its stdout."""
+    try:
+        error = ErrorResult.loads(stdout, "the error document")
+    except OciBuildError:
+        error = None
+    if error is not None and error.error == BAD_INPUT:
+        return OcibuildError(f"Error {context}: {error.message}")
+    if error is not None and error.error == INTERRUPTED:
+        return OcibuildError(f"ocibuild was interrupted {context} (exit code {exit_code})")
+    output = stderr.decode("utf-8", "replace").strip()
+    return OcibuildError(
+        f"ocibuild crashed {context} (exit code {exit_code}); this is a bug in pants-oci, "
+        f"please report it with this output:\n{output}"
+    )
+
+
+@rule
+async def run_ocibuild(request: OcibuildRun) -> OcibuildResult:
+    process = await Get(
+        Process,
+        OcibuildProcessRequest(
+            request.request,
+            request.input_digest,
+            request.description,
+            output_directories=(OUT_DIR,),
+            cache_scope=request.cache_scope,
         ),
     )
     result = await Get(FallibleProcessResult, Process, process)
-    if result.exit_code == 0:
-        return OcibuildResult(result.output_digest, result.stdout)
-    stderr = result.stderr.decode("utf-8", "replace").strip()
-    if result.exit_code == _USER_ERROR_EXIT_CODE:
-        message = stderr.rsplit("ocibuild: error: ", 1)[-1]
-        raise OcibuildError(f"Error {request.context}: {message}")
-    raise OcibuildError(
-        f"ocibuild crashed {request.context} (exit code {result.exit_code}); this is a bug "
-        f"in pants-oci, please report it with this output:\n{stderr}"
-    )
+    if result.exit_code != 0:
+        raise error_of(result.exit_code, result.stdout, result.stderr, request.context)
+    answer = RESULTS[request.request.KIND].loads(result.stdout, "ocibuild's answer")
+    return OcibuildResult(await Get(Digest, RemovePrefix(result.output_digest, OUT_DIR)), answer)
 
 
 @dataclass(frozen=True)
@@ -151,14 +229,16 @@ async def compressor() -> Compressor:
     result = await Get(
         OcibuildResult,
         OcibuildRun(
-            argv=("compressor-version",),
-            input_digest=EMPTY_DIGEST,
+            CompressorRequest(),
+            EMPTY_DIGEST,
             description="Identifying the ocibuild compressor",
             context="identifying the compressor",
             cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
         ),
     )
-    return Compressor(json.loads(result.stdout)["compressor"])
+    answer = result.result
+    assert isinstance(answer, CompressorVersion)
+    return Compressor(answer.compressor)
 
 
 def rules():

@@ -1,31 +1,36 @@
 """Resolve an `oci_image`'s `base` field to an OCI image layout in the store.
 
-`scratch` has no layout; an `oci_image` base is built (and its layers reused); an
-`oci_layout` base is read from the repository, unpacking a `.tar` in a cached process; an
-`oci_pull` base is pulled from its registry (`pulled_base.py`).
+`scratch` has no layout; any other base is a target whose type a `BaseImageProvider` member
+names: an `oci_layout` is read from the repository, unpacking a `.tar` in a cached process
+(here); an `oci_pull` is pulled from its registry (`pulled_base.py`); a `debian_packages` is
+built from its lockfile (`debian_base.py`); an `oci_image` is built (`image.py`), and its
+layers reused.
 """
 
 from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import ClassVar, Iterable
 
+from ocibuild.protocol.archive import UnpackLayoutRequest
 from ocibuild.reference import Reference, parse_reference
 from pants.build_graph.address import ResolveError
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.fs import Digest, DigestEntries, FileEntry, PathGlobs, RemovePrefix, Snapshot
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import Target, WrappedTarget, WrappedTargetRequest
+from pants.engine.environment import EnvironmentName
+from pants.engine.unions import UnionMembership, UnionRule, union
 from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
     SCRATCH,
+    OciImageBaseField,
     OciImageTarget,
     OciLayoutImageRefField,
     OciLayoutPathField,
-    DebianPackagesTarget,
-    OciImageBaseField,
     OciLayoutTarget,
     OciPullImageField,
     OciPullTarget,
@@ -58,41 +63,27 @@ class BaseImage:
         return self.layout is None
 
 
+@union(in_scope_types=[EnvironmentName])
 @dataclass(frozen=True)
-class OciLayoutRequest:
-    target: OciLayoutTarget
+class BaseImageProvider:
+    """An extension point: a kind of target an `oci_image` can be built on.
 
-
-@dataclass(frozen=True)
-class DebianBaseRequest:
-    """Answered in `debian_base.py`."""
-
-    target: DebianPackagesTarget
-    platform: str | None
-
-
-@dataclass(frozen=True)
-class OciPullRequest:
-    """Answered in `pulled_base.py`."""
-
-    target: OciPullTarget
-    platform: str | None
-
-
-@dataclass(frozen=True)
-class OciImageLayoutRequest:
-    """The built layout of an `oci_image`.
-
-    Answered in `image.py`; declared here because that module imports this one.
+    A member names its target type and has a rule from itself to `BaseImage`. Here:
+    `oci_layout` (below), `oci_pull` (`pulled_base.py`), `debian_packages` (`debian_base.py`)
+    and `oci_image` (`image.py`). Another backend adds one with
+    `UnionRule(BaseImageProvider, MyBase)` and a `@rule` from `MyBase` to `BaseImage`.
     """
 
-    address: Address
+    target_type: ClassVar[type[Target]]
+
+    target: Target
+    # The image's `platform` field: which image of a multi-platform base to use.
+    platform: str | None
 
 
 @dataclass(frozen=True)
-class OciImageLayout:
-    digest: Digest
-    ref_name: str
+class OciLayoutBase(BaseImageProvider):
+    target_type = OciLayoutTarget
 
 
 async def _verify_blobs(layout: Digest, origin: str) -> None:
@@ -113,7 +104,7 @@ async def _verify_blobs(layout: Digest, origin: str) -> None:
 
 
 @rule(desc="Read a vendored OCI image layout", level=LogLevel.DEBUG)
-async def read_oci_layout(request: OciLayoutRequest) -> BaseImage:
+async def read_oci_layout(request: OciLayoutBase) -> BaseImage:
     target = request.target
     rel = target[OciLayoutPathField].value.strip("/")
     path = posixpath.normpath(posixpath.join(target.address.spec_path, rel))
@@ -125,14 +116,13 @@ async def read_oci_layout(request: OciLayoutRequest) -> BaseImage:
         result = await Get(
             OcibuildResult,
             OcibuildRun(
-                argv=("unpack-layout", "--archive", path, "--out-dir", "layout"),
-                input_digest=archive.digest,
+                UnpackLayoutRequest(path),
+                archive.digest,
                 description=f"Unpacking the OCI archive {path}",
                 context=f"unpacking {path} ({origin})",
-                output_directories=("layout",),
             ),
         )
-        layout = await Get(Digest, RemovePrefix(result.output_digest, "layout"))
+        layout = result.output_digest
     else:
         snapshot = await Get(Snapshot, PathGlobs([f"{path}/**"]))
         if f"{path}/index.json" not in snapshot.files:
@@ -145,8 +135,14 @@ async def read_oci_layout(request: OciLayoutRequest) -> BaseImage:
     return BaseImage(layout, target[OciLayoutImageRefField].value, target.address.spec)
 
 
-async def _base_target(image: Address, base: str) -> Target:
+def _kinds(providers: Iterable[type[BaseImageProvider]]) -> str:
+    return ", ".join(sorted(p.target_type.alias for p in providers))
+
+
+async def _base_target(image: Address, base: str, union_membership: UnionMembership
+                       ) -> tuple[Target, type[BaseImageProvider]]:
     origin = f"the `base` field of the oci_image {image}"
+    providers = union_membership.get(BaseImageProvider)
     try:
         (address,) = await Get(
             Addresses,
@@ -158,32 +154,27 @@ async def _base_target(image: Address, base: str) -> Target:
     except ResolveError as err:
         raise OciBaseError(
             f"{origin}: {base!r} is not a known target ({err}). Use \"scratch\", or the "
-            "address of an oci_image, oci_pull, oci_layout or debian_packages."
+            f"address of one of: {_kinds(providers)}."
         ) from err
     if address == image:
         raise OciBaseError(f"{origin}: an image cannot be its own base.")
     target = wrapped.target
-    if not isinstance(target, (OciLayoutTarget, OciPullTarget, OciImageTarget, DebianPackagesTarget)):
+    provider = next((p for p in providers if isinstance(target, p.target_type)), None)
+    if provider is None:
         raise OciBaseError(
             f"{origin}: {address} is a `{target.alias}` target, which is not an image. Use "
-            '"scratch", or the address of an oci_image, oci_pull, oci_layout or debian_packages.'
+            f'"scratch", or the address of one of: {_kinds(providers)}.'
         )
-    return target
+    return target, provider
 
 
 @rule(desc="Resolve the base of an oci_image", level=LogLevel.DEBUG)
-async def resolve_base_image(request: BaseImageRequest) -> BaseImage:
+async def resolve_base_image(request: BaseImageRequest, union_membership: UnionMembership
+                             ) -> BaseImage:
     if request.base == SCRATCH:
         return BaseImage(None, None, SCRATCH)
-    target = await _base_target(request.image, request.base)
-    if isinstance(target, OciLayoutTarget):
-        return await Get(BaseImage, OciLayoutRequest(target))
-    if isinstance(target, OciPullTarget):
-        return await Get(BaseImage, OciPullRequest(target, request.platform))
-    if isinstance(target, DebianPackagesTarget):
-        return await Get(BaseImage, DebianBaseRequest(target, request.platform))
-    built = await Get(OciImageLayout, OciImageLayoutRequest(target.address))
-    return BaseImage(built.digest, built.ref_name, target.address.spec)
+    target, provider = await _base_target(request.image, request.base, union_membership)
+    return await Get(BaseImage, BaseImageProvider, provider(target, request.platform))
 
 
 @dataclass(frozen=True)
@@ -200,14 +191,15 @@ class BaseOrigin:
 
 
 @rule
-async def base_origin(request: BaseOriginRequest) -> BaseOrigin:
+async def base_origin(request: BaseOriginRequest, union_membership: UnionMembership
+                      ) -> BaseOrigin:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.image, description_of_origin="<infallible>")
     )
     base = wrapped.target[OciImageBaseField].value
     if base == SCRATCH:
         return BaseOrigin(None)
-    target = await _base_target(request.image, base)
+    target, _ = await _base_target(request.image, base, union_membership)
     if isinstance(target, OciPullTarget):
         return BaseOrigin(parse_reference(target[OciPullImageField].value))
     if isinstance(target, OciImageTarget):
@@ -216,4 +208,4 @@ async def base_origin(request: BaseOriginRequest) -> BaseOrigin:
 
 
 def rules():
-    return collect_rules()
+    return (*collect_rules(), UnionRule(BaseImageProvider, OciLayoutBase))

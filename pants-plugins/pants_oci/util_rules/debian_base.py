@@ -19,7 +19,7 @@ target sets `allow_unsigned_index=True` (`lockfile.check_signature`).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import dataclass
 
 from ocibuild.assemble import DEFAULT_PLATFORM
@@ -28,25 +28,25 @@ from ocibuild.debian.fallback import fallback_urls
 from ocibuild.debian.grouping import group_packages
 from ocibuild.errors import OciBuildError
 from ocibuild.platform import parse_platform
+from ocibuild.protocol import debian
+from ocibuild.protocol.assemble import AssembleRequest, Settings
+from ocibuild.protocol.debian import DebianLayerRequest
 from pants.engine.fs import (
-    CreateDigest,
+    EMPTY_DIGEST,
     Digest,
     DigestContents,
-    DigestSubset,
     DownloadFile,
-    FileContent,
     FileDigest,
     MergeDigests,
     PathGlobs,
-    RemovePrefix,
 )
 from pants.engine.internals.native_engine import EngineError
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.util.frozendict import FrozenDict
+from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci import OciSubsystem
-from pants_oci.subsystems.oci_tool import Compressor, OcibuildResult, OcibuildRun
+from pants_oci.subsystems.oci_tool import Compressor, OcibuildRun
 from pants_oci.target_types import (
     DebianAllowUnsignedIndexField,
     DebianArchitecturesField,
@@ -56,8 +56,9 @@ from pants_oci.target_types import (
     DebianPackagesField,
     DebianPackagesTarget,
 )
-from pants_oci.util_rules.base_image import BaseImage, DebianBaseRequest, OciBaseError
-from pants_oci.util_rules.layers import BuiltLayer
+from pants_oci.util_rules.base_image import BaseImage, BaseImageProvider, OciBaseError
+from pants_oci.util_rules.assemble import AssembledImage, AssembleImage
+from pants_oci.util_rules.layers import BuiltLayer, built_layer
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -78,32 +79,27 @@ def release_suite(doc: dict) -> str:
 
 
 @dataclass(frozen=True)
-class DebianLayerRequest:
-    argv: tuple[str, ...]
+class DebianPackagesBase(BaseImageProvider):
+    target_type = DebianPackagesTarget
+
+
+@dataclass(frozen=True)
+class DebianLayerBuild:
+    request: DebianLayerRequest  # its compressor is filled in by the rule
     input_digest: Digest
     what: str
 
 
 @rule(desc="Build a Debian package layer", level=LogLevel.DEBUG)
-async def debian_layer(request: DebianLayerRequest, compressor: Compressor) -> BuiltLayer:
-    result = await Get(
-        OcibuildResult,
+async def debian_layer(build: DebianLayerBuild, compressor: Compressor) -> BuiltLayer:
+    return await built_layer(
         OcibuildRun(
-            argv=(*request.argv, "--out-dir", "out", "--compressor", compressor.version),
-            input_digest=request.input_digest,
-            description=f"Building the layer of {request.what}",
-            context=f"building the layer of {request.what}",
-            output_directories=("out",),
+            dataclasses.replace(build.request, compressor=compressor.version),
+            build.input_digest,
+            description=f"Building the layer of {build.what}",
+            context=f"building the layer of {build.what}",
         ),
-    )
-    (descriptor,) = await Get(
-        DigestContents, DigestSubset(result.output_digest, PathGlobs(["out/layer.json"]))
-    )
-    blobs = await Get(Digest, DigestSubset(result.output_digest, PathGlobs(["out/blobs/**"])))
-    return BuiltLayer(
-        blob=await Get(Digest, RemovePrefix(blobs, "out")),
-        descriptor=FrozenDict(json.loads(descriptor.content)),
-        created_by=f"pants-oci: {request.what}",
+        created_by=f"pants-oci: {build.what}",
     )
 
 
@@ -155,7 +151,7 @@ def deb_urls(doc: dict, package: dict, fallbacks: tuple[str, ...], oci: OciSubsy
 
 
 @rule(desc="Build a base image from Debian packages", level=LogLevel.DEBUG)
-async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImage:
+async def debian_base(request: DebianPackagesBase, oci: OciSubsystem) -> BaseImage:
     target = request.target
     origin = f"the debian_packages {target.address}"
     path = target.lockfile_path()
@@ -183,17 +179,17 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
     )
     debs = [d.digest for d in downloads]
     files = [p["filename"].rsplit("/", 1)[-1] for p in packages]
-    layer_requests = [DebianLayerRequest(("debian-root-layer",), await Get(Digest, CreateDigest([])),
-                                         "the merged-/usr root")]
+    layer_builds = [DebianLayerBuild(DebianLayerRequest(layer=debian.ROOT), EMPTY_DIGEST,
+                                     "the merged-/usr root")]
     by_name = {p["name"]: (p, f, d) for p, f, d in zip(packages, files, debs)}
     groups = [[by_name[name] for name in group] for group in group_packages(
         {p["name"]: p["size"] for p in packages}, target[DebianMaxLayersField].value)]
     group_debs = await MultiGet(
         Get(Digest, MergeDigests(d for _, _, d in members)) for members in groups
     )
-    layer_requests += [
-        DebianLayerRequest(
-            ("debian-layer", *(arg for _, f, _ in members for arg in ("--deb", f))),
+    layer_builds += [
+        DebianLayerBuild(
+            DebianLayerRequest(layer=debian.PACKAGES, debs=tuple(f for _, f, _ in members)),
             digest,
             ", ".join(f"{p['name']} {p['version']}" for p, _, _ in members),
         )
@@ -201,54 +197,31 @@ async def debian_base(request: DebianBaseRequest, oci: OciSubsystem) -> BaseImag
     ]
     # The config layer reads every package (maintainer-script effects: CA bundle,
     # alternatives, tzdata, os-release), so it is rebuilt when any package changes; it is small.
-    layer_requests.append(
-        DebianLayerRequest(
-            ("debian-config-layer", "--suite", release_suite(doc),
-             *(arg for f in files for arg in ("--deb", f))),
+    layer_builds.append(
+        DebianLayerBuild(
+            DebianLayerRequest(layer=debian.CONFIG, debs=tuple(files), suite=release_suite(doc)),
             await Get(Digest, MergeDigests(debs)),
             "/etc/passwd, /etc/group and maintainer-script effects",
         )
     )
-    layers = await MultiGet(Get(BuiltLayer, DebianLayerRequest, r) for r in layer_requests)
-
-    spec = {
-        "base": None,
-        "platform": str(platform),
-        "layers": [f"layers/{i}/layer.json" for i in range(len(layers))],
-        "history": [layer.created_by for layer in layers],
-        "settings": {"env": [["PATH", DEFAULT_PATH]]},
-        "ref_name": "base",
-        "repository": target.address.spec.replace(":", "/").lower(),
-        "metadata_out": "meta/image.json",
-    }
-    inputs = await Get(
-        Digest,
-        CreateDigest(
-            [
-                FileContent("assemble-spec.json", json.dumps(spec, sort_keys=True).encode()),
-                *(
-                    FileContent(f"layers/{i}/layer.json", json.dumps(dict(l.descriptor)).encode())
-                    for i, l in enumerate(layers)
-                ),
-            ]
+    layers = await MultiGet(Get(BuiltLayer, DebianLayerBuild, b) for b in layer_builds)
+    assembled = await Get(
+        AssembledImage,
+        AssembleImage(
+            AssembleRequest(
+                layers=(),
+                platform=str(platform),
+                settings=Settings(env=(("PATH", DEFAULT_PATH),)),
+                ref_names=("base",),
+                repository=target.address.spec.replace(":", "/").lower(),
+            ),
+            layers=tuple(layers),
+            base=None,
+            what=origin,
         ),
     )
-    result = await Get(
-        OcibuildResult,
-        OcibuildRun(
-            argv=("assemble", "--spec", "assemble-spec.json", "--out-dir", "out"),
-            input_digest=inputs,
-            description=f"Assembling the Debian base {target.address}",
-            context=f"assembling {origin}",
-            output_directories=("out", "meta"),
-        ),
-    )
-    out = await Get(Digest, DigestSubset(result.output_digest, PathGlobs(["out/**"])))
-    layout = await Get(
-        Digest, MergeDigests([await Get(Digest, RemovePrefix(out, "out")), *(l.blob for l in layers)])
-    )
-    return BaseImage(layout, "base", target.address.spec)
+    return BaseImage(assembled.layout, "base", target.address.spec)
 
 
 def rules():
-    return collect_rules()
+    return (*collect_rules(), UnionRule(BaseImageProvider, DebianPackagesBase))

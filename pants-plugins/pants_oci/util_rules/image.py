@@ -1,7 +1,7 @@
 """Assemble an `oci_image`: base + one layer per dependency + config, as an OCI layout.
 
-Layers come from their own cached processes; assembly only writes the small config,
-manifest and index, and the layout is merged from digests already in the store.
+Layers come from their own cached processes; assembly (`assemble.py`) only writes the small
+config, manifest and index, and the layout is merged from digests already in the store.
 """
 
 from __future__ import annotations
@@ -11,23 +11,14 @@ from dataclasses import dataclass
 
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import (
-    AddPrefix,
-    CreateDigest,
-    Digest,
-    DigestContents,
-    DigestSubset,
-    FileContent,
-    MergeDigests,
-    PathGlobs,
-    RemovePrefix,
-    Snapshot,
-)
+from pants.engine.fs import Digest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Dependencies, Target, WrappedTarget, WrappedTargetRequest
+from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
+from ocibuild.protocol.document import pairs
 from pants_oci.target_types import (
     OciImageAnnotationsField,
     OciImageBaseField,
@@ -39,15 +30,16 @@ from pants_oci.target_types import (
     OciImageLayerCompressionField,
     OciImagePlatformField,
     OciImageStopSignalField,
+    OciImageTarget,
     OciImageUserField,
     OciImageVolumesField,
     OciImageWorkdirField,
 )
+from pants_oci.util_rules.assemble import AssembledImage, AssembleImage
 from pants_oci.util_rules.base_image import (
     BaseImage,
     BaseImageRequest,
-    OciImageLayout,
-    OciImageLayoutRequest,
+    BaseImageProvider,
 )
 from pants_oci.util_rules.layer_content import (
     LayerContentRequest,
@@ -62,10 +54,6 @@ class SourceDateEpochError(Exception):
     pass
 
 
-class OciImageError(Exception):
-    """An image that cannot be assembled as asked."""
-
-
 @dataclass(frozen=True)
 class OciImageRequest:
     address: Address
@@ -73,17 +61,24 @@ class OciImageRequest:
 
 @dataclass(frozen=True)
 class OciImage:
-    """A built image: its OCI layout (rooted at the digest root) and `image.json` metadata."""
+    """A built image: its OCI layout (rooted at the digest root) and what assembling it said."""
 
     address: Address
     layout: Digest
-    metadata: bytes
+    result: AssembleResult
     repository: str
     tags: tuple[str, ...]
 
     @property
     def manifest_digest(self) -> str:
-        return str(json.loads(self.metadata)["manifest_digest"])
+        return self.result.manifest_digest
+
+    @property
+    def metadata(self) -> bytes:
+        """The image.json written beside the layout in dist/: indented for the humans who read
+        it, sorted keys keep it deterministic."""
+        text = json.dumps(self.result.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
+        return (text + "\n").encode()
 
 
 def source_date_epoch(env: EnvironmentVars) -> int:
@@ -99,49 +94,36 @@ def source_date_epoch(env: EnvironmentVars) -> int:
     return int(raw)
 
 
-def image_settings(target: Target) -> dict[str, object]:
-    def seq(field) -> list[str] | None:
+def image_settings(target: Target) -> Settings:
+    def seq(field) -> tuple[str, ...] | None:
         value = target[field].value
-        return None if value is None else list(value)
+        return None if value is None else tuple(value)
 
     env = target[OciImageEnvField].value
-    return {
-        "entrypoint": seq(OciImageEntrypointField),
-        "cmd": seq(OciImageCmdField),
-        # Pairs, not an object: the spec is written with sorted keys, and env order matters.
-        "env": [[k, v] for k, v in (env or {}).items()],
-        "workdir": target[OciImageWorkdirField].value,
-        "user": target[OciImageUserField].value,
-        "labels": dict(target[OciImageLabelsField].value or {}),
-        "exposed_ports": seq(OciImageExposedPortsField) or [],
-        "volumes": seq(OciImageVolumesField) or [],
-        "stop_signal": target[OciImageStopSignalField].value,
-    }
+    return Settings(
+        entrypoint=seq(OciImageEntrypointField),
+        cmd=seq(OciImageCmdField),
+        env=tuple((env or {}).items()),  # in the BUILD file's order: later ones see earlier
+        workdir=target[OciImageWorkdirField].value,
+        user=target[OciImageUserField].value,
+        labels=pairs(target[OciImageLabelsField].value or {}),
+        exposed_ports=seq(OciImageExposedPortsField) or (),
+        volumes=seq(OciImageVolumesField) or (),
+        stop_signal=target[OciImageStopSignalField].value,
+    )
 
 
-def assemble_spec(
-    target: Target,
-    base: BaseImage,
-    layers: tuple[BuiltLayer, ...],
-    created_epoch: int,
-    names: ImageNames,
-) -> dict[str, object]:
-    tags = names.tags
-    return {
-        "base": None
-        if base.is_scratch
-        else {"layout": "base", "ref_name": base.ref_name, "name": base.spec},
-        "platform": target[OciImagePlatformField].value,
-        "layers": [f"layers/{i}/layer.json" for i in range(len(layers))],
-        "history": [layer.created_by for layer in layers],
-        "settings": image_settings(target),
-        "annotations": dict(target[OciImageAnnotationsField].value or {}),
-        "created_epoch": created_epoch,
-        "ref_name": tags[0],
-        "ref_names": list(tags),
-        "repository": names.repository,
-        "metadata_out": "meta/image.json",
-    }
+def assemble_request(target: Target, created_epoch: int, names: ImageNames) -> AssembleRequest:
+    """What `ocibuild assemble` is asked; the layers and base are added by `AssembleImage`."""
+    return AssembleRequest(
+        layers=(),
+        platform=target[OciImagePlatformField].value,
+        settings=image_settings(target),
+        annotations=pairs(target[OciImageAnnotationsField].value or {}),
+        created_epoch=created_epoch,
+        ref_names=names.tags,
+        repository=names.repository,
+    )
 
 
 async def _dependency_addresses(target: Target) -> Addresses:
@@ -156,7 +138,7 @@ async def _dependency_addresses(target: Target) -> Addresses:
     )
 
 
-@rule(desc="Assemble an OCI image", level=LogLevel.DEBUG)
+@rule(desc="Build an OCI image", level=LogLevel.DEBUG)
 async def build_oci_image(request: OciImageRequest) -> OciImage:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="<infallible>")
@@ -182,71 +164,35 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         Get(BuiltLayer, BuildLayerRequest(c, request.address, compression, epoch))
         for c in contents
     )
-
     names = await Get(ImageNames, ImageNamesRequest(request.address))
-    spec = assemble_spec(target, base, layers, epoch, names)
-    spec_digest = await Get(
-        Digest,
-        CreateDigest(
-            [FileContent("assemble-spec.json", json.dumps(spec, sort_keys=True).encode())]
+    assembled = await Get(
+        AssembledImage,
+        AssembleImage(
+            assemble_request(target, epoch, names),
+            layers=tuple(layers),
+            base=None if base.is_scratch else base,
+            what=f"the oci_image {request.address}",
         ),
     )
-    layer_jsons = await Get(
-        Digest,
-        CreateDigest(
-            FileContent(f"layers/{i}/layer.json", json.dumps(dict(layer.descriptor)).encode())
-            for i, layer in enumerate(layers)
-        ),
-    )
-    base_input = await Get(Digest, AddPrefix(base.layout, "base")) if base.layout else None
-    inputs = await Get(
-        Digest, MergeDigests([spec_digest, layer_jsons, *([base_input] if base_input else [])])
-    )
-    result = await Get(
-        OcibuildResult,
-        OcibuildRun(
-            argv=("assemble", "--spec", "assemble-spec.json", "--out-dir", "out"),
-            input_digest=inputs,
-            description=f"Assembling the image {request.address}",
-            context=f"assembling the oci_image {request.address} (base {base.spec!r})",
-            output_directories=("out", "meta"),
-        ),
-    )
-    meta_digest = await Get(
-        Digest, DigestSubset(result.output_digest, PathGlobs(["meta/image.json"]))
-    )
-    (meta,) = await Get(DigestContents, Digest, meta_digest)
-    base_blobs = json.loads(meta.content)["base_blobs"]
-    new_files = await Get(
-        Digest, DigestSubset(result.output_digest, PathGlobs(["out/**"]))
-    )
-    parts = [await Get(Digest, RemovePrefix(new_files, "out")), *(l.blob for l in layers)]
-    if base.layout and base_blobs:
-        globs = [f"blobs/{d.replace(':', '/', 1)}" for d in base_blobs]
-        blobs = await Get(Snapshot, DigestSubset(base.layout, PathGlobs(globs)))
-        missing = sorted(set(globs) - set(blobs.files))
-        if missing:
-            raise OciImageError(
-                f"The base {base.spec!r} of the oci_image {request.address} lacks the layer "
-                f"blob(s) {', '.join(missing)}: the layout is incomplete. Copy it again with "
-                "`skopeo copy` (which writes every blob)."
-            )
-        parts.append(blobs.digest)
-    layout = await Get(Digest, MergeDigests(parts))
     return OciImage(
         address=request.address,
-        layout=layout,
-        metadata=meta.content,
+        layout=assembled.layout,
+        result=assembled.result,
         repository=names.repository,
         tags=names.tags,
     )
 
 
+@dataclass(frozen=True)
+class OciImageBase(BaseImageProvider):
+    target_type = OciImageTarget
+
+
 @rule
-async def oci_image_layout(request: OciImageLayoutRequest) -> OciImageLayout:
-    image = await Get(OciImage, OciImageRequest(request.address))
-    return OciImageLayout(image.layout, image.tags[0])
+async def oci_image_base(request: OciImageBase) -> BaseImage:
+    image = await Get(OciImage, OciImageRequest(request.target.address))
+    return BaseImage(image.layout, image.tags[0], request.target.address.spec)
 
 
 def rules():
-    return collect_rules()
+    return (*collect_rules(), UnionRule(BaseImageProvider, OciImageBase))

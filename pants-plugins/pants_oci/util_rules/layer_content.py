@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
 from pants.core.target_types import (
@@ -32,6 +33,8 @@ from pants.engine.target import (
     WrappedTarget,
     WrappedTargetRequest,
 )
+from pants.engine.environment import EnvironmentName
+from pants.engine.unions import UnionMembership, UnionRule, union
 from pants.util.logging import LogLevel
 
 from pants_oci.target_types import (
@@ -95,8 +98,59 @@ class LayerContents:
     contents: tuple[LayerContent, ...]
 
 
-def _is_loose_files(target: Target) -> bool:
-    return any(target.has_field(field) for field in _LOOSE_FILE_FIELDS)
+@union(in_scope_types=[EnvironmentName])
+@dataclass(frozen=True)
+class LayerContentProvider:
+    """An extension point: what a kind of dependency puts in an image.
+
+    A member says which targets it takes (`applies_to`; the applicable member of highest
+    `priority` wins) and has a rule from itself to `LayerContents`. Here: an `oci_layer`
+    (30), anything Pants can package (20: pex_binary, archive, ...), loose files (10: files,
+    resources, relocated_files). Another backend adds one with
+    `UnionRule(LayerContentProvider, MyContent)` and a `@rule` from `MyContent` to
+    `LayerContents`.
+    """
+
+    priority: ClassVar[int] = 0
+
+    target: Target
+    image: Address
+
+    @classmethod
+    def applies_to(cls, target: Target, union_membership: UnionMembership) -> bool:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class OciLayerContent(LayerContentProvider):
+    priority = 30
+
+    @classmethod
+    def applies_to(cls, target: Target, union_membership: UnionMembership) -> bool:
+        return isinstance(target, OciLayerTarget)
+
+
+@dataclass(frozen=True)
+class PackagedContent(LayerContentProvider):
+    """Packaged artifacts at /app/<file name>; a packed PEX as two layers."""
+
+    priority = 20
+
+    @classmethod
+    def applies_to(cls, target: Target, union_membership: UnionMembership) -> bool:
+        return any(fs.is_applicable(target) for fs in union_membership.get(PackageFieldSet))
+
+
+@dataclass(frozen=True)
+class LooseFilesContent(LayerContentProvider):
+    """files, resources, relocated_files (and their transitive file dependencies) at their
+    build-root-relative paths."""
+
+    priority = 10
+
+    @classmethod
+    def applies_to(cls, target: Target, union_membership: UnionMembership) -> bool:
+        return any(target.has_field(field) for field in _LOOSE_FILE_FIELDS)
 
 
 def _nothing_to_package(target: Target, image: Address) -> OciDependencyError:
@@ -122,9 +176,12 @@ def packed_pex_parts(artifact: str, files: tuple[str, ...]) -> tuple[list[str], 
     return stable, [t for t in tops if t not in stable]
 
 
-async def _packaged_content(
-    field_sets: tuple[PackageFieldSet, ...], request: LayerContentRequest
-) -> LayerContents:
+@rule(desc="Package a dependency of an oci_image", level=LogLevel.DEBUG)
+async def packaged_content(request: PackagedContent) -> LayerContents:
+    found = await Get(
+        FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [request.target])
+    )
+    field_sets = found.field_sets
     packages = await MultiGet(
         Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in field_sets
     )
@@ -133,7 +190,7 @@ async def _packaged_content(
     artifacts = [a.relpath for p in packages for a in p.artifacts if a.relpath]
     if not artifacts:
         raise OciDependencyError(
-            f"Packaging the dependency {request.dependency} of the oci_image {request.image} "
+            f"Packaging the dependency {request.target.address} of the oci_image {request.image} "
             "produced no artifact to put in the image."
         )
     if len(artifacts) == 1:
@@ -158,7 +215,7 @@ async def _packaged_content(
             if path == relpath or path.startswith(prefix)
         )
     content = LayerContent(
-        request.dependency,
+        request.target.address,
         await Get(Digest, AddPrefix(digest, INPUT_DIR)),
         tuple(mappings),
         tuple(sorted(image_paths)),
@@ -168,7 +225,7 @@ async def _packaged_content(
 
 
 async def _pex_part_content(
-    request: LayerContentRequest, snapshot: Snapshot, artifact: str, tops: list[str], part: str
+    request: PackagedContent, snapshot: Snapshot, artifact: str, tops: list[str], part: str
 ) -> LayerContent:
     """Some top-level entries of a packed PEX directory, at the same place under /app: only
     those files are the layer process's input, so its cache key ignores the other part."""
@@ -178,7 +235,7 @@ async def _pex_part_content(
     digest = await Get(Digest, DigestSubset(snapshot.digest, PathGlobs(files)))
     dest = posixpath.join(PACKAGE_DIR, posixpath.basename(base))
     return LayerContent(
-        request.dependency,
+        request.target.address,
         await Get(Digest, AddPrefix(digest, INPUT_DIR)),
         tuple((posixpath.join(INPUT_DIR, r), posixpath.join(dest, t)) for r, t in zip(roots, tops)),
         tuple(sorted(posixpath.join(dest, f[len(base) + 1 :]) for f in files)),
@@ -194,7 +251,9 @@ def _relocated(path: str, packaged: bool, destination: str) -> str:
     return posixpath.join(destination, path)
 
 
-async def _oci_layer_content(target: OciLayerTarget, request: LayerContentRequest) -> LayerContents:
+@rule(desc="Collect the content of an oci_layer", level=LogLevel.DEBUG)
+async def oci_layer_content(request: OciLayerContent) -> LayerContents:
+    target = request.target
     origin = f"the `dependencies` of the oci_layer {target.address}"
     raw = [d for d in (target[OciLayerDependenciesField].value or ()) if not d.startswith("!")]
     addresses = await Get(
@@ -242,7 +301,8 @@ async def _oci_layer_content(target: OciLayerTarget, request: LayerContentReques
 
 
 @rule(desc="Collect the content of an oci_image layer", level=LogLevel.DEBUG)
-async def layer_content(request: LayerContentRequest) -> LayerContents:
+async def layer_content(request: LayerContentRequest, union_membership: UnionMembership
+                        ) -> LayerContents:
     wrapped = await Get(
         WrappedTarget,
         WrappedTargetRequest(
@@ -250,25 +310,24 @@ async def layer_content(request: LayerContentRequest) -> LayerContents:
         ),
     )
     target = wrapped.target
-    if isinstance(target, OciLayerTarget):
-        return await _oci_layer_content(target, request)
     if isinstance(target, OciImageTarget):
         raise OciDependencyError(
             f"The oci_image {target.address} is listed in the `dependencies` of the oci_image "
             f"{request.image}. Images do not nest: to build on it, set "
             f'`base="{target.address.spec}"` instead.'
         )
-    field_sets = await Get(
-        FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, [target])
-    )
-    if field_sets.field_sets:
-        return await _packaged_content(tuple(field_sets.field_sets), request)
-    if not _is_loose_files(target):
+    providers = sorted(union_membership.get(LayerContentProvider), key=lambda p: -p.priority)
+    provider = next((p for p in providers if p.applies_to(target, union_membership)), None)
+    if provider is None:
         raise _nothing_to_package(target, request.image)
+    return await Get(LayerContents, LayerContentProvider, provider(target, request.image))
 
+
+@rule(desc="Collect loose files for an oci_image layer", level=LogLevel.DEBUG)
+async def loose_files_content(request: LooseFilesContent) -> LayerContents:
     closure = await Get(
         TransitiveTargets,
-        TransitiveTargetsRequest([request.dependency], include_special_cased_deps=False),
+        TransitiveTargetsRequest([request.target.address], include_special_cased_deps=False),
     )
     sources = await Get(
         SourceFiles,
@@ -281,13 +340,13 @@ async def layer_content(request: LayerContentRequest) -> LayerContents:
     files = sources.snapshot.files
     if not files:
         raise OciDependencyError(
-            f"The dependency {target.address} of the oci_image {request.image} matches no "
-            "files: check its `sources` globs."
+            f"The dependency {request.target.address} of the oci_image {request.image} matches "
+            "no files: check its `sources` globs."
         )
     return LayerContents(
         (
             LayerContent(
-                request.dependency,
+                request.target.address,
                 await Get(Digest, AddPrefix(sources.snapshot.digest, INPUT_DIR)),
                 tuple((posixpath.join(INPUT_DIR, f), f) for f in files),
                 tuple(files),
@@ -322,4 +381,9 @@ def check_no_conflicts(contents: tuple[LayerContent, ...], image: Address) -> No
 
 
 def rules():
-    return collect_rules()
+    return (
+        *collect_rules(),
+        UnionRule(LayerContentProvider, OciLayerContent),
+        UnionRule(LayerContentProvider, PackagedContent),
+        UnionRule(LayerContentProvider, LooseFilesContent),
+    )

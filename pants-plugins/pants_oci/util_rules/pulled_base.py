@@ -12,6 +12,7 @@ when something is actually missing.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ocibuild import canonical_json
 from ocibuild.assemble import DEFAULT_PLATFORM
@@ -44,6 +45,7 @@ from pants.engine.fs import (
 from pants.engine.internals.native_engine import EngineError
 from pants.engine.internals.selectors import MultiGet
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
 from pants.option.global_options import NamedCachesDirOption
 from pants.util.logging import LogLevel
 
@@ -54,9 +56,14 @@ from pants_oci.target_types import (
     OciPullPlatformsField,
     OciPullTarget,
 )
-from pants_oci.util_rules.base_image import BaseImage, OciBaseError, OciPullRequest
+from pants_oci.util_rules.base_image import BaseImage, BaseImageProvider, OciBaseError
 
 MANIFEST_CACHE = "pants_oci/manifests"
+
+
+@dataclass(frozen=True)
+class OciPullBase(BaseImageProvider):
+    target_type = OciPullTarget
 
 
 def registry_client(ref: Reference, oci: OciSubsystem, env: EnvironmentVars,
@@ -117,7 +124,7 @@ async def _download(transport: Transport, ref: Reference, blobs: list[Descriptor
 
 @rule(desc="Pull a base image", level=LogLevel.DEBUG)
 async def pull_base_image(
-    request: OciPullRequest,
+    request: OciPullBase,
     oci: OciSubsystem,
     named_caches: NamedCachesDirOption,
     build_root: BuildRoot,
@@ -164,4 +171,4 @@ async def pull_base_image(
 
 
 def rules():
-    return collect_rules()
+    return (*collect_rules(), UnionRule(BaseImageProvider, OciPullBase))

@@ -52,12 +52,14 @@ from ocibuild.layer.builder import build_layer
 from ocibuild.layer.compression import compressor_version
 from ocibuild.layer.entries import collect_entries, owned_by, parse_mapping
 from ocibuild.protocol import debian
+from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
 from ocibuild.protocol.archive import (DockerArchiveRequest, DockerArchiveResult,
                                        UnpackLayoutRequest, UnpackLayoutResult)
 from ocibuild.protocol.debian import DebianLayerRequest
 from ocibuild.protocol.document import MAX_DOCUMENT, Document
 from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
-from ocibuild.protocol.layer import LayerDescriptor, LayerRequest
+from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
+                                     LayerRequest)
 from ocibuild.protocol.push import PushRequest, PushResult
 from ocibuild.untrusted import field, os_reason
 
@@ -93,6 +95,11 @@ def run_layer(request: LayerRequest, out_dir: str) -> LayerDescriptor:
     return _write_descriptor(out_dir, blob)
 
 
+def run_compressor_version(request: CompressorRequest, out_dir: Optional[str]
+                           ) -> CompressorVersion:
+    return CompressorVersion(compressor_version())
+
+
 def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescriptor:
     from ocibuild.debian import layers
     from ocibuild.layer.builder import build_layer_with
@@ -109,6 +116,13 @@ def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescript
             out, request.ca_certificates, debs=list(request.debs), suite=request.suite)
     blob = build_layer_with(write, out_dir, compression=request.compression)
     return _write_descriptor(out_dir, blob)
+
+
+def run_assemble(request: AssembleRequest, out_dir: str) -> AssembleResult:
+    from ocibuild.assemble import assemble_image
+
+    metadata = assemble_image(request.spec(), out_dir)
+    return AssembleResult.from_json(metadata, "the image assembled")
 
 
 def run_docker_archive(request: DockerArchiveRequest, out_dir: Optional[str]
@@ -170,6 +184,8 @@ def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
 # What `ocibuild run` does with each kind of request (the plugin runs every command so).
 RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "layer": (LayerRequest, run_layer),
+    "compressor-version": (CompressorRequest, run_compressor_version),
+    "assemble": (AssembleRequest, run_assemble),
     "debian-layer": (DebianLayerRequest, run_debian_layer),
     "docker-archive": (DockerArchiveRequest, run_docker_archive),
     "unpack-layout": (UnpackLayoutRequest, run_unpack_layout),
@@ -191,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> dict:
 
 
 def cmd_compressor_version(args: argparse.Namespace) -> dict:
-    return {"compressor": compressor_version()}
+    return run_compressor_version(CompressorRequest(), None).to_json()
 
 
 def cmd_layer(args: argparse.Namespace) -> dict:

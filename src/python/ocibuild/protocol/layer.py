@@ -72,3 +72,18 @@ class LayerDescriptor(Document):
     digest: str
     size: int
     diff_id: str = field(metadata={"json": "diffID"})
+
+
+@dataclass(frozen=True)
+class CompressorRequest(Document):
+    """What decides compressed bytes here (libdeflate, zlib and zstd versions): the plugin
+    keys every layer's cache on the answer."""
+
+    KIND = "compressor-version"
+
+
+@dataclass(frozen=True)
+class CompressorVersion(Document):
+    KIND = "compressor"
+
+    compressor: str
