@@ -138,8 +138,9 @@ def cmd_docker_archive(args: argparse.Namespace) -> dict:
     from ocibuild.docker_archive import write_docker_archive
     from ocibuild.layout import OciLayout, resolve_image
 
-    image = resolve_image(OciLayout(args.layout), ref_name=args.ref_name)
-    write_docker_archive(args.layout, image.manifest_descriptor, args.repo_tag, args.out)
+    layout = OciLayout(args.layout)
+    image = resolve_image(layout, ref_name=args.ref_name)
+    write_docker_archive(layout, image, args.repo_tag, args.out)
     return {"out": args.out, "manifest_digest": image.manifest_descriptor.digest}
 
 
