@@ -12,7 +12,8 @@
     ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
     ocibuild docker-archive --layout DIR [--ref-name NAME] --repo-tag REPO:TAG ... --out F.tar
     ocibuild unpack-layout --archive F.tar --out-dir DIR  (an OCI archive into a layout)
-    ocibuild push --layout DIR --to REGISTRY/REPO[:TAG] [--tag T ...] [--mount-from REPO]
+    ocibuild push --layout DIR [--ref-name NAME] --to REGISTRY/REPO[:TAG] [--tag T ...]
+                  [--mount-from REPO]    (an image, or an index with all its images)
     ocibuild pull REGISTRY/REPO[:TAG][@DIGEST] [--platform os/arch] --out-dir DIR
     ocibuild resolve REGISTRY/REPO[:TAG]           (the digest to pin)
     ocibuild debian-layer --deb P.deb [--deb Q.deb ...] --out-dir OUT  (one layer of them;
@@ -168,17 +169,21 @@ def _write_lines(path: str, lines: List[str], append: bool) -> None:
 
 
 def cmd_push(args: argparse.Namespace) -> dict:
-    from ocibuild.layout import OciLayout, resolve_image
+    from ocibuild.image.index import Index
+    from ocibuild.layout import OciLayout, read_ref
     from ocibuild.reference import parse_reference
-    from ocibuild.registry.push import push_image
+    from ocibuild.registry.push import push_image, push_index
 
     dest = parse_reference(args.to)
     transport = _transport(dest, args)
     layout = OciLayout(args.layout)
-    image = resolve_image(layout, ref_name=args.ref_name)
+    what = read_ref(layout, args.ref_name)
     tags = [*([dest.tag] if dest.tag else []), *args.tag]
-    result = push_image(layout, image, dest, transport, tags, mount_from=args.mount_from,
-                        jobs=args.jobs, chunk_size=args.chunk_size)
+    options = {"mount_from": args.mount_from, "jobs": args.jobs, "chunk_size": args.chunk_size}
+    if isinstance(what, Index):
+        result = push_index(layout, what, dest, transport, tags, **options)
+    else:
+        result = push_image(layout, what, dest, transport, tags, **options)
     refs = [f"{dest.name}:{tag}@{result.manifest_digest}" for tag in tags] or [result.reference]
     if args.digest_file:
         _write_lines(args.digest_file, [result.manifest_digest], append=False)
@@ -289,10 +294,10 @@ def parser() -> argparse.ArgumentParser:
     unpack.add_argument("--archive", required=True)
     unpack.add_argument("--out-dir", required=True)
     unpack.set_defaults(run=cmd_unpack_layout)
-    push = sub.add_parser("push", help="push one image of a layout to a registry "
-                          "(credentials: see ocibuild.registry.credentials)")
+    push = sub.add_parser("push", help="push one image or image index of a layout to a "
+                          "registry (credentials: see ocibuild.registry.credentials)")
     push.add_argument("--layout", required=True)
-    push.add_argument("--ref-name", help="which image of the layout (its ref name)")
+    push.add_argument("--ref-name", help="which image or index of the layout (its ref name)")
     push.add_argument("--to", required=True, help="REGISTRY/REPOSITORY[:TAG]")
     push.add_argument("--tag", action="append", default=[], help="also tag it TAG, repeatable")
     push.add_argument("--mount-from", help="a repository on the same registry to mount "

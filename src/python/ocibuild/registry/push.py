@@ -1,7 +1,9 @@
-"""Push one image from an OCI layout: blobs, then the manifest by digest, then the tags.
+"""Push an image or an image index from an OCI layout: blobs, manifests by digest, then tags.
 
-A manifest the registry already holds by digest means its blobs are there too, so a re-push
-does no blob work at all. Otherwise each missing blob (HEAD 404) is mounted from `mount_from`
+An image: its blobs, then its manifest by digest, then the tags. An index: every image's
+blobs, then each image's manifest by digest, then the index by digest, then the tags.
+A manifest (or index) the registry already holds by digest means what it references is
+there too, so a re-push does no blob work at all. Otherwise each missing blob (HEAD 404) is mounted from `mount_from`
 when that repository on the same registry has it (the base image's, usually), else uploaded:
 streamed from disk in one PUT, or in PATCH chunks for blobs over `chunk_size`. Blobs go up
 `jobs` at a time. An upload that fails in a retryable way restarts from a new session.
@@ -23,6 +25,7 @@ from urllib.parse import urlencode
 from ocibuild import mediatypes
 from ocibuild.errors import OciBuildError
 from ocibuild.image.image import Image
+from ocibuild.image.index import Index
 from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout
 from ocibuild.reference import Reference
@@ -204,4 +207,24 @@ def push_image(layout: OciLayout, image: Image, dest: Reference, transport: Tran
     if not present:
         _push_blobs(t, [image], jobs, result)
     _put_manifest(t, image.manifest_bytes, descriptor, present, tags, result)
+    return result
+
+
+def push_index(layout: OciLayout, index: Index, dest: Reference, transport: Transport,
+               tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
+               chunk_size: int = CHUNK_SIZE) -> PushResult:
+    """`index` and its images, whose blobs are in `layout`, to `dest`, then tagged `tags`.
+    The result's manifest digest is the index's."""
+    t = _target(layout, dest, transport, mount_from, jobs, chunk_size)
+    descriptor = index.descriptor
+    result = PushResult(f"{dest.name}@{descriptor.digest}", descriptor.digest)
+    present, _ = _exists(t, "manifests", descriptor.digest)
+    if not present:
+        images = [child.image for child in index.manifests]
+        missing = [image for image in images
+                   if not _exists(t, "manifests", image.manifest_descriptor.digest)[0]]
+        _push_blobs(t, missing, jobs, result)
+        for image in missing:
+            _put_manifest(t, image.manifest_bytes, image.manifest_descriptor, False, (), result)
+    _put_manifest(t, index.index_bytes, descriptor, present, tags, result)
     return result
