@@ -147,3 +147,10 @@ def test_spec_errors(tmp_path: Path, layer_json: Path) -> None:
         assemble_image({"layers": [str(layer_json)], "annotations": {"": "x"}},
                        str(tmp_path / "out"))
     assert str(err.value).startswith("annotation key '': must be non-empty")
+
+
+def test_history_must_match_layers(tmp_path: Path, layer_json: Path) -> None:
+    with pytest.raises(OciBuildError) as err:
+        assemble_image({"layers": [str(layer_json)], "history": []}, str(tmp_path / "out"))
+    assert str(err.value) == "history has 0 entries for 1 new layers; give one per layer"
+    assert not (tmp_path / "out").exists()

@@ -31,8 +31,7 @@ def members(path: Path) -> dict:
 def test_archive_contents(tmp_path: Path, layout: OciLayout) -> None:
     image = resolve_image(layout)
     out = tmp_path / "dist/image.tar"
-    write_docker_archive(layout.path, image.manifest_descriptor, ["team/app:1.0", "app:latest"],
-                         str(out))
+    write_docker_archive(layout, image, ["team/app:1.0", "app:latest"], str(out))
     found = members(out)
     blob = {d.digest: f"blobs/sha256/{hex_of(d.digest)}"
             for d in (image.manifest_descriptor, image.config_descriptor, *image.layers)}
@@ -73,9 +72,9 @@ def test_archive_contents(tmp_path: Path, layout: OciLayout) -> None:
 
 
 def test_archive_is_deterministic(tmp_path: Path, layout: OciLayout) -> None:
-    md = resolve_image(layout).manifest_descriptor
-    write_docker_archive(layout.path, md, ["app:1"], str(tmp_path / "a.tar"))
-    write_docker_archive(layout.path, md, ["app:1"], str(tmp_path / "b.tar"))
+    image = resolve_image(layout)
+    write_docker_archive(layout, image, ["app:1"], str(tmp_path / "a.tar"))
+    write_docker_archive(layout, image, ["app:1"], str(tmp_path / "b.tar"))
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
 
 
@@ -86,7 +85,7 @@ def test_missing_and_corrupt_blobs(tmp_path: Path, layout: OciLayout) -> None:
     layer.write_bytes(bytes(len(good)))
     out = tmp_path / "out/image.tar"
     with pytest.raises(OciBuildError) as err:
-        write_docker_archive(layout.path, image.manifest_descriptor, ["app:1"], str(out))
+        write_docker_archive(layout, image, ["app:1"], str(out))
     assert str(err.value) == (
         f"layout {layout.path!r}: blob {image.layers[0].digest} holds "
         f"sha256:{hashlib.sha256(bytes(len(good))).hexdigest()}; the layout is corrupt, "
@@ -94,7 +93,7 @@ def test_missing_and_corrupt_blobs(tmp_path: Path, layout: OciLayout) -> None:
     )
     layer.unlink()
     with pytest.raises(OciBuildError) as err:
-        write_docker_archive(layout.path, image.manifest_descriptor, ["app:1"], str(out))
+        write_docker_archive(layout, image, ["app:1"], str(out))
     assert str(err.value) == (
         f"layout {layout.path!r} lacks the blob {image.layers[0].digest} "
         f"({image.layers[0].media_type}); the layout is incomplete"
@@ -105,8 +104,7 @@ def test_missing_and_corrupt_blobs(tmp_path: Path, layout: OciLayout) -> None:
 @pytest.mark.parametrize("repo_tag", ["app", ":1.0", "localhost:5000/app"])
 def test_bad_repo_tag(tmp_path: Path, layout: OciLayout, repo_tag: str) -> None:
     with pytest.raises(OciBuildError) as err:
-        write_docker_archive(layout.path, resolve_image(layout).manifest_descriptor, [repo_tag],
-                             str(tmp_path / "x.tar"))
+        write_docker_archive(layout, resolve_image(layout), [repo_tag], str(tmp_path / "x.tar"))
     assert str(err.value) == (
         f'repo tag {repo_tag!r}: must be REPOSITORY:TAG, e.g. "team/app:1.0"'
     )

@@ -30,9 +30,12 @@ from ocibuild.protocol.layer import LayerRequest
 from ocibuild.digest import EMPTY_DIGEST, hex_of, validate_digest
 from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
-from ocibuild.image.config import ImageSettings, apply_settings
+from ocibuild.image import mutate as derive
+from ocibuild.image.config import ImageSettings
+from ocibuild.image.image import Image
+from ocibuild.image.layer import Layer
 from ocibuild.image.manifest import Descriptor
-from ocibuild.layout import OciLayout, ResolvedImage, resolve_image
+from ocibuild.layout import OciLayout, read_ref, resolve_image
 from ocibuild.oci_archive import unpack_oci_archive
 from ocibuild.platform import Platform, describe, from_config, parse_platform
 
@@ -172,7 +175,7 @@ def assemble(layout: Path, root: Path, platform: Optional[str]) -> Optional[dict
             **({"platform": platform} if platform else {})}
     result = valid_or_user_error(assemble_image, spec, str(root / "out"))
     if result is not None:  # a valid result is a readable image
-        assert isinstance(resolve_image(OciLayout(root / "out")), ResolvedImage)
+        assert isinstance(resolve_image(OciLayout(root / "out")), Image)
     return result
 
 
@@ -192,6 +195,7 @@ def test_random_index_json(index, ref_name, platform) -> None:
         (layout / "index.json").write_text(json.dumps(index))
         valid_or_user_error(resolve_image, OciLayout(layout), ref_name=ref_name,
                             platform=parse_platform(platform) if platform else None)
+        valid_or_user_error(read_ref, OciLayout(layout), ref_name)
 
 
 @settings(FUZZ, max_examples=300)
@@ -234,16 +238,20 @@ SETTINGS = st.dictionaries(
     max_size=5)
 
 
+def derive_as_assemble_does(base: object, settings_: ImageSettings) -> Image:
+    image = derive.with_platform(Image(canonical_json.dumps(base)), Platform("linux", "amd64"))
+    image = derive.with_settings(derive.with_created(image, "1970-01-01T00:00:00Z"), settings_)
+    layer = Layer(mediatypes.OCI_LAYER_GZIP, EMPTY_DIGEST, 0, EMPTY_DIGEST, "x")
+    return derive.add_layers(image, [layer], created="1970-01-01T00:00:00Z")
+
+
 @settings(FUZZ, max_examples=400)
 @given(base=DOCS | st.fixed_dictionaries({"config": DOCS, "rootfs": DOCS}), raw=SETTINGS)
 def test_config_merge_on_a_hostile_base(base, raw) -> None:
     settings_ = valid_or_user_error(ImageSettings.from_json, raw) or ImageSettings()
-    config = valid_or_user_error(apply_settings, base, settings_,
-                                 platform=Platform("linux", "amd64"),
-                                 created="1970-01-01T00:00:00Z", history_created_by=["x"],
-                                 new_diff_ids=[EMPTY_DIGEST])
-    if config is not None:
-        canonical_json.dumps(config)  # the merged config is writable, so not corrupt JSON
+    image = valid_or_user_error(derive_as_assemble_does, base, settings_)
+    if image is not None:
+        config = image.config  # the merged config was written, so it is not corrupt JSON
         assert config["rootfs"]["diff_ids"][-1] == EMPTY_DIGEST
 
 
@@ -271,8 +279,7 @@ def test_digest_validation(value) -> None:
 
 def _archive_bytes() -> bytes:
     with scratch() as root:
-        write_docker_archive(str(_TEMPLATE), _IMAGE.manifest_descriptor, ["a:1"],
-                             str(root / "a.tar"))
+        write_docker_archive(OciLayout(_TEMPLATE), _IMAGE, ["a:1"], str(root / "a.tar"))
         return (root / "a.tar").read_bytes()
 
 

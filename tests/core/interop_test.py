@@ -52,11 +52,12 @@ def test_skopeo_reads_layout_and_docker_archive(tmp_path: Path) -> None:
     skopeo = need("skopeo")
     image_dir = build_image(tmp_path, "zstd")
     layout = OciLayout(image_dir)
-    md = resolve_image(layout).manifest_descriptor
+    image = resolve_image(layout)
+    md = image.manifest_descriptor
     from_layout = json.loads(run_tool([skopeo, "inspect", f"oci:{image_dir}:latest"]).stdout)
     assert (from_layout["Digest"], from_layout["Architecture"]) == (md.digest, "amd64")
     archive = tmp_path / "image.tar"
-    write_docker_archive(str(image_dir), md, ["team/app:1.0"], str(archive))
+    write_docker_archive(layout, image, ["team/app:1.0"], str(archive))
     config = json.loads(run_tool([skopeo, "inspect", "--config",
                                   f"docker-archive:{archive}"]).stdout)
     assert config["config"]["User"] == "65532"

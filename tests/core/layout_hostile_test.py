@@ -274,8 +274,7 @@ def test_docker_archive_refuses_a_layer_blob_linking_out(tmp_path: Path) -> None
     image = resolve_image(OciLayout(layout))
     real = link_out(tmp_path, h.path(h.layer))
     with pytest.raises(OciBuildError) as err:
-        write_docker_archive(str(layout), image.manifest_descriptor, ["a:1"],
-                             str(tmp_path / "a.tar"))
+        write_docker_archive(OciLayout(layout), image, ["a:1"], str(tmp_path / "a.tar"))
     assert str(err.value) == refused_link(layout, f"blobs/sha256/{h.layer[7:]}", real)
     assert not (tmp_path / "a.tar").exists()
 
@@ -311,8 +310,8 @@ def test_base_layer_tars_are_copied_as_blobs_never_extracted(tmp_path: Path) -> 
                           str(tmp_path / "out"))
     assert meta["base_blobs"] == [h.layer]
     image = resolve_image(OciLayout(tmp_path / "out"))
-    write_docker_archive(str(layout), resolve_image(OciLayout(layout)).manifest_descriptor,
-                         ["a:1"], str(tmp_path / "a.tar"))
+    write_docker_archive(OciLayout(layout), resolve_image(OciLayout(layout)), ["a:1"],
+                         str(tmp_path / "a.tar"))
     with tarfile.open(tmp_path / "a.tar") as tar:
         carried = tar.extractfile(f"blobs/sha256/{h.layer[7:]}").read()
     assert carried == h.path(h.layer).read_bytes()

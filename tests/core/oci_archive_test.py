@@ -21,13 +21,13 @@ from .layouts import add_image, named, write_layout
 def test_round_trip_through_a_docker_archive(tmp_path: Path) -> None:
     d = tmp_path / "layout"
     layout = write_layout(d, [named(add_image(d, "img"), "latest")])
-    md = resolve_image(layout).manifest_descriptor
-    write_docker_archive(layout.path, md, ["app:1.0"], str(tmp_path / "a.tar"))
+    image = resolve_image(layout)
+    write_docker_archive(layout, image, ["app:1.0"], str(tmp_path / "a.tar"))
     unpack_oci_archive(str(tmp_path / "a.tar"), str(tmp_path / "unpacked"))
     assert sorted(p.name for p in (tmp_path / "unpacked").iterdir()) == [
         "blobs", "index.json", "oci-layout"]  # docker's manifest.json is not layout data
-    image = resolve_image(OciLayout(tmp_path / "unpacked"), ref_name="1.0")
-    assert image.manifest_descriptor.digest == md.digest
+    unpacked = resolve_image(OciLayout(tmp_path / "unpacked"), ref_name="1.0")
+    assert unpacked.manifest_descriptor.digest == image.manifest_descriptor.digest
 
 
 def test_corrupt_blob_in_archive(tmp_path: Path) -> None:
@@ -57,8 +57,7 @@ def one_image_archive(tmp_path: Path) -> Path:
     d = tmp_path / "layout"
     layout = write_layout(d, [named(add_image(d, "img"), "latest")])
     archive = tmp_path / "a.tar"
-    write_docker_archive(layout.path, resolve_image(layout).manifest_descriptor, ["app:1.0"],
-                         str(archive))
+    write_docker_archive(layout, resolve_image(layout), ["app:1.0"], str(archive))
     return archive
 
 

@@ -28,20 +28,27 @@ asked-for platform, or linux/amd64.
 The spec and the layer.json files are read capped and type-checked; the base is read as
 `ocibuild.layout` reads any untrusted layout, and its config is type-checked before settings
 are merged into it (`ocibuild.image.config.check_base_config`).
+
+The base is read as an `Image` (or scratch), the new image derived from it with
+`ocibuild.image.mutate` (platform, created, settings, layers with history, annotations) and
+written with `ocibuild.layout.write`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import List, Optional, Tuple
 
-from ocibuild import canonical_json, mediatypes
 from ocibuild.atomic import atomic_write
 from ocibuild.errors import OciBuildError
 from ocibuild.digest import validate_digest
-from ocibuild.image.config import ImageSettings, apply_settings, check_base_config, rfc3339
-from ocibuild.image.manifest import REF_NAME, Descriptor, image_manifest
-from ocibuild.layout import OciLayout, ResolvedImage, resolve_image
+from ocibuild.image import mutate
+from ocibuild.image.config import ImageSettings, check_base_config, rfc3339
+from ocibuild.image.image import Image
+from ocibuild.image.layer import Layer
+from ocibuild.image.manifest import Descriptor
+from ocibuild.layout import OciLayout, resolve_image, write
 from ocibuild.platform import Platform, from_config, parse_platform
 from ocibuild.untrusted import field, load_json_file, local_path, str_list, str_map
 from ocibuild.validate import validate_annotation_key
@@ -53,7 +60,7 @@ SPEC_KEYS = ("base", "platform", "layers", "history", "settings", "annotations",
 _MAX_LAYER_JSON = 64 << 10
 
 
-def _base(spec: dict, asked: Optional[Platform]) -> Tuple[Optional[ResolvedImage], Platform]:
+def _base(spec: dict, asked: Optional[Platform]) -> Tuple[Optional[Image], Platform]:
     """The base image (None for scratch) and the platform of the new image."""
     base = spec.get("base")
     if not base:
@@ -81,7 +88,7 @@ def _base(spec: dict, asked: Optional[Platform]) -> Tuple[Optional[ResolvedImage
     return image, base_platform
 
 
-def _config_where(base: dict, image: ResolvedImage) -> str:
+def _config_where(base: dict, image: Image) -> str:
     """Names the base's config blob in errors, e.g. "the base '//:base' (layout 'base',
     config blob sha256:...)"."""
     name = base.get("name") or base["layout"]
@@ -89,7 +96,7 @@ def _config_where(base: dict, image: ResolvedImage) -> str:
             f"{image.config_descriptor.digest})")
 
 
-def _read_layer(path: object) -> dict:
+def _read_layer(path: object) -> Layer:
     if not isinstance(path, str):
         raise OciBuildError(f"assemble spec: layers: {path!r} must be the path of a layer.json")
     local_path(path, "assemble spec: layers")
@@ -101,7 +108,18 @@ def _read_layer(path: object) -> dict:
         validate_digest(layer["diffID"])
     except OciBuildError as err:
         raise OciBuildError(f"layer {path!r}: diffID: {err}") from None
-    return layer
+    return Layer(layer["mediaType"], layer["digest"], layer["size"], layer["diffID"])
+
+
+def _with_history(spec: dict, layers: List[Layer]) -> List[Layer]:
+    """Each new layer with its history entry (by default, naming its layer.json)."""
+    history = spec.get("history")
+    created_by = [f"ocibuild layer {p}" for p in spec.get("layers") or []] if history is None \
+        else history
+    if len(created_by) != len(layers):
+        raise OciBuildError(f"history has {len(created_by)} entries for {len(layers)} new "
+                            "layers; give one per layer")
+    return [replace(layer, created_by=by) for layer, by in zip(layers, created_by)]
 
 
 def _check_spec(spec: object) -> dict:
@@ -137,48 +155,30 @@ def assemble_image(spec: dict, out_dir: str) -> dict:
                    for k, v in (spec.get("annotations") or {}).items()}
     asked = parse_platform(spec["platform"]) if spec.get("platform") else None
     base, platform = _base(spec, asked)
-    layer_paths = spec.get("layers") or []
-    new_layers = [_read_layer(p) for p in layer_paths]
+    new_layers = [_read_layer(p) for p in spec.get("layers") or []]
     created = rfc3339(spec.get("created_epoch") or 0)
-    history = spec.get("history")
-    config = apply_settings(
-        base.config if base else {},
-        ImageSettings.from_json(spec.get("settings") or {}),
-        platform=platform,
-        created=created,
-        history_created_by=[f"ocibuild layer {p}" for p in layer_paths] if history is None
-        else history,
-        new_diff_ids=[layer["diffID"] for layer in new_layers],
-        base_where=_config_where(spec["base"], base) if base else "the base config",
-    )
-    out = OciLayout(out_dir)
-    config_descriptor = out.write_blob_bytes(canonical_json.dumps(config), mediatypes.OCI_CONFIG)
-    base_layers = [Descriptor(mediatypes.oci_layer_media_type(d.media_type), d.digest, d.size,
-                              annotations=d.annotations) for d in (base.layers if base else ())]
-    layers = base_layers + [Descriptor(layer["mediaType"], layer["digest"], layer["size"])
-                            for layer in new_layers]
-    manifest = image_manifest(
-        config_descriptor, layers, annotations=annotations,
-        base_name=(spec["base"].get("name") or None) if base else None,
-        base_digest=base.manifest_descriptor.digest if base else None,
-    )
-    manifest_descriptor = out.write_blob_bytes(canonical_json.dumps(manifest),
-                                               mediatypes.OCI_MANIFEST)
-    out.write_index([Descriptor(mediatypes.OCI_MANIFEST, manifest_descriptor.digest,
-                                manifest_descriptor.size, annotations={REF_NAME: ref})
-                     for ref in ref_names])
-    out.write_oci_layout_file()
+    settings = ImageSettings.from_json(spec.get("settings") or {})
+    new_layers = _with_history(spec, new_layers)
+    image = mutate.with_platform(base or Image.scratch(), platform)
+    image = mutate.with_settings(mutate.with_created(image, created), settings)
+    image = mutate.add_layers(image, new_layers, created=created)
+    image = mutate.with_annotations(image, {
+        **(mutate.base_annotations(spec["base"].get("name") or None,
+                                   base.manifest_descriptor.digest) if base else {}),
+        **annotations})
+    write(OciLayout(out_dir), image, ref_names)
+    base_layers = base.layers if base else ()
     metadata = {
-        "manifest_digest": manifest_descriptor.digest,
-        "config_digest": config_descriptor.digest,
+        "manifest_digest": image.manifest_descriptor.digest,
+        "config_digest": image.config_descriptor.digest,
         "platform": str(platform),
         "ref_name": ref_names[0],
         "ref_names": ref_names,
         "repository": spec.get("repository"),
         "layers": [
             {"digest": d.digest, "size": d.size, "media_type": d.media_type,
-             "diff_id": config["rootfs"]["diff_ids"][i], "from_base": i < len(base_layers)}
-            for i, d in enumerate(layers)
+             "diff_id": d.diff_id, "from_base": i < len(base_layers)}
+            for i, d in enumerate(image.layers)
         ],
         "base_blobs": sorted({d.digest for d in base_layers}),
     }

@@ -14,7 +14,8 @@
     ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
     ocibuild docker-archive --layout DIR [--ref-name NAME] --repo-tag REPO:TAG ... --out F.tar
     ocibuild unpack-layout --archive F.tar --out-dir DIR  (an OCI archive into a layout)
-    ocibuild push --layout DIR --to REGISTRY/REPO[:TAG] [--tag T ...] [--mount-from REPO]
+    ocibuild push --layout DIR [--ref-name NAME] --to REGISTRY/REPO[:TAG] [--tag T ...]
+                  [--mount-from REPO]    (an image, or an index with all its images)
     ocibuild pull REGISTRY/REPO[:TAG][@DIGEST] [--platform os/arch] --out-dir DIR
     ocibuild resolve REGISTRY/REPO[:TAG]           (the digest to pin)
     ocibuild debian-layer --deb P.deb [--deb Q.deb ...] --out-dir OUT  (one layer of them;
@@ -130,9 +131,9 @@ def run_docker_archive(request: DockerArchiveRequest, out_dir: Optional[str]
     from ocibuild.docker_archive import write_docker_archive
     from ocibuild.layout import OciLayout, resolve_image
 
-    image = resolve_image(OciLayout(request.layout), ref_name=request.ref_name)
-    write_docker_archive(request.layout, image.manifest_descriptor, list(request.repo_tags),
-                         request.out)
+    layout = OciLayout(request.layout)
+    image = resolve_image(layout, ref_name=request.ref_name)
+    write_docker_archive(layout, image, list(request.repo_tags), request.out)
     return DockerArchiveResult(request.out, image.manifest_descriptor.digest)
 
 
@@ -160,17 +161,20 @@ def _write_lines(path: str, lines: List[str], append: bool) -> None:
 
 
 def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
-    from ocibuild.layout import OciLayout, resolve_image
+    from ocibuild.image.index import Index
+    from ocibuild.layout import OciLayout, read_ref
     from ocibuild.reference import parse_reference
-    from ocibuild.registry.push import push_image
+    from ocibuild.registry.push import push_image, push_index
 
     dest = parse_reference(request.to)
     transport = _transport(dest, request.insecure, request.ca_cert)
     layout = OciLayout(request.layout)
-    image = resolve_image(layout, ref_name=request.ref_name)
+    what = read_ref(layout, request.ref_name)
     tags = [*([dest.tag] if dest.tag else []), *request.tags]
-    result = push_image(layout, image, dest, transport, tags, mount_from=request.mount_from,
-                        jobs=request.jobs, chunk_size=request.chunk_size)
+    push = push_index if isinstance(what, Index) else push_image
+    result = push(layout, what, dest, transport, tags,  # type: ignore[operator]
+                  mount_from=request.mount_from, jobs=request.jobs,
+                  chunk_size=request.chunk_size)
     refs = [f"{dest.name}:{tag}@{result.manifest_digest}" for tag in tags] or [result.reference]
     if request.digest_file:
         _write_lines(request.digest_file, [result.manifest_digest], append=False)
@@ -327,10 +331,10 @@ def parser() -> argparse.ArgumentParser:
     unpack.add_argument("--archive", required=True)
     unpack.add_argument("--out-dir", required=True)
     unpack.set_defaults(run=cmd_unpack_layout)
-    push = sub.add_parser("push", help="push one image of a layout to a registry "
-                          "(credentials: see ocibuild.registry.credentials)")
+    push = sub.add_parser("push", help="push one image or image index of a layout to a "
+                          "registry (credentials: see ocibuild.registry.credentials)")
     push.add_argument("--layout", required=True)
-    push.add_argument("--ref-name", help="which image of the layout (its ref name)")
+    push.add_argument("--ref-name", help="which image or index of the layout (its ref name)")
     push.add_argument("--to", required=True, help="REGISTRY/REPOSITORY[:TAG]")
     push.add_argument("--tag", action="append", default=[], help="also tag it TAG, repeatable")
     push.add_argument("--mount-from", help="a repository on the same registry to mount "

@@ -1,4 +1,4 @@
-"""A docker-archive tarball of one image in an OCI layout, for `docker load` / `podman load`.
+"""A docker-archive tarball of one image of an OCI layout, for `docker load` / `podman load`.
 
 The tar holds the OCI layout (oci-layout, index.json, blobs/sha256/<hex>) plus Docker's
 manifest.json pointing at the same blobs: exactly what `docker save` writes since Docker 25,
@@ -12,14 +12,15 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 from ocibuild import canonical_json, mediatypes
 from ocibuild.atomic import TempFile
 from ocibuild.digest import HashingReader, hex_of
 from ocibuild.errors import OciBuildError
+from ocibuild.image.image import Image
 from ocibuild.image.manifest import REF_NAME, Descriptor
-from ocibuild.layout import OCI_LAYOUT_FILE, OciLayout, manifest_blobs, tag_of
+from ocibuild.layout import OCI_LAYOUT_FILE, OciLayout, tag_of
 from ocibuild.validate import validate_tag
 
 CONTAINERD_NAME = "io.containerd.image.name"
@@ -68,33 +69,30 @@ def _add_blob(tar: tarfile.TarFile, layout: OciLayout, descriptor: Descriptor) -
                             f"{reader.digest}; the layout is corrupt, build it again")
 
 
-def _small_files(manifest_descriptor: Descriptor, config: Descriptor, layers: Sequence[Descriptor],
-                 repo_tags: Sequence[str]) -> Dict[str, bytes]:
-    md = manifest_descriptor
+def _small_files(image: Image, repo_tags: List[str]) -> Dict[str, bytes]:
+    md = image.manifest_descriptor
     entries = [Descriptor(md.media_type, md.digest, md.size,
                           annotations={CONTAINERD_NAME: _full_name(t), REF_NAME: tag_of(t)})
                for t in repo_tags] or [Descriptor(md.media_type, md.digest, md.size)]
     index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
              "manifests": [e.to_json() for e in entries]}
     docker_manifest = [{
-        "Config": f"blobs/sha256/{hex_of(config.digest)}",
+        "Config": f"blobs/sha256/{hex_of(image.config_descriptor.digest)}",
         "RepoTags": list(repo_tags),
-        "Layers": [f"blobs/sha256/{hex_of(d.digest)}" for d in layers],
+        "Layers": [f"blobs/sha256/{hex_of(d.digest)}" for d in image.layers],
     }]
     return {"index.json": canonical_json.dumps(index),
             "manifest.json": canonical_json.dumps(docker_manifest),
             "oci-layout": canonical_json.dumps(OCI_LAYOUT_FILE)}
 
 
-def write_docker_archive(layout_path: str, manifest_descriptor: Descriptor,
-                         repo_tags: List[str], out_path: str) -> None:
-    """Write the image `manifest_descriptor` names in `layout_path` to `out_path`."""
+def write_docker_archive(layout: OciLayout, image: Image, repo_tags: List[str],
+                         out_path: str) -> None:
+    """Write `image` (read from `layout`, which holds its blobs) to `out_path`."""
     repo_tags = [_check_repo_tag(t) for t in repo_tags]
-    layout = OciLayout(layout_path)
-    manifest = layout.read_blob_json(manifest_descriptor.digest)
-    config, layers = manifest_blobs(layout, manifest_descriptor.digest, manifest)
-    blobs = {d.digest: d for d in (manifest_descriptor, config, *layers)}
-    small = _small_files(manifest_descriptor, config, layers, repo_tags)
+    blobs = {d.digest: d for d in (image.manifest_descriptor, image.config_descriptor,
+                                   *(layer.descriptor for layer in image.layers))}
+    small = _small_files(image, repo_tags)
     with TempFile(os.path.dirname(os.path.abspath(out_path))) as tmp:
         with tarfile.open(fileobj=tmp.file, mode="w|", format=tarfile.PAX_FORMAT,
                           bufsize=1 << 20, copybufsize=1 << 20) as tar:

@@ -1,7 +1,8 @@
-"""Apply an image's settings to its base's config, with Dockerfile semantics.
+"""Image configs: settings applied to a base's config with Dockerfile semantics, new layers.
 
-`apply_settings` is pure: it returns a new config and never mutates the base's.
-Semantics, as `docker build` gives them, so a Dockerfile user gets no surprises:
+The `with_*` functions are pure: each returns a new config and never mutates the one given
+(`ocibuild.image.mutate` applies them to images). Semantics, as `docker build` gives them, so
+a Dockerfile user gets no surprises:
 * env merges by name: a name already in the base keeps its position and takes the new value;
   new names follow in the order given;
 * setting `entrypoint` without `cmd` clears the base's Cmd, as a Dockerfile ENTRYPOINT does
@@ -186,24 +187,35 @@ def _apply(conf: dict, s: ImageSettings) -> None:
             conf[key] = {**(conf.get(key) or {}), **{v: {} for v in values}}
 
 
-def apply_settings(base_config: dict, settings: ImageSettings, *, platform: Platform,
-                   created: str, history_created_by: Sequence[str],
-                   new_diff_ids: Sequence[str], base_where: str = "the base config") -> dict:
-    """A new config: the base's (`{}` for scratch) with settings, platform and new layers.
-    `base_where` names the base's config in errors."""
-    check_base_config(base_config, base_where)
-    if len(history_created_by) != len(new_diff_ids):
-        raise OciBuildError(f"history has {len(history_created_by)} entries for "
-                            f"{len(new_diff_ids)} new layers; give one per layer")
-    config = copy.deepcopy(base_config)
+def with_platform(config: dict, platform: Platform) -> dict:
+    """The base's variant goes too: "arm64/v8" on a base does not describe an amd64 image."""
+    config = copy.deepcopy(config)
     config.pop("variant", None)
     config.update(platform.to_json())
-    config["created"] = created
+    return config
+
+
+def with_created(config: dict, created: str) -> dict:
+    return {**copy.deepcopy(config), "created": created}
+
+
+def with_settings(config: dict, settings: ImageSettings) -> dict:
+    """The settings applied to the config's `config`, which is written even when empty."""
+    config = copy.deepcopy(config)
     config["config"] = config.get("config") or {}
     _apply(config["config"], settings)
+    return config
+
+
+def with_layers(config: dict, diff_ids: Sequence[str], *, created: str,
+                created_by: Sequence[Optional[str]]) -> dict:
+    """New layers' diff_ids and one history entry each, after the base's. `rootfs` is always
+    written (the OCI image spec requires it), and `history` too, even when empty."""
+    config = copy.deepcopy(config)
     rootfs = config.get("rootfs") or {}
     config["rootfs"] = {"type": "layers",
-                        "diff_ids": [*(rootfs.get("diff_ids") or []), *new_diff_ids]}
+                        "diff_ids": [*(rootfs.get("diff_ids") or []), *diff_ids]}
     config["history"] = [*(config.get("history") or []),
-                         *({"created": created, "created_by": by} for by in history_created_by)]
+                         *({"created": created, **({"created_by": by} if by is not None else {})}
+                           for by in created_by)]
     return config

@@ -65,31 +65,12 @@ def _platform(raw: dict, where: str) -> Optional[dict]:
     return platform
 
 
-def image_manifest(config: Descriptor, layers: Sequence[Descriptor], *,
-                   annotations: Optional[dict] = None, base_name: Optional[str] = None,
-                   base_digest: Optional[str] = None) -> dict:
-    """An OCI manifest. The base annotations say what the image was built on (as buildkit
-    writes them); explicit `annotations` win over them."""
-    merged: dict = {}
-    if base_name:
-        merged[BASE_NAME] = base_name
-    if base_digest:
-        merged[BASE_DIGEST] = base_digest
-    merged.update(annotations or {})
-    manifest: dict = {
-        "schemaVersion": 2,
-        "mediaType": mediatypes.OCI_MANIFEST,
-        "config": config.to_json(),
-        "layers": [layer.to_json() for layer in layers],
-    }
-    if merged:
-        manifest["annotations"] = merged
-    return manifest
-
-
-def image_index(manifests: Sequence[Descriptor]) -> dict:
-    return {
+def image_index(manifests: Sequence[Descriptor], *, annotations: Optional[dict] = None) -> dict:
+    index: dict = {
         "schemaVersion": 2,
         "mediaType": mediatypes.OCI_INDEX,
         "manifests": [m.to_json() for m in manifests],
     }
+    if annotations:
+        index["annotations"] = dict(annotations)
+    return index

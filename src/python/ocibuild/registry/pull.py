@@ -19,8 +19,9 @@ from ocibuild import mediatypes
 from ocibuild.atomic import TempFile, atomic_directory, atomic_write
 from ocibuild.digest import HashingWriter, bytes_digest, hex_of
 from ocibuild.errors import OciBuildError
+from ocibuild.image.image import Image
 from ocibuild.image.manifest import Descriptor
-from ocibuild.layout import OciLayout, ResolvedImage, resolve_image
+from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.platform import Platform, describe
 from ocibuild.reference import Reference
 from ocibuild.registry.transport import Transport
@@ -181,7 +182,7 @@ def download_blob(transport: Transport, ref: Reference, descriptor: Descriptor,
 
 
 def pull_to_layout(transport: Transport, ref: Reference, reference: str, platform: Platform,
-                   out_dir: str, ref_name: Optional[str] = None) -> ResolvedImage:
+                   out_dir: str, ref_name: Optional[str] = None) -> Image:
     """Write the one image `reference` names for `platform` as an OCI layout in `out_dir`.
 
     `out_dir` appears only complete: the layout is written beside it and renamed into place,

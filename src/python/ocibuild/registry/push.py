@@ -1,7 +1,9 @@
-"""Push one image from an OCI layout: blobs, then the manifest by digest, then the tags.
+"""Push an image or an image index from an OCI layout: blobs, manifests by digest, then tags.
 
-A manifest the registry already holds by digest means its blobs are there too, so a re-push
-does no blob work at all. Otherwise each missing blob (HEAD 404) is mounted from `mount_from`
+An image: its blobs, then its manifest by digest, then the tags. An index: every image's
+blobs, then each image's manifest by digest, then the index by digest, then the tags.
+A manifest (or index) the registry already holds by digest means what it references is
+there too, so a re-push does no blob work at all. Otherwise each missing blob (HEAD 404) is mounted from `mount_from`
 when that repository on the same registry has it (the base image's, usually), else uploaded:
 streamed from disk in one PUT, or in PATCH chunks for blobs over `chunk_size`. Blobs go up
 `jobs` at a time. An upload that fails in a retryable way restarts from a new session.
@@ -22,8 +24,10 @@ from urllib.parse import urlencode
 
 from ocibuild import mediatypes
 from ocibuild.errors import OciBuildError
+from ocibuild.image.image import Image
+from ocibuild.image.index import Index
 from ocibuild.image.manifest import Descriptor
-from ocibuild.layout import OciLayout, ResolvedImage
+from ocibuild.layout import OciLayout
 from ocibuild.reference import Reference
 from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.transport import Transport
@@ -152,37 +156,75 @@ def _parallel(t: _Target, blobs: List[Descriptor], jobs: int) -> List[str]:
     return [f.result() for f in futures]
 
 
-def push_image(layout: OciLayout, image: ResolvedImage, dest: Reference, transport: Transport,
-               tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
-               chunk_size: int = CHUNK_SIZE) -> PushResult:
+def _target(layout: OciLayout, dest: Reference, transport: Transport,
+            mount_from: Optional[str], jobs: int, chunk_size: int) -> _Target:
     if jobs < 1 or chunk_size < 1:
         raise OciBuildError(f"push to {dest}: jobs ({jobs}) and chunk size ({chunk_size} bytes) "
                             "must be at least 1; e.g. --jobs 4 --chunk-size 67108864")
     repo = dest.repository
-    t = _Target(transport, layout, repo, f"repository:{repo}:pull,push", mount_from, chunk_size)
-    manifest_digest = image.manifest_descriptor.digest
-    result = PushResult(f"{dest.name}@{manifest_digest}", manifest_digest)
-    manifest_present, _ = _exists(t, "manifests", manifest_digest)
-    if not manifest_present:
-        blobs = [*image.layers, image.config_descriptor]
-        for descriptor, outcome in zip(blobs, _parallel(t, blobs, jobs)):
-            if outcome == "uploaded":
-                result.uploaded.append(descriptor.digest)
-            elif outcome == "mounted":
-                result.mounted.append(descriptor.digest)
-    with open(layout.blob_path(manifest_digest), "rb") as f:
-        manifest = f.read()
-    headers = {"Content-Type": image.manifest_descriptor.media_type}
-    # By digest first: tags move only once the content is complete in the registry.
-    for ref in [manifest_digest, *tags]:
-        if ref == manifest_digest and manifest_present:
+    return _Target(transport, layout, repo, f"repository:{repo}:pull,push", mount_from,
+                   chunk_size)
+
+
+def _push_blobs(t: _Target, images: Sequence[Image], jobs: int, result: PushResult) -> None:
+    """The blobs of `images`, each once, noted in `result` if uploaded or mounted."""
+    blobs = list({d.digest: d for image in images
+                  for d in (*(layer.descriptor for layer in image.layers),
+                            image.config_descriptor)}.values())
+    for descriptor, outcome in zip(blobs, _parallel(t, blobs, jobs)):
+        if outcome == "uploaded":
+            result.uploaded.append(descriptor.digest)
+        elif outcome == "mounted":
+            result.mounted.append(descriptor.digest)
+
+
+def _put_manifest(t: _Target, content: bytes, descriptor: Descriptor, present: bool,
+                  tags: Sequence[str], result: PushResult) -> None:
+    """By digest first (unless `present`): tags move only once the content is complete in
+    the registry."""
+    headers = {"Content-Type": descriptor.media_type}
+    for ref in [descriptor.digest, *tags]:
+        if ref == descriptor.digest and present:
             continue
         # A tag can only name this manifest already if the registry had it before.
-        if ref != manifest_digest and manifest_present \
-                and _exists(t, "manifests", ref)[1] == manifest_digest:
+        if ref != descriptor.digest and present \
+                and _exists(t, "manifests", ref)[1] == descriptor.digest:
             continue
-        transport.request("PUT", f"/v2/{repo}/manifests/{ref}", scope=t.scope, expected=(201,),
-                          data=manifest, headers=headers)
-        if ref != manifest_digest:
+        t.transport.request("PUT", f"/v2/{t.repo}/manifests/{ref}", scope=t.scope,
+                            expected=(201,), data=content, headers=headers)
+        if ref != descriptor.digest:
             result.tags_written.append(ref)
+
+
+def push_image(layout: OciLayout, image: Image, dest: Reference, transport: Transport,
+               tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
+               chunk_size: int = CHUNK_SIZE) -> PushResult:
+    """`image`, whose blobs are in `layout`, to `dest`, then tagged `tags`."""
+    t = _target(layout, dest, transport, mount_from, jobs, chunk_size)
+    descriptor = image.manifest_descriptor
+    result = PushResult(f"{dest.name}@{descriptor.digest}", descriptor.digest)
+    present, _ = _exists(t, "manifests", descriptor.digest)
+    if not present:
+        _push_blobs(t, [image], jobs, result)
+    _put_manifest(t, image.manifest_bytes, descriptor, present, tags, result)
+    return result
+
+
+def push_index(layout: OciLayout, index: Index, dest: Reference, transport: Transport,
+               tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
+               chunk_size: int = CHUNK_SIZE) -> PushResult:
+    """`index` and its images, whose blobs are in `layout`, to `dest`, then tagged `tags`.
+    The result's manifest digest is the index's."""
+    t = _target(layout, dest, transport, mount_from, jobs, chunk_size)
+    descriptor = index.descriptor
+    result = PushResult(f"{dest.name}@{descriptor.digest}", descriptor.digest)
+    present, _ = _exists(t, "manifests", descriptor.digest)
+    if not present:
+        images = [child.image for child in index.manifests]
+        missing = [image for image in images
+                   if not _exists(t, "manifests", image.manifest_descriptor.digest)[0]]
+        _push_blobs(t, missing, jobs, result)
+        for image in missing:
+            _put_manifest(t, image.manifest_bytes, image.manifest_descriptor, False, (), result)
+    _put_manifest(t, index.index_bytes, descriptor, present, tags, result)
     return result
