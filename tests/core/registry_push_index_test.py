@@ -77,7 +77,8 @@ def test_cli_pushes_an_index_and_it_reads_back_exactly(registry: Registry,
     layout, index = _index_layout(tmp_path)
     digest = index.descriptor.digest
     out = _cli_push(layout, f"{registry.host}/team/multi:1")
-    assert out == {"reference": f"{registry.host}/team/multi@{digest}",
+    assert out == {"version": 1, "kind": "push-result",
+                   "reference": f"{registry.host}/team/multi@{digest}",
                    "manifest_digest": digest, "refs": [f"{registry.host}/team/multi:1@{digest}"],
                    "uploaded": out["uploaded"], "mounted": [], "tags_written": ["1"],
                    "retries": 0}
