@@ -291,6 +291,53 @@ class OciImagePlatformField(StringField):
         return value
 
 
+class _PlatformsField(StringSequenceField):
+    """`os/arch[/variant]` values, each checked as the BUILD file is read."""
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        _check(cls, address, parse_platform, value or ())
+        return value
+
+
+class OciImagePlatformsField(_PlatformsField):
+    alias = "platforms"
+    help = help_text(
+        """
+        Build the image for several platforms under one OCI image index, e.g.
+        `platforms=["linux/amd64", "linux/arm64"]`: one tag that serves every platform, as
+        buildx, ko and rules_oci make. Each platform gets its own image on the base's image
+        for that platform (an `oci_pull` or `oci_layout` index, a `debian_packages` locked
+        for each architecture, or `scratch`); the dependencies' layers are built once and
+        shared by every platform, so they must be platform-independent (files, resources,
+        pure-Python PEXes). `pants package` writes a layout whose index.json names the index;
+        `pants publish` pushes each platform's image, then the index, then the tags.
+        Instead of `platform`; a docker-archive (`docker_archive=True`) holds one platform
+        only, so it cannot be asked for too.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not value:
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address} lists no platform: list at "
+                'least one, e.g. ["linux/amd64", "linux/arm64"], or remove it')
+        seen = [str(parse_platform(p)) for p in value or ()]
+        repeated = sorted({p for p in seen if seen.count(p) > 1})
+        if repeated:
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address} lists {', '.join(repeated)} "
+                "more than once: an index holds one image per platform")
+        return value
+
+
 class OciImageLayerCompressionField(StringField):
     alias = "layer_compression"
     default = "gzip"
@@ -426,6 +473,7 @@ class OciImageTarget(Target):
         OciImageVolumesField,
         OciImageStopSignalField,
         OciImagePlatformField,
+        OciImagePlatformsField,
         OciImageLayerCompressionField,
         OciImageRepositoryField,
         OciImageTagsField,
@@ -442,6 +490,18 @@ class OciImageTarget(Target):
         `pants package` writes it to dist/ as an OCI image layout and a docker-archive tarball.
         """
     )
+
+    def validate(self) -> None:
+        if self[OciImagePlatformsField].value is None:
+            return
+        both = [f.alias for f in (OciImagePlatformField, OciImageDockerArchiveField)
+                if self[f].value]
+        if both:
+            raise InvalidTargetException(
+                f"The oci_image {self.address} sets `platforms` and "
+                f"{' and '.join(f'`{a}`' for a in both)}: `platforms` builds an index of one "
+                "image per platform; for one platform (or a docker-archive) set `platform` "
+                "alone")
 
 
 class OciLayoutPathField(StringField):
@@ -523,7 +583,7 @@ class OciPullDigestField(StringField):
         return value
 
 
-class OciPullPlatformsField(StringSequenceField):
+class OciPullPlatformsField(_PlatformsField):
     alias = "platforms"
     help = help_text(
         """
@@ -533,14 +593,6 @@ class OciPullPlatformsField(StringSequenceField):
         error, so a base cannot silently change architecture. Unset: any platform the index has.
         """
     )
-
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[Tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        _check(cls, address, parse_platform, value or ())
-        return value
 
 
 class OciPullTarget(Target):

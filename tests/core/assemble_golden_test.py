@@ -1,9 +1,15 @@
-"""assemble_image writes the same bytes as before the image model: digests pinned from 0b98f5a.
+"""assemble writes the same bytes as before the image model: digests pinned from 0b98f5a.
 
 The digests below were computed once by running the assemble.py of commit 0b98f5a (before
-the image model) on these exact specs and inputs. The inputs are written by hand (fake layer
-digests in layer.json; bases with config and manifest blobs only), so nothing here depends on
-a compressor or the machine. Each written file is also checked with hashlib alone.
+the image model and the typed AssembleRequest) on these exact specs and inputs; the specs are
+spelled as AssembleRequests now (inline layer descriptors, pairs for env, labels and
+annotations, `ref_names`), which describe the same images. The inputs are written by hand
+(fake layer digests; bases with config and manifest blobs only), so nothing here depends on a
+compressor or the machine. Each written file is also checked with hashlib alone.
+
+"scratch-no-history" is newer than 0b98f5a (whose default history named each layer.json):
+its digests were pinned from the typed assemble, and its config and manifest are rebuilt here
+byte for byte from a hand-written literal (`test_no_history_bytes_by_hand`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Dict
 
 import pytest
 
-from ocibuild.assemble import assemble_image
+from .layouts import assemble_json
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -74,12 +80,14 @@ def _index(layout: Path, manifests: list) -> None:
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
 
 
+# New layers' descriptors, as `ocibuild layer` describes them (fake digests).
+A = {"mediaType": GZIP, "digest": _fake(2), "size": 1010, "diffID": _fake(4)}
+B = {"mediaType": ZSTD, "digest": _fake(3), "size": 1011, "diffID": _fake(5)}
+# The history 0b98f5a gave layers without one: "ocibuild layer <the layer.json path>".
+OLD_DEFAULT_HISTORY = ["ocibuild layer a/layer.json", "ocibuild layer b/layer.json"]
+
+
 def _inputs(root: Path) -> None:
-    for name, media_type, n in (("a", GZIP, 10), ("b", ZSTD, 11)):
-        (root / name).mkdir(parents=True)
-        (root / name / "layer.json").write_text(json.dumps(
-            {"mediaType": media_type, "digest": _fake(n - 8), "size": 1000 + n,
-             "diffID": _fake(n - 6)}))
     oci = _base(root / "oci", _config("amd64", "oci"),
                 manifest_annotations={"org.opencontainers.image.version": "base-1"})
     _index(root / "oci", [{**oci, "annotations": {
@@ -101,35 +109,40 @@ def _inputs(root: Path) -> None:
                              "annotations": {"org.opencontainers.image.ref.name": "latest"}}])
 
 
-SETTINGS = {"entrypoint": ["/app/run"], "env": {"MARKER": "new", "APP": "1"},
-            "labels": {"team": "core"}, "exposed_ports": ["8080", "53/udp"],
+SETTINGS = {"entrypoint": ["/app/run"], "env": [["MARKER", "new"], ["APP", "1"]],
+            "labels": [["team", "core"]], "exposed_ports": ["8080", "53/udp"],
             "volumes": ["/data"], "user": "65532:65532", "workdir": "/app",
             "stop_signal": "term"}
 
 SPECS: Dict[str, dict] = {
-    "scratch": {"base": None, "layers": ["a/layer.json"], "history": ["pants-oci: //:app"],
-                "settings": {"cmd": ["/app"]}, "annotations": {"org.example.x": "y"},
-                "created_epoch": 0, "ref_name": "1.0", "repository": "team/app"},
-    "scratch-default-history": {"platform": "linux/arm64",
-                                "layers": ["a/layer.json", "b/layer.json"]},
+    "scratch": {"base": None, "layers": [A], "history": ["pants-oci: //:app"],
+                "settings": {"cmd": ["/app"]}, "annotations": [["org.example.x", "y"]],
+                "created_epoch": 0, "ref_names": ["1.0"], "repository": "team/app"},
+    # 0b98f5a's default history, given explicitly (the default now has no created_by).
+    "scratch-default-history": {"platform": "linux/arm64", "layers": [A, B],
+                                "history": OLD_DEFAULT_HISTORY},
+    "scratch-no-history": {"platform": "linux/arm64", "layers": [A, B]},
     "scratch-empty": {"layers": []},
     "base-oci": {"base": {"layout": "oci", "ref_name": "1.0", "name": "//:base"},
-                 "layers": ["a/layer.json", "b/layer.json"], "history": ["one", "two"],
+                 "layers": [A, B], "history": ["one", "two"],
                  "settings": SETTINGS, "created_epoch": 1700000000,
-                 "annotations": {"org.opencontainers.image.base.name": "mine",
-                                 "org.example.x": "y"},
+                 "annotations": [["org.opencontainers.image.base.name", "mine"],
+                                 ["org.example.x", "y"]],
                  "ref_names": ["latest", "1.0"]},
     "base-docker": {"base": {"layout": "docker", "ref_name": "1", "name": "base"},
-                    "layers": ["a/layer.json"], "history": ["app"],
+                    "layers": [A], "history": ["app"],
                     "settings": {"cmd": ["x"], "env": [["B", "2"], ["A", "1"]]}},
     "base-odd-unnamed": {"base": {"layout": "odd"}, "layers": [], "history": [],
                          "settings": {"entrypoint": []}},
     "base-multi-arm": {"base": {"layout": "multi", "name": "multi"}, "platform": "linux/arm64",
-                       "layers": ["b/layer.json"], "history": ["arm app"]},
+                       # With the envelope `ocibuild layer` writes: the same descriptor.
+                       "layers": [{"version": 1, "kind": "layer-descriptor", **B}],
+                       "history": ["arm app"]},
 }
 
-# Computed by the assemble.py of 0b98f5a: (manifest digest, config digest, index.json sha256,
-# metadata sha256 (json.dumps sort_keys)).
+# Computed by the assemble.py of 0b98f5a (but "scratch-no-history", see above): (manifest
+# digest, config digest, index.json sha256, metadata sha256 (json.dumps sort_keys, of the
+# result without its version and kind: 0b98f5a's metadata had none)).
 PINNED: Dict[str, tuple] = {
     "base-docker": (
         "sha256:6a7d2c02fd671561141150fd5a346c06fc06bab42d7ffa78d90235267f40bd71",
@@ -167,6 +180,13 @@ PINNED: Dict[str, tuple] = {
         "sha256:57e97ac81533c789c633a4e9ff125586d8deaaba844d30de93fdb324d2eb571f",
         "sha256:95f8b701bc9cfefad602cf8e1f9a9d966b81a055a6ff60767b91599407addeb6",
     ),
+    # Pinned from the typed assemble; rebuilt by hand in test_no_history_bytes_by_hand.
+    "scratch-no-history": (
+        "sha256:fcf1afc13cecc3c632298cb5dcabdf94aa76adc4fb9c1f8def7628e596012cc9",
+        "sha256:bb8355570134a5dcd81f4a1790ba8b27f9cde8d41b9e9fedaf6ced6be37e6712",
+        "sha256:05a1ae38a1d4422b78b8da8b8ac587ce43c56be9b409d43c8412d7d1330bd76e",
+        "sha256:58e18a733fdd3cc649b9846c7247f938a17947360fe0afc25d462bc9d8ec3647",
+    ),
     "scratch-empty": (
         "sha256:a64bba914792ce6db2b3e44d811f91bc729e70e564385031ab932ed927db1a0b",
         "sha256:d5c7debd284f6285098ce51a5cd1448ce0a278f61aeb41f54f3b18460650cc4c",
@@ -183,8 +203,9 @@ def _sha256(path: Path) -> str:
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_assemble_writes_the_pinned_bytes(tmp_path: Path, monkeypatch, name: str) -> None:
     _inputs(tmp_path)
-    monkeypatch.chdir(tmp_path)  # relative layer paths: the default history names them
-    meta = assemble_image(dict(SPECS[name]), "out")
+    monkeypatch.chdir(tmp_path)  # relative base layout paths
+    meta = assemble_json(dict(SPECS[name]), "out")
+    assert (meta.pop("version"), meta.pop("kind")) == (1, "assemble-result")
     out = tmp_path / "out"
     blobs = sorted(os.listdir(out / "blobs/sha256"))
     assert blobs == sorted([meta["manifest_digest"][7:], meta["config_digest"][7:]])
@@ -197,3 +218,47 @@ def test_assemble_writes_the_pinned_bytes(tmp_path: Path, monkeypatch, name: str
     metadata = "sha256:" + hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
     got = (meta["manifest_digest"], meta["config_digest"], _sha256(out / "index.json"), metadata)
     assert got == PINNED[name]
+
+
+def _hashed(value: object) -> tuple:
+    """Canonical JSON spelled out with the standard library alone, and its sha256."""
+    data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return data, "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _by_hand(history: list) -> tuple:
+    """The pinned tuple of a linux/arm64 scratch image of layers A and B, from literals."""
+    config, config_digest = _hashed({
+        "architecture": "arm64", "os": "linux", "config": {}, "created": "1970-01-01T00:00:00Z",
+        "rootfs": {"type": "layers", "diff_ids": [A["diffID"], B["diffID"]]},
+        "history": [{"created": "1970-01-01T00:00:00Z", **created_by} for created_by in history],
+    })
+    manifest, manifest_digest = _hashed({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [{k: d[k] for k in ("mediaType", "digest", "size")} for d in (A, B)],
+    })
+    _, index_digest = _hashed({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest,
+                       "size": len(manifest),
+                       "annotations": {"org.opencontainers.image.ref.name": "latest"}}],
+    })
+    metadata = json.dumps({
+        "manifest_digest": manifest_digest, "config_digest": config_digest,
+        "platform": "linux/arm64", "ref_name": "latest", "ref_names": ["latest"],
+        "repository": None, "base_blobs": [],
+        "layers": [{"digest": d["digest"], "size": d["size"], "media_type": d["mediaType"],
+                    "diff_id": d["diffID"], "from_base": False} for d in (A, B)],
+    }, sort_keys=True).encode()
+    return (manifest_digest, config_digest, index_digest,
+            "sha256:" + hashlib.sha256(metadata).hexdigest())
+
+
+def test_no_history_bytes_by_hand() -> None:
+    """The literal reproduces 0b98f5a's bytes with its default history, so without created_by
+    it is the image the typed assemble must write: the new pins are checked independently."""
+    old = [{"created_by": by} for by in OLD_DEFAULT_HISTORY]
+    assert _by_hand(old) == PINNED["scratch-default-history"]
+    assert _by_hand([{}, {}]) == PINNED["scratch-no-history"]

@@ -50,15 +50,19 @@ def test_layer_assemble_docker_archive(tmp_path: Path) -> None:
     blob = tmp_path / "out/blobs/sha256" / layer["digest"][7:]
     assert blob.stat().st_size == layer["size"]
 
-    assemble_spec = spec(tmp_path / "assemble-spec.json", {
-        "base": None, "platform": "linux/arm64", "layers": ["out/layer.json"],
-        "history": ["layer"], "settings": {"entrypoint": ["/usr/bin/run"], "env": {"A": "1"}},
-        "annotations": {}, "created_epoch": 1700000000, "ref_name": "latest",
-        "metadata_out": "meta/image.json"})
+    request = {
+        "base": None, "platform": "linux/arm64", "layers": [layer],
+        "history": ["layer"], "settings": {"entrypoint": ["/usr/bin/run"], "env": [["A", "1"]]},
+        "annotations": [], "created_epoch": 1700000000, "ref_names": ["latest"]}
+    assemble_spec = spec(tmp_path / "assemble-spec.json", request)
     meta = ok(run_ocibuild("assemble", "--spec", assemble_spec, "--out-dir", "image",
                            cwd=tmp_path))
-    assert json.loads((tmp_path / "meta/image.json").read_text()) == meta
-    assert meta["platform"] == "linux/arm64"
+    assert (meta["version"], meta["kind"], meta["platform"]) == (1, "assemble-result",
+                                                                 "linux/arm64")
+    # `ocibuild run` (what the plugin runs) answers the same for the same request.
+    spec(tmp_path / "run-assemble.json", {"version": 1, "kind": "assemble", **request})
+    assert ok(run_ocibuild("run", "--request", "run-assemble.json", "--out-dir", "image2",
+                           cwd=tmp_path)) == meta
     image = resolve_image(OciLayout(tmp_path / "image"), ref_name="latest")
     assert image.config["created"] == "2023-11-14T22:13:20Z"
     assert image.manifest_descriptor.digest == meta["manifest_digest"]
@@ -130,8 +134,8 @@ def test_unreadable_spec_and_bad_assemble(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     proc = run_ocibuild("assemble", "--spec", "bad.json", "--out-dir", "o", cwd=tmp_path)
     assert user_error(proc) == (
-        "ocibuild: error: the spec 'bad.json' is not valid JSON: Expecting property name "
-        "enclosed in double quotes: line 1 column 2 (char 1)\n")
+        "ocibuild: error: the assemble request 'bad.json' is not valid JSON: Expecting "
+        "property name enclosed in double quotes: line 1 column 2 (char 1)\n")
     proc = run_ocibuild("assemble", "--spec", spec(tmp_path / "a.json", {
         "layers": [], "platform": "linux/x86_64"}), "--out-dir", "o", cwd=tmp_path)
     assert user_error(proc).startswith(
@@ -222,8 +226,9 @@ def built_layout(tmp_path: Path) -> OciLayout:
     make_tree(tmp_path / "in")
     ok(run_ocibuild("layer", "--spec", spec(tmp_path / "l.json", {
         "mappings": [{"source": "in", "dest": "app"}]}), "--out-dir", "layer", cwd=tmp_path))
+    layer = json.loads((tmp_path / "layer/layer.json").read_text())
     ok(run_ocibuild("assemble", "--spec", spec(tmp_path / "a.json", {
-        "layers": ["layer/layer.json"]}), "--out-dir", "image", cwd=tmp_path))
+        "layers": [layer]}), "--out-dir", "image", cwd=tmp_path))
     shutil.copytree(tmp_path / "layer/blobs", tmp_path / "image/blobs", dirs_exist_ok=True)
     return OciLayout(tmp_path / "image")
 
@@ -256,20 +261,22 @@ def test_an_unreadable_archive(tmp_path: Path) -> None:
     assert not (tmp_path / "u").exists()
 
 
-def test_an_unreadable_layer_json_for_assemble(tmp_path: Path) -> None:
+def test_an_unreadable_assemble_request(tmp_path: Path) -> None:
+    """The request is all assemble reads of the new layers (their descriptors are inline)."""
     built_layout(tmp_path)
-    locked(tmp_path / "layer/layer.json")
-    proc = run_unprivileged("assemble", "--spec", spec(tmp_path / "b.json", {
-        "layers": ["layer/layer.json"]}), "--out-dir", "out", cwd=tmp_path)
+    layer = json.loads((tmp_path / "layer/layer.json").read_text())
+    locked(Path(tmp_path / spec(tmp_path / "b.json", {"layers": [layer]})))
+    proc = run_unprivileged("assemble", "--spec", "b.json", "--out-dir", "out", cwd=tmp_path)
     assert user_error(proc) == (
-        "ocibuild: error: cannot read the layer 'layer/layer.json': Permission denied\n")
+        "ocibuild: error: cannot read the assemble request 'b.json': Permission denied\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_oversized_spec_is_refused_unread(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_bytes(b" " * (64 << 20) + b"{}")
     proc = run_ocibuild("assemble", "--spec", "s.json", "--out-dir", "o", cwd=tmp_path)
-    assert user_error(proc) == (
-        "ocibuild: error: the spec 's.json' is over 67108864 bytes; refusing to read it\n")
+    assert user_error(proc) == ("ocibuild: error: the assemble request 's.json' is over "
+                                "67108864 bytes; refusing to read it\n")
 
 
 def test_a_deeply_nested_spec(tmp_path: Path) -> None:
@@ -279,27 +286,40 @@ def test_a_deeply_nested_spec(tmp_path: Path) -> None:
                                 "levels: not a document this tool reads\n")
 
 
+ASSEMBLE = "ocibuild: error: the assemble request 's.json':"
+
+
 @pytest.mark.parametrize("value,message", [
     ({"mappings": [{"source": "in", "dest": "x"}], "compressor": 1},
      "ocibuild: error: the layer spec 's.json': `compressor` must be a JSON string, not "
      "integer (1)\n"),
-    ({"layers": "layer.json"}, "ocibuild: error: assemble spec: `layers` must be a JSON array, "
-     "not string ('layer.json')\n"),
-    ({"layers": [], "ref_names": "latest"}, "ocibuild: error: assemble spec: `ref_names` must "
-     "be a JSON array, not string ('latest')\n"),
-    ({"layers": [], "annotations": {"a": 1}}, "ocibuild: error: assemble spec: `annotations` "
-     "must map names to strings, not {'a': 1}\n"),
-    ({"layers": [], "settings": ["cmd"]}, "ocibuild: error: settings ['cmd']: must be an "
-     'object, e.g. {"cmd": ["/app"]}\n'),
-    ({"layers": [], "settings": {"user": 0}},
-     "ocibuild: error: settings.user 0: must be a string\n"),
-    ({"layers": [], "settings": {"env": {"A": 1}}}, "ocibuild: error: settings.env {'A': 1}: "
-     "must be an object of strings or a list of [name, value] pairs, e.g. "
-     '{"APP_MODE": "prod"}\n'),
-    ({"layers": [], "settings": {"cmd": 5}}, "ocibuild: error: settings.cmd 5: must be a list "
-     'of strings, e.g. ["/app/app.pex", "--port", "8080"]\n'),
-    ({"layers": [7]}, "ocibuild: error: assemble spec: layers: 7 must be the path of a "
-     "layer.json\n"),
+    ({"layers": "layer.json"}, f"{ASSEMBLE} `layers` must be a JSON array, not string "
+     "('layer.json')\n"),
+    ({"layers": [], "ref_names": "latest"}, f"{ASSEMBLE} `ref_names` must be a JSON array, "
+     "not string ('latest')\n"),
+    ({"layers": [], "annotations": {"a": "1"}}, f"{ASSEMBLE} `annotations` must be a JSON "
+     "array, not object ({'a': '1'})\n"),
+    ({"layers": [], "annotations": [["a", 1]]}, f"{ASSEMBLE} `annotations[0][1]` must be a "
+     "JSON string, not integer (1)\n"),
+    ({"layers": [], "settings": ["cmd"]}, f"{ASSEMBLE} `settings` must be a JSON object, not "
+     "array (['cmd'])\n"),
+    ({"layers": [], "settings": {"user": 0}}, f"{ASSEMBLE} `settings.user` must be a JSON "
+     "string, not integer (0)\n"),
+    ({"layers": [], "settings": {"env": {"A": "1"}}}, f"{ASSEMBLE} `settings.env` must be a "
+     "JSON array, not object ({'A': '1'})\n"),
+    ({"layers": [], "settings": {"env": [["A", 1]]}}, f"{ASSEMBLE} `settings.env[0][1]` must "
+     "be a JSON string, not integer (1)\n"),
+    ({"layers": [], "settings": {"cmd": 5}}, f"{ASSEMBLE} `settings.cmd` must be a JSON "
+     "array, not integer (5)\n"),
+    ({"layers": [7]}, f"{ASSEMBLE} `layers[0]` must be a JSON object, not integer (7)\n"),
+    # What the old spec took: the path of a layer.json, not its descriptor.
+    ({"layers": ["out/layer.json"]}, f"{ASSEMBLE} `layers[0]` must be a JSON object, not "
+     "string ('out/layer.json')\n"),
+    ({"layers": [{"mediaType": "m", "digest": "x", "size": 1, "diffID": "x"}]},
+     f"{ASSEMBLE} `layers[0].digest` 'x' must be 'sha256:' and 64 lowercase hex digits\n"),
+    ({"layers": [], "metadata_out": "meta.json"}, f"{ASSEMBLE} unknown key(s) metadata_out; "
+     "known: layers, base, platform, history, settings, annotations, created_epoch, "
+     "ref_names, repository\n"),
 ])
 def test_wrongly_typed_spec_fields(tmp_path: Path, value: dict, message: str) -> None:
     (tmp_path / "in").mkdir()
@@ -341,7 +361,8 @@ def test_run_takes_a_typed_request_and_checks_its_version_and_kind(tmp_path: Pat
             ({**request, "version": 2}, "is version 2 of the ocibuild protocol; this ocibuild "
              "reads version 1"),
             ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, "
-             "compressor-version, debian-layer, docker-archive, layer, push, unpack-layout"),
+             "compressor-version, debian-layer, docker-archive, index, layer, push, "
+             "unpack-layout"),
             ({**request, "mappings": [{"source": "in", "dest": 7}]},
              "`mappings[0].dest` must be a JSON string, not integer (7)")):
         spec(tmp_path / "bad.json", bad)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.assemble import assemble_image
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.entries import collect_entries
 
 from .conftest import make_tree, write
+from .layouts import assemble_json, layer_descriptor
 
 # Checked identical on CPython 3.9, 3.10, 3.11, 3.12 and 3.13.
 GOLDEN_DIFF_ID = "sha256:a625d916b8d8b991403911fd0fd1b4f269f2b8db913298fe2e5fad5f355da5ec"
@@ -46,9 +46,9 @@ def build_image(tree: Path, out: Path, compression: str) -> dict:
     blob = build_layer(collect_entries([(str(tree), "app")]), str(out / "layer"),
                        compression=compression)
     (out / "layer.json").write_text(json.dumps(blob.to_json()))
-    spec = {"layers": [str(out / "layer.json")], "history": ["app"],
+    spec = {"layers": [layer_descriptor(out)], "history": ["app"],
             "settings": {"entrypoint": ["/app/bin/run.sh"]}, "created_epoch": 0}
-    return {"layer": blob, "image": assemble_image(spec, str(out / "image"))}
+    return {"layer": blob, "image": assemble_json(spec, out / "image")}
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ocibuild import canonical_json, mediatypes
-from ocibuild.assemble import assemble_image
-from ocibuild.cli import cmd_layer
-from ocibuild.protocol.layer import LayerRequest
+from ocibuild.cli import cmd_assemble, cmd_layer
+from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
+from ocibuild.protocol.layer import LayerDescriptor, LayerRequest
 from ocibuild.digest import EMPTY_DIGEST, hex_of, validate_digest
 from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
@@ -39,7 +39,7 @@ from ocibuild.layout import OciLayout, read_ref, resolve_image
 from ocibuild.oci_archive import unpack_oci_archive
 from ocibuild.platform import Platform, describe, from_config, parse_platform
 
-from .layouts import add_image, named, write_layout
+from .layouts import add_image, assemble_json, named, write_layout
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -173,7 +173,7 @@ PLATFORMS = st.none() | st.sampled_from(["linux/amd64", "linux/arm64", "linux/ar
 def assemble(layout: Path, root: Path, platform: Optional[str]) -> Optional[dict]:
     spec = {"base": {"layout": str(layout), "name": "fuzz"}, "layers": [],
             **({"platform": platform} if platform else {})}
-    result = valid_or_user_error(assemble_image, spec, str(root / "out"))
+    result = valid_or_user_error(assemble_json, spec, root / "out")
     if result is not None:  # a valid result is a readable image
         assert isinstance(resolve_image(OciLayout(root / "out")), Image)
     return result
@@ -339,12 +339,90 @@ def test_layer_spec_through_cmd_layer(spec) -> None:
         assert not list(root.rglob(".partial-*"))
 
 
+def _names(cls) -> list:
+    return [f.metadata.get("json", f.name) for f in dataclasses.fields(cls)]
+
+
+def pairs(keys) -> st.SearchStrategy:
+    return st.lists(st.tuples(keys, st.sampled_from(["1", "x", "", "a=b"]) | st.text(max_size=6)),
+                    max_size=3)
+
+
+LAYER_DESCRIPTOR = spoiled(st.fixed_dictionaries(
+    {"mediaType": st.sampled_from([mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_ZSTD,
+                                   mediatypes.OCI_LAYER, mediatypes.DOCKER_LAYER_GZIP,
+                                   mediatypes.OCI_CONFIG]),
+     "digest": st.sampled_from([EMPTY_DIGEST, _IMAGE.layers[0].digest]),
+     "size": st.integers(-1, 2**40), "diffID": st.sampled_from([EMPTY_DIGEST, "sha256:x"])},
+    optional={"version": st.sampled_from([1, 2]),
+              "kind": st.sampled_from(["layer-descriptor", "layer"])}),
+    _names(LayerDescriptor) + ["version", "kind"])
+REQUEST_SETTINGS = spoiled(st.fixed_dictionaries({}, optional={
+    "entrypoint": st.lists(st.sampled_from(["/app", ""]) | st.text(max_size=4), max_size=2),
+    "cmd": st.lists(st.text(max_size=4), max_size=2),
+    "env": pairs(st.sampled_from(["PATH", "A", "", "A=B", "1X"]) | st.text(max_size=4)),
+    "workdir": st.sampled_from(["/app", "app", "", "/a/../b"]),
+    "user": st.sampled_from(["65532", "65532:65532", "root", "", "a:b:c"]),
+    "labels": pairs(st.sampled_from(["team", ""]) | st.text(max_size=4)),
+    "exposed_ports": st.lists(st.sampled_from(["8080", "53/udp", "0", "x/tcp", "99999"]),
+                              max_size=2),
+    "volumes": st.lists(st.sampled_from(["/data", "data", ""]), max_size=2),
+    "stop_signal": st.sampled_from(["SIGTERM", "term", "9", ""])}), _names(Settings))
+ASSEMBLE_REQUEST = spoiled(st.fixed_dictionaries(
+    {"layers": st.lists(LAYER_DESCRIPTOR, max_size=3)},
+    optional={"version": st.sampled_from([1, 2]),
+              "kind": st.sampled_from(["assemble", "layer"]),
+              "base": st.none() | spoiled(st.fixed_dictionaries(
+                  {"layout": st.sampled_from(["layout", "missing", "/etc", "../x", ""])},
+                  optional={"ref_name": st.none() | st.sampled_from(["latest", "x"]),
+                            "name": st.none() | st.sampled_from(["fuzz", ""])}),
+                  ["layout", "ref_name", "name"]),
+              "platform": PLATFORMS | st.sampled_from(["linux", "", "linux/x86_64"]),
+              "history": st.none() | st.lists(st.text(max_size=6), max_size=3),
+              "settings": REQUEST_SETTINGS,
+              "annotations": pairs(st.sampled_from(["org.example.x", "", "a b",
+                                                    "org.opencontainers.image.base.name"])),
+              "created_epoch": st.integers(-1, 2**40),
+              "ref_names": st.lists(st.sampled_from(["latest", "1.0", "", "a/b"]), max_size=2),
+              "repository": st.none() | st.text(max_size=6)}),
+    _names(AssembleRequest) + ["version", "kind", "ref_name", "metadata_out"])
+
+
+@settings(FUZZ, max_examples=300)
+@given(spec=ASSEMBLE_REQUEST)
+def test_assemble_request_through_cmd_assemble(spec) -> None:
+    """Random AssembleRequests (most fields valid, one at a time hostile) against the fuzz
+    template as the base: a result describing the written image, or a user error and no
+    output."""
+    with scratch() as root:
+        layout_with(root, **_DOCS)
+        (root / "spec.json").write_text(json.dumps(spec))
+        cwd = os.getcwd()
+        os.chdir(root)  # the base layout "layout" is relative
+        try:
+            result = valid_or_user_error(cmd_assemble, argparse.Namespace(
+                spec="spec.json", out_dir="out"))
+        finally:
+            os.chdir(cwd)
+        if result is None:
+            assert not (root / "out").exists()
+            return
+        request = AssembleRequest.from_json(spec, "fuzz")
+        assert AssembleRequest.from_json(request.to_json(), "again") == request
+        assert AssembleResult.from_json(result, "result").to_json() == result
+        image = resolve_image(OciLayout(root / "out"), ref_name=request.ref_names[0])
+        assert image.manifest_descriptor.digest == result["manifest_digest"]
+        new = image.layers[len(image.layers) - len(request.layers):]
+        assert [d.digest for d in new] == [d.digest for d in request.layers]
+        assert not list(root.rglob(".partial-*"))
+
+
 def test_the_fuzzed_template_is_itself_valid(tmp_path: Path) -> None:
     """The starting point of the mutations assembles and unpacks: the properties above are
     not vacuous."""
     layout = str(layout_with(tmp_path, **_DOCS))
-    meta = assemble_image({"base": {"layout": layout, "name": "fuzz"}, "layers": []},
-                          str(tmp_path / "out"))
+    meta = assemble_json({"base": {"layout": layout, "name": "fuzz"}, "layers": []},
+                         tmp_path / "out")
     assert meta["base_blobs"] == [_IMAGE.layers[0].digest]
     (tmp_path / "a.tar").write_bytes(_ARCHIVE)
     unpack_oci_archive(str(tmp_path / "a.tar"), str(tmp_path / "unpacked"))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.assemble import assemble_image
 from ocibuild.docker_archive import write_docker_archive
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.entries import collect_entries
 from ocibuild.layout import OciLayout, resolve_image
 
 from .conftest import make_tree, need, run_tool
+from .layouts import assemble_json, layer_descriptor
 
 
 def build_image(tmp_path: Path, compression: str) -> Path:
@@ -27,9 +27,9 @@ def build_image(tmp_path: Path, compression: str) -> Path:
     blob = build_layer(collect_entries([(str(tree), "app")]), str(image_dir),
                        compression=compression)
     (tmp_path / "layer.json").write_text(json.dumps(blob.to_json()))
-    assemble_image({"layers": [str(tmp_path / "layer.json")], "history": ["app"],
-                    "settings": {"entrypoint": ["/app/bin/run.sh"], "user": "65532"},
-                    "ref_name": "latest"}, str(image_dir))
+    assemble_json({"layers": [layer_descriptor(tmp_path)], "history": ["app"],
+                   "settings": {"entrypoint": ["/app/bin/run.sh"], "user": "65532"},
+                   "ref_names": ["latest"]}, image_dir)
     return image_dir
 
 
@@ -75,9 +75,9 @@ def test_multi_member_gzip_layers_read_everywhere(tmp_path: Path) -> None:
     assert (image_dir / "blobs/sha256" / blob.digest[7:]).read_bytes().count(
         b"\x1f\x8b\x08\x00\x00\x00\x00\x00") >= 4  # members, one per MiB
     (tmp_path / "layer.json").write_text(json.dumps(blob.to_json()))
-    assemble_image({"layers": [str(tmp_path / "layer.json")], "history": ["app"],
-                    "settings": {"entrypoint": ["/app/bin/run.sh"]}, "ref_name": "latest"},
-                   str(image_dir))
+    assemble_json({"layers": [layer_descriptor(tmp_path)], "history": ["app"],
+                   "settings": {"entrypoint": ["/app/bin/run.sh"]}, "ref_names": ["latest"]},
+                  image_dir)
     checked = []
     if shutil.which("umoci"):
         bundle = tmp_path / "bundle"

@@ -16,12 +16,12 @@ from typing import Callable, Optional
 import pytest
 
 from ocibuild import mediatypes
-from ocibuild.assemble import assemble_image
 from ocibuild.docker_archive import write_docker_archive
 from ocibuild.errors import OciBuildError
 from ocibuild.layout import OciLayout, resolve_image
 
 from .conftest import run_ocibuild
+from .layouts import assemble_json
 
 Edit = Optional[Callable[[dict], None]]
 
@@ -88,8 +88,8 @@ class Hostile:
 
 def assemble_error(tmp_path: Path, layout: Path) -> str:
     with pytest.raises(OciBuildError) as err:
-        assemble_image({"base": {"layout": str(layout), "name": "//:base"}, "layers": []},
-                       str(tmp_path / "out"))
+        assemble_json({"base": {"layout": str(layout), "name": "//:base"}, "layers": []},
+                      tmp_path / "out")
     assert not (tmp_path / "out").exists()
     return str(err.value)
 
@@ -306,8 +306,8 @@ def test_base_layer_tars_are_copied_as_blobs_never_extracted(tmp_path: Path) -> 
                    ("/abs-escaped", b"evil")])
     layout = tmp_path / "base"
     h = Hostile(layout, layer_tar=evil)
-    meta = assemble_image({"base": {"layout": str(layout), "name": "//:base"}, "layers": []},
-                          str(tmp_path / "out"))
+    meta = assemble_json({"base": {"layout": str(layout), "name": "//:base"}, "layers": []},
+                         tmp_path / "out")
     assert meta["base_blobs"] == [h.layer]
     image = resolve_image(OciLayout(tmp_path / "out"))
     write_docker_archive(OciLayout(layout), resolve_image(OciLayout(layout)), ["a:1"],

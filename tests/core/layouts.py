@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from ocibuild import canonical_json, mediatypes
+from ocibuild.assemble import assemble
 from ocibuild.image.manifest import REF_NAME, Descriptor
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.entries import collect_entries
 from ocibuild.layout import OciLayout
+from ocibuild.protocol.assemble import AssembleRequest
 
 
 def add_image(layout_dir: Path, marker: str, *, os_name: str = "linux", arch: str = "amd64",
@@ -66,3 +69,15 @@ def multi_arch_layout(layout_dir: Path, *, docker: bool = False) -> OciLayout:
     attestation = add_image(layout_dir, "attestation", os_name="unknown", arch="unknown")
     index = add_index(layout_dir, [amd, arm64, arm, attestation], docker=docker)
     return write_layout(layout_dir, [named(index, "latest")])
+
+
+def assemble_json(spec: dict, out_dir: Union[str, Path]) -> dict:
+    """`ocibuild.assemble.assemble` on an AssembleRequest in its JSON form; the result's JSON
+    (as `ocibuild assemble` prints it)."""
+    return assemble(AssembleRequest.from_json(spec, "spec"), str(out_dir)).to_json()
+
+
+def layer_descriptor(layer_dir: Path) -> dict:
+    """The descriptor `ocibuild layer` wrote to `<layer_dir>/layer.json`, to inline in a
+    request's `layers`."""
+    return json.loads((layer_dir / "layer.json").read_text())

@@ -50,7 +50,11 @@ async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
     layout = await Get(Digest, AddPrefix(image.layout, output_path))
     digests = [layout, meta]
     artifacts = [
-        BuiltPackageArtifact(output_path, (f"    OCI layout, manifest {image.manifest_digest}",)),
+        BuiltPackageArtifact(
+            output_path,
+            (f"    OCI layout, {'index' if image.is_index else 'manifest'} "
+             f"{image.manifest_digest}",),
+        ),
         BuiltPackageArtifact(f"{output_path}.json"),
     ]
     if field_set.docker_archive.value:

@@ -21,6 +21,7 @@ from ocibuild.protocol.archive import (
     UnpackLayoutResult,
 )
 from ocibuild.protocol.debian import DebianLayerRequest
+from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import Document
 from ocibuild.protocol.error import BAD_INPUT, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (
@@ -174,6 +175,7 @@ RESULTS: dict[str, type[Document]] = {
     UnpackLayoutRequest.KIND: UnpackLayoutResult,
     CompressorRequest.KIND: CompressorVersion,
     AssembleRequest.KIND: AssembleResult,
+    IndexRequest.KIND: IndexResult,
 }
 
 

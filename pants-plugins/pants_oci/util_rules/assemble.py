@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, BaseRef
 from pants.engine.fs import (
+    EMPTY_DIGEST,
     AddPrefix,
-    CreateDigest,
     Digest,
     DigestSubset,
-    FileContent,
     MergeDigests,
     PathGlobs,
     Snapshot,
@@ -47,24 +46,20 @@ class AssembledImage:
 @rule(desc="Assemble an OCI image", level=LogLevel.DEBUG)
 async def assemble_image(assemble: AssembleImage) -> AssembledImage:
     base = assemble.base
-    layer_files = [
-        FileContent(f"layers/{i}/layer.json", layer.descriptor.dumps())
-        for i, layer in enumerate(assemble.layers)
-    ]
     request = dataclasses.replace(
         assemble.request,
-        layers=tuple(f.path for f in layer_files),
+        layers=tuple(layer.descriptor for layer in assemble.layers),
         history=tuple(layer.created_by for layer in assemble.layers),
         base=None if base is None else BaseRef(_BASE_DIR, base.ref_name, base.spec),
     )
-    inputs = [await Get(Digest, CreateDigest(layer_files))]
-    if base is not None:
-        inputs.append(await Get(Digest, AddPrefix(base.layout, _BASE_DIR)))
+    # Only the base's manifest and config are read, but its layout is passed whole: which
+    # blobs those are is known only once the base's index is read.
+    inputs = EMPTY_DIGEST if base is None else await Get(Digest, AddPrefix(base.layout, _BASE_DIR))
     run = await Get(
         OcibuildResult,
         OcibuildRun(
             request,
-            await Get(Digest, MergeDigests(inputs)),
+            inputs,
             description=f"Assembling {assemble.what}",
             context=f"assembling {assemble.what}"
             + (f" (base {base.spec!r})" if base is not None else ""),

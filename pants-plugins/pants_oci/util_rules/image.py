@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import Digest
+from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Dependencies, Target, WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
+from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import pairs
 from pants_oci.target_types import (
     OciImageAnnotationsField,
@@ -29,12 +30,14 @@ from pants_oci.target_types import (
     OciImageLabelsField,
     OciImageLayerCompressionField,
     OciImagePlatformField,
+    OciImagePlatformsField,
     OciImageStopSignalField,
     OciImageTarget,
     OciImageUserField,
     OciImageVolumesField,
     OciImageWorkdirField,
 )
+from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
 from pants_oci.util_rules.assemble import AssembledImage, AssembleImage
 from pants_oci.util_rules.base_image import (
     BaseImage,
@@ -57,17 +60,24 @@ class SourceDateEpochError(Exception):
 @dataclass(frozen=True)
 class OciImageRequest:
     address: Address
+    # One platform of an image with `platforms`; None: the image as its fields say.
+    platform: str | None = None
 
 
 @dataclass(frozen=True)
 class OciImage:
-    """A built image: its OCI layout (rooted at the digest root) and what assembling it said."""
+    """A built image or image index: its OCI layout (rooted at the digest root) and what
+    assembling it said."""
 
     address: Address
     layout: Digest
-    result: AssembleResult
+    result: AssembleResult | IndexResult
     repository: str
     tags: tuple[str, ...]
+
+    @property
+    def is_index(self) -> bool:
+        return isinstance(self.result, IndexResult)
 
     @property
     def manifest_digest(self) -> str:
@@ -113,11 +123,12 @@ def image_settings(target: Target) -> Settings:
     )
 
 
-def assemble_request(target: Target, created_epoch: int, names: ImageNames) -> AssembleRequest:
+def assemble_request(target: Target, platform: str | None, created_epoch: int,
+                     names: ImageNames) -> AssembleRequest:
     """What `ocibuild assemble` is asked; the layers and base are added by `AssembleImage`."""
     return AssembleRequest(
         layers=(),
-        platform=target[OciImagePlatformField].value,
+        platform=platform,
         settings=image_settings(target),
         annotations=pairs(target[OciImageAnnotationsField].value or {}),
         created_epoch=created_epoch,
@@ -138,20 +149,71 @@ async def _dependency_addresses(target: Target) -> Addresses:
     )
 
 
+def _manifest_and_config(image: OciImage) -> PathGlobs:
+    """The files of an image's layout that an index needs: its manifest and config."""
+    result = image.result
+    assert isinstance(result, AssembleResult)
+    return PathGlobs(["index.json", "oci-layout", *(
+        f"blobs/sha256/{digest.split(':', 1)[1]}"
+        for digest in (result.manifest_digest, result.config_digest))])
+
+
+async def _index(target: Target, platforms: tuple[str, ...]) -> OciImage:
+    """One image per platform, then an index over them (`ocibuild index`)."""
+    images = await MultiGet(
+        Get(OciImage, OciImageRequest(target.address, platform)) for platform in platforms
+    )
+    inputs = await MultiGet(
+        Get(Digest, DigestSubset(image.layout, _manifest_and_config(image))) for image in images
+    )
+    prefixed = await MultiGet(
+        Get(Digest, AddPrefix(digest, f"images/{i}")) for i, digest in enumerate(inputs)
+    )
+    names = await Get(ImageNames, ImageNamesRequest(target.address))
+    run = await Get(
+        OcibuildResult,
+        OcibuildRun(
+            IndexRequest(
+                images=tuple(f"images/{i}" for i in range(len(images))),
+                ref_names=names.tags,
+                annotations=pairs(target[OciImageAnnotationsField].value or {}),
+                repository=names.repository,
+            ),
+            await Get(Digest, MergeDigests(prefixed)),
+            description=f"Indexing the platforms of {target.address}",
+            context=f"indexing the platforms ({', '.join(platforms)}) of the oci_image "
+            f"{target.address}",
+        ),
+    )
+    blobs = await MultiGet(
+        Get(Digest, DigestSubset(image.layout, PathGlobs(["blobs/**"]))) for image in images
+    )
+    result = run.result
+    assert isinstance(result, IndexResult)
+    return OciImage(
+        address=target.address,
+        layout=await Get(Digest, MergeDigests([run.output_digest, *blobs])),
+        result=result,
+        repository=names.repository,
+        tags=names.tags,
+    )
+
+
 @rule(desc="Build an OCI image", level=LogLevel.DEBUG)
 async def build_oci_image(request: OciImageRequest) -> OciImage:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="<infallible>")
     )
     target = wrapped.target
+    platforms = target[OciImagePlatformsField].value
+    if platforms and request.platform is None:
+        return await _index(target, platforms)
+    platform = request.platform or target[OciImagePlatformField].value
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["SOURCE_DATE_EPOCH"]))
     epoch = source_date_epoch(env)
 
     base = await Get(
-        BaseImage,
-        BaseImageRequest(
-            request.address, target[OciImageBaseField].value, target[OciImagePlatformField].value
-        ),
+        BaseImage, BaseImageRequest(request.address, target[OciImageBaseField].value, platform)
     )
     dependencies = await _dependency_addresses(target)
     per_dependency = await MultiGet(
@@ -160,18 +222,20 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
     contents = tuple(c for layers_of in per_dependency for c in layers_of.contents)
     check_no_conflicts(contents, request.address)
     compression = target[OciImageLayerCompressionField].value
+    # The same requests for every platform: each layer is built once and shared.
     layers = await MultiGet(
         Get(BuiltLayer, BuildLayerRequest(c, request.address, compression, epoch))
         for c in contents
     )
     names = await Get(ImageNames, ImageNamesRequest(request.address))
+    what = f"the oci_image {request.address}" + (f" for {platform}" if platforms else "")
     assembled = await Get(
         AssembledImage,
         AssembleImage(
-            assemble_request(target, epoch, names),
+            assemble_request(target, platform, epoch, names),
             layers=tuple(layers),
             base=None if base.is_scratch else base,
-            what=f"the oci_image {request.address}",
+            what=what,
         ),
     )
     return OciImage(

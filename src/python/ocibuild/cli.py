@@ -11,7 +11,10 @@
         "diffID"}, and prints the latter. (SPEC is a `LayerRequest`: ocibuild.protocol.layer.)
     ocibuild run --request REQUEST.json [--out-dir OUT]   (what the Pants plugin runs: a typed,
         versioned request document of ocibuild.protocol, whose "kind" names the command)
-    ocibuild assemble --spec SPEC.json --out-dir OUT     (spec: see ocibuild.assemble)
+    ocibuild assemble --spec REQUEST.json --out-dir OUT   (an AssembleRequest: layer
+        descriptors as `ocibuild layer` prints them, base layout, settings; ocibuild.assemble)
+    ocibuild index --image DIR [--image DIR ...] [--ref-name NAME] --out-dir OUT  (images
+        assembled for several platforms under one image index)
     ocibuild docker-archive --layout DIR [--ref-name NAME] --repo-tag REPO:TAG ... --out F.tar
     ocibuild unpack-layout --archive F.tar --out-dir DIR  (an OCI archive into a layout)
     ocibuild push --layout DIR [--ref-name NAME] --to REGISTRY/REPO[:TAG] [--tag T ...]
@@ -57,6 +60,7 @@ from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
 from ocibuild.protocol.archive import (DockerArchiveRequest, DockerArchiveResult,
                                        UnpackLayoutRequest, UnpackLayoutResult)
 from ocibuild.protocol.debian import DebianLayerRequest
+from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import MAX_DOCUMENT, Document
 from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
@@ -120,10 +124,15 @@ def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescript
 
 
 def run_assemble(request: AssembleRequest, out_dir: str) -> AssembleResult:
-    from ocibuild.assemble import assemble_image
+    from ocibuild.assemble import assemble
 
-    metadata = assemble_image(request.spec(), out_dir)
-    return AssembleResult.from_json(metadata, "the image assembled")
+    return assemble(request, out_dir)
+
+
+def run_index(request: IndexRequest, out_dir: str) -> IndexResult:
+    from ocibuild.index import index
+
+    return index(request, out_dir)
 
 
 def run_docker_archive(request: DockerArchiveRequest, out_dir: Optional[str]
@@ -190,6 +199,7 @@ RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "layer": (LayerRequest, run_layer),
     "compressor-version": (CompressorRequest, run_compressor_version),
     "assemble": (AssembleRequest, run_assemble),
+    "index": (IndexRequest, run_index),
     "debian-layer": (DebianLayerRequest, run_debian_layer),
     "docker-archive": (DockerArchiveRequest, run_docker_archive),
     "unpack-layout": (UnpackLayoutRequest, run_unpack_layout),
@@ -219,10 +229,13 @@ def cmd_layer(args: argparse.Namespace) -> dict:
 
 
 def cmd_assemble(args: argparse.Namespace) -> dict:
-    from ocibuild.assemble import assemble_image
-    from ocibuild.untrusted import load_json_file
+    return run_assemble(AssembleRequest.load(args.spec, "the assemble request"),
+                        args.out_dir).to_json()
 
-    return assemble_image(load_json_file(args.spec, "the spec", MAX_DOCUMENT), args.out_dir)
+
+def cmd_index(args: argparse.Namespace) -> dict:
+    request = IndexRequest(tuple(args.image), tuple(args.ref_name or ["latest"]))
+    return run_index(request, args.out_dir).to_json()
 
 
 def cmd_docker_archive(args: argparse.Namespace) -> dict:
@@ -319,6 +332,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--request", required=True)
     run.add_argument("--out-dir", help="where the command writes its output files")
     run.set_defaults(run=cmd_run)
+    index = sub.add_parser("index", help="put images (one per platform) under one image index")
+    index.add_argument("--image", action="append", required=True,
+                       help="a layout holding one image; repeat for each platform")
+    index.add_argument("--ref-name", action="append", help="name the index (repeatable)")
+    index.add_argument("--out-dir", required=True)
+    index.set_defaults(run=cmd_index)
     version = sub.add_parser("compressor-version", help="what decides compressed bytes")
     version.set_defaults(run=cmd_compressor_version)
     archive = sub.add_parser("docker-archive", help="write a docker-archive tarball")

@@ -1,14 +1,21 @@
 """`ocibuild assemble`: base + new layers + settings into an image in a layout; what was
-written, back. The fields are those of `ocibuild.assemble` (its docstring explains each)."""
+written, back (`ocibuild.assemble` explains what it does with each field)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ocibuild.protocol.document import Document, Part
+from ocibuild.protocol.layer import LayerDescriptor
 
 Pairs = Tuple[Tuple[str, str], ...]
+
+
+def _ref_names(names: Tuple[str, ...]) -> Optional[str]:
+    if names and all(names):
+        return None
+    return 'must be non-empty strings, at least one, e.g. ["latest"]'
 
 
 @dataclass(frozen=True)
@@ -37,24 +44,22 @@ class Settings(Part):
 class AssembleRequest(Document):
     KIND = "assemble"
 
-    layers: Tuple[str, ...]  # layer.json files, as `ocibuild layer` writes them
-    base: Optional[BaseRef] = None
+    # The new layers, bottom first, as `ocibuild layer` describes them; their blobs need not
+    # be present (the caller merges them into the layout).
+    layers: Tuple[LayerDescriptor, ...] = ()
+    base: Optional[BaseRef] = None  # None: scratch
+    # "os/arch[/variant]"; None: the base's, or linux/amd64 on scratch.
     platform: Optional[str] = None
+    # The `created_by` of each new layer's history entry (None: the entries have none).
     history: Optional[Tuple[str, ...]] = None
-    settings: Optional[Settings] = None
-    annotations: Pairs = ()
-    created_epoch: int = 0
-    ref_names: Tuple[str, ...] = ("latest",)
-    repository: Optional[str] = None
-    metadata_out: Optional[str] = None
-
-    def spec(self) -> dict:
-        """The spec `ocibuild.assemble.assemble_image` reads."""
-        spec = {k: v for k, v in self.to_json().items() if k not in ("version", "kind")}
-        spec["annotations"] = dict(self.annotations)
-        if self.settings is not None and self.settings.labels is not None:
-            spec["settings"]["labels"] = dict(self.settings.labels)
-        return spec
+    settings: Settings = Settings()
+    annotations: Pairs = ()  # the manifest's, after the base-image annotations
+    created_epoch: int = field(default=0, metadata={"check": lambda n: None if n >= 0 else
+                                                    "must be a whole number of seconds since "
+                                                    "1970-01-01 UTC, e.g. 0"})
+    # The names index.json gives the image (tags).
+    ref_names: Tuple[str, ...] = field(default=("latest",), metadata={"check": _ref_names})
+    repository: Optional[str] = None  # passed through to the result
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ def _convert(t: Any, value: Any, where: str) -> Any:
         else:
             items = list(zip(args, value))
         return tuple(_convert(a, v, f"{where[:-1]}[{i}]`") for i, (a, v) in enumerate(items))
+    if isinstance(t, type) and issubclass(t, Document):  # nested: its envelope is checked too
+        return t.from_json(value, where)
     if isinstance(t, type) and issubclass(t, Part):
         return t._from_json(value, where)
     if not isinstance(value, t) or (t is not bool and isinstance(value, bool)):
@@ -160,7 +162,8 @@ class Document(Part):
     @classmethod
     def from_json(cls: Type[D], raw: Any, where: str) -> D:
         if not isinstance(raw, dict):
-            raise OciBuildError(f"{where} must be a JSON object, not {_value_kind(raw)}")
+            raise OciBuildError(f"{where} must be a JSON object, not {_value_kind(raw)} "
+                                f"({_short(raw)})")
         # Hand-written requests may leave out the envelope; what the plugin writes has both.
         version = raw.get("version", VERSION)
         if version != VERSION:

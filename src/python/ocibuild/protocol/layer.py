@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.protocol.document import Document, Part
 from ocibuild.untrusted import local_path
@@ -31,6 +32,14 @@ def _path(value: str) -> Optional[str]:
         local_path(value, "")
     except OciBuildError as err:
         return "must be a path: " + str(err)[2:]
+    return None
+
+
+def _digest(value: str) -> Optional[str]:
+    try:
+        validate_digest(value)
+    except OciBuildError:
+        return f"{value!r} must be 'sha256:' and 64 lowercase hex digits"
     return None
 
 
@@ -69,9 +78,9 @@ class LayerDescriptor(Document):
     KIND = "layer-descriptor"
 
     media_type: str = field(metadata={"json": "mediaType"})
-    digest: str
-    size: int
-    diff_id: str = field(metadata={"json": "diffID"})
+    digest: str = field(metadata={"check": _digest})
+    size: int = field(metadata={"check": lambda n: None if n >= 0 else "must not be negative"})
+    diff_id: str = field(metadata={"json": "diffID", "check": _digest})
 
 
 @dataclass(frozen=True)
