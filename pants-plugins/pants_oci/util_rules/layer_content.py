@@ -176,6 +176,26 @@ def packed_pex_parts(artifact: str, files: tuple[str, ...]) -> tuple[list[str], 
     return stable, [t for t in tops if t not in stable]
 
 
+async def _pex_part_content(
+    request: PackagedContent, snapshot: Snapshot, artifact: str, tops: list[str], part: str
+) -> LayerContent:
+    """Some top-level entries of a packed PEX directory, at the same place under /app: only
+    those files are the layer process's input, so its cache key ignores the other part."""
+    base = artifact.rstrip("/")
+    roots = [f"{base}/{t}" for t in tops]
+    files = tuple(f for f in snapshot.files if any(f == r or f.startswith(r + "/") for r in roots))
+    digest = await Get(Digest, DigestSubset(snapshot.digest, PathGlobs(files)))
+    dest = posixpath.join(PACKAGE_DIR, posixpath.basename(base))
+    return LayerContent(
+        request.target.address,
+        await Get(Digest, AddPrefix(digest, INPUT_DIR)),
+        tuple((posixpath.join(INPUT_DIR, r), posixpath.join(dest, t)) for r, t in zip(roots, tops)),
+        tuple(sorted(posixpath.join(dest, f[len(base) + 1 :]) for f in files)),
+        part,
+        packaged=True,
+    )
+
+
 @rule(desc="Package a dependency of an oci_image", level=LogLevel.DEBUG)
 async def packaged_content(request: PackagedContent) -> LayerContents:
     found = await Get(
@@ -222,26 +242,6 @@ async def packaged_content(request: PackagedContent) -> LayerContents:
         packaged=True,
     )
     return LayerContents((content,))
-
-
-async def _pex_part_content(
-    request: PackagedContent, snapshot: Snapshot, artifact: str, tops: list[str], part: str
-) -> LayerContent:
-    """Some top-level entries of a packed PEX directory, at the same place under /app: only
-    those files are the layer process's input, so its cache key ignores the other part."""
-    base = artifact.rstrip("/")
-    roots = [f"{base}/{t}" for t in tops]
-    files = tuple(f for f in snapshot.files if any(f == r or f.startswith(r + "/") for r in roots))
-    digest = await Get(Digest, DigestSubset(snapshot.digest, PathGlobs(files)))
-    dest = posixpath.join(PACKAGE_DIR, posixpath.basename(base))
-    return LayerContent(
-        request.target.address,
-        await Get(Digest, AddPrefix(digest, INPUT_DIR)),
-        tuple((posixpath.join(INPUT_DIR, r), posixpath.join(dest, t)) for r, t in zip(roots, tops)),
-        tuple(sorted(posixpath.join(dest, f[len(base) + 1 :]) for f in files)),
-        part,
-        packaged=True,
-    )
 
 
 def _relocated(path: str, packaged: bool, destination: str) -> str:
