@@ -27,7 +27,7 @@ def test_python_examples_run(tmp_path: Path) -> None:
     env = {"PEX_ROOT": "/tmp/pex", "PATH": "/usr/bin:/bin"}
     done = run_in_rootfs(rootfs, ["/usr/bin/python3", "/app/app.pex", "e2e"], env=env)
     lines = done.stdout.splitlines()
-    assert lines[0] == "hello e2e from Python 3.13.5 as uid 0", done.stderr
+    assert lines[0] == "hello e2e from Python 3.13.5 on x86_64 as uid 0", done.stderr
     assert lines[1].startswith("CA bundle: /usr/lib/ssl/cert.pem (")
     stdlib = run_in_rootfs(rootfs, ["/usr/bin/python3", "-c",
                                     "import json, sqlite3, ssl, zoneinfo; print(ssl.OPENSSL_VERSION)"],

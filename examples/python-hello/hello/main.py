@@ -1,4 +1,5 @@
-"""Says hello, and where it runs: the interpreter and the TLS trust store it found."""
+"""Says hello, and where it runs: the interpreter, the machine and the TLS trust store it
+found."""
 
 import os
 import platform
@@ -9,7 +10,8 @@ import sys
 def main() -> None:
     name = sys.argv[1] if len(sys.argv) > 1 else "world"
     paths = ssl.get_default_verify_paths()
-    print(f"hello {name} from Python {platform.python_version()} as uid {os.getuid()}")
+    print(f"hello {name} from Python {platform.python_version()} on {platform.machine()} "
+          f"as uid {os.getuid()}")
     print(f"CA bundle: {paths.cafile} ({os.path.getsize(paths.cafile)} bytes)")
 
 
