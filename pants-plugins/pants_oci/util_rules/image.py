@@ -17,6 +17,7 @@ from pants.engine.target import Dependencies, Target, WrappedTarget, WrappedTarg
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from ocibuild.platform import Platform, parse_platform
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
 from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import pairs
@@ -44,7 +45,9 @@ from pants_oci.util_rules.base_image import (
     BaseImageRequest,
     BaseImageProvider,
 )
+from pants_oci.util_rules.wheel_platforms import wheels_for_other_platforms, wheels_in
 from pants_oci.util_rules.layer_content import (
+    LayerContent,
     LayerContentRequest,
     LayerContents,
     check_no_conflicts,
@@ -149,6 +152,22 @@ async def _dependency_addresses(target: Target) -> Addresses:
     )
 
 
+class OciPlatformError(Exception):
+    """A dependency that cannot run on the image's platform."""
+
+
+def check_wheels_serve(contents: tuple[LayerContent, ...], platform: Platform, what: str) -> None:
+    for content in contents:
+        wrong = wheels_for_other_platforms(wheels_in(content.image_paths), platform)
+        if wrong:
+            raise OciPlatformError(
+                f"The dependency {content.dependency} of {what} holds {', '.join(wrong)}, "
+                f"which cannot run on {platform}. Build it with wheels for every platform of "
+                "the image (the pex_binary's `complete_platforms`), or leave "
+                f"{platform} out of the image's `platform`/`platforms`."
+            )
+
+
 def _manifest_and_config(image: OciImage) -> PathGlobs:
     """The files of an image's layout that an index needs: its manifest and config."""
     result = image.result
@@ -238,6 +257,7 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
             what=what,
         ),
     )
+    check_wheels_serve(contents, parse_platform(assembled.result.platform), what)
     return OciImage(
         address=request.address,
         layout=assembled.layout,
