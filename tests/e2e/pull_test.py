@@ -13,7 +13,7 @@ from textwrap import dedent
 
 from ocibuild.layout import OciLayout
 from ocibuild.registry.credentials import Credentials
-from tests.e2e.repo import copy_repo, run_pants
+from tests.e2e.repo import copy_repo, run_pants, stop_pantsd
 from tests.fixtures.registry import Registry, token_registry  # noqa: F401 (fixtures)
 from tests.fixtures.registry_images import push_multi_platform
 from tests.fixtures.tools import require, run
@@ -81,7 +81,9 @@ def test_pin_package_publish_and_rebuild_offline(token_registry: Registry, tmp_p
                    for p in (repo / "dist").rglob("*") if p.is_file())
 
     # With the registry gone, images on the pinned base still build: nothing is fetched again.
+    # A new Pants process, so what it needs comes from the store, not from pantsd's memory.
     token_registry.process.terminate()
     token_registry.process.wait()
-    run_pants(repo, option, "package", "app:other")
+    stop_pantsd(repo)
+    run_pants(repo, option, "package", "app:other", pantsd=False)
     assert (repo / "dist/app/other.json").exists()
