@@ -138,9 +138,14 @@ def test_a_new_lock_changes_the_digest_and_the_same_lock_does_not(
     _, dist = build(runner, Address("img", target_name="image"))
     first = json.loads((dist / "img/image.json").read_text())["manifest_digest"]
     shutil.rmtree(dist)
+    # Built again for real: nothing from the engine's memory or the local process cache (the
+    # downloaded .debs are still in the store, by their SHA-256).
+    runner.scheduler.scheduler.invalidate_all()
+    configure(runner, ("--no-local-cache",))
     _, dist = build(runner, Address("img", target_name="image"))
     assert json.loads((dist / "img/image.json").read_text())["manifest_digest"] == first
     shutil.rmtree(dist)
+    configure(runner)
     # The mirror moves libfake to 2.2: a new lock, a new image.
     repo.add(make_deb(tmp_path, "libfake", "2.2", arch="all",
                       files={"usr/lib/libfake/data.txt": b"fake 2.2\n"}))
