@@ -56,7 +56,7 @@ HELLO = 'echo "$GREETING ${1:-nobody} from $(pwd) as $(id -u)"\n'
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One copy for the module's tests (and one pantsd); each test has its own directory."""
-    repo = copy_repo(tmp_path_factory.mktemp("busybox") / "repo")
+    repo = copy_repo(tmp_path_factory.mktemp("busybox") / "repo", pantsd=True)
     app = repo / "app"
     app.mkdir()
     make_busybox_layout(app / "busybox-layout", tag="latest")

@@ -36,7 +36,7 @@ def _scramble(repo: Path) -> None:
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy as checked out, shared by the module's tests (and its pantsd with them)."""
-    return copy_repo(tmp_path_factory.mktemp("examples") / "clone-a")
+    return copy_repo(tmp_path_factory.mktemp("examples") / "clone-a", pantsd=True)
 
 
 def test_examples_are_reproducible_and_valid(first: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def _raw(reg: Registry, ref: str) -> bytes:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One copy for the module's tests (and one pantsd); each publishes to its own registry."""
-    return copy_repo(tmp_path_factory.mktemp("publish") / "repo")
+    return copy_repo(tmp_path_factory.mktemp("publish") / "repo", pantsd=True)
 
 
 def test_publish_plain_http(repo: Path, registry: Registry) -> None:

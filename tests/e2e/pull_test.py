@@ -35,7 +35,7 @@ def test_pin_package_publish_and_rebuild_offline(token_registry: Registry, tmp_p
     owner = Credentials(token_registry.username, token_registry.password)
     digests = push_multi_platform(token_registry, tmp_path, "base/multi", creds=owner)
     base_layer = OciLayout(tmp_path / "multi").read_blob_json(digests["amd64"])["layers"][0]["digest"]
-    repo = copy_repo(tmp_path / "repo")
+    repo = copy_repo(tmp_path / "repo", pantsd=True)
     _write_app(repo, token_registry.host)
     option = f"--oci-registries={ {'local': {'address': token_registry.host, 'insecure': True, 'default': True}} !r}"
 

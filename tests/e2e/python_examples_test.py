@@ -17,7 +17,7 @@ HELLO, CLI = "examples.python-hello/image", "examples.python-cli/image"
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One copy for the module's tests (and one pantsd); a test that edits a file puts it
     back as it was."""
-    return copy_repo(tmp_path_factory.mktemp("python-examples") / "repo")
+    return copy_repo(tmp_path_factory.mktemp("python-examples") / "repo", pantsd=True)
 
 
 def test_python_examples_run(repo: Path, tmp_path: Path) -> None:

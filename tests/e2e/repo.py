@@ -1,9 +1,11 @@
 """A copy of this repository in a temp dir, and `./pants` run in it as a user would.
 
-Runs use pantsd, as users' do: starting Pants without it solves its rule graph twice
-(~10 s of CPU), which several runs in one copy would pay each time. Each copy's pantsd is
-stopped when the test ends (tests/e2e/conftest.py), and a run that must not find anything in
-memory (e.g. a build offline) passes `pantsd=False` after `stop_pantsd`.
+A copy that several runs share is made with `pantsd=True`, and its runs use pantsd, as
+users' do: starting Pants without it solves its rule graph twice (~10 s of CPU), which every
+run would pay again; for a single run the daemon only adds its own start and stop. Each
+copy's pantsd is stopped when the test module ends (tests/e2e/conftest.py), and a run that
+must not find anything in memory (e.g. a build offline) passes `pantsd=False` after
+`stop_pantsd`.
 """
 
 from __future__ import annotations
@@ -33,8 +35,15 @@ class PantsResult:
     stderr: str
 
 
-def copy_repo(dest: Path, source: Path = Path.cwd()) -> Path:
+# The copies made for several runs, which use pantsd; and those whose pantsd may be running.
+_PANTSD_COPIES: Set[Path] = set()
+_PANTSD_REPOS: Set[Path] = set()
+
+
+def copy_repo(dest: Path, source: Path = Path.cwd(), *, pantsd: bool = False) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
+    if pantsd:
+        _PANTSD_COPIES.add(dest)
     for entry in _REPO_ENTRIES:
         src = source / entry
         if src.is_dir():
@@ -74,12 +83,12 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-# The copies whose pantsd may be running.
-_PANTSD_REPOS: Set[Path] = set()
-
-
 def run_pants(repo: Path, *args: str, check: bool = True,
-              extra_env: Optional[Dict[str, str]] = None, pantsd: bool = True) -> PantsResult:
+              extra_env: Optional[Dict[str, str]] = None,
+              pantsd: Optional[bool] = None) -> PantsResult:
+    """`./pants ARGS` in `repo`, with pantsd if the copy was made for it (or as `pantsd` says)."""
+    if pantsd is None:
+        pantsd = repo in _PANTSD_COPIES
     env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
     env.update(debian_mirror_env(repo))
     env.update(extra_env or {})
