@@ -97,8 +97,8 @@ _CONFIGURED: dict = {}
 
 
 def configure(runner: RuleRunner, extra_options: tuple = (), extra_env: dict | None = None) -> None:
-    """The options every test needs, and the test's own (again after `run_goal_rule`, which
-    replaces them)."""
+    """The options every test needs, and the test's own; `run_goal` runs goals with them too
+    (a bare `run_goal_rule` would replace them with its own)."""
     _CONFIGURED[id(runner)] = (tuple(extra_options), dict(extra_env or {}))
     runner.set_options(_options(extra_options), env=_env(extra_env), env_inherit=_ENV_INHERIT)
 
