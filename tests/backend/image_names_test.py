@@ -17,7 +17,7 @@ from pants_oci.util_rules.image_names import (
     interpolate,
     template_values,
 )
-from tests.backend.conftest import build, make_rule_runner
+from tests.backend.conftest import build, configure
 
 VALUES = template_values(Address("services/api", target_name="image"), {"GIT_SHA": "abc123"})
 
@@ -46,8 +46,8 @@ def test_per_registry_repository_and_extra_tags() -> None:
         names.for_registry(bad, "where")
 
 
-def _runner(env: dict) -> RuleRunner:
-    runner = make_rule_runner(("--oci-build-args=['GIT_SHA', 'CHANNEL=stable']",), env)
+def _runner(runner: RuleRunner, env: dict) -> RuleRunner:
+    configure(runner, ("--oci-build-args=['GIT_SHA', 'CHANNEL=stable']",), env)
     runner.write_files({
         "svc/BUILD": dedent("""\
             files(name="f", sources=["f.txt"])
@@ -62,8 +62,8 @@ def _runner(env: dict) -> RuleRunner:
     return runner
 
 
-def test_templates_in_a_build() -> None:
-    runner = _runner({"GIT_SHA": "0a1b2c3"})
+def test_templates_in_a_build(rule_runner: RuleRunner) -> None:
+    runner = _runner(rule_runner, {"GIT_SHA": "0a1b2c3"})
     _, dist = build(runner, Address("svc", target_name="image"))
     meta = json.loads((dist / "svc/image.json").read_text())
     assert (meta["repository"], meta["ref_names"]) == ("team/svc", ["0a1b2c3", "stable"])

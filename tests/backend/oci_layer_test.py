@@ -10,12 +10,11 @@ from textwrap import dedent
 import pytest
 import zstandard
 from pants.engine.addresses import Address
-from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild import mediatypes
 from ocibuild.layout import OciLayout, resolve_image
-from tests.backend.conftest import build
+from tests.backend.conftest import build, package_error
 
 BUILD = dedent(
     """\
@@ -74,18 +73,4 @@ def test_one_layer_with_its_own_placement_owner_mode_and_compression(rule_runner
 ])
 def test_layer_errors(rule_runner: RuleRunner, target: str, message: str) -> None:
     _setup(rule_runner)
-    with pytest.raises(ExecutionError) as err:
-        build(rule_runner, Address("web", target_name=target))
-    assert message in str(err.value)
-    assert not Path(rule_runner.build_root, "dist").exists()
-
-
-def test_bad_owner_and_mode_fail_as_the_build_file_is_read(rule_runner: RuleRunner) -> None:
-    rule_runner.write_files({"x/BUILD": 'oci_layer(name="l", owner="nonroot")\n'})
-    with pytest.raises(ExecutionError, match=r"The 'owner' field in target x:l: 'nonroot' must be "
-                                             "numeric UID:GID"):
-        rule_runner.get_target(Address("x", target_name="l"))
-    rule_runner.write_files({"y/BUILD": 'oci_layer(name="l", file_mode="rw-r")\n'})
-    with pytest.raises(ExecutionError, match=r"The 'file_mode' field in target y:l: 'rw-r' must "
-                                             "be an octal mode"):
-        rule_runner.get_target(Address("y", target_name="l"))
+    assert message in package_error(rule_runner, f"web:{target}")

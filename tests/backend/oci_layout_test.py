@@ -6,14 +6,12 @@ import tarfile
 from pathlib import Path
 from textwrap import dedent
 
-import pytest
 from pants.engine.addresses import Address
-from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.platform import parse_platform
-from tests.backend.conftest import build
+from tests.backend.conftest import build, package_error
 from tests.core.layouts import multi_arch_layout
 
 BUILD = dedent(
@@ -53,10 +51,7 @@ def test_platform_is_selected_from_a_multi_arch_layout(rule_runner: RuleRunner) 
 
 
 def _error(rule_runner: RuleRunner, target: str) -> str:
-    with pytest.raises(ExecutionError) as err:
-        build(rule_runner, Address("img", target_name=target))
-    assert not Path(rule_runner.build_root, "dist").exists()
-    return str(err.value)
+    return package_error(rule_runner, f"img:{target}")
 
 
 def test_corrupt_vendored_blob_is_refused(rule_runner: RuleRunner) -> None:

@@ -18,7 +18,7 @@ def search_path(repo: Path, env: Dict[str, str]) -> List[str]:
 
 
 def test_interpreter_search_skips_pyenv_and_asdf_shims(tmp_path: Path) -> None:
-    repo = copy_repo(tmp_path / "repo")
+    repo = copy_repo(tmp_path / "repo", pantsd=True)
     pyenv, asdf = tmp_path / "pyenv", tmp_path / "asdf"
     shims = [f"{pyenv}/shims", f"{pyenv}/plugins/pyenv-virtualenv/shims", f"{asdf}/shims"]
     kept = ["/opt/mise/shims", "/usr/local/bin", "/usr/bin", "/bin"]

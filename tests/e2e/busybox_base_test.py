@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from textwrap import dedent
+
+import pytest
 
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.busybox import make_busybox_layout
@@ -52,8 +53,10 @@ APP_BUILD = dedent(
 HELLO = 'echo "$GREETING ${1:-nobody} from $(pwd) as $(id -u)"\n'
 
 
-def _make_repo(tmp_path: Path) -> Path:
-    repo = copy_repo(tmp_path / "repo")
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy for the module's tests (and one pantsd); each test has its own directory."""
+    repo = copy_repo(tmp_path_factory.mktemp("busybox") / "repo", pantsd=True)
     app = repo / "app"
     app.mkdir()
     make_busybox_layout(app / "busybox-layout", tag="latest")
@@ -65,8 +68,7 @@ def _make_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def test_busybox_based_image_runs(tmp_path: Path) -> None:
-    repo = _make_repo(tmp_path)
+def test_busybox_based_image_runs(repo: Path, tmp_path: Path) -> None:
     run_pants(repo, "package", "app:image", "app:from-archive")
     dist = repo / "dist"
 
@@ -107,26 +109,25 @@ def test_busybox_based_image_runs(tmp_path: Path) -> None:
                          env={"GREETING": "hi"}).stdout == "hi tar from / as 0\n"
 
 
-def test_bad_input_writes_nothing_to_dist(tmp_path: Path) -> None:
-    repo = _make_repo(tmp_path)
-    (repo / "app/BUILD").write_text(
-        APP_BUILD
-        + dedent(
-            """\
-            files(name="again", sources=["hello.sh"])
-            oci_image(name="clash", base=":busybox", dependencies=[":script", ":again"])
-            """
-        )
-    )
-    result = run_pants(repo, "package", "app:clash", check=False)
+def test_bad_input_writes_nothing_to_dist(repo: Path) -> None:
+    (repo / "bad").mkdir()
+    (repo / "bad/hello.sh").write_text(HELLO)
+    (repo / "bad/BUILD").write_text(dedent(
+        """\
+        files(name="script", sources=["hello.sh"])
+        files(name="again", sources=["hello.sh"])
+        oci_image(name="clash", base="//app:busybox", dependencies=[":script", ":again"])
+        """
+    ))
+    result = run_pants(repo, "package", "bad:clash", check=False)
     assert result.returncode != 0
-    assert "both write /app/hello.sh" in result.stderr
-    assert not (repo / "dist").exists() or not any((repo / "dist").rglob("*"))
+    assert "both write /bad/hello.sh" in result.stderr
+    assert not (repo / "dist/bad").exists()
 
-    (repo / "app/BUILD").write_text(
+    (repo / "bad/BUILD").write_text(
         'oci_image(name="bad", base="scratch", exposed_ports=["http"])\n'
     )
-    result = run_pants(repo, "package", "app:bad", check=False)
+    result = run_pants(repo, "package", "bad:bad", check=False)
     assert result.returncode != 0
-    assert "The 'exposed_ports' field in target app:bad: exposed port 'http'" in result.stderr
-    shutil.rmtree(repo / "dist", ignore_errors=True)
+    assert "The 'exposed_ports' field in target bad:bad: exposed port 'http'" in result.stderr
+    assert not (repo / "dist/bad").exists()

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.image_checks import skopeo_inspect, umoci_unpack
 
@@ -31,8 +33,13 @@ def _scramble(repo: Path) -> None:
             path.chmod(0o600)
 
 
-def test_examples_are_reproducible_and_valid(tmp_path: Path) -> None:
-    first = copy_repo(tmp_path / "clone-a")
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy as checked out, shared by the module's tests (and its pantsd with them)."""
+    return copy_repo(tmp_path_factory.mktemp("examples") / "clone-a", pantsd=True)
+
+
+def test_examples_are_reproducible_and_valid(first: Path, tmp_path: Path) -> None:
     old_umask = os.umask(0o077)
     try:
         second = copy_repo(tmp_path / "somewhere" / "else" / "clone-b")
@@ -72,8 +79,8 @@ def test_examples_are_reproducible_and_valid(tmp_path: Path) -> None:
     assert "listen = 8080" in (rootfs / "etc/site/config/site.conf").read_text()
 
 
-def test_reference_doc_is_generated_from_help(tmp_path: Path) -> None:
-    repo = copy_repo(tmp_path / "repo")
+def test_reference_doc_is_generated_from_help(first: Path) -> None:
+    repo = first
     help_all = run_pants(repo, "help-all").stdout
     rendered = subprocess.run(
         [sys.executable, "docs/generate_reference.py"], input=help_all, cwd=repo,

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.registry import Registry, registry, tls_registry  # noqa: F401 (fixtures)
 from tests.fixtures.tools import require
@@ -24,8 +26,13 @@ def _raw(reg: Registry, ref: str) -> bytes:
     return subprocess.run(argv, capture_output=True, check=True).stdout
 
 
-def test_publish_plain_http(registry: Registry, tmp_path: Path) -> None:
-    repo = copy_repo(tmp_path / "repo")
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy for the module's tests (and one pantsd); each publishes to its own registry."""
+    return copy_repo(tmp_path_factory.mktemp("publish") / "repo", pantsd=True)
+
+
+def test_publish_plain_http(repo: Path, registry: Registry) -> None:
     option = _registries_option(registry, insecure=True)
     first = run_pants(repo, option, "publish", IMAGE)
     run_pants(repo, "package", IMAGE)
@@ -41,8 +48,7 @@ def test_publish_plain_http(registry: Registry, tmp_path: Path) -> None:
     assert '"uploaded": []' in again.stdout
 
 
-def test_publish_tls_with_credentials_from_env(tls_registry: Registry, tmp_path: Path) -> None:
-    repo = copy_repo(tmp_path / "repo")
+def test_publish_tls_with_credentials_from_env(repo: Path, tls_registry: Registry) -> None:
     (repo / "certs").mkdir()
     shutil.copy(tls_registry.ca_cert, repo / "certs/ca.pem")
     option = _registries_option(tls_registry, ca_cert="certs/ca.pem")

@@ -13,7 +13,7 @@ from textwrap import dedent
 
 from ocibuild.layout import OciLayout
 from ocibuild.registry.credentials import Credentials
-from tests.e2e.repo import copy_repo, run_pants
+from tests.e2e.repo import copy_repo, run_pants, stop_pantsd
 from tests.fixtures.registry import Registry, token_registry  # noqa: F401 (fixtures)
 from tests.fixtures.registry_images import push_multi_platform
 from tests.fixtures.tools import require, run
@@ -35,7 +35,7 @@ def test_pin_package_publish_and_rebuild_offline(token_registry: Registry, tmp_p
     owner = Credentials(token_registry.username, token_registry.password)
     digests = push_multi_platform(token_registry, tmp_path, "base/multi", creds=owner)
     base_layer = OciLayout(tmp_path / "multi").read_blob_json(digests["amd64"])["layers"][0]["digest"]
-    repo = copy_repo(tmp_path / "repo")
+    repo = copy_repo(tmp_path / "repo", pantsd=True)
     _write_app(repo, token_registry.host)
     option = f"--oci-registries={ {'local': {'address': token_registry.host, 'insecure': True, 'default': True}} !r}"
 
@@ -81,7 +81,9 @@ def test_pin_package_publish_and_rebuild_offline(token_registry: Registry, tmp_p
                    for p in (repo / "dist").rglob("*") if p.is_file())
 
     # With the registry gone, images on the pinned base still build: nothing is fetched again.
+    # A new Pants process, so what it needs comes from the store, not from pantsd's memory.
     token_registry.process.terminate()
     token_registry.process.wait()
-    run_pants(repo, option, "package", "app:other")
+    stop_pantsd(repo)
+    run_pants(repo, option, "package", "app:other", pantsd=False)
     assert (repo / "dist/app/other.json").exists()

@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.image_checks import podman_load_and_run, run_in_rootfs, umoci_unpack
 
 HELLO, CLI = "examples.python-hello/image", "examples.python-cli/image"
 
 
-def test_python_examples_run(tmp_path: Path) -> None:
-    repo = copy_repo(tmp_path / "repo")
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy for the module's tests (and one pantsd); a test that edits a file puts it
+    back as it was."""
+    return copy_repo(tmp_path_factory.mktemp("python-examples") / "repo", pantsd=True)
+
+
+def test_python_examples_run(repo: Path, tmp_path: Path) -> None:
     run_pants(repo, "package", "examples/python-hello:image", "examples/python-cli:image")
     dist = repo / "dist"
     hello_meta = json.loads((dist / f"{HELLO}.json").read_text())
@@ -43,14 +51,21 @@ def test_python_examples_run(tmp_path: Path) -> None:
     assert ran.stdout.strip() == "greeting 1 of 1: hello podman (click 8.1.7)", ran.stderr
 
 
-def test_lock_against_real_debian_indexes(tmp_path: Path) -> None:
+def test_lock_against_real_debian_indexes(repo: Path) -> None:
     """`pants debian-lock` on the real trixie, trixie-updates and trixie-security InRelease and
     Packages indexes (served from the test cache on 127.0.0.1): the real signatures, real
     indexes, same closure as committed; then `--check` against the same indexes."""
-    repo = copy_repo(tmp_path / "repo")
     lock_path = repo / "examples/python-base/python-base.lock.json"
-    committed = json.loads(lock_path.read_text())
+    committed_text = lock_path.read_text()
+    committed = json.loads(committed_text)
     lock_path.unlink()
+    try:
+        _relock_and_check(repo, lock_path, committed)
+    finally:
+        lock_path.write_text(committed_text)
+
+
+def _relock_and_check(repo: Path, lock_path: Path, committed: dict) -> None:
     result = run_pants(repo, "debian-lock", "examples/python-base:python-base")
     for suite in ("trixie", "trixie-updates", "trixie-security"):
         assert (f"{suite}: InRelease signature verified by gpgv with "
@@ -70,14 +85,17 @@ def test_lock_against_real_debian_indexes(tmp_path: Path) -> None:
         "up to date" in check.stdout
 
 
-def test_a_code_change_changes_only_the_sources_layer(tmp_path: Path) -> None:
-    repo = copy_repo(tmp_path / "repo")
+def test_a_code_change_changes_only_the_sources_layer(repo: Path) -> None:
     run_pants(repo, "package", "examples/python-cli:image")
     meta = repo / f"dist/{CLI}.json"
     before = json.loads(meta.read_text())["layers"]
-    with open(repo / "examples/python-cli/greet/cli.py", "a") as f:
-        f.write("# a one-line change\n")
-    run_pants(repo, "package", "examples/python-cli:image")
+    source = repo / "examples/python-cli/greet/cli.py"
+    original = source.read_text()
+    source.write_text(original + "# a one-line change\n")
+    try:
+        run_pants(repo, "package", "examples/python-cli:image")
+    finally:
+        source.write_text(original)
     after = json.loads(meta.read_text())["layers"]
     # A packed PEX is two layers: requirements + pex bootstrap (unchanged), then sources.
     assert [l["digest"] for l in after[:-1]] == [l["digest"] for l in before[:-1]]
