@@ -15,7 +15,8 @@ from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.image_checks import skopeo_inspect, umoci_unpack
 
 EXAMPLES = ("examples.static-site/image", "examples.site-with-config/image",
-            "examples.python-hello/image", "examples.python-cli/image")
+            "examples.python-hello/image", "examples.python-cli/image",
+            "examples.python-hello/image-multiarch")
 
 
 def _tree_digests(dist: Path) -> dict[str, str]:
