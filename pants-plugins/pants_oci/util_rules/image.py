@@ -1,7 +1,9 @@
 """Assemble an `oci_image`: base + one layer per dependency + config, as an OCI layout.
 
 Layers come from their own cached processes; assembly (`assemble.py`) only writes the small
-config, manifest and index, and the layout is merged from digests already in the store.
+config, manifest and index, and the layout is merged from digests already in the store. With
+`platforms`, each platform's image is built so (the layer requests are the same for every
+platform, so each layer is built once) and `ocibuild index` puts them under one image index.
 """
 
 from __future__ import annotations
