@@ -1,6 +1,6 @@
 """Wiring only: the targets and rules of the pants-oci backend."""
 
-from pants_oci.goals import debian_lock, package, pin, publish
+from pants_oci.goals import debian_lock, package, pin, publish, run
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import (
     DebianPackagesTarget,
@@ -43,6 +43,7 @@ def rules():
         *image_names.rules(),
         *package.rules(),
         *publish.rules(),
+        *run.rules(),
         *pin.rules(),
         *debian_lock.rules(),
         *debian_base.rules(),

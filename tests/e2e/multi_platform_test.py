@@ -30,7 +30,7 @@ def _platform_rootfs(reg: Registry, ref: str, arch: str, work: Path) -> Path:
 
 def test_a_two_platform_index_is_published_and_each_platform_runs(registry: Registry,
                                                                   tmp_path: Path) -> None:
-    repo = copy_repo(tmp_path / "repo")
+    repo = copy_repo(tmp_path / "repo", pantsd=True)  # two runs share its pantsd
     option = f"--oci-registries={{'local': {{'address': '{registry.host}', 'default': True, " \
              "'insecure': True}}"
     run_pants(repo, option, "publish", IMAGE)
