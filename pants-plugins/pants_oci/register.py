@@ -1,6 +1,6 @@
 """Wiring only: the targets and rules of the pants-oci backend."""
 
-from pants_oci.goals import debian_lock, package, pin, publish, run
+from pants_oci.goals import debian_lock, load, package, pin, publish, run
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import (
     DebianPackagesTarget,
@@ -17,6 +17,7 @@ from pants_oci.util_rules import (
     image_names,
     layer_content,
     layers,
+    local_runtime,
     pulled_base,
 )
 
@@ -44,7 +45,9 @@ def rules():
         *package.rules(),
         *publish.rules(),
         *run.rules(),
+        *load.rules(),
         *pin.rules(),
         *debian_lock.rules(),
         *debian_base.rules(),
+        *local_runtime.rules(),
     )

@@ -1,9 +1,12 @@
-"""`./pants run path/to:image -- ARGS` runs the image with podman, passing the arguments."""
+"""`./pants run path/to:image -- ARGS` runs the image with podman, passing the arguments;
+`./pants oci-load` leaves it there under its name."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -55,3 +58,23 @@ def test_without_podman_or_docker_the_error_says_what_to_install(tmp_path: Path)
                        extra_env={"PATH": str(bin_dir)})
     assert result.returncode != 0
     assert "neither is on the PATH. Install podman" in result.stderr, result.stderr
+
+
+def test_oci_load_leaves_the_image_in_podman_under_its_name(tmp_path: Path) -> None:
+    require("podman")
+    repo = copy_repo(tmp_path / "repo", pantsd=True)  # two runs share its pantsd
+    short = Path(tempfile.mkdtemp(prefix="podman-", dir="/tmp"))
+    try:
+        env = {**_podman_config(tmp_path, short), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        result = run_pants(repo, "oci-load", "examples/static-site:image", extra_env=env)
+        assert "Loaded examples/static-site/image:latest into podman" in result.stdout, \
+            result.stderr
+        run_pants(repo, "package", "examples/static-site:image")
+        meta = json.loads((repo / "dist/examples.static-site/image.json").read_text())
+        listed = subprocess.run(
+            [require("podman"), "image", "inspect", "--format", "{{.Digest}}",
+             "localhost/examples/static-site/image:latest"],
+            env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+        assert listed.strip() == meta["manifest_digest"]  # the very image package built
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
