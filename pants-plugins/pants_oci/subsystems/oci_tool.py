@@ -118,7 +118,6 @@ class OcibuildProcessRequest:
     input_digest: Digest
     description: str
     output_directories: tuple[str, ...] = ()
-    output_files: tuple[str, ...] = ()
     # Inputs are content only (no env, no clock, no host paths), so results are cached
     # locally and remotely like compiler outputs.
     cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
@@ -141,7 +140,6 @@ async def ocibuild_process(request: OcibuildProcessRequest, tool: OcibuildPex) -
             input_digest=inputs,
             description=request.description,
             output_directories=request.output_directories,
-            output_files=request.output_files,
             level=LogLevel.DEBUG,
             cache_scope=request.cache_scope,
             extra_env=request.extra_env,
