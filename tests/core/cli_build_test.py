@@ -171,6 +171,23 @@ def test_two_platforms_push_an_index(registry: Registry, tmp_path: Path) -> None
     assert [m["digest"] for m in index["manifests"]] == \
         [i["manifest_digest"] for i in result["images"]]
     assert len({m["digest"] for m in index["manifests"]}) == 2
+    # Built on that index: each platform's image on the base's image for that platform.
+    on_it = build("--base", f"{registry.host}/team/multi:1", "--layer", str(src / "main.py"),
+                  "--platform", "linux/arm64", "--platform", "linux/amd64",
+                  "--insecure-registry", registry.host, "--output", str(tmp_path / "out"),
+                  cwd=tmp_path)
+    out_index = json.loads((tmp_path / "out/index.json").read_text())["manifests"][0]
+    assert out_index["digest"] == on_it["manifest_digest"]
+    bases = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+    for image in on_it["images"]:
+        manifest = json.loads((tmp_path / "out/blobs/sha256" /
+                               image["manifest_digest"].split(":")[1]).read_text())
+        assert manifest["annotations"]["org.opencontainers.image.base.digest"] == \
+            bases[image["platform"].split("/")[1]]
+    assert [i["platform"] for i in on_it["images"]] == ["linux/arm64", "linux/amd64"]
+    # Complete: every blob of both images (the base's included) is in the layout.
+    run([require("skopeo"), "copy", "--quiet", "--all", f"oci:{tmp_path / 'out'}:latest",
+         f"oci:{tmp_path / 'copy'}:latest"])
 
 
 def error(proc: subprocess.CompletedProcess) -> str:
