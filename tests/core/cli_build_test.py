@@ -245,3 +245,19 @@ def test_a_build_request_document_builds_what_the_flags_build(tmp_path: Path) ->
     proc = run_ocibuild("run", "--request", "request.json", cwd=tmp_path)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert json.loads(proc.stdout) == {**flags, "output": str(tmp_path / "doc")}
+
+
+def test_zstd_layers_and_an_output_directory_in_use_is_left_alone(tmp_path: Path) -> None:
+    src = app(tmp_path / "src")
+    build("--base", "scratch", *layers(src), "--compression", "zstd", "--output",
+          str(tmp_path / "out"), cwd=tmp_path)
+    manifest = skopeo_inspect(tmp_path / "out", "latest", raw=True)
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"}
+    before = sorted(p.name for p in (tmp_path / "out").rglob("*"))
+    proc = run_ocibuild("build", "--base", "scratch", *layers(src), "--output", "out",
+                        cwd=tmp_path)
+    assert error(proc) == ("ocibuild: error: the output directory 'out' exists and is not "
+                           "empty; it is left as it is: give a new directory, or remove it "
+                           "first")
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == before
