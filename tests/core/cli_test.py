@@ -360,7 +360,7 @@ def test_run_takes_a_typed_request_and_checks_its_version_and_kind(tmp_path: Pat
     for bad, message in (
             ({**request, "version": 2}, "is version 2 of the ocibuild protocol; this ocibuild "
              "reads version 1"),
-            ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, "
+            ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, build, "
              "compressor-version, debian-layer, docker-archive, index, layer, push, "
              "unpack-layout"),
             ({**request, "mappings": [{"source": "in", "dest": 7}]},
