@@ -160,6 +160,10 @@ def test_request_errors(tmp_path: Path, layer: dict) -> None:
         f"({str(tmp_path / 'layer/layer.json')!r})")
     assert error_of({"layers": [{**layer, "digest": "x"}]}, out) == (
         "spec: `layers[0].digest` 'x' must be 'sha256:' and 64 lowercase hex digits")
+    # Found by documents_fuzz_test: an empty media type made a manifest nothing reads back.
+    for media_type in ("", mediatypes.OCI_CONFIG):
+        assert error_of({"layers": [{**layer, "mediaType": media_type}]}, out).startswith(
+            f"spec: `layers[0].mediaType` {media_type!r} must be an OCI layer media type: ")
     assert error_of({"layers": [{k: v for k, v in layer.items() if k != "diffID"}]}, out) == (
         "spec: `layers[0].diffID` is missing")
     assert error_of({"layers": [layer], "annotations": {"a": "x"}}, out) == (

@@ -73,10 +73,11 @@ class Registries:
 
     def transport(self, ref: Reference):
         # The transport and credential lookup `ocibuild push` and `pull` use.
-        from ocibuild.cli import _transport
+        from ocibuild.registry.client import registry_transport
 
         certs = dict(self.ca_certs)
-        return _transport(ref, ref.registry in self.insecure, certs.get(ref.registry))
+        return registry_transport(ref, insecure=ref.registry in self.insecure,
+                                  ca_cert=certs.get(ref.registry))
 
 
 def push_tags(request: BuildRequest) -> List[str]:
@@ -113,14 +114,11 @@ def _check(request: BuildRequest) -> Tuple[Base, List[Optional[str]], List[str]]
 
 def _build_layers(request: BuildRequest, layout_dir: str) -> List[LayerDescriptor]:
     """Each layer straight into the layout's blobs, as the plugin's layer processes build it."""
-    from ocibuild.cli import run_layer
+    from ocibuild.layer.request import layer_of
 
-    layers = [run_layer(LayerRequest(mappings=(mapping,), compression=request.compression,
-                                     mtime=request.created_epoch), layout_dir)
-              for mapping in request.layers]
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(layout_dir, "layer.json"))  # run_layer's answer, read already
-    return layers
+    return [layer_of(LayerRequest(mappings=(mapping,), compression=request.compression,
+                                  mtime=request.created_epoch), layout_dir)
+            for mapping in request.layers]
 
 
 def _copy_blobs(source: OciLayout, dest: OciLayout, digests: Sequence[str]) -> None:

@@ -55,9 +55,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Type
 from ocibuild import canonical_json
 from ocibuild.atomic import atomic_write
 from ocibuild.errors import OciBuildError
-from ocibuild.layer.builder import build_layer
 from ocibuild.layer.compression import compressor_version
-from ocibuild.layer.entries import collect_entries, owned_by, parse_mapping
+from ocibuild.layer.request import check_compressor, layer_of
 from ocibuild.protocol import debian
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
 from ocibuild.protocol.build import BuildRequest
@@ -77,31 +76,14 @@ USER_ERROR = 2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def _check_compressor(expected: Optional[str]) -> None:
-    """The caller keyed its cache on `expected`: refuse to write bytes another build made."""
-    actual = compressor_version()
-    if expected is not None and expected != actual:
-        raise OciBuildError(f"the compressor here is {actual!r}, not {expected!r} as the caller "
-                            "expects; the tool's environment changed mid-build: build again")
-
-
-def _write_descriptor(out_dir: str, blob) -> LayerDescriptor:
-    result = LayerDescriptor(blob.media_type, blob.digest, blob.size, blob.diff_id)
+def _write_descriptor(out_dir: str, result: LayerDescriptor) -> LayerDescriptor:
+    """layer.json beside the blob, for hand-written pipelines (`ocibuild layer` documents it)."""
     atomic_write(os.path.join(out_dir, "layer.json"), canonical_json.dumps(result.to_json()))
     return result
 
 
 def run_layer(request: LayerRequest, out_dir: str) -> LayerDescriptor:
-    _check_compressor(request.compressor)
-    mappings = [(m.source, m.dest) if m.mode is None else (m.source, m.dest, m.mode)
-                for m in request.mappings]
-    entries = collect_entries(mappings)
-    if request.owner is not None:
-        dests = [parse_mapping(m).dest for m in mappings]
-        entries = owned_by(entries, request.owner[0], request.owner[1], dests)
-    blob = build_layer(entries, out_dir, compression=request.compression, level=request.level,
-                       mtime=request.mtime, engine=request.gzip_engine)
-    return _write_descriptor(out_dir, blob)
+    return _write_descriptor(out_dir, layer_of(request, out_dir))
 
 
 def run_compressor_version(request: CompressorRequest, out_dir: Optional[str]
@@ -113,7 +95,7 @@ def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescript
     from ocibuild.debian import layers
     from ocibuild.layer.builder import build_layer_with
 
-    _check_compressor(request.compressor)
+    check_compressor(request.compressor)
     if request.layer == debian.PACKAGES:
         if not request.debs:
             raise OciBuildError("a Debian package layer needs at least one .deb")
@@ -124,7 +106,8 @@ def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescript
         write = lambda out: layers.write_config_layer(  # noqa: E731
             out, request.ca_certificates, debs=list(request.debs), suite=request.suite)
     blob = build_layer_with(write, out_dir, compression=request.compression)
-    return _write_descriptor(out_dir, blob)
+    return _write_descriptor(out_dir, LayerDescriptor(blob.media_type, blob.digest, blob.size,
+                                                      blob.diff_id))
 
 
 def run_assemble(request: AssembleRequest, out_dir: str) -> AssembleResult:
@@ -159,11 +142,9 @@ def run_unpack_layout(request: UnpackLayoutRequest, out_dir: str) -> UnpackLayou
 
 def _transport(ref, insecure: bool, ca_cert: Optional[str]):
     # Imported here: only registry commands need requests; sandboxed layer builds never load it.
-    from ocibuild.registry import credentials
-    from ocibuild.registry.transport import Transport
+    from ocibuild.registry.client import registry_transport
 
-    return Transport(ref.api_host, insecure=insecure, ca_cert=ca_cert,
-                     credentials=lambda: credentials.lookup(ref.registry, os.environ))
+    return registry_transport(ref, insecure=insecure, ca_cert=ca_cert)
 
 
 def _write_lines(path: str, lines: List[str], append: bool) -> None:

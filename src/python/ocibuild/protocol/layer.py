@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from ocibuild import mediatypes
 from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.protocol.document import Document, Part
@@ -43,6 +44,15 @@ def _digest(value: str) -> Optional[str]:
     return None
 
 
+_LAYER_TYPES = (mediatypes.OCI_LAYER, mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_ZSTD)
+
+
+def _layer_media_type(value: str) -> Optional[str]:
+    if value in _LAYER_TYPES:
+        return None
+    return f"{value!r} must be an OCI layer media type: {', '.join(_LAYER_TYPES)}"
+
+
 @dataclass(frozen=True)
 class LayerMapping(Part):
     """A file at `dest`, or a directory's contents under it (`ocibuild.layer.entries`)."""
@@ -77,7 +87,7 @@ class LayerDescriptor(Document):
 
     KIND = "layer-descriptor"
 
-    media_type: str = field(metadata={"json": "mediaType"})
+    media_type: str = field(metadata={"json": "mediaType", "check": _layer_media_type})
     digest: str = field(metadata={"check": _digest})
     size: int = field(metadata={"check": lambda n: None if n >= 0 else "must not be negative"})
     diff_id: str = field(metadata={"json": "diffID", "check": _digest})
