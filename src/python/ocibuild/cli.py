@@ -21,6 +21,8 @@
                   [--mount-from REPO]    (an image, or an index with all its images)
     ocibuild pull REGISTRY/REPO[:TAG][@DIGEST] [--platform os/arch] --out-dir DIR
     ocibuild resolve REGISTRY/REPO[:TAG]           (the digest to pin)
+    ocibuild run --request SBOM.json --out-dir OUT  (an SbomRequest: SPDX and CycloneDX JSON
+        of an image from its Debian lockfiles and PEX-INFOs; ocibuild.sbom)
     ocibuild debian-layer --deb P.deb [--deb Q.deb ...] --out-dir OUT  (one layer of them;
                                        and debian-root-layer, debian-config-layer)
     Registry commands take --insecure (plain HTTP) and --ca-cert PEM; credentials are looked
@@ -66,6 +68,7 @@ from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
                                      LayerRequest)
 from ocibuild.protocol.push import PushRequest, PushResult
+from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from ocibuild.untrusted import field, os_reason
 
 USER_ERROR = 2
@@ -194,6 +197,12 @@ def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
                       transport.retries)
 
 
+def run_sbom(request: SbomRequest, out_dir: str) -> SbomResult:
+    from ocibuild.sbom.build import sbom
+
+    return sbom(request, out_dir)
+
+
 # What `ocibuild run` does with each kind of request (the plugin runs every command so).
 RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "layer": (LayerRequest, run_layer),
@@ -204,6 +213,7 @@ RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "docker-archive": (DockerArchiveRequest, run_docker_archive),
     "unpack-layout": (UnpackLayoutRequest, run_unpack_layout),
     "push": (PushRequest, run_push),
+    "sbom": (SbomRequest, run_sbom),
 }
 
 
