@@ -24,6 +24,8 @@
     ocibuild build --base REF|oci:DIR[:REF_NAME]|scratch --layer SRC[:DEST] ... [--env K=V ...]
                    [--platform os/arch ...] (--output DIR | --push REGISTRY/REPO[:TAG])
         (base + files + settings in one command, no daemon; see docs/cli.md, ocibuild.build)
+    ocibuild run --request SBOM.json --out-dir OUT  (an SbomRequest: SPDX and CycloneDX JSON
+        of an image from its Debian lockfiles and PEX-INFOs; ocibuild.sbom)
     ocibuild debian-layer --deb P.deb [--deb Q.deb ...] --out-dir OUT  (one layer of them;
                                        and debian-root-layer, debian-config-layer)
     Registry commands take --insecure (plain HTTP) and --ca-cert PEM; credentials are looked
@@ -69,6 +71,7 @@ from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
                                      LayerRequest)
 from ocibuild.protocol.push import PushRequest, PushResult
+from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from ocibuild.untrusted import field, os_reason
 
 USER_ERROR = 2
@@ -185,6 +188,12 @@ def run_build(request, out_dir: Optional[str]):
     return build(request)
 
 
+def run_sbom(request: SbomRequest, out_dir: str) -> SbomResult:
+    from ocibuild.sbom.build import sbom
+
+    return sbom(request, out_dir)
+
+
 # What `ocibuild run` does with each kind of request (the plugin runs every command so).
 RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "layer": (LayerRequest, run_layer),
@@ -196,6 +205,7 @@ RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "unpack-layout": (UnpackLayoutRequest, run_unpack_layout),
     "push": (PushRequest, run_push),
     "build": (BuildRequest, run_build),
+    "sbom": (SbomRequest, run_sbom),
 }
 
 
