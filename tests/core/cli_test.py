@@ -315,7 +315,8 @@ ASSEMBLE = "ocibuild: error: the assemble request 's.json':"
     # What the old spec took: the path of a layer.json, not its descriptor.
     ({"layers": ["out/layer.json"]}, f"{ASSEMBLE} `layers[0]` must be a JSON object, not "
      "string ('out/layer.json')\n"),
-    ({"layers": [{"mediaType": "m", "digest": "x", "size": 1, "diffID": "x"}]},
+    ({"layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": "x",
+                  "size": 1, "diffID": "x"}]},
      f"{ASSEMBLE} `layers[0].digest` 'x' must be 'sha256:' and 64 lowercase hex digits\n"),
     ({"layers": [], "metadata_out": "meta.json"}, f"{ASSEMBLE} unknown key(s) metadata_out; "
      "known: layers, base, platform, history, settings, annotations, created_epoch, "
