@@ -28,12 +28,14 @@ LOAD = """load() {
   case "$image" in
     oci:*)
       # podman names an image pulled from a layout after the layout's path, which must be a
-      # valid (lowercase) repository name: the sandbox's is not, so go through a link.
-      link="/tmp/pants-oci-$$"; trap 'rm -f "$link"' EXIT
+      # valid (lowercase) repository name: the sandbox's is not, so go through a link in a
+      # new private directory (mkdir fails if the name exists: nobody can plant a layout).
+      private="/tmp/pants-oci-$$-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+      mkdir -m 700 "$private"; trap 'rm -rf "$private"' EXIT
       layout="${image#oci:}"; dir="${layout%:*}"
       case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
-      ln -sfn "$dir" "$link"
-      id="$("$runtime" pull --quiet "oci:$link:${layout##*:}")"; rm -f "$link"
+      ln -s "$dir" "$private/image"
+      id="$("$runtime" pull --quiet "oci:$private/image:${layout##*:}")"; rm -rf "$private"
       "$runtime" tag "$id" "$name" ;;
     *)
       "$runtime" load --quiet --input "$image" >/dev/null
