@@ -200,3 +200,18 @@ def test_without_base_or_file(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1] == (
         "ocibuild: error: give the base image: --base scratch, --base oci:DIR[:REF_NAME] or "
         "--base REGISTRY/REPO[:TAG] (or -f image.yaml)")
+
+
+def test_an_oci_base_is_relative_to_the_file_and_apko_arch_names_are_taken(
+        tmp_path: Path) -> None:
+    src = example(tmp_path)
+    build("-f", str(src / "image.yaml"), "--output", str(tmp_path / "proj/base"), cwd=tmp_path)
+    write(tmp_path / "proj/more/x.txt", b"x\n")
+    write(tmp_path / "proj/image.yaml",
+          b"base: oci:base:1.0\ncontents:\n  - source: more/\n    destination: /more\n"
+          b"archs: [aarch64]\n")
+    result = build("-f", "proj/image.yaml", "--output", "out", cwd=tmp_path)
+    assert [i["platform"] for i in result["images"]] == ["linux/arm64"]
+    config = skopeo_inspect(tmp_path / "out", "latest", config=True)
+    assert config["config"] == SITE_CONFIG  # the base's settings, kept
+    assert len(config["rootfs"]["diff_ids"]) == 3
