@@ -21,7 +21,7 @@
                   [--mount-from REPO]    (an image, or an index with all its images)
     ocibuild pull REGISTRY/REPO[:TAG][@DIGEST] [--platform os/arch] --out-dir DIR
     ocibuild resolve REGISTRY/REPO[:TAG]           (the digest to pin)
-    ocibuild build --base REF|oci:DIR[:REF_NAME]|scratch --layer SRC[:DEST] ... [--env K=V ...]
+    ocibuild build [-f IMAGE.yaml] --base REF|oci:DIR[:REF_NAME]|scratch --layer SRC[:DEST] ...
                    [--platform os/arch ...] (--output DIR | --push REGISTRY/REPO[:TAG])
         (base + files + settings in one command, no daemon; see docs/cli.md, ocibuild.build)
     ocibuild run --request SBOM.json --out-dir OUT  (an SbomRequest: SPDX and CycloneDX JSON
@@ -311,8 +311,19 @@ def cmd_build(args: argparse.Namespace) -> Optional[dict]:
     from ocibuild.protocol.assemble import Settings
     from ocibuild.protocol.document import pairs
 
+    image = None
+    if args.file:
+        from ocibuild.build_file import load_image_file
+
+        image = load_image_file(args.file)
+    base = args.base or (image.base if image else None)
+    if base is None:
+        raise OciBuildError(f"{args.file}: give the base image: `base: scratch` (or an "
+                            "oci:DIR, or REGISTRY/REPO[:TAG]), or --base" if args.file else
+                            "give the base image: --base scratch, --base oci:DIR[:REF_NAME] or "
+                            "--base REGISTRY/REPO[:TAG] (or -f image.yaml)")
     request = BuildRequest(
-        base=args.base, layers=tuple(args.layer),
+        base=base, layers=tuple(args.layer),
         settings=Settings(entrypoint=_words(args.entrypoint), cmd=_words(args.cmd),
                           env=tuple(args.env), workdir=args.workdir, user=args.user,
                           labels=pairs(dict(args.label)), exposed_ports=(), volumes=()),
@@ -322,6 +333,10 @@ def cmd_build(args: argparse.Namespace) -> Optional[dict]:
         image_refs=args.image_refs, compression=args.compression,
         created_epoch=_source_date_epoch(dict(os.environ)),
         insecure_registries=tuple(args.insecure_registry), ca_certs=tuple(args.ca_cert))
+    if image is not None:
+        from ocibuild.build_file import with_flags
+
+        request = with_flags(image, request)
     result = run_build(request, None)
     if args.json:
         return result.to_json()
@@ -409,8 +424,10 @@ def _layer_flag(text: str):
 def _build_parser(sub) -> None:
     build = sub.add_parser("build", help="build an image from a base, files and settings, "
                            "then write it as a layout or push it (see docs/cli.md)")
-    build.add_argument("--base", required=True, help="scratch, oci:DIR[:REF_NAME] (an OCI "
-                       "layout) or REGISTRY/REPO[:TAG][@DIGEST] (pulled)")
+    build.add_argument("-f", "--file", metavar="IMAGE.yaml", help="the image described in "
+                       "a YAML file (docs/cli.md); flags override its scalars, add to its lists")
+    build.add_argument("--base", help="scratch, oci:DIR[:REF_NAME] (an OCI layout) or "
+                       "REGISTRY/REPO[:TAG][@DIGEST] (pulled); required without -f")
     build.add_argument("--layer", type=_layer_flag, action="append", default=[],
                        help="SRC[:DEST], one layer each (repeatable, bottom first)")
     build.add_argument("--entrypoint", type=_words_flag, action="append",
