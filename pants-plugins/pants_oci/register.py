@@ -19,6 +19,7 @@ from pants_oci.util_rules import (
     layers,
     local_runtime,
     pulled_base,
+    sbom,
 )
 
 
@@ -50,4 +51,5 @@ def rules():
         *debian_lock.rules(),
         *debian_base.rules(),
         *local_runtime.rules(),
+        *sbom.rules(),
     )

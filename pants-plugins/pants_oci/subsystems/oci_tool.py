@@ -30,6 +30,7 @@ from ocibuild.protocol.layer import (
     LayerDescriptor,
     LayerRequest,
 )
+from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from pants.backend.python.subsystems.python_tool_base import (
     LockfileRules,
     PythonToolRequirementsBase,
@@ -174,6 +175,7 @@ RESULTS: dict[str, type[Document]] = {
     CompressorRequest.KIND: CompressorVersion,
     AssembleRequest.KIND: AssembleResult,
     IndexRequest.KIND: IndexResult,
+    SbomRequest.KIND: SbomResult,
 }
 
 

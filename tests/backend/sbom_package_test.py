@@ -1,0 +1,104 @@
+"""`pants package` of an oci_image writes its SBOMs: real ocibuild processes, real files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from textwrap import dedent
+
+from pants.engine.addresses import Address
+from pants.testutil.rule_runner import RuleRunner
+
+from ocibuild.layout import OciLayout, resolve_image
+from ocibuild.platform import parse_platform
+from tests.backend.conftest import build, debian_lock
+from tests.backend.debian_packages_test import _runner as debian_runner
+from tests.backend.debian_packages_test import repo  # noqa: F401 (a fixture)
+from tests.fixtures.debian_repo import DebianRepo
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _spdx_packages(path: Path) -> dict:
+    return {p["SPDXID"]: p for p in json.loads(path.read_text())["packages"]}
+
+
+def test_files_on_scratch_get_both_sboms(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({
+        "app/BUILD": dedent("""\
+            files(name="conf", sources=["app.conf"])
+            oci_image(name="image", base="scratch", dependencies=[":conf"],
+                      repository="registry.example/app", image_tags=["1.0"])
+            oci_image(name="bare", base="scratch", dependencies=[":conf"], sbom=False)
+            """),
+        "app/app.conf": "x = 1\n",
+    })
+    package, dist = build(rule_runner, Address("app", target_name="image"))
+    assert [a.relpath for a in package.artifacts] == [
+        "app/image", "app/image.json", "app/image.spdx.json", "app/image.cdx.json"]
+    image = resolve_image(OciLayout(dist / "app/image"), ref_name="1.0")
+    digest = image.manifest_descriptor.digest
+    conf = _sha256(b"x = 1\n")
+
+    spdx = json.loads((dist / "app/image.spdx.json").read_text())
+    packages = _spdx_packages(dist / "app/image.spdx.json")
+    assert packages["SPDXRef-Image"]["versionInfo"] == digest
+    assert packages["SPDXRef-Image"]["name"] == "registry.example/app"
+    assert spdx["name"] == f"registry.example/app@{digest}"
+    (artifact,) = [p for p in packages.values() if p.get("primaryPackagePurpose") == "FILE"]
+    assert (artifact["name"], artifact["versionInfo"]) == ("app:conf", f"sha256:{conf}")
+    assert artifact["checksums"] == [{"algorithm": "SHA256", "checksumValue": conf}]
+    assert "SPDXRef-Base" not in packages  # scratch
+
+    cdx = json.loads((dist / "app/image.cdx.json").read_text())
+    assert cdx["metadata"]["component"]["version"] == digest
+    (component,) = cdx["components"]
+    assert component["name"] == "app:conf"
+    assert component["hashes"] == [{"alg": "SHA-256", "content": conf}]
+
+    package, _ = build(rule_runner, Address("app", target_name="bare"))
+    assert [a.relpath for a in package.artifacts] == ["app/bare", "app/bare.json"]
+
+
+def test_a_debian_base_lists_every_locked_deb(rule_runner: RuleRunner,
+                                              repo: DebianRepo) -> None:  # noqa: F811
+    runner = debian_runner(rule_runner, repo, ["busybox-test", "ca-certificates"])
+    debian_lock(runner)
+    lock = json.loads(Path(runner.build_root, "img/base.lock.json").read_text())
+    _, dist = build(runner, Address("img", target_name="image"))
+    image = resolve_image(OciLayout(dist / "img/image"), ref_name="latest")
+    packages = _spdx_packages(dist / "img/image.spdx.json")
+    base_digest = image.manifest["annotations"]["org.opencontainers.image.base.digest"]
+    assert packages["SPDXRef-Base"]["versionInfo"] == base_digest
+    debs = {p["name"]: p["checksums"][0]["checksumValue"] for p in packages.values()
+            if p.get("packageFileName", "").endswith(".deb")}
+    assert debs == {p["name"]: p["sha256"] for p in lock["packages"]["amd64"]}
+    cdx = json.loads((dist / "img/image.cdx.json").read_text())
+    in_cdx = {c["name"]: c["hashes"][0]["content"] for c in cdx["components"]
+              if c.get("purl", "").startswith("pkg:deb/")}
+    assert in_cdx == debs
+
+
+def test_one_pair_per_platform(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({
+        "app/BUILD": dedent("""\
+            files(name="conf", sources=["app.conf"])
+            oci_image(name="image", base="scratch", dependencies=[":conf"],
+                      platforms=["linux/amd64", "linux/arm64/v8"])
+            """),
+        "app/app.conf": "x = 1\n",
+    })
+    package, dist = build(rule_runner, Address("app", target_name="image"))
+    assert [a.relpath for a in package.artifacts][2:] == [
+        "app/image.linux-amd64.spdx.json", "app/image.linux-amd64.cdx.json",
+        "app/image.linux-arm64-v8.spdx.json", "app/image.linux-arm64-v8.cdx.json"]
+    for platform in ("linux/amd64", "linux/arm64/v8"):
+        stem = f"app/image.{platform.replace('/', '-')}"
+        image = resolve_image(OciLayout(dist / "app/image"), ref_name="latest",
+                              platform=parse_platform(platform))
+        packages = _spdx_packages(dist / f"{stem}.spdx.json")
+        assert packages["SPDXRef-Image"]["versionInfo"] == image.manifest_descriptor.digest
+        assert packages["SPDXRef-Image"]["comment"] == f"platform {platform}; tags latest"
