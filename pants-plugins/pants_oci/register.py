@@ -19,6 +19,7 @@ from pants_oci.util_rules import (
     layers,
     local_runtime,
     pulled_base,
+    referrers,
     sbom,
 )
 
@@ -52,4 +53,5 @@ def rules():
         *debian_base.rules(),
         *local_runtime.rules(),
         *sbom.rules(),
+        *referrers.rules(),
     )

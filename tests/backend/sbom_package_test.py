@@ -10,6 +10,9 @@ from textwrap import dedent
 from pants.engine.addresses import Address
 from pants.testutil.rule_runner import RuleRunner
 
+from ocibuild.digest import bytes_digest
+from ocibuild.image.manifest import REF_NAME
+from ocibuild.image.referrer import REFERRER
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.platform import parse_platform
 from tests.backend.conftest import build, debian_lock
@@ -82,16 +85,21 @@ def test_a_debian_base_lists_every_locked_deb(rule_runner: RuleRunner,
     assert in_cdx == debs
 
 
-def test_one_pair_per_platform(rule_runner: RuleRunner) -> None:
-    rule_runner.write_files({
-        "app/BUILD": dedent("""\
+def _build_scratch_image(runner: RuleRunner, fields: str) -> tuple:
+    """app:image: app.conf on scratch, with `fields`; packaged."""
+    runner.write_files({
+        "app/BUILD": dedent(f"""\
             files(name="conf", sources=["app.conf"])
-            oci_image(name="image", base="scratch", dependencies=[":conf"],
-                      platforms=["linux/amd64", "linux/arm64/v8"])
+            oci_image(name="image", base="scratch", dependencies=[":conf"], {fields})
             """),
         "app/app.conf": "x = 1\n",
     })
-    package, dist = build(rule_runner, Address("app", target_name="image"))
+    return build(runner, Address("app", target_name="image"))
+
+
+def test_one_pair_per_platform(rule_runner: RuleRunner) -> None:
+    package, dist = _build_scratch_image(
+        rule_runner, 'platforms=["linux/amd64", "linux/arm64/v8"]')
     assert [a.relpath for a in package.artifacts][2:] == [
         "app/image.linux-amd64.spdx.json", "app/image.linux-amd64.cdx.json",
         "app/image.linux-arm64-v8.spdx.json", "app/image.linux-arm64-v8.cdx.json"]
@@ -102,3 +110,37 @@ def test_one_pair_per_platform(rule_runner: RuleRunner) -> None:
         packages = _spdx_packages(dist / f"{stem}.spdx.json")
         assert packages["SPDXRef-Image"]["versionInfo"] == image.manifest_descriptor.digest
         assert packages["SPDXRef-Image"]["comment"] == f"platform {platform}; tags latest"
+
+
+def test_the_sboms_are_referrers_of_the_image_in_its_layout(rule_runner: RuleRunner) -> None:
+    _, dist = _build_scratch_image(rule_runner, 'image_tags=["1.0", "latest"]')
+    layout = OciLayout(dist / "app/image")
+    image = resolve_image(layout, ref_name="1.0")
+    subject = image.manifest_descriptor
+    assert resolve_image(layout).manifest_descriptor == subject  # no name: still the image
+    entries = layout.read_index()["manifests"]
+    assert [e.get("annotations", {}).get(REF_NAME) for e in entries] == ["1.0", "latest",
+                                                                        None, None]
+    for entry, suffix, media_type, what in zip(
+            entries[2:], ("spdx.json", "cdx.json"),
+            ("application/spdx+json", "application/vnd.cyclonedx+json"),
+            ("SPDX SBOM", "CycloneDX SBOM")):
+        sbom = (dist / f"app/image.{suffix}").read_bytes()
+        manifest_bytes = Path(layout.blob_path(entry["digest"])).read_bytes()
+        assert entry == {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                         "digest": bytes_digest(manifest_bytes), "size": len(manifest_bytes),
+                         "artifactType": media_type,
+                         "annotations": {REFERRER: f"{what} of {subject.digest}"}}
+        assert json.loads(manifest_bytes) == {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": media_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": bytes_digest(b"{}"), "size": 2},
+            "layers": [{"mediaType": media_type, "digest": bytes_digest(sbom),
+                        "size": len(sbom)}],
+            "subject": {"mediaType": subject.media_type, "digest": subject.digest,
+                        "size": subject.size},
+        }
+        assert Path(layout.blob_path(bytes_digest(sbom))).read_bytes() == sbom
+    assert Path(layout.blob_path(bytes_digest(b"{}"))).read_bytes() == b"{}"

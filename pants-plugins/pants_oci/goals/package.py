@@ -1,6 +1,6 @@
 """`pants package` for `oci_image`: an OCI layout and its digests in dist/, its SBOMs (unless
-`sbom=False`), and a docker-archive tarball when the target asks for one
-(`docker_archive=True`)."""
+`sbom=False`: beside the layout, and in it as OCI 1.1 referrers of the image), and a
+docker-archive tarball when the target asks for one (`docker_archive=True`)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,8 @@ from pants.core.goals.package import (
     OutputPathField,
     PackageFieldSet,
 )
-from pants.engine.fs import (
-    AddPrefix,
-    CreateDigest,
-    Digest,
-    DigestContents,
-    FileContent,
-    MergeDigests,
-)
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
@@ -29,15 +22,10 @@ from pants_oci.subsystems.oci_tool import OUT_DIR, OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
     OciImageBaseField,
     OciImageDockerArchiveField,
-    OciImagePlatformsField,
     OciImageSbomField,
 )
 from pants_oci.util_rules.image import OciImage, OciImageRequest
-from pants_oci.util_rules.sbom import ImageSbom
-
-# What the core names each format's file, and what dist/ calls it.
-SBOM_SUFFIXES = {"spdx": "spdx.json", "cyclonedx": "cdx.json"}
-
+from pants_oci.util_rules.referrers import ImageWithSboms, ImageWithSbomsRequest
 
 @dataclass(frozen=True)
 class OciImageFieldSet(PackageFieldSet):
@@ -47,7 +35,6 @@ class OciImageFieldSet(PackageFieldSet):
     output_path: OutputPathField
     docker_archive: OciImageDockerArchiveField
     sbom: OciImageSbomField
-    platforms: OciImagePlatformsField
 
 
 def docker_archive_request(image: OciImage, out: str) -> DockerArchiveRequest:
@@ -59,39 +46,22 @@ def docker_archive_request(image: OciImage, out: str) -> DockerArchiveRequest:
     )
 
 
-def sbom_stem(output_path: str, platform: str | None) -> str:
-    """`<output_path>`, or `<output_path>.<os>-<arch>[-<variant>]` for one platform of many."""
-    return output_path if platform is None else f"{output_path}.{platform.replace('/', '-')}"
-
-
-async def _sboms(field_set: OciImageFieldSet, output_path: str
-                 ) -> tuple[Digest, list[BuiltPackageArtifact]]:
-    """Each SBOM file, renamed from the core's `sbom.<suffix>` to its dist/ name."""
-    platforms = field_set.platforms.value
-    sboms = await MultiGet(
-        Get(ImageSbom, OciImageRequest(field_set.address, p)) for p in (platforms or (None,))
-    )
-    files, artifacts = [], []
-    for platform, sbom in zip(platforms or (None,), sboms):
-        contents = {c.path: c.content for c in await Get(DigestContents, Digest, sbom.files)}
-        for file in sbom.result.files:
-            name = f"{sbom_stem(output_path, platform)}.{SBOM_SUFFIXES[file.format]}"
-            files.append(FileContent(name, contents[file.path]))
-            artifacts.append(BuiltPackageArtifact(
-                name, (f"    {file.media_type} of {sbom.result.image_manifest_digest}",)))
-    return await Get(Digest, CreateDigest(files)), artifacts
-
-
 @rule(desc="Package an OCI image", level=LogLevel.DEBUG)
 async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
-    image = await Get(OciImage, OciImageRequest(field_set.address))
     output_path = field_set.output_path.value_or_default(file_ending=None)
+    image = await Get(OciImage, OciImageRequest(field_set.address))
+    layout, digests, artifacts = image.layout, [], []
+    if field_set.sbom.value:
+        with_sboms = await Get(ImageWithSboms, ImageWithSbomsRequest(field_set.address,
+                                                                     output_path))
+        layout = with_sboms.layout
+        digests.append(with_sboms.sboms)
+        artifacts.extend(with_sboms.artifacts)
     meta = await Get(
         Digest, CreateDigest([FileContent(f"{output_path}.json", image.metadata)])
     )
-    layout = await Get(Digest, AddPrefix(image.layout, output_path))
-    digests = [layout, meta]
-    artifacts = [
+    digests += [await Get(Digest, AddPrefix(layout, output_path)), meta]
+    artifacts[:0] = [
         BuiltPackageArtifact(
             output_path,
             (f"    OCI layout, {'index' if image.is_index else 'manifest'} "
@@ -113,10 +83,6 @@ async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
         artifacts.insert(
             1, BuiltPackageArtifact(f"{output_path}.tar", ("    docker-archive (docker load)",))
         )
-    if field_set.sbom.value:
-        sbom_digest, sbom_artifacts = await _sboms(field_set, output_path)
-        digests.append(sbom_digest)
-        artifacts.extend(sbom_artifacts)
     digest = await Get(Digest, MergeDigests(digests))
     return BuiltPackage(digest, tuple(artifacts))
 
