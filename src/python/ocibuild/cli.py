@@ -180,7 +180,7 @@ def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
         _write_lines(request.refs_file, refs, append=request.append_refs)
     return PushResult(result.reference, result.manifest_digest, tuple(refs),
                       tuple(result.uploaded), tuple(result.mounted), tuple(result.tags_written),
-                      transport.retries)
+                      transport.retries, tuple(result.referrers))
 
 
 def run_build(request, out_dir: Optional[str]):
