@@ -19,6 +19,8 @@ from pants_oci.util_rules import (
     layers,
     local_runtime,
     pulled_base,
+    referrers,
+    sbom,
 )
 
 
@@ -50,4 +52,6 @@ def rules():
         *debian_lock.rules(),
         *debian_base.rules(),
         *local_runtime.rules(),
+        *sbom.rules(),
+        *referrers.rules(),
     )

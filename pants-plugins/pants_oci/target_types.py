@@ -456,6 +456,28 @@ class OciImageDockerArchiveField(BoolField):
     )
 
 
+class OciImageSbomField(BoolField):
+    alias = "sbom"
+    default = True
+    help = help_text(
+        """
+        Also write the image's software bills of materials: `<output_path>.spdx.json`
+        (SPDX 2.3) and `<output_path>.cdx.json` (CycloneDX 1.6) in dist/, each also attached
+        to the image in its OCI layout as an OCI 1.1 referrer (an artifact manifest whose
+        `subject` is the image manifest), so scanners and `oras discover` find it beside the
+        image. With `platforms`, one pair per platform:
+        `<output_path>.<os>-<arch>.spdx.json`.
+
+        They are written from what decided the content, not guessed from files: the base
+        (its manifest digest; every locked .deb with its SHA-256 for a `debian_packages`
+        base), each PEX's distributions with the wheel SHA-256s of its resolve's lockfile,
+        and each other dependency's files by address and SHA-256. On by default: it costs
+        one small cached process per image. `sbom=False` skips it, e.g. for a throwaway
+        test image.
+        """
+    )
+
+
 class OciImageTarget(Target):
     alias = "oci_image"
     core_fields = (
@@ -481,6 +503,7 @@ class OciImageTarget(Target):
         OciImageSkipPushField,
         OciImageOutputPathField,
         OciImageDockerArchiveField,
+        OciImageSbomField,
     )
     help = help_text(
         """

@@ -59,6 +59,8 @@ def test_scratch_image_from_files_and_relocated_files(rule_runner: RuleRunner) -
         "site/image",
         "site/image.tar",
         "site/image.json",
+        "site/image.spdx.json",
+        "site/image.cdx.json",
     ]
     image = _image(dist, "site/image")
     meta = json.loads((dist / "site/image.json").read_text())
@@ -114,7 +116,8 @@ def test_chained_image_reuses_base_layers(rule_runner: RuleRunner) -> None:
     assert Path(rule_runner.build_root, "dist/app/base/index.json").is_file()
     package, dist = build(rule_runner, Address("app", target_name="image"))
     # No docker_archive: no tarball.
-    assert [a.relpath for a in package.artifacts] == ["app/image", "app/image.json"]
+    assert [a.relpath for a in package.artifacts] == [
+        "app/image", "app/image.json", "app/image.spdx.json", "app/image.cdx.json"]
     assert not (dist / "app/image.tar").exists()
     base = _image(dist, "app/base")
     image = _image(dist, "app/image")

@@ -81,7 +81,7 @@ def test_cli_pushes_an_index_and_it_reads_back_exactly(registry: Registry,
                    "reference": f"{registry.host}/team/multi@{digest}",
                    "manifest_digest": digest, "refs": [f"{registry.host}/team/multi:1@{digest}"],
                    "uploaded": out["uploaded"], "mounted": [], "tags_written": ["1"],
-                   "retries": 0}
+                   "retries": 0, "referrers": []}
     assert sorted(out["uploaded"]) == _blobs(index)
     # The index by tag, each image by digest, each config blob: exactly the model's bytes.
     by_tag = _get(registry, "manifests/1", mediatypes.OCI_INDEX)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.registry import Registry, registry, tls_registry  # noqa: F401 (fixtures)
@@ -24,6 +25,13 @@ def _registries_option(reg: Registry, **extra) -> str:
 def _raw(reg: Registry, ref: str) -> bytes:
     argv = [require("skopeo"), "inspect", "--raw", *reg.skopeo_src_flags(), f"docker://{ref}"]
     return subprocess.run(argv, capture_output=True, check=True).stdout
+
+
+def _blob(reg: Registry, name: str, digest: str) -> bytes:
+    repository = name.split("/", 1)[1]
+    response = requests.get(f"{reg.url}/v2/{repository}/blobs/{digest}", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.content
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,21 @@ def test_publish_plain_http(repo: Path, registry: Registry) -> None:
     # Publishing again uploads no blob: only the manifest is PUT again.
     again = run_pants(repo, option, "publish", IMAGE)
     assert '"uploaded": []' in again.stdout
+    _check_sboms_were_pushed(repo, registry, name, digest)
+
+
+def _check_sboms_were_pushed(repo: Path, reg: Registry, name: str, digest: str) -> None:
+    """The registry has no referrers API: the `sha256-<hex>` tag lists both SBOMs' artifact
+    manifests, each of whose layer is byte for byte the SBOM in dist/."""
+    listed = json.loads(_raw(reg, f"{name}:sha256-{digest.split(':')[1]}"))["manifests"]
+    assert [m["artifactType"] for m in listed] == [
+        "application/spdx+json", "application/vnd.cyclonedx+json"]
+    for entry, suffix in zip(listed, ("spdx.json", "cdx.json")):
+        manifest = json.loads(_raw(reg, f"{name}@{entry['digest']}"))
+        assert manifest["subject"]["digest"] == digest
+        (layer,) = manifest["layers"]
+        sbom = (repo / f"dist/examples.static-site/image.{suffix}").read_bytes()
+        assert _blob(reg, name, layer["digest"]) == sbom
 
 
 def test_publish_tls_with_credentials_from_env(repo: Path, tls_registry: Registry) -> None:

@@ -20,6 +20,25 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_repo(tmp_path_factory.mktemp("python-examples") / "repo", pantsd=True)
 
 
+# The SHA-256 of click-8.1.7-py3-none-any.whl, as the `examples` lockfile has it.
+CLICK_WHEEL_SHA256 = "ae74fb96c20a0277a1d615f1e4d73c8414f5a98db8b799a7931d1582f3390c28"
+
+
+def _check_cli_sbom(dist: Path) -> None:
+    """The PEX's distributions come with their lockfile's wheel hashes, the base's packages
+    with their .deb hashes; the image is the one packaged."""
+    spdx = json.loads((dist / f"{CLI}.spdx.json").read_text())
+    packages = {p["name"]: p for p in spdx["packages"]}
+    assert packages["click"]["versionInfo"] == "8.1.7"
+    assert packages["click"]["checksums"] == [{"algorithm": "SHA256",
+                                               "checksumValue": CLICK_WHEEL_SHA256}]
+    debs = [p for p in spdx["packages"] if p.get("packageFileName", "").endswith(".deb")]
+    assert len(debs) == 34 and all(len(p["checksums"][0]["checksumValue"]) == 64 for p in debs)
+    meta = json.loads((dist / f"{CLI}.json").read_text())
+    image = next(p for p in spdx["packages"] if p["SPDXID"] == "SPDXRef-Image")
+    assert image["versionInfo"] == meta["manifest_digest"]
+
+
 def test_python_examples_run(repo: Path, tmp_path: Path) -> None:
     run_pants(repo, "package", "examples/python-hello:image", "examples/python-cli:image")
     dist = repo / "dist"
@@ -30,6 +49,7 @@ def test_python_examples_run(repo: Path, tmp_path: Path) -> None:
     # alone, 2 shared), + the root and config layers, shared as they are by both apps.
     assert len(base) == 8 + 2
     assert [layer["digest"] for layer in cli_meta["layers"] if layer["from_base"]] == base
+    _check_cli_sbom(dist)
 
     rootfs = umoci_unpack(dist / HELLO, "latest", tmp_path / "hello")
     env = {"PEX_ROOT": "/tmp/pex", "PATH": "/usr/bin:/bin"}

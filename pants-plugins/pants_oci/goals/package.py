@@ -1,5 +1,6 @@
-"""`pants package` for `oci_image`: an OCI layout and its digests in dist/, and a docker-archive
-tarball when the target asks for one (`docker_archive=True`)."""
+"""`pants package` for `oci_image`: an OCI layout and its digests in dist/, its SBOMs (unless
+`sbom=False`: beside the layout, and in it as OCI 1.1 referrers of the image), and a
+docker-archive tarball when the target asks for one (`docker_archive=True`)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ from pants.util.logging import LogLevel
 
 from ocibuild.protocol.archive import DockerArchiveRequest
 from pants_oci.subsystems.oci_tool import OUT_DIR, OcibuildResult, OcibuildRun
-from pants_oci.target_types import OciImageBaseField, OciImageDockerArchiveField
+from pants_oci.target_types import (
+    OciImageBaseField,
+    OciImageDockerArchiveField,
+    OciImageSbomField,
+)
 from pants_oci.util_rules.image import OciImage, OciImageRequest
-
+from pants_oci.util_rules.referrers import ImageWithSboms, ImageWithSbomsRequest
 
 @dataclass(frozen=True)
 class OciImageFieldSet(PackageFieldSet):
@@ -29,6 +34,7 @@ class OciImageFieldSet(PackageFieldSet):
     base: OciImageBaseField
     output_path: OutputPathField
     docker_archive: OciImageDockerArchiveField
+    sbom: OciImageSbomField
 
 
 def docker_archive_request(image: OciImage, out: str) -> DockerArchiveRequest:
@@ -42,14 +48,20 @@ def docker_archive_request(image: OciImage, out: str) -> DockerArchiveRequest:
 
 @rule(desc="Package an OCI image", level=LogLevel.DEBUG)
 async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
-    image = await Get(OciImage, OciImageRequest(field_set.address))
     output_path = field_set.output_path.value_or_default(file_ending=None)
+    image = await Get(OciImage, OciImageRequest(field_set.address))
+    layout, digests, artifacts = image.layout, [], []
+    if field_set.sbom.value:
+        with_sboms = await Get(ImageWithSboms, ImageWithSbomsRequest(field_set.address,
+                                                                     output_path))
+        layout = with_sboms.layout
+        digests.append(with_sboms.sboms)
+        artifacts.extend(with_sboms.artifacts)
     meta = await Get(
         Digest, CreateDigest([FileContent(f"{output_path}.json", image.metadata)])
     )
-    layout = await Get(Digest, AddPrefix(image.layout, output_path))
-    digests = [layout, meta]
-    artifacts = [
+    digests += [await Get(Digest, AddPrefix(layout, output_path)), meta]
+    artifacts[:0] = [
         BuiltPackageArtifact(
             output_path,
             (f"    OCI layout, {'index' if image.is_index else 'manifest'} "

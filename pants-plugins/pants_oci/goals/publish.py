@@ -4,7 +4,8 @@ Pushes run as interactive processes: never cached, and the credential sources (t
 of `ocibuild.registry.credentials`) reach only their environment. The manifest digest is known
 from `package`, so each push is reported as `ref@digest`; after pushing, dist/ holds
 `<name>.digest` (the manifest digest) and `<name>.refs` (`registry/repo:tag@digest` per push).
-Blobs of a base pulled from the same registry are mounted, not uploaded.
+Blobs of a base pulled from the same registry are mounted, not uploaded. The image's SBOMs
+(unless `sbom=False`) follow it as OCI 1.1 referrers (`ocibuild.registry.referrers`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from pants_oci.subsystems.oci_tool import OcibuildProcessRequest
 from pants_oci.util_rules.base_image import BaseOrigin, BaseOriginRequest
 from pants_oci.util_rules.image import OciImage, OciImageRequest
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
+from pants_oci.util_rules.referrers import ImageWithSboms, ImageWithSbomsRequest
 from pants_oci.target_types import (
     OciImageRegistriesField,
     OciImageRepositoryField,
+    OciImageSbomField,
     OciImageSkipPushField,
     OciImageTagsField,
 )
@@ -64,6 +67,7 @@ class PublishOciFieldSet(PublishFieldSet):
     tags: OciImageTagsField
     skip_push: OciImageSkipPushField
     output_path: OutputPathField
+    sbom: OciImageSbomField
 
     def get_output_data(self) -> PublishOutputData:
         return PublishOutputData({"publisher": "oci", **super().get_output_data()})
@@ -118,15 +122,19 @@ async def publish_oci_image(
             [PublishPackages((names.repository,), description="(no registries)")]
         )
 
+    output_path = fs.output_path.value_or_default(file_ending=None)
     image = await Get(OciImage, OciImageRequest(fs.address))
+    layout = image.layout
+    if fs.sbom.value:  # the layout `package` wrote: the SBOMs go up after the image
+        layout = (await Get(ImageWithSboms, ImageWithSbomsRequest(fs.address, output_path))
+                  ).layout
     ca_certs = [r.ca_cert for r, _ in destinations if r.ca_cert]
-    inputs = await Get(Digest, AddPrefix(image.layout, _LAYOUT))
+    inputs = await Get(Digest, AddPrefix(layout, _LAYOUT))
     if ca_certs:
         certs = await Get(Digest, PathGlobs(ca_certs))
         inputs = await Get(Digest, MergeDigests([inputs, certs]))
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(credentials.ENV_VARS))
     base = await Get(BaseOrigin, BaseOriginRequest(fs.address))
-    output_path = fs.output_path.value_or_default(file_ending=None)
     dist_prefix = os.path.join(build_root.path, dist_dir.relpath, output_path)
 
     processes = list(skipped)

@@ -30,6 +30,8 @@ from ocibuild.protocol.layer import (
     LayerDescriptor,
     LayerRequest,
 )
+from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
+from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from pants.backend.python.subsystems.python_tool_base import (
     LockfileRules,
     PythonToolRequirementsBase,
@@ -174,6 +176,8 @@ RESULTS: dict[str, type[Document]] = {
     CompressorRequest.KIND: CompressorVersion,
     AssembleRequest.KIND: AssembleResult,
     IndexRequest.KIND: IndexResult,
+    SbomRequest.KIND: SbomResult,
+    ReferrersRequest.KIND: ReferrersResult,
 }
 
 

@@ -139,7 +139,7 @@ def _kinds(providers: Iterable[type[BaseImageProvider]]) -> str:
     return ", ".join(sorted(p.target_type.alias for p in providers))
 
 
-async def _base_target(image: Address, base: str, union_membership: UnionMembership
+async def base_target(image: Address, base: str, union_membership: UnionMembership
                        ) -> tuple[Target, type[BaseImageProvider]]:
     origin = f"the `base` field of the oci_image {image}"
     providers = union_membership.get(BaseImageProvider)
@@ -173,7 +173,7 @@ async def resolve_base_image(request: BaseImageRequest, union_membership: UnionM
                              ) -> BaseImage:
     if request.base == SCRATCH:
         return BaseImage(None, None, SCRATCH)
-    target, provider = await _base_target(request.image, request.base, union_membership)
+    target, provider = await base_target(request.image, request.base, union_membership)
     return await Get(BaseImage, BaseImageProvider, provider(target, request.platform))
 
 
@@ -199,7 +199,7 @@ async def base_origin(request: BaseOriginRequest, union_membership: UnionMembers
     base = wrapped.target[OciImageBaseField].value
     if base == SCRATCH:
         return BaseOrigin(None)
-    target, _ = await _base_target(request.image, base, union_membership)
+    target, _ = await base_target(request.image, base, union_membership)
     if isinstance(target, OciPullTarget):
         return BaseOrigin(parse_reference(target[OciPullImageField].value))
     if isinstance(target, OciImageTarget):

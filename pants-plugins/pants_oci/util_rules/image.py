@@ -142,7 +142,7 @@ def assemble_request(target: Target, platform: str | None, created_epoch: int,
     )
 
 
-async def _dependency_addresses(target: Target) -> Addresses:
+async def dependency_addresses(target: Target) -> Addresses:
     raw = [d for d in (target[Dependencies].value or ()) if not d.startswith("!")]
     return await Get(
         Addresses,
@@ -236,7 +236,7 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
     base = await Get(
         BaseImage, BaseImageRequest(request.address, target[OciImageBaseField].value, platform)
     )
-    dependencies = await _dependency_addresses(target)
+    dependencies = await dependency_addresses(target)
     per_dependency = await MultiGet(
         Get(LayerContents, LayerContentRequest(dep, request.address)) for dep in dependencies
     )

@@ -71,6 +71,7 @@ from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
                                      LayerRequest)
 from ocibuild.protocol.push import PushRequest, PushResult
+from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
 from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from ocibuild.untrusted import field, os_reason
 
@@ -179,7 +180,7 @@ def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
         _write_lines(request.refs_file, refs, append=request.append_refs)
     return PushResult(result.reference, result.manifest_digest, tuple(refs),
                       tuple(result.uploaded), tuple(result.mounted), tuple(result.tags_written),
-                      transport.retries)
+                      transport.retries, tuple(result.referrers))
 
 
 def run_build(request, out_dir: Optional[str]):
@@ -194,6 +195,12 @@ def run_sbom(request: SbomRequest, out_dir: str) -> SbomResult:
     return sbom(request, out_dir)
 
 
+def run_referrers(request: ReferrersRequest, out_dir: str) -> ReferrersResult:
+    from ocibuild.layout.referrers import attach
+
+    return attach(request, out_dir)
+
+
 # What `ocibuild run` does with each kind of request (the plugin runs every command so).
 RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "layer": (LayerRequest, run_layer),
@@ -206,6 +213,7 @@ RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "push": (PushRequest, run_push),
     "build": (BuildRequest, run_build),
     "sbom": (SbomRequest, run_sbom),
+    "referrers": (ReferrersRequest, run_referrers),
 }
 
 

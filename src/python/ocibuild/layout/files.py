@@ -86,7 +86,12 @@ class OciLayout:
         return Descriptor(media_type, digest, len(data))
 
     def write_index(self, manifests: Sequence[Descriptor]) -> None:
-        atomic_write(self._inside("index.json"), canonical_json.dumps(image_index(manifests)))
+        self.write_index_json(image_index(manifests))
+
+    def write_index_json(self, index: dict) -> None:
+        """index.json as given: for entries the `Descriptor` model does not keep (an
+        artifact manifest's `artifactType`)."""
+        atomic_write(self._inside("index.json"), canonical_json.dumps(index))
 
     def write_oci_layout_file(self) -> None:
         atomic_write(self._inside("oci-layout"), canonical_json.dumps(OCI_LAYOUT_FILE))

@@ -14,6 +14,7 @@ from ocibuild.image.image import Image
 from ocibuild.image.index import Child, Index
 from ocibuild.image.layer import Layer
 from ocibuild.image.manifest import REF_NAME, Descriptor
+from ocibuild.image.referrer import REFERRER
 from ocibuild.layout.files import OciLayout
 from ocibuild.platform import Platform, describe
 from ocibuild.untrusted import field, str_map
@@ -49,9 +50,14 @@ def _names(descriptors: Sequence[Descriptor]) -> str:
     return ", ".join(_ref(d) or f"{d.digest} (unnamed)" for d in descriptors) or "nothing"
 
 
+def _is_referrer(descriptor: Descriptor) -> bool:
+    # An artifact manifest attached to an image (an SBOM): never what a lookup means.
+    return REFERRER in (descriptor.annotations or {})
+
+
 def _by_ref(layout: OciLayout, top: List[Descriptor], ref_name: Optional[str]) -> List[Descriptor]:
     if ref_name is None:
-        return _unique(top)
+        return _unique([d for d in top if not _is_referrer(d)])
     exact = [d for d in top if _ref(d) == ref_name]
     # skopeo writes plain tags or full references; match "1.0" against "example.com/x:1.0".
     matching = exact or [d for d in top if _ref(d) and tag_of(_ref(d)) == tag_of(ref_name)]

@@ -41,3 +41,4 @@ class PushResult(Document):
     mounted: Tuple[str, ...]
     tags_written: Tuple[str, ...]
     retries: int
+    referrers: Tuple[str, ...] = ()  # the artifact manifests (SBOMs) pushed after the image

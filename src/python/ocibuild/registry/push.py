@@ -7,7 +7,8 @@ there too, so a re-push does no blob work at all. Otherwise each missing blob (H
 when that repository on the same registry has it (the base image's, usually), else uploaded:
 streamed from disk in one PUT, or in PATCH chunks for blobs over `chunk_size`. Blobs go up
 `jobs` at a time. An upload that fails in a retryable way restarts from a new session.
-Tags are written last, so a tag never names an incomplete image.
+Tags are written last, so a tag never names an incomplete image. Then the referrers the
+layout holds for the pushed images (`ocibuild.registry.referrers`: their SBOMs).
 
 An upload `Location` may name another host (registries that upload straight to storage do):
 the transport sends it no credentials, and refuses one that is not http(s) or that would
@@ -44,6 +45,7 @@ class PushResult:
     uploaded: List[str] = field(default_factory=list)  # blob digests actually uploaded
     mounted: List[str] = field(default_factory=list)   # blob digests mounted from mount_from
     tags_written: List[str] = field(default_factory=list)
+    referrers: List[str] = field(default_factory=list)  # artifact manifests pushed (SBOMs)
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,14 @@ def _put_manifest(t: _Target, content: bytes, descriptor: Descriptor, present: b
             result.tags_written.append(ref)
 
 
+def _push_referrers(t: _Target, dest: Reference, subjects: List[str], jobs: int,
+                    result: PushResult) -> None:
+    # Imported here: referrers builds on this module's blob and manifest steps.
+    from ocibuild.registry.referrers import push_referrers
+
+    push_referrers(t, dest, subjects, jobs, result)
+
+
 def push_image(layout: OciLayout, image: Image, dest: Reference, transport: Transport,
                tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
                chunk_size: int = CHUNK_SIZE) -> PushResult:
@@ -207,6 +217,7 @@ def push_image(layout: OciLayout, image: Image, dest: Reference, transport: Tran
     if not present:
         _push_blobs(t, [image], jobs, result)
     _put_manifest(t, image.manifest_bytes, descriptor, present, tags, result)
+    _push_referrers(t, dest, [descriptor.digest], jobs, result)
     return result
 
 
@@ -227,4 +238,6 @@ def push_index(layout: OciLayout, index: Index, dest: Reference, transport: Tran
         for image in missing:
             _put_manifest(t, image.manifest_bytes, image.manifest_descriptor, False, (), result)
     _put_manifest(t, index.index_bytes, descriptor, present, tags, result)
+    _push_referrers(t, dest, [c.image.manifest_descriptor.digest for c in index.manifests],
+                    jobs, result)
     return result

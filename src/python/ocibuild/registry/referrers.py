@@ -1,0 +1,103 @@
+"""Push the OCI 1.1 referrers a layout holds for pushed images (their SBOMs), after them.
+
+Each artifact manifest goes up like an image (its blobs: the empty config `{}` and the
+attached blob; then the manifest by digest), only once its subject is in the registry.
+A registry that serves the referrers API says so by answering that PUT with an
+`OCI-Subject` header, and lists the manifest under the subject by itself. One that does not
+(distribution 2 and 3, for instance) gets the referrers tag schema of distribution-spec 1.1:
+an image index tagged `sha256-<hex of the subject digest>` listing the subject's artifact
+manifests, merged with the one already there (read, add what is missing, write back: not
+atomic, so two concurrent pushes of referrers of the same image can lose one; the spec
+accepts this race, a re-push repairs it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+from ocibuild import canonical_json, mediatypes
+from ocibuild.image.manifest import Descriptor
+from ocibuild.image.referrer import REFERRER, referrers_tag
+from ocibuild.layout import OciLayout
+from ocibuild.registry.pull import fetch_manifest
+from ocibuild.registry.push import PushResult, _exists, _parallel, _Target
+from ocibuild.reference import Reference
+
+
+@dataclass(frozen=True)
+class _Referrer:
+    entry: dict  # its descriptor as the referrers list shows it
+    content: bytes
+    subject: str
+    blobs: Sequence[Descriptor]
+
+
+def layout_referrers(layout: OciLayout, subjects: Sequence[str]) -> List[_Referrer]:
+    """The artifact manifests of `layout`'s index.json whose subject is one of `subjects`."""
+    found = []
+    for raw in layout.read_index()["manifests"]:
+        if REFERRER not in (raw.get("annotations") or {}):
+            continue
+        content, manifest = layout.read_json_blob(raw["digest"])
+        subject = (manifest.get("subject") or {}).get("digest")
+        if subject not in subjects:
+            continue
+        entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": raw["digest"],
+                 "size": len(content), "artifactType": manifest["artifactType"],
+                 **({"annotations": manifest["annotations"]} if manifest.get("annotations")
+                    else {})}
+        blobs = [Descriptor.from_json(d, where=f"the referrer {raw['digest']}")
+                 for d in (manifest["config"], *manifest["layers"])]
+        found.append(_Referrer(entry, content, subject, blobs))
+    return found
+
+
+def _put(t: _Target, referrer: _Referrer) -> bool:
+    """The manifest by digest; True if the registry serves the referrers API."""
+    digest = referrer.entry["digest"]
+    if _exists(t, "manifests", digest)[0]:
+        return False  # unknown: the tag schema is then written, and is harmless
+    response = t.transport.request(
+        "PUT", f"/v2/{t.repo}/manifests/{digest}", scope=t.scope, expected=(201,),
+        data=referrer.content, headers={"Content-Type": mediatypes.OCI_MANIFEST})
+    return bool(response.headers.get("OCI-Subject"))
+
+
+def _update_tag(t: _Target, dest: Reference, subject: str, entries: List[dict]) -> bool:
+    """The referrers tag of `subject` lists `entries` too; True if it was written."""
+    tag = referrers_tag(subject)
+    present, _ = _exists(t, "manifests", tag)
+    listed = fetch_manifest(t.transport, dest, tag).json().get("manifests", []) if present \
+        else []
+    known = {m.get("digest") for m in listed}
+    new = [e for e in entries if e["digest"] not in known]
+    if not new:
+        return False
+    index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
+             "manifests": [*listed, *new]}
+    t.transport.request("PUT", f"/v2/{t.repo}/manifests/{tag}", scope=t.scope,
+                        expected=(201,), data=canonical_json.dumps(index),
+                        headers={"Content-Type": mediatypes.OCI_INDEX})
+    return True
+
+
+def push_referrers(t: _Target, dest: Reference, subjects: Sequence[str], jobs: int,
+                   result: PushResult) -> None:
+    """After `subjects` (manifest digests) are pushed: their referrers in `t.layout`."""
+    referrers = layout_referrers(t.layout, subjects)
+    blobs = list({d.digest: d for r in referrers for d in r.blobs}.values())
+    for descriptor, outcome in zip(blobs, _parallel(t, blobs, jobs)):
+        if outcome == "uploaded":
+            result.uploaded.append(descriptor.digest)
+    by_subject: Dict[str, List[dict]] = {}
+    api = False
+    for referrer in referrers:
+        api = _put(t, referrer) or api
+        by_subject.setdefault(referrer.subject, []).append(referrer.entry)
+        result.referrers.append(referrer.entry["digest"])
+    if api:
+        return
+    for subject, entries in by_subject.items():
+        if _update_tag(t, dest, subject, entries):
+            result.tags_written.append(referrers_tag(subject))
