@@ -27,6 +27,7 @@ from pants_oci.target_types import (
 from pants_oci.util_rules.image import OciImage, OciImageRequest
 from pants_oci.util_rules.referrers import ImageWithSboms, ImageWithSbomsRequest
 
+
 @dataclass(frozen=True)
 class OciImageFieldSet(PackageFieldSet):
     required_fields = (OciImageBaseField,)
