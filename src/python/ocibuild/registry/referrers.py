@@ -21,7 +21,7 @@ from ocibuild.image.manifest import Descriptor
 from ocibuild.image.referrer import REFERRER, referrers_tag
 from ocibuild.layout import OciLayout
 from ocibuild.registry.pull import fetch_manifest
-from ocibuild.registry.push import PushResult, _exists, _parallel, _Target
+from ocibuild.registry.upload import PushResult, PushTarget, exists, push_blobs
 from ocibuild.reference import Reference
 
 
@@ -53,10 +53,10 @@ def layout_referrers(layout: OciLayout, subjects: Sequence[str]) -> List[_Referr
     return found
 
 
-def _put(t: _Target, referrer: _Referrer) -> bool:
+def _put(t: PushTarget, referrer: _Referrer) -> bool:
     """The manifest by digest; True if the registry serves the referrers API."""
     digest = referrer.entry["digest"]
-    if _exists(t, "manifests", digest)[0]:
+    if exists(t, "manifests", digest)[0]:
         return False  # unknown: the tag schema is then written, and is harmless
     response = t.transport.request(
         "PUT", f"/v2/{t.repo}/manifests/{digest}", scope=t.scope, expected=(201,),
@@ -64,10 +64,10 @@ def _put(t: _Target, referrer: _Referrer) -> bool:
     return bool(response.headers.get("OCI-Subject"))
 
 
-def _update_tag(t: _Target, dest: Reference, subject: str, entries: List[dict]) -> bool:
+def _update_tag(t: PushTarget, dest: Reference, subject: str, entries: List[dict]) -> bool:
     """The referrers tag of `subject` lists `entries` too; True if it was written."""
     tag = referrers_tag(subject)
-    present, _ = _exists(t, "manifests", tag)
+    present, _ = exists(t, "manifests", tag)
     listed = fetch_manifest(t.transport, dest, tag).json().get("manifests", []) if present \
         else []
     known = {m.get("digest") for m in listed}
@@ -82,12 +82,12 @@ def _update_tag(t: _Target, dest: Reference, subject: str, entries: List[dict]) 
     return True
 
 
-def push_referrers(t: _Target, dest: Reference, subjects: Sequence[str], jobs: int,
+def push_referrers(t: PushTarget, dest: Reference, subjects: Sequence[str], jobs: int,
                    result: PushResult) -> None:
     """After `subjects` (manifest digests) are pushed: their referrers in `t.layout`."""
     referrers = layout_referrers(t.layout, subjects)
     blobs = list({d.digest: d for r in referrers for d in r.blobs}.values())
-    for descriptor, outcome in zip(blobs, _parallel(t, blobs, jobs)):
+    for descriptor, outcome in zip(blobs, push_blobs(t, blobs, jobs)):
         if outcome == "uploaded":
             result.uploaded.append(descriptor.digest)
     by_subject: Dict[str, List[dict]] = {}
