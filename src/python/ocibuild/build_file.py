@@ -59,7 +59,10 @@ class _Reader:
 
     def error(self, node_or_mark, message: str) -> OciBuildError:
         mark = getattr(node_or_mark, "start_mark", node_or_mark)
-        return OciBuildError(f"{self.path}:{mark.line + 1}: {message}")
+        # Keys and values of the file are quoted into messages: a control character in one
+        # must not reach the terminal (or split the one-line error).
+        visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        return OciBuildError(f"{self.path}:{mark.line + 1}: {visible}")
 
     def scalar(self, node: yaml.Node, key: str) -> str:
         if not isinstance(node, yaml.ScalarNode):
@@ -224,8 +227,13 @@ def _compose(text: str, reader: _Reader) -> yaml.Node:
         mark = err.problem_mark or err.context_mark
         where = f"{reader.path}:{mark.line + 1}" if mark else reader.path
         raise OciBuildError(f"{where}: invalid YAML: {err.problem or err.context}") from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow: where it is
+        line = text.count("\n", 0, err.position) + 1
+        raise OciBuildError(f"{reader.path}:{line}: invalid YAML: character {err.character!r} "
+                            "is not allowed (control characters are not YAML text)") from None
     except yaml.YAMLError as err:
-        raise OciBuildError(f"{reader.path}: invalid YAML: {err}") from None
+        raise OciBuildError(f"{reader.path}: invalid YAML: {' '.join(str(err).split())}"
+                            ) from None
     if node is None:
         raise OciBuildError(f"{reader.path}: the file is empty; give at least `base:` and "
                             "`contents:` (see docs/cli.md)")
