@@ -26,6 +26,7 @@ from ocibuild.atomic import TempFile, atomic_directory, atomic_write
 from ocibuild.digest import HashingWriter
 from ocibuild.errors import OciBuildError
 from ocibuild.layout import OciLayout
+from ocibuild.assemble import DEFAULT_PLATFORM, assemble
 from ocibuild.platform import parse_platform
 from ocibuild.protocol.assemble import AssembleRequest, BaseRef
 from ocibuild.protocol.build import BuildRequest, BuildResult
@@ -36,8 +37,6 @@ from ocibuild.validate import validate_tag
 
 SCRATCH = "scratch"
 OCI_PREFIX = "oci:"
-# What a registry base is pulled for when no platform is asked for (assemble's default).
-DEFAULT_PLATFORM = "linux/amd64"
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def _base_layout(base: Base, request: BuildRequest, platform: Optional[str],
     where = tempfile.mkdtemp(prefix="base-", dir=work)
     try:
         pull_to_layout(registries.transport(ref), ref, ref.digest or ref.tag or "latest",
-                       parse_platform(platform or DEFAULT_PLATFORM), where)
+                       parse_platform(platform) if platform else DEFAULT_PLATFORM, where)
     except OciBuildError as err:
         raise OciBuildError(f"pulling the base image {request.base!r}: {err}") from None
     return BaseRef(where, None, str(ref))
@@ -166,7 +165,6 @@ def _assemble(request: BuildRequest, base: Base, platforms: List[Optional[str]],
               tags: List[str], layers: List[LayerDescriptor], layout_dir: str,
               work: str) -> Tuple[str, Tuple[IndexedImage, ...]]:
     """One image per platform (under an index when several): (top digest, images)."""
-    from ocibuild.assemble import assemble
     from ocibuild.index import index
 
     registries = Registries(request.insecure_registries, request.ca_certs)
