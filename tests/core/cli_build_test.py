@@ -69,11 +69,16 @@ def test_scratch_with_a_directory_and_a_file_layer(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["bundle", "digest", "out", "src"]
 
 
-def test_human_summary_without_json(tmp_path: Path) -> None:
+def test_human_summary_without_json_and_progress_lines_without_a_terminal(
+        tmp_path: Path) -> None:
     src = app(tmp_path / "src")
     proc = run_ocibuild("build", "--base", "scratch", *layers(src), "--output",
                         str(tmp_path / "out"), cwd=tmp_path)
-    assert proc.returncode == 0 and proc.stderr == ""
+    # stderr is a pipe here, as in CI: one plain line per stage, no terminal control codes.
+    assert proc.returncode == 0 and proc.stderr == "ocibuild: building 2 layer(s) from files\n"
+    quiet = run_ocibuild("build", "--base", "scratch", *layers(src), "--output",
+                         str(tmp_path / "quiet"), "--quiet", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == ""
     digest = skopeo_inspect(tmp_path / "out", "latest")["Digest"]
     assert proc.stdout == (f"built image {digest} (linux/amd64)\n"
                            f"wrote the OCI layout {tmp_path / 'out'}\n")

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -25,9 +24,38 @@ def build(*args: str, cwd: Path) -> dict:
     return json.loads(proc.stdout)
 
 
+SITE_YAML = b"""\
+# The examples/cli site on scratch, served by a base's busybox httpd: files and settings only.
+base: scratch
+paths:
+  - source: site/
+    path: /site
+  - source: httpd.conf
+    path: /etc/httpd.conf
+entrypoint:
+  command: /bin/busybox httpd -f -v -c /etc/httpd.conf
+cmd: -p 8080 -h /site
+environment:
+  SITE_ROOT: /site
+  PORT: 8080
+work-dir: /site
+accounts:
+  run-as: "65532"
+annotations:
+  org.opencontainers.image.source: https://example.com/pants-oci
+  org.opencontainers.image.title: cli-example-site
+labels:
+  team: infra
+archs: [amd64, arm64]
+tags: [latest, "1.0"]
+"""
+
+
 def example(tmp_path: Path) -> Path:
-    """A copy of examples/cli, so nothing is written beside the checked-in files."""
-    shutil.copytree(EXAMPLE, tmp_path / "cli", symlinks=True)
+    """examples/cli's site with a scratch image file (no Debian packages: no network)."""
+    shutil.copytree(EXAMPLE / "site", tmp_path / "cli/site", symlinks=True)
+    write(tmp_path / "cli/image.yaml", SITE_YAML)
+    write(tmp_path / "cli/httpd.conf", b".html:text/html\n")
     return tmp_path / "cli"
 
 
@@ -45,7 +73,7 @@ SITE_ANNOTATIONS = {"org.opencontainers.image.source": "https://example.com/pant
                     "org.opencontainers.image.title": "cli-example-site"}
 
 
-def test_the_example_builds_an_index_of_two_platforms(tmp_path: Path) -> None:
+def test_a_site_on_scratch_builds_an_index_of_two_platforms(tmp_path: Path) -> None:
     src = example(tmp_path)
     out = tmp_path / "site"
     result = build("-f", str(src / "image.yaml"), "--output", str(out), cwd=tmp_path)
@@ -108,7 +136,7 @@ def test_paths_are_relative_to_the_file_and_a_command_may_be_a_list(tmp_path: Pa
     write(tmp_path / "proj/app/main.py", b"print('hi')\n")
     write(tmp_path / "proj/image.yaml", b"""\
 base: scratch
-contents:
+paths:
   - source: app/main.py
 entrypoint:
   command: ["python3", "/main.py", "two words"]
@@ -120,9 +148,10 @@ tags: [1.0]
     assert config["history"][0]["created_by"] == "ocibuild build: /main.py"
 
 
-HEAD = "base: scratch\ncontents:\n  - source: app/\n"
-KEYS = ("`base`, `contents`, `entrypoint`, `cmd`, `environment`, `work-dir`, `accounts`, "
-        "`annotations`, `labels`, `archs`, `tags`")
+HEAD = "base: scratch\npaths:\n  - source: app/\n"
+KEYS = ("`base`, `contents`, `paths`, `entrypoint`, `cmd`, `environment`, `work-dir`, "
+        "`accounts`, `annotations`, `labels`, `archs`, `tags`")
+DEBIAN = "contents:\n  repositories: [http://deb.debian.org/debian trixie]\n"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -154,30 +183,50 @@ KEYS = ("`base`, `contents`, `entrypoint`, `cmd`, `environment`, `work-dir`, `ac
      "mips64le, mips64, mipsle, mips, loong64, wasm, e.g. \"linux/amd64\" or \"linux/arm64\""),
     (HEAD + "environment: {A: [b]\n",
      "image.yaml:5: invalid YAML: expected ',' or '}', but got '<stream end>'"),
-    ("base: scratch\ncontents:\n  - source: ../app/\n",
-     "image.yaml:3: `contents[0].source`: '../app/' must be a relative path inside {dir!r} "
+    ("base: scratch\npaths:\n  - source: ../app/\n",
+     "image.yaml:3: `paths[0].source`: '../app/' must be a relative path inside {dir!r} "
      "(the file's directory), without '..'"),
-    ("base: scratch\ncontents:\n  - source: /etc\n",
-     "image.yaml:3: `contents[0].source`: '/etc' must be a relative path inside {dir!r} "
+    ("base: scratch\npaths:\n  - source: /etc\n",
+     "image.yaml:3: `paths[0].source`: '/etc' must be a relative path inside {dir!r} "
      "(the file's directory), without '..'"),
-    ("base: scratch\ncontents:\n  - source: escape/passwd\n",
-     "image.yaml:3: `contents[0].source`: 'escape/passwd' leads outside {dir!r} (through a "
+    ("base: scratch\npaths:\n  - source: escape/passwd\n",
+     "image.yaml:3: `paths[0].source`: 'escape/passwd' leads outside {dir!r} (through a "
      "symlink); copy what it needs inside"),
-    ("base: scratch\ncontents:\n  - source: missing/\n",
-     "image.yaml:3: `contents[0].source`: 'missing/' does not exist in {dir!r}"),
-    ("base: scratch\ncontents:\n  - destination: /x\n",
-     "image.yaml:3: `contents[0]` needs a `source` (a file or directory, relative to this "
+    ("base: scratch\npaths:\n  - source: missing/\n",
+     "image.yaml:3: `paths[0].source`: 'missing/' does not exist in {dir!r}"),
+    ("base: scratch\npaths:\n  - path: /x\n",
+     "image.yaml:3: `paths[0]` needs a `source` (a file or directory, relative to this "
      "file), e.g. `source: app/`"),
-    ("base: scratch\ncontents:\n  - source: app/\n    destination: /../x\n",
-     "image.yaml:3: `contents[0].destination`: '/../x' must be a path in the image without "
+    ("base: scratch\npaths:\n  - source: app/\n    path: /../x\n",
+     "image.yaml:3: `paths[0].path`: '/../x' must be a path in the image without "
      "'..', e.g. /app"),
-    ("base: scratch\ncontents: [[[[[[[[[a]]]]]]]]]\n",
+    ("base: scratch\npaths: [[[[[[[[[a]]]]]]]]]\n",
      "image.yaml:2: nested deeper than 8 levels; no key of an image file nests so deep"),
-    ("- base\n", "image.yaml:1: an image file is a mapping (`base: ...`, `contents: ...`), "
+    ("- base\n", "image.yaml:1: an image file is a mapping (`base: ...`, `paths: ...`), "
      "not a list"),
-    ("", "image.yaml: the file is empty; give at least `base:` and `contents:` (see "
-     "docs/cli.md)"),
-    ("contents:\n  - source: app/\n", "image.yaml: give the base image: `base: scratch` (or "
+    ("", "image.yaml: the file is empty; give at least `base:` and `paths:`, or Debian "
+     "packages in `contents:` (see docs/cli.md)"),
+    (DEBIAN, "image.yaml:2: `contents` needs `packages`, e.g. `packages: [python3-minimal]`"),
+    (DEBIAN + "  packages: [python3]\n  max-layers: 1\n",
+     "image.yaml:4: `contents.max-layers` must be an integer from 2 to 100 (one layer for the "
+     "largest package and one shared by the rest, at least), not 1"),
+    ("contents:\n  repositories: [http://deb.debian.org/debian]\n",
+     "image.yaml:2: `contents.repositories[0]` must be `MIRROR SUITE`, e.g. "
+     "`http://deb.debian.org/debian trixie`, or a mapping with `mirror`, `suite` and "
+     "optionally `keyring`"),
+    ("contents:\n  repositories:\n    - {mirror: ftp://x/debian, suite: trixie}\n",
+     "image.yaml:3: `contents.repositories[0]`: the mirror 'ftp://x/debian' must be an "
+     "http:// or https:// URL, e.g. http://deb.debian.org/debian"),
+    (DEBIAN + "  packages: [python3]\n  keyring: ../k.gpg\n",
+     "image.yaml:4: `contents.keyring`: '../k.gpg' must be a relative path inside {dir!r} "
+     "(the file's directory), without '..'"),
+    (DEBIAN + "  packages: [python3]\n  fallback-mirrors: ['https://x/{date}']\n",
+     "image.yaml:4: `contents.fallback-mirrors[0]`: the fallback mirror 'https://x/{date}' "
+     "uses {date}; the placeholders are {archive}, {suite}, {timestamp}"),
+    (DEBIAN + "  packages: [python3]\nbase: oci:app\n",
+     "the base is built from Debian packages (`contents`), so it cannot also be "
+     "'oci:{dir}/app'; drop `base:` (or --base)"),
+    ("paths:\n  - source: app/\n", "image.yaml: give the base image: `base: scratch` (or "
      "an oci:DIR, or REGISTRY/REPO[:TAG]), or --base"),
 ])
 def test_a_malformed_file_is_one_error_with_its_line(tmp_path: Path, text: str,
@@ -188,7 +237,8 @@ def test_a_malformed_file_is_one_error_with_its_line(tmp_path: Path, text: str,
     proc = run_ocibuild("build", "-f", "image.yaml", "--output", "out", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "ocibuild: error: " + message.replace("{dir!r}", repr(str(tmp_path.resolve())))]
+        "ocibuild: error: " + message.replace("{dir!r}", repr(str(tmp_path.resolve())))
+        .replace("{dir}", str(tmp_path.resolve()))]
     assert json.loads(proc.stdout)["kind"] == "error"
     assert not (tmp_path / "out").exists()
 
@@ -208,7 +258,7 @@ def test_an_oci_base_is_relative_to_the_file_and_apko_arch_names_are_taken(
     build("-f", str(src / "image.yaml"), "--output", str(tmp_path / "proj/base"), cwd=tmp_path)
     write(tmp_path / "proj/more/x.txt", b"x\n")
     write(tmp_path / "proj/image.yaml",
-          b"base: oci:base:1.0\ncontents:\n  - source: more/\n    destination: /more\n"
+          b"base: oci:base:1.0\npaths:\n  - source: more/\n    path: /more\n"
           b"archs: [aarch64]\n")
     result = build("-f", "proj/image.yaml", "--output", "out", cwd=tmp_path)
     assert [i["platform"] for i in result["images"]] == ["linux/arm64"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.repo import copy_repo, run_pants
+from tests.e2e.repo import copy_repo, debian_mirrors, run_pants
 from tests.fixtures.image_checks import podman_load_and_run, run_in_rootfs, umoci_unpack
 
 HELLO, CLI = "examples.python-hello/image", "examples.python-cli/image"
@@ -69,6 +71,38 @@ def test_python_examples_run(repo: Path, tmp_path: Path) -> None:
     ran = podman_load_and_run(dist / CLI, ["--count", "1", "podman"],
                               tmp_path / "podman")
     assert ran.stdout.strip() == "greeting 1 of 1: hello podman (click 8.1.7)", ran.stderr
+
+
+def _image_for(layout: Path, arch: str) -> dict:
+    """The manifest of `arch`'s image in a layout whose `latest` is an image or an index."""
+    def blob(digest: str) -> dict:
+        return json.loads((layout / "blobs/sha256" / digest.split(":", 1)[1]).read_text())
+    (top,) = [m for m in json.loads((layout / "index.json").read_text())["manifests"]
+              if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "latest"]
+    doc = blob(top["digest"])
+    if "manifests" in doc:
+        doc = blob(next(m["digest"] for m in doc["manifests"]
+                        if m["platform"]["architecture"] == arch))
+    return doc
+
+
+def test_the_cli_builds_the_base_pants_builds_from_the_same_lock(repo: Path,
+                                                                  tmp_path: Path) -> None:
+    """examples/cli locks the packages examples/python-base locks: `ocibuild build -f` makes
+    the same base image (same digest, same layers) as the `debian_packages` target."""
+    run_pants(repo, "package", "examples/python-hello:image")
+    mirrors = [f"--debian-mirror={named}={url}" for named, url in debian_mirrors(repo).items()]
+    built = subprocess.run(
+        [sys.executable, "-m", "ocibuild", "build", "-f", "examples/cli/image.yaml", "--output",
+         str(tmp_path / "cli"), "--quiet", f"--cache-dir={tmp_path / 'cache'}", *mirrors],
+        cwd=repo, capture_output=True, text=True,
+        env={"PYTHONPATH": str(repo / "src/python"), "PATH": "/usr/bin:/bin"})
+    assert built.returncode == 0, built.stderr
+    pants_image = _image_for(repo / "dist" / HELLO, "amd64")
+    cli_image = _image_for(tmp_path / "cli", "amd64")
+    key = "org.opencontainers.image.base.digest"
+    assert cli_image["annotations"][key] == pants_image["annotations"][key]
+    assert cli_image["layers"][:10] == pants_image["layers"][:10]
 
 
 def test_lock_against_real_debian_indexes(repo: Path) -> None:

@@ -60,6 +60,11 @@ _debian_mirror: Optional[str] = None
 def debian_mirror_env(source: Path = Path.cwd()) -> Dict[str, str]:
     """Serve the examples' Debian packages (cached by tests/fetch-example-debs) on 127.0.0.1
     and point the examples' mirror there: tests never reach another host."""
+    return {"PANTS_OCI_DEBIAN_MIRRORS": repr(debian_mirrors(source))}
+
+
+def debian_mirrors(source: Path = Path.cwd()) -> Dict[str, str]:
+    """Each mirror the examples' lockfiles name -> the local mirror serving the cache."""
     global _debian_mirror
     locks = sorted(source.glob("examples/**/*.lock.json"))
     missing = [p["filename"] for lock in locks
@@ -73,9 +78,8 @@ def debian_mirror_env(source: Path = Path.cwd()) -> Dict[str, str]:
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         _debian_mirror = f"http://127.0.0.1:{server.server_address[1]}"
-    mirrors = {source["mirror"]: _debian_mirror for lock in locks
-               for source in json.loads(lock.read_text())["request"]["sources"]}
-    return {"PANTS_OCI_DEBIAN_MIRRORS": repr(mirrors)}
+    return {source["mirror"]: _debian_mirror for lock in locks
+            for source in json.loads(lock.read_text())["request"]["sources"]}
 
 
 class _Quiet(SimpleHTTPRequestHandler):

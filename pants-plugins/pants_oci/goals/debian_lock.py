@@ -11,13 +11,11 @@ Packages indexes are checked against InRelease.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from ocibuild.debian import lockfile
-from ocibuild.debian.changes import diff, pending
-from ocibuild.debian.repository import Mirror
-from ocibuild.debian.resolve import Index, resolve
+from ocibuild.debian import lock, lockfile
+from ocibuild.debian.changes import diff
+from ocibuild.debian.lock import Resolved, Suite
 from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import load_json
 from pants.base.build_root import BuildRoot
@@ -67,51 +65,16 @@ class DebianLock(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-@dataclass(frozen=True)
-class Resolved:
-    request: dict
-    sources: tuple  # per suite: the lockfile's `sources` entry
-    indexes: Dict[str, Index]  # per architecture, all suites together
-
-    def document(self, target: DebianPackagesTarget) -> dict:
-        resolved = {arch: resolve(index, self.request["packages"], f"{target.address} ({arch})")
-                    for arch, index in self.indexes.items()}
-        return lockfile.document(self.request, self.sources, resolved)
-
-
 def read_suites(target: DebianPackagesTarget, cache_dir: str, build_root: str,
                 oci: OciSubsystem) -> Resolved:
     """Every suite's verified InRelease and Packages indexes, merged per architecture."""
-    request = lock_request(target)
-    allow_unsigned = target[DebianAllowUnsignedIndexField].value
-    sources, packages = [], {arch: [] for arch in request["architectures"]}
-    for source in target.debian_sources():
-        keyring = source["keyring"]
-        # The lockfile names the keyring as the BUILD file does (relative to the build root),
-        # so it does not change from one checkout to another.
-        mirror = Mirror(oci.debian_mirror(source["mirror"]), source["suite"], cache_dir,
-                        os.path.join(build_root, keyring) if keyring else None,
-                        allow_unsigned=allow_unsigned, keyring_name=keyring,
-                        origin=source["mirror"])
-        try:
-            release = mirror.release()
-            for arch in request["architectures"]:
-                for component in request["components"]:
-                    packages[arch] += mirror.packages(release, component, arch)
-        except OciBuildError as err:
-            raise OciBuildError(f"suite {source['suite']}: {err}") from None
-        sources.append({"suite": source["suite"], "mirror": mirror.origin,
-                        "inrelease_signature": release.signature, "date": release.date,
-                        "timestamp": release.timestamp})
-    return Resolved(request, tuple(sources), {a: Index(p) for a, p in packages.items()})
-
-
-def summary(doc: dict) -> str:
-    sizes = ", ".join(f"{len(pkgs)} packages for {arch} ({sum(p['size'] for p in pkgs) / 1e6:.1f} MB)"
-                      for arch, pkgs in doc["packages"].items())
-    signatures = "; ".join(f"{s['suite']}: InRelease signature {s['inrelease_signature']}"
-                           for s in doc["sources"])
-    return f"{sizes}; {signatures}"
+    # The lockfile names the keyring as the BUILD file does (relative to the build root),
+    # so it does not change from one checkout to another.
+    suites = [Suite(s["suite"], s["mirror"],
+                    os.path.join(build_root, s["keyring"]) if s["keyring"] else None,
+                    s["keyring"]) for s in target.debian_sources()]
+    return lock.read_suites(lock_request(target), suites, cache_dir, oci.debian_mirror,
+                            target[DebianAllowUnsignedIndexField].value)
 
 
 def previous_lock(path: str) -> Optional[dict]:
@@ -127,19 +90,12 @@ def check(target: DebianPackagesTarget, resolved: Resolved, build_root: str) -> 
     """Why the target's lockfile is not current: newer versions, or a missing or stale
     lockfile; empty when it is current."""
     path = target.lockfile_path()
-    fix = f"pants debian-lock {target.address}"
     try:
         with open(os.path.join(build_root, path), "rb") as f:
-            doc = lockfile.load(f.read(), path, fix)
+            data: Optional[bytes] = f.read(lockfile.MAX_BYTES + 1)
     except FileNotFoundError:
-        return [f"no lockfile at {path}; create it with `{fix}`"]
-    except OciBuildError as err:
-        return [str(err)]
-    try:
-        lockfile.check_current(doc, resolved.request, path, fix)
-    except OciBuildError as err:
-        return [str(err)]
-    return pending(doc, resolved.indexes)
+        data = None
+    return lock.check(data, resolved, path, f"pants debian-lock {target.address}")
 
 
 @goal_rule
@@ -171,12 +127,12 @@ async def debian_lock(
                 for line in problems:
                     console.print_stdout(f"  {line}")
                 continue
-            doc = resolved.document(target)
+            doc = resolved.document(str(target.address))
         except OciBuildError as err:
             console.print_stderr(f"{target.address}: {err}")
             return DebianLock(exit_code=1)
         written.append(FileContent(path, lockfile.dumps(doc)))
-        console.print_stdout(f"{target.address}: wrote {path}: {summary(doc)}")
+        console.print_stdout(f"{target.address}: wrote {path}: {lock.summary(doc)}")
         previous = previous_lock(os.path.join(build_root.path, path))
         changes = diff(previous, doc)
         console.print_stdout(f"  {'changes' if previous else 'new lockfile'}: "

@@ -24,15 +24,12 @@ from dataclasses import dataclass
 
 from ocibuild.assemble import DEFAULT_PLATFORM
 from ocibuild.debian import lockfile
+from ocibuild.debian.base import BASE_REF_NAME, base_request, plan_layers
 from ocibuild.debian.fallback import fallback_urls
-from ocibuild.debian.grouping import group_packages
 from ocibuild.errors import OciBuildError
 from ocibuild.platform import parse_platform
-from ocibuild.protocol import debian
-from ocibuild.protocol.assemble import AssembleRequest, Settings
 from ocibuild.protocol.debian import DebianLayerRequest
 from pants.engine.fs import (
-    EMPTY_DIGEST,
     Digest,
     DigestContents,
     DownloadFile,
@@ -60,8 +57,6 @@ from pants_oci.util_rules.base_image import BaseImage, BaseImageProvider, OciBas
 from pants_oci.util_rules.assemble import AssembledImage, AssembleImage
 from pants_oci.util_rules.layers import BuiltLayer, built_layer
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 
 def lock_request(target: DebianPackagesTarget) -> dict:
     return lockfile.request_of(
@@ -70,12 +65,6 @@ def lock_request(target: DebianPackagesTarget) -> dict:
         architectures=target[DebianArchitecturesField].value,
         packages=target[DebianPackagesField].value,
     )
-
-
-def release_suite(doc: dict) -> str:
-    """The suite that names the release (`trixie` of trixie, -updates and -security): the
-    first source, as in sources.list. It decides /etc/os-release when base-files is absent."""
-    return str(doc["request"]["sources"][0]["suite"])
 
 
 @dataclass(frozen=True)
@@ -88,6 +77,7 @@ class DebianLayerBuild:
     request: DebianLayerRequest  # its compressor is filled in by the rule
     input_digest: Digest
     what: str
+    created_by: str
 
 
 @rule(desc="Build a Debian package layer", level=LogLevel.DEBUG)
@@ -99,7 +89,7 @@ async def debian_layer(build: DebianLayerBuild, compressor: Compressor) -> Built
             description=f"Building the layer of {build.what}",
             context=f"building the layer of {build.what}",
         ),
-        created_by=f"pants-oci: {build.what}",
+        created_by=build.created_by,
     )
 
 
@@ -177,50 +167,26 @@ async def debian_base(request: DebianPackagesBase, oci: OciSubsystem) -> BaseIma
         Get(DownloadedDeb, DebDownload(u, p["sha256"], p["size"], origin, path, fix))
         for p, u in zip(packages, urls)
     )
-    debs = [d.digest for d in downloads]
-    files = [p["filename"].rsplit("/", 1)[-1] for p in packages]
-    layer_builds = [DebianLayerBuild(DebianLayerRequest(layer=debian.ROOT), EMPTY_DIGEST,
-                                     "the merged-/usr root")]
-    by_name = {p["name"]: (p, f, d) for p, f, d in zip(packages, files, debs)}
-    groups = [[by_name[name] for name in group] for group in group_packages(
-        {p["name"]: p["size"] for p in packages}, target[DebianMaxLayersField].value)]
-    group_debs = await MultiGet(
-        Get(Digest, MergeDigests(d for _, _, d in members)) for members in groups
+    deb_of = {p["name"]: d.digest for p, d in zip(packages, downloads)}
+    plan = plan_layers(doc, packages, target[DebianMaxLayersField].value)
+    inputs = await MultiGet(
+        Get(Digest, MergeDigests(deb_of[p["name"]] for p in layer.packages)) for layer in plan
     )
-    layer_builds += [
-        DebianLayerBuild(
-            DebianLayerRequest(layer=debian.PACKAGES, debs=tuple(f for _, f, _ in members)),
-            digest,
-            ", ".join(f"{p['name']} {p['version']}" for p, _, _ in members),
-        )
-        for members, digest in zip(groups, group_debs)
+    layer_builds = [
+        DebianLayerBuild(layer.request, digest, layer.what, layer.created_by)
+        for layer, digest in zip(plan, inputs)
     ]
-    # The config layer reads every package (maintainer-script effects: CA bundle,
-    # alternatives, tzdata, os-release), so it is rebuilt when any package changes; it is small.
-    layer_builds.append(
-        DebianLayerBuild(
-            DebianLayerRequest(layer=debian.CONFIG, debs=tuple(files), suite=release_suite(doc)),
-            await Get(Digest, MergeDigests(debs)),
-            "/etc/passwd, /etc/group and maintainer-script effects",
-        )
-    )
     layers = await MultiGet(Get(BuiltLayer, DebianLayerBuild, b) for b in layer_builds)
     assembled = await Get(
         AssembledImage,
         AssembleImage(
-            AssembleRequest(
-                layers=(),
-                platform=str(platform),
-                settings=Settings(env=(("PATH", DEFAULT_PATH),)),
-                ref_names=("base",),
-                repository=target.address.spec.replace(":", "/").lower(),
-            ),
+            base_request(str(platform), target.address.spec.replace(":", "/").lower()),
             layers=tuple(layers),
             base=None,
             what=origin,
         ),
     )
-    return BaseImage(assembled.layout, "base", target.address.spec)
+    return BaseImage(assembled.layout, BASE_REF_NAME, target.address.spec)
 
 
 def rules():

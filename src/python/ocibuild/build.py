@@ -28,8 +28,9 @@ from ocibuild.errors import OciBuildError
 from ocibuild.layout import OciLayout
 from ocibuild.assemble import DEFAULT_PLATFORM, assemble
 from ocibuild.platform import parse_platform
+from ocibuild.progress import Progress
 from ocibuild.protocol.assemble import AssembleRequest, BaseRef
-from ocibuild.protocol.build import BuildRequest, BuildResult
+from ocibuild.protocol.build import BuildRequest, BuildResult, DebianContents
 from ocibuild.protocol.index import IndexedImage, IndexRequest
 from ocibuild.protocol.layer import LayerDescriptor, LayerRequest
 from ocibuild.reference import Reference, parse_reference
@@ -41,11 +42,14 @@ OCI_PREFIX = "oci:"
 
 @dataclass(frozen=True)
 class Base:
-    """The base as given: scratch (neither set), an OCI layout, or a registry reference."""
+    """The base as given: scratch (none set), an OCI layout, a registry reference, or Debian
+    packages (with their lockfile, read and checked before anything is built)."""
 
     layout: Optional[str] = None
     ref_name: Optional[str] = None
     ref: Optional[Reference] = None
+    debian: Optional[DebianContents] = None
+    lock: Optional[dict] = None
 
 
 def parse_base(value: str) -> Base:
@@ -90,10 +94,13 @@ def push_tags(request: BuildRequest) -> List[str]:
 
 def _check(request: BuildRequest) -> Tuple[Base, List[Optional[str]], List[str]]:
     """Everything that can be checked before the first write: (base, platforms, tags)."""
+    if request.debian and request.base != SCRATCH:
+        raise OciBuildError(f"the base is built from Debian packages (`contents`), so it "
+                            f"cannot also be {request.base!r}; drop `base:` (or --base)")
     if (request.output is None) == (request.push is None):
         raise OciBuildError("give where the image goes: --output DIR (an OCI layout) or "
                             "--push REGISTRY/REPO[:TAG], one of the two")
-    if not request.layers and request.base == SCRATCH:
+    if not request.layers and request.base == SCRATCH and not request.debian:
         raise OciBuildError("an image on scratch needs at least one --layer SRC[:DEST]")
     platforms = list(request.platforms)
     for platform in platforms:
@@ -108,7 +115,29 @@ def _check(request: BuildRequest) -> Tuple[Base, List[Optional[str]], List[str]]
     if request.image_refs and not request.push:
         raise OciBuildError("--image-refs lists pushed images (REGISTRY/REPO:TAG@DIGEST); "
                             "give --push too, or drop it")
-    return parse_base(request.base), platforms or [None], push_tags(request)
+    tags = push_tags(request)
+    if request.debian:
+        from ocibuild.debian.image import load_lock
+
+        asked = [parse_platform(p) for p in platforms] or [DEFAULT_PLATFORM]
+        lock = load_lock(request.debian, asked, "ocibuild lock -f IMAGE.yaml")
+        return Base(debian=request.debian, lock=lock), platforms or [None], tags
+    return parse_base(request.base), platforms or [None], tags
+
+
+def cache_dir(request: BuildRequest) -> str:
+    """Where downloaded .debs and indexes are kept: --cache-dir, else $XDG_CACHE_HOME/ocibuild
+    (~/.cache/ocibuild). Each file is named by its SHA-256 and verified when stored."""
+    if request.cache_dir:
+        return request.cache_dir
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "ocibuild")
+
+
+def mirror_url(request: BuildRequest):
+    """A mirror as named -> where it is read (`--debian-mirror NAMED=URL`)."""
+    mirrors = {named.rstrip("/"): url.rstrip("/") for named, url in request.debian_mirrors}
+    return lambda url: mirrors.get(url.rstrip("/"), url.rstrip("/"))
 
 
 def _build_layers(request: BuildRequest, layout_dir: str) -> List[LayerDescriptor]:
@@ -137,8 +166,17 @@ def _copy_blobs(source: OciLayout, dest: OciLayout, digests: Sequence[str]) -> N
 
 
 def _base_layout(base: Base, request: BuildRequest, platform: Optional[str],
-                 registries: Registries, work: str) -> Optional[BaseRef]:
-    """The base's image for `platform` as an assemble request names it (pulled if need be)."""
+                 registries: Registries, work: str, progress: Progress) -> Optional[BaseRef]:
+    """The base's image for `platform` as an assemble request names it (pulled or built from
+    Debian packages if need be)."""
+    if base.debian is not None:
+        from ocibuild.debian.image import debian_base
+
+        assert base.lock is not None
+        return debian_base(base.debian, base.lock,
+                           parse_platform(platform) if platform else DEFAULT_PLATFORM, work,
+                           cache_dir(request), mirror_url(request), request.compression,
+                           progress)
     if base.layout is not None:
         return BaseRef(base.layout, base.ref_name)
     if base.ref is None:
@@ -146,6 +184,7 @@ def _base_layout(base: Base, request: BuildRequest, platform: Optional[str],
     from ocibuild.registry.pull import pull_to_layout
 
     ref = base.ref
+    progress.step(f"pulling the base image {ref} ({platform or DEFAULT_PLATFORM})")
     where = tempfile.mkdtemp(prefix="base-", dir=work)
     try:
         pull_to_layout(registries.transport(ref), ref, ref.digest or ref.tag or "latest",
@@ -163,7 +202,7 @@ def _created_by(dest: str) -> str:
 
 def _assemble(request: BuildRequest, base: Base, platforms: List[Optional[str]],
               tags: List[str], layers: List[LayerDescriptor], layout_dir: str,
-              work: str) -> Tuple[str, Tuple[IndexedImage, ...]]:
+              work: str, progress: Progress) -> Tuple[str, Tuple[IndexedImage, ...]]:
     """One image per platform (under an index when several): (top digest, images)."""
     from ocibuild.index import index
 
@@ -171,7 +210,7 @@ def _assemble(request: BuildRequest, base: Base, platforms: List[Optional[str]],
     single = len(platforms) == 1
     images, image_dirs = [], []
     for i, platform in enumerate(platforms):
-        base_ref = _base_layout(base, request, platform, registries, work)
+        base_ref = _base_layout(base, request, platform, registries, work, progress)
         out = layout_dir if single else os.path.join(work, f"image-{i}")
         result = assemble(AssembleRequest(
             layers=tuple(layers), base=base_ref, platform=platform,
@@ -232,14 +271,19 @@ def _docker_archive(request: BuildRequest, tags: List[str], layout_dir: str) -> 
                          request.docker_archive)
 
 
-def build(request: BuildRequest) -> BuildResult:
+def build(request: BuildRequest, progress: Progress = Progress(quiet=True)) -> BuildResult:
+    """`progress` hears what is being done (downloads, layers, pushes)."""
     base, platforms, tags = _check(request)
     pushed, refs = None, ()
     with _layout_dir(request.output) as layout_dir, \
             tempfile.TemporaryDirectory(prefix="ocibuild-build-") as work:
+        if request.layers:
+            progress.step(f"building {len(request.layers)} layer(s) from files")
         layers = _build_layers(request, layout_dir)
-        digest, images = _assemble(request, base, platforms, tags, layers, layout_dir, work)
+        digest, images = _assemble(request, base, platforms, tags, layers, layout_dir, work,
+                                   progress)
         if request.push:
+            progress.step(f"pushing to {request.push}")
             pushed, refs = _push(request, base, tags, layout_dir)
         if request.docker_archive:
             _docker_archive(request, tags, layout_dir)

@@ -20,7 +20,7 @@ import yaml
 from ocibuild.errors import OciBuildError
 from ocibuild.platform import parse_platform
 from ocibuild.protocol.assemble import Pairs, Settings
-from ocibuild.protocol.build import BuildRequest
+from ocibuild.protocol.build import BuildRequest, DebianContents, DebianSource
 from ocibuild.protocol.layer import LayerMapping
 from ocibuild.untrusted import read_file
 from ocibuild.validate import validate_tag
@@ -44,6 +44,7 @@ class ImageFile:
 
     base: Optional[str]
     layers: Tuple[LayerMapping, ...]
+    debian: Optional[DebianContents]
     settings: Settings
     annotations: Pairs
     platforms: Tuple[str, ...]
@@ -79,7 +80,7 @@ class _Reader:
         """The (key node, value node) pairs of a mapping whose keys are distinct strings."""
         if not isinstance(node, yaml.MappingNode):
             if not key:
-                raise self.error(node, "an image file is a mapping (`base: ...`, `contents: "
+                raise self.error(node, "an image file is a mapping (`base: ...`, `paths: "
                                  f"...`), not {_kind(node)}")
             raise self.error(node, f"`{key}` must be {what}, not {_kind(node)}")
         seen = set()
@@ -126,8 +127,9 @@ class _Reader:
         except ValueError as err:
             raise self.error(node, f"`{key}`: {text!r} does not split into words: {err}")
 
-    def inside(self, node: yaml.Node, key: str, path: str) -> str:
-        """`path` relative to the file's directory, which it must not leave (untrusted)."""
+    def inside(self, node: yaml.Node, key: str, path: str, *, exists: bool = True) -> str:
+        """`path` relative to the file's directory, which it must not leave (untrusted);
+        `exists`: it must exist (else only its directory must be inside)."""
         if os.path.isabs(path) or ".." in path.replace("\\", "/").split("/") or "\0" in path:
             raise self.error(node, f"`{key}`: {path!r} must be a relative path inside "
                              f"{self.dir!r} (the file's directory), without '..'")
@@ -136,7 +138,7 @@ class _Reader:
         if real != self.dir and not real.startswith(self.dir + os.sep):
             raise self.error(node, f"`{key}`: {path!r} leads outside {self.dir!r} "
                              "(through a symlink); copy what it needs inside")
-        if not os.path.lexists(full):
+        if exists and not os.path.lexists(full):
             raise self.error(node, f"`{key}`: {path!r} does not exist in {self.dir!r}")
         return full
 
@@ -149,22 +151,96 @@ class _Reader:
             return "oci:" + self.inside(node, key, path) + sep + ref
         return value
 
-    def content(self, node: yaml.Node, key: str) -> LayerMapping:
+    def path_entry(self, node: yaml.Node, key: str) -> LayerMapping:
+        """A `paths` entry: a file or directory of the build context, and where it goes."""
         from ocibuild.layer.entries import parse_mapping
 
-        found = self.keys(node, key, {"source": self.scalar, "destination": self.scalar})
+        found = self.keys(node, key, {"source": self.scalar, "path": self.scalar})
         if "source" not in found:
             raise self.error(node, f"`{key}` needs a `source` (a file or directory, relative "
                              "to this file), e.g. `source: app/`")
         source = self.inside(node, f"{key}.source", str(found["source"]))
-        dest = found.get("destination")
+        dest = found.get("path")
         if dest is None:
             dest = "/" if os.path.isdir(source) else "/" + os.path.basename(source.rstrip("/"))
         elif ".." in str(dest).split("/") or "\0" in str(dest):
-            raise self.error(node, f"`{key}.destination`: {dest!r} must be a path in the "
+            raise self.error(node, f"`{key}.path`: {dest!r} must be a path in the "
                              "image without '..', e.g. /app")
         parse_mapping((source, dest))
         return LayerMapping(source, str(dest))
+
+    def max_layers(self, node: yaml.Node, key: str) -> int:
+        from ocibuild.debian.grouping import check_max_layers
+
+        text = self.scalar(node, key)
+        try:
+            return check_max_layers(int(text) if text.isdigit() else text, f"`{key}`")
+        except OciBuildError as err:
+            raise self.error(node, str(err)) from None
+
+    def flag(self, node: yaml.Node, key: str) -> bool:
+        text = self.scalar(node, key)
+        if text not in ("true", "false"):
+            raise self.error(node, f"`{key}` must be true or false, not {text!r}")
+        return text == "true"
+
+    def repository(self, node: yaml.Node, key: str) -> DebianSource:
+        """`MIRROR SUITE` (as in sources.list), or `{mirror, suite, keyring}`."""
+        if isinstance(node, yaml.ScalarNode):
+            words = self.scalar(node, key).split()
+            if len(words) != 2:
+                raise self.error(node, f"`{key}` must be `MIRROR SUITE`, e.g. "
+                                 "`http://deb.debian.org/debian trixie`, or a mapping with "
+                                 "`mirror`, `suite` and optionally `keyring`")
+            found: Dict[str, object] = {"mirror": words[0], "suite": words[1]}
+        else:
+            found = self.keys(node, key, {"mirror": self.scalar, "suite": self.scalar,
+                                          "keyring": self.file})
+            missing = [k for k in ("mirror", "suite") if k not in found]
+            if missing:
+                raise self.error(node, f"`{key}` needs {' and '.join(f'`{m}`' for m in missing)}")
+        mirror = str(found["mirror"])
+        if not mirror.startswith(("http://", "https://")):
+            raise self.error(node, f"`{key}`: the mirror {mirror!r} must be an http:// or "
+                             "https:// URL, e.g. http://deb.debian.org/debian")
+        return DebianSource(suite=str(found["suite"]), mirror=mirror.rstrip("/"),
+                            keyring=found.get("keyring"))  # type: ignore[arg-type]
+
+    def file(self, node: yaml.Node, key: str) -> str:
+        return self.inside(node, key, self.scalar(node, key))
+
+    def template(self, node: yaml.Node, key: str) -> str:
+        from ocibuild.debian.fallback import check_template
+
+        value = self.scalar(node, key)
+        try:
+            check_template(value, f"`{key}`")
+        except OciBuildError as err:
+            raise self.error(node, str(err)) from None
+        return value
+
+    def contents(self, node: yaml.Node, key: str) -> DebianContents:
+        """Debian packages as the base (apko's `contents`, with Debian's repositories)."""
+        found = self.keys(node, key, {
+            "repositories": self.each(self.repository), "keyring": self.file,
+            "packages": self.each(self.scalar), "components": self.each(self.scalar),
+            "lockfile": lambda n, k: self.inside(n, k, self.scalar(n, k), exists=False),
+            "max-layers": self.max_layers, "allow-unsigned-index": self.flag,
+            "fallback-mirrors": self.each(self.template)})
+        for needed, example in (("repositories", "[http://deb.debian.org/debian trixie]"),
+                                ("packages", "[python3-minimal]")):
+            if not found.get(needed):
+                raise self.error(node, f"`{key}` needs `{needed}`, e.g. `{needed}: {example}`")
+        keyring = found.get("keyring")
+        sources = tuple(s if s.keyring or not keyring else replace(s, keyring=keyring)
+                        for s in found["repositories"])  # type: ignore[attr-defined]
+        stem = os.path.splitext(os.path.basename(self.path))[0]
+        extra = {k.replace("-", "_"): v for k, v in found.items()
+                 if k in ("components", "max-layers", "allow-unsigned-index", "fallback-mirrors")}
+        return DebianContents(
+            sources=sources, packages=found["packages"],  # type: ignore[arg-type]
+            lockfile=str(found.get("lockfile") or os.path.join(self.dir, f"{stem}.lock.json")),
+            **extra)  # type: ignore[arg-type]
 
     def platform(self, node: yaml.Node, key: str) -> str:
         arch = self.scalar(node, key)
@@ -236,7 +312,7 @@ def _compose(text: str, reader: _Reader) -> yaml.Node:
                             ) from None
     if node is None:
         raise OciBuildError(f"{reader.path}: the file is empty; give at least `base:` and "
-                            "`contents:` (see docs/cli.md)")
+                            "`paths:`, or Debian packages in `contents:` (see docs/cli.md)")
     return node
 
 
@@ -249,7 +325,8 @@ def load_image_file(path: str) -> ImageFile:
     r = _Reader(path)
     found = r.keys(_compose(text, r), "", {
         "base": r.base,
-        "contents": r.each(r.content),
+        "contents": r.contents,
+        "paths": r.each(r.path_entry),
         "entrypoint": lambda n, k: r.keys(n, k, {"command": r.words}).get("command"),
         "cmd": r.words,
         "environment": r.strings,
@@ -262,7 +339,8 @@ def load_image_file(path: str) -> ImageFile:
     })
     get = found.get
     return ImageFile(
-        base=get("base"), layers=get("contents", ()),  # type: ignore[arg-type]
+        base=get("base"), layers=get("paths", ()),  # type: ignore[arg-type]
+        debian=get("contents"),  # type: ignore[arg-type]
         settings=Settings(entrypoint=get("entrypoint"), cmd=get("cmd"),  # type: ignore[arg-type]
                           env=get("environment", ()), workdir=get("work-dir"),  # type: ignore
                           user=get("accounts"), labels=get("labels", ()),  # type: ignore
@@ -293,6 +371,7 @@ def with_flags(image: ImageFile, flags: BuildRequest) -> BuildRequest:
                        env=(*(own.env or ()), *(given.env or ())),
                        labels=_merged(own.labels, given.labels))
     return replace(flags, layers=(*image.layers, *flags.layers), settings=settings,
+                   debian=image.debian,
                    annotations=_merged(image.annotations, flags.annotations),
                    platforms=tuple(dict.fromkeys((*image.platforms, *flags.platforms))),
                    tags=(*image.tags, *flags.tags))

@@ -58,7 +58,7 @@ from ocibuild import canonical_json
 from ocibuild.atomic import atomic_write
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.compression import compressor_version
-from ocibuild.layer.request import check_compressor, layer_of
+from ocibuild.layer.request import layer_of
 from ocibuild.protocol import debian
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
 from ocibuild.protocol.build import BuildRequest
@@ -96,22 +96,9 @@ def run_compressor_version(request: CompressorRequest, out_dir: Optional[str]
 
 
 def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescriptor:
-    from ocibuild.debian import layers
-    from ocibuild.layer.builder import build_layer_with
+    from ocibuild.debian.base import build_layer
 
-    check_compressor(request.compressor)
-    if request.layer == debian.PACKAGES:
-        if not request.debs:
-            raise OciBuildError("a Debian package layer needs at least one .deb")
-        write = lambda out: layers.write_packages_layer(list(request.debs), out)  # noqa: E731
-    elif request.layer == debian.ROOT:
-        write = layers.write_root_layer
-    else:
-        write = lambda out: layers.write_config_layer(  # noqa: E731
-            out, request.ca_certificates, debs=list(request.debs), suite=request.suite)
-    blob = build_layer_with(write, out_dir, compression=request.compression)
-    return _write_descriptor(out_dir, LayerDescriptor(blob.media_type, blob.digest, blob.size,
-                                                      blob.diff_id))
+    return _write_descriptor(out_dir, build_layer(request, None, out_dir))
 
 
 def run_assemble(request: AssembleRequest, out_dir: str) -> AssembleResult:
@@ -300,60 +287,6 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
             "platforms": platforms}
 
 
-def _source_date_epoch(env: Dict[str, str]) -> int:
-    """Layer mtimes and `created`, as the plugin sets them: SOURCE_DATE_EPOCH, else 0."""
-    raw = env.get("SOURCE_DATE_EPOCH")
-    if not raw:
-        return 0
-    if not raw.isdigit():
-        raise OciBuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds since "
-                            "1970-01-01 UTC; set it to e.g. $(git log -1 --format=%ct) or unset it")
-    return int(raw)
-
-
-def _words(values: Optional[List[Tuple[str, ...]]]) -> Optional[Tuple[str, ...]]:
-    return None if values is None else tuple(w for words in values for w in words)
-
-
-def cmd_build(args: argparse.Namespace) -> Optional[dict]:
-    from ocibuild.protocol.assemble import Settings
-    from ocibuild.protocol.document import pairs
-
-    image = None
-    if args.file:
-        from ocibuild.build_file import load_image_file
-
-        image = load_image_file(args.file)
-    base = args.base or (image.base if image else None)
-    if base is None:
-        raise OciBuildError(f"{args.file}: give the base image: `base: scratch` (or an "
-                            "oci:DIR, or REGISTRY/REPO[:TAG]), or --base" if args.file else
-                            "give the base image: --base scratch, --base oci:DIR[:REF_NAME] or "
-                            "--base REGISTRY/REPO[:TAG] (or -f image.yaml)")
-    request = BuildRequest(
-        base=base, layers=tuple(args.layer),
-        settings=Settings(entrypoint=_words(args.entrypoint), cmd=_words(args.cmd),
-                          env=tuple(args.env), workdir=args.workdir, user=args.user,
-                          labels=pairs(dict(args.label)), exposed_ports=(), volumes=()),
-        annotations=pairs(dict(args.annotation)), platforms=tuple(args.platform),
-        tags=tuple(args.tag), output=args.output, push=args.push,
-        docker_archive=args.docker_archive, digest_file=args.digest_file,
-        image_refs=args.image_refs, compression=args.compression,
-        created_epoch=_source_date_epoch(dict(os.environ)),
-        insecure_registries=tuple(args.insecure_registry), ca_certs=tuple(args.ca_cert))
-    if image is not None:
-        from ocibuild.build_file import with_flags
-
-        request = with_flags(image, request)
-    result = run_build(request, None)
-    if args.json:
-        return result.to_json()
-    from ocibuild.build import summary
-
-    print(summary(result))
-    return None
-
-
 def _debian_command(layer: str):
     def run(args: argparse.Namespace) -> dict:
         request = DebianLayerRequest(
@@ -379,92 +312,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1, e.g. 4")
     return value
-
-
-def _pair(flag: str, example: str) -> Callable[[str], Tuple[str, str]]:
-    def parse(text: str) -> Tuple[str, str]:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"{text!r} must be KEY=VALUE, e.g. {flag} {example}")
-        return key, value
-    return parse
-
-
-def _ca_cert(text: str) -> Tuple[str, str]:
-    host, pem = _pair("--ca-cert", "registry.local:5000=ca.pem")(text)
-    if not os.path.isfile(pem):
-        raise argparse.ArgumentTypeError(f"{text!r}: the CA bundle {pem!r} is not a file")
-    return host, pem
-
-
-def _words_flag(text: str) -> Tuple[str, ...]:
-    """A JSON array of strings (the exec form), or one word (repeat the flag for more)."""
-    if not text.startswith("["):
-        return (text,)
-    try:
-        words = json.loads(text)
-    except ValueError:
-        words = None
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a JSON array of strings, e.g. "
-                                         '\'["python", "-m", "app"]\', or one word per flag')
-    return tuple(words)
-
-
-def _layer_flag(text: str):
-    """SRC[:DEST]: DEST defaults to / for a directory (its contents), /<name> for a file."""
-    from ocibuild.layer.entries import parse_mapping
-    from ocibuild.protocol.layer import LayerMapping
-
-    source, sep, dest = text.rpartition(":") if ":" in text else (text, "", "")
-    if not os.path.lexists(source):
-        raise argparse.ArgumentTypeError(f"{text!r}: {source!r} does not exist (SRC[:DEST], "
-                                         "e.g. --layer app/:/app or --layer dist/app.pex)")
-    if not sep:
-        dest = "/" if os.path.isdir(source) else "/" + os.path.basename(source.rstrip("/"))
-    try:
-        parse_mapping((source, dest))
-    except OciBuildError as err:
-        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
-    return LayerMapping(source, dest)
-
-
-def _build_parser(sub) -> None:
-    build = sub.add_parser("build", help="build an image from a base, files and settings, "
-                           "then write it as a layout or push it (see docs/cli.md)")
-    build.add_argument("-f", "--file", metavar="IMAGE.yaml", help="the image described in "
-                       "a YAML file (docs/cli.md); flags override its scalars, add to its lists")
-    build.add_argument("--base", help="scratch, oci:DIR[:REF_NAME] (an OCI layout) or "
-                       "REGISTRY/REPO[:TAG][@DIGEST] (pulled); required without -f")
-    build.add_argument("--layer", type=_layer_flag, action="append", default=[],
-                       help="SRC[:DEST], one layer each (repeatable, bottom first)")
-    build.add_argument("--entrypoint", type=_words_flag, action="append",
-                       help='a JSON array (["python", "-m", "app"]) or one word per flag')
-    build.add_argument("--cmd", type=_words_flag, action="append", help="as --entrypoint")
-    build.add_argument("--env", type=_pair("--env", "PORT=8080"), action="append", default=[])
-    build.add_argument("--workdir")
-    build.add_argument("--user", help="USER[:GROUP], names or numbers, e.g. 65532:65532")
-    build.add_argument("--label", type=_pair("--label", "team=web"), action="append",
-                       default=[])
-    build.add_argument("--annotation", action="append", default=[],
-                       type=_pair("--annotation", "org.opencontainers.image.source=URL"))
-    build.add_argument("--platform", action="append", default=[],
-                       help="os/arch[/variant]; repeat for an index of one image each")
-    build.add_argument("--tag", action="append", default=[],
-                       help="a ref name in the layout / a tag pushed (repeatable)")
-    where = build.add_mutually_exclusive_group(required=True)
-    where.add_argument("--output", help="write an OCI layout here (a new or empty directory)")
-    where.add_argument("--push", help="push to REGISTRY/REPO[:TAG]")
-    build.add_argument("--docker-archive", help="also write a `docker load` tarball here")
-    build.add_argument("--digest-file", help="write the image's (or index's) digest here")
-    build.add_argument("--image-refs", help="write REGISTRY/REPO:TAG@DIGEST lines here")
-    build.add_argument("--compression", default="gzip", choices=("gzip", "zstd"))
-    build.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
-                       help="speak plain HTTP to HOST (pull and push)")
-    build.add_argument("--ca-cert", type=_ca_cert, action="append", default=[],
-                       metavar="HOST=PEM", help="the CA bundle that signed HOST's certificate")
-    build.add_argument("--json", action="store_true", help="print a build-result document")
-    build.set_defaults(run=cmd_build)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -527,7 +374,9 @@ def parser() -> argparse.ArgumentParser:
     resolve.add_argument("image", help="REGISTRY/REPOSITORY[:TAG]")
     _registry_flags(resolve)
     resolve.set_defaults(run=cmd_resolve)
-    _build_parser(sub)
+    from ocibuild.cli_build import add_parsers
+
+    add_parsers(sub)
     for name, run, help_ in (
             ("debian-layer", _debian_command(debian.PACKAGES),
              "the files of one or more .debs as one layer (no dpkg)"),

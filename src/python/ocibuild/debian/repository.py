@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import requests
 import urllib3
@@ -100,39 +100,45 @@ def _get(session: requests.Session, url: str, limit: int, deadline_s: Optional[f
          *, missing_ok: bool = False) -> Optional[bytes]:
     """The body of `url`, refused past `limit` bytes or past `deadline_s` seconds in all
     (None for a 404 when `missing_ok`)."""
+    chunks: List[bytes] = []
+    if not fetch_to(session, url, limit, chunks.append, deadline_s, missing_ok=missing_ok):
+        return None
+    return b"".join(chunks)
+
+
+def fetch_to(session: requests.Session, url: str, limit: int, sink: Callable[[bytes], object],
+             deadline_s: Optional[float] = None, *, missing_ok: bool = False) -> bool:
+    """Stream the body of `url` into `sink`, refused past `limit` bytes or past `deadline_s`
+    seconds in all; False for a 404 when `missing_ok`. Errors name the URL without its
+    credentials."""
     shown = redact(url)
+    seconds = DEADLINE_S if deadline_s is None else deadline_s
+    deadline = time.monotonic() + seconds
     try:
-        return _fetch(session, url, shown, limit, deadline_s, missing_ok)
+        # identity: the sizes and digests InRelease gives are of the bytes as stored.
+        with session.get(url, timeout=TIMEOUT_S, stream=True,
+                         headers={"Accept-Encoding": "identity"}) as response:
+            if response.status_code == 404 and missing_ok:
+                return False
+            if response.status_code != 200:
+                # The server's words: short, printable.
+                raise OciBuildError(f"GET {shown}: {response.status_code}: "
+                                    f"{untrusted.shown(str(response.reason or ''), 100)}")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, over "
+                                    f"the {limit}-byte limit; refusing to download it")
+            _stream(response, shown, limit, deadline, seconds, sink)
+            return True
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
         raise OciBuildError(f"GET {shown}: cannot download: {err.__class__.__name__}") from None
 
 
-def _fetch(session: requests.Session, url: str, shown: str, limit: int,
-           deadline_s: Optional[float], missing_ok: bool) -> Optional[bytes]:
-    seconds = DEADLINE_S if deadline_s is None else deadline_s
-    deadline = time.monotonic() + seconds
-    # identity: the sizes and digests InRelease gives are of the bytes as stored.
-    with session.get(url, timeout=TIMEOUT_S, stream=True,
-                     headers={"Accept-Encoding": "identity"}) as response:
-        if response.status_code == 404 and missing_ok:
-            return None
-        if response.status_code != 200:
-            # The server's words: short, printable.
-            raise OciBuildError(f"GET {shown}: {response.status_code}: "
-                                f"{untrusted.shown(str(response.reason or ''), 100)}")
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, over "
-                                f"the {limit}-byte limit; refusing to download it")
-        return _read(response, shown, limit, deadline, seconds)
-
-
-def _read(response: requests.Response, url: str, limit: int, deadline: float,
-          seconds: float) -> bytes:
+def _stream(response: requests.Response, url: str, limit: int, deadline: float,
+            seconds: float, sink: Callable[[bytes], object]) -> None:
     # read1 returns what one receive brings, so the deadline is checked between receives
     # (each bounded by the read timeout) and a server trickling bytes cannot stretch it.
     read = getattr(response.raw, "read1", None) or response.raw.read
-    chunks: List[bytes] = []
     received = 0
     while True:
         if time.monotonic() > deadline:
@@ -141,11 +147,11 @@ def _read(response: requests.Response, url: str, limit: int, deadline: float,
                                 "slow or stalled, retry or use another mirror")
         chunk = read(CHUNK)
         if not chunk:
-            return b"".join(chunks)
+            return
         received += len(chunk)
         if received > limit:
             raise OciBuildError(f"GET {url}: more than {limit} bytes arrived; refusing it")
-        chunks.append(chunk)
+        sink(chunk)
 
 
 def _framing(inrelease: bytes) -> None:

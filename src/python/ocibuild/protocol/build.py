@@ -7,9 +7,32 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ocibuild.protocol.assemble import Pairs, Settings
-from ocibuild.protocol.document import Document
+from ocibuild.debian.grouping import DEFAULT_MAX_LAYERS, MAX_MAX_LAYERS, MIN_MAX_LAYERS
+from ocibuild.protocol.document import Document, Part
 from ocibuild.protocol.index import IndexedImage
 from ocibuild.protocol.layer import LayerMapping
+
+
+@dataclass(frozen=True)
+class DebianSource(Part):
+    suite: str  # e.g. "trixie", "trixie-security"
+    mirror: str  # as the lockfile records it, e.g. "http://deb.debian.org/debian"
+    keyring: Optional[str] = None  # the OpenPGP keyring file; None: the Debian archive keyring
+
+
+@dataclass(frozen=True)
+class DebianContents(Part):
+    """A base built from Debian packages, as a `debian_packages` target builds it."""
+
+    sources: Tuple[DebianSource, ...]
+    packages: Tuple[str, ...]
+    lockfile: str  # the lockfile's path (`ocibuild lock` writes it, `build` reads it)
+    components: Tuple[str, ...] = ("main",)
+    max_layers: int = field(default=DEFAULT_MAX_LAYERS, metadata={
+        "check": lambda n: None if MIN_MAX_LAYERS <= n <= MAX_MAX_LAYERS else
+        f"must be from {MIN_MAX_LAYERS} to {MAX_MAX_LAYERS}, e.g. {DEFAULT_MAX_LAYERS}"})
+    allow_unsigned_index: bool = False
+    fallback_mirrors: Tuple[str, ...] = ()  # templates, as `[oci].debian_fallback_mirrors`
 
 
 @dataclass(frozen=True)
@@ -37,6 +60,11 @@ class BuildRequest(Document):
                                                     "1970-01-01 UTC, e.g. 0"})
     insecure_registries: Tuple[str, ...] = ()  # hosts spoken to in plain HTTP
     ca_certs: Pairs = ()  # (host, PEM file): the CA bundle that signed that host's certificate
+    # A base of Debian packages (then `base` is "scratch"); mirrors as named -> where to read
+    # them (a local or corporate mirror serving the same files); the .deb and index cache.
+    debian: Optional[DebianContents] = None
+    debian_mirrors: Pairs = ()
+    cache_dir: Optional[str] = None
 
 
 @dataclass(frozen=True)
