@@ -226,6 +226,15 @@ DEBIAN = "contents:\n  repositories: [http://deb.debian.org/debian trixie]\n"
     (DEBIAN + "  packages: [python3]\nbase: oci:app\n",
      "the base is built from Debian packages (`contents`), so it cannot also be "
      "'oci:{dir}/app'; drop `base:` (or --base)"),
+    (HEAD + "accounts:\n  users:\n    - {username: app}\n",
+     "image.yaml:6: `accounts.users[0]` needs `uid`"),
+    (HEAD + "accounts:\n  users:\n    - {username: app, uid: -1}\n",
+     "image.yaml:6: `accounts.users[0].uid` must be a whole number below 2^31, not '-1'"),
+    (HEAD + "accounts:\n  groups:\n    - {groupname: 'a b', gid: 5}\n",
+     "image.yaml:6: `accounts.groups[0]` 'a b' must be 1 to 32 letters, digits, '.', '_' or "
+     "'-' (not starting with '-'), e.g. app"),
+    (HEAD + "accounts:\n  user: []\n",
+     "image.yaml:5: unknown key `accounts.user`; the keys here are `run-as`, `users`, `groups`"),
     ("paths:\n  - source: app/\n", "image.yaml: give the base image: `base: scratch` (or "
      "an oci:DIR, or REGISTRY/REPO[:TAG]), or --base"),
 ])

@@ -107,8 +107,10 @@ def test_the_yaml_example_locks_builds_pushes_and_serves(ocibuild: Path, tmp_pat
          f"docker://{ref}", f"oci:{tmp_path / 'pulled'}:site"])
     config = skopeo_inspect(tmp_path / "pulled", "site", config=True)["config"]
     assert config["Entrypoint"] == ["python3", "-m", "http.server", "--directory", "/site"]
-    assert config["User"] == "65534"
+    assert config["User"] == "site"
     rootfs = umoci_unpack(tmp_path / "pulled", "site", tmp_path / "bundle")
+    assert "site:x:10001:10001:site:/home/site:/sbin/nologin" in \
+        (rootfs / "etc/passwd").read_text().splitlines()
     port = _free_port()
     env = dict(e.split("=", 1) for e in config["Env"])
     server = start_in_rootfs(rootfs, [*config["Entrypoint"], str(port)], env,

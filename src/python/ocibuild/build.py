@@ -37,6 +37,7 @@ from ocibuild.reference import Reference, parse_reference
 from ocibuild.validate import validate_tag
 
 SCRATCH = "scratch"
+ACCOUNTS_CREATED_BY = "ocibuild build: accounts (/etc/passwd, /etc/group, homes)"
 OCI_PREFIX = "oci:"
 
 
@@ -100,7 +101,12 @@ def _check(request: BuildRequest) -> Tuple[Base, List[Optional[str]], List[str]]
     if (request.output is None) == (request.push is None):
         raise OciBuildError("give where the image goes: --output DIR (an OCI layout) or "
                             "--push REGISTRY/REPO[:TAG], one of the two")
-    if not request.layers and request.base == SCRATCH and not request.debian:
+    if request.users or request.groups:
+        from ocibuild.accounts import merged
+
+        merged(b"", b"", request.users, request.groups)  # names, ids, groups: before any work
+    if not request.layers and request.base == SCRATCH and not request.debian and \
+            not request.users:
         raise OciBuildError("an image on scratch needs at least one --layer SRC[:DEST]")
     platforms = list(request.platforms)
     for platform in platforms:
@@ -212,9 +218,18 @@ def _assemble(request: BuildRequest, base: Base, platforms: List[Optional[str]],
     for i, platform in enumerate(platforms):
         base_ref = _base_layout(base, request, platform, registries, work, progress)
         out = layout_dir if single else os.path.join(work, f"image-{i}")
+        history = [_created_by(m.dest) for m in request.layers]
+        these = list(layers)
+        if request.users or request.groups:
+            from ocibuild.accounts import accounts_layer
+
+            these.insert(0, accounts_layer(
+                base_ref.layout if base_ref else None, base_ref.ref_name if base_ref else None,
+                request.users, request.groups, layout_dir, request.compression,
+                request.created_epoch))
+            history.insert(0, ACCOUNTS_CREATED_BY)
         result = assemble(AssembleRequest(
-            layers=tuple(layers), base=base_ref, platform=platform,
-            history=tuple(_created_by(m.dest) for m in request.layers),
+            layers=tuple(these), base=base_ref, platform=platform, history=tuple(history),
             settings=request.settings, annotations=request.annotations,
             created_epoch=request.created_epoch, ref_names=tuple(tags)), out)
         if base_ref is not None:

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
 
+from ocibuild.accounts import Group, User
 from ocibuild.errors import OciBuildError
 from ocibuild.platform import parse_platform
 from ocibuild.protocol.assemble import Pairs, Settings
@@ -49,6 +50,8 @@ class ImageFile:
     annotations: Pairs
     platforms: Tuple[str, ...]
     tags: Tuple[str, ...]
+    users: Tuple[User, ...] = ()
+    groups: Tuple[Group, ...] = ()
 
 
 class _Reader:
@@ -219,6 +222,36 @@ class _Reader:
             raise self.error(node, str(err)) from None
         return value
 
+    def accounts(self, node: yaml.Node, key: str) -> Dict[str, object]:
+        """apko's `accounts`: `run-as`, and `users`/`groups` added to the base's."""
+        return self.keys(node, key, {
+            "run-as": self.scalar,
+            "users": self.each(lambda n, k: self.checked(n, k, User, self.keys(n, k, {
+                "username": self.scalar, "uid": self.id_, "gid": self.id_,
+                "homedir": self.scalar, "shell": self.scalar}), ("username", "uid"))),
+            "groups": self.each(lambda n, k: self.checked(n, k, Group, self.keys(n, k, {
+                "groupname": self.scalar, "gid": self.id_, "members": self.each(self.scalar)}),
+                ("groupname", "gid")))})
+
+    def id_(self, node: yaml.Node, key: str) -> int:
+        text = self.scalar(node, key)
+        if not text.isdigit() or int(text) >= 2**31:
+            raise self.error(node, f"`{key}` must be a whole number below 2^31, not {text!r}")
+        return int(text)
+
+    def checked(self, node: yaml.Node, key: str, kind, found: Dict[str, object],
+                needed: Tuple[str, ...]):
+        from ocibuild.accounts import check_name
+
+        missing = [f"`{n}`" for n in needed if n not in found]
+        if missing:
+            raise self.error(node, f"`{key}` needs {' and '.join(missing)}")
+        try:
+            check_name(str(found.get("username", found.get("groupname"))), f"`{key}`")
+        except OciBuildError as err:
+            raise self.error(node, str(err)) from None
+        return kind(**found)
+
     def contents(self, node: yaml.Node, key: str) -> DebianContents:
         """Debian packages as the base (apko's `contents`, with Debian's repositories)."""
         found = self.keys(node, key, {
@@ -331,22 +364,24 @@ def load_image_file(path: str) -> ImageFile:
         "cmd": r.words,
         "environment": r.strings,
         "work-dir": r.scalar,
-        "accounts": lambda n, k: r.keys(n, k, {"run-as": r.scalar}).get("run-as"),
+        "accounts": r.accounts,
         "annotations": r.strings,
         "labels": r.strings,
         "archs": r.each(r.platform),
         "tags": r.each(r.tag),
     })
     get = found.get
+    accounts: Dict[str, object] = get("accounts") or {}  # type: ignore[assignment]
     return ImageFile(
         base=get("base"), layers=get("paths", ()),  # type: ignore[arg-type]
         debian=get("contents"),  # type: ignore[arg-type]
         settings=Settings(entrypoint=get("entrypoint"), cmd=get("cmd"),  # type: ignore[arg-type]
                           env=get("environment", ()), workdir=get("work-dir"),  # type: ignore
-                          user=get("accounts"), labels=get("labels", ()),  # type: ignore
+                          user=accounts.get("run-as"), labels=get("labels", ()),  # type: ignore
                           exposed_ports=(), volumes=()),
         annotations=get("annotations", ()), platforms=get("archs", ()),  # type: ignore
-        tags=get("tags", ()))  # type: ignore[arg-type]
+        tags=get("tags", ()),  # type: ignore[arg-type]
+        users=accounts.get("users", ()), groups=accounts.get("groups", ()))  # type: ignore
 
 
 def _merged(under: Optional[Pairs], over: Optional[Pairs]) -> Pairs:
@@ -371,7 +406,7 @@ def with_flags(image: ImageFile, flags: BuildRequest) -> BuildRequest:
                        env=(*(own.env or ()), *(given.env or ())),
                        labels=_merged(own.labels, given.labels))
     return replace(flags, layers=(*image.layers, *flags.layers), settings=settings,
-                   debian=image.debian,
+                   debian=image.debian, users=image.users, groups=image.groups,
                    annotations=_merged(image.annotations, flags.annotations),
                    platforms=tuple(dict.fromkeys((*image.platforms, *flags.platforms))),
                    tags=(*image.tags, *flags.tags))

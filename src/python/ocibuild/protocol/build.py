@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ocibuild.protocol.assemble import Pairs, Settings
+from ocibuild.accounts import Group, User
 from ocibuild.debian.grouping import DEFAULT_MAX_LAYERS, MAX_MAX_LAYERS, MIN_MAX_LAYERS
 from ocibuild.protocol.document import Document, Part
 from ocibuild.protocol.index import IndexedImage
@@ -65,6 +66,9 @@ class BuildRequest(Document):
     debian: Optional[DebianContents] = None
     debian_mirrors: Pairs = ()
     cache_dir: Optional[str] = None
+    # Added to the base's /etc/passwd and /etc/group, in a layer below `layers`.
+    users: Tuple[User, ...] = ()
+    groups: Tuple[Group, ...] = ()
 
 
 @dataclass(frozen=True)
