@@ -10,7 +10,8 @@ stay as they are: run it twice to see fully warm caches), starts the CNCF regist
    caches, no pantsd: every tool, Debian package and layer from scratch), then with a cold
    pantsd and the usual caches, then publish it (first push);
 2. package again and `package ::` with nothing changed (pantsd warm);
-3. a one-line change to the app's source, then publish: time and bytes uploaded.
+3. a one-line change to the app's source, then publish: time and bytes uploaded; the same for
+   examples/python-cli:image-files (the app as an oci_python_app: no PEX to rebuild).
 
 Prints a table for docs/performance.md. Not a test: timing needs a quiet machine.
 """
@@ -36,6 +37,7 @@ from tests.fixtures.fault_proxy import FaultProxy  # noqa: E402
 from tests.fixtures.registry import start_registry  # noqa: E402
 
 IMAGE = "examples/python-cli:image"
+FILES_IMAGE = "examples/python-cli:image-files"
 
 
 def pants(repo: Path, *args: str, env: dict) -> float:
@@ -79,10 +81,13 @@ def main() -> None:
             step("package :: (first time in this pantsd)", "package", "::")
             step("package ::, nothing changed", "package", "::")
             step("publish again, nothing changed", "publish", IMAGE)
-            with open(repo / "examples/python-cli/greet/cli.py", "a") as f:
-                # Unique per run: a change Pants' caches have never seen.
-                f.write(f"# a one-line change {uuid.uuid4().hex}\n")
-            step("one-line change: publish (package + push)", "publish", IMAGE)
+            step("publish python-cli image-files (oci_python_app), first push", "publish",
+                 FILES_IMAGE)
+            for image, label in ((IMAGE, "pex_binary"), (FILES_IMAGE, "oci_python_app")):
+                with open(repo / "examples/python-cli/greet/cli.py", "a") as f:
+                    # Unique per run: a change Pants' caches have never seen.
+                    f.write(f"# a one-line change {uuid.uuid4().hex}\n")
+                step(f"one-line change: publish (package + push), {label}", "publish", image)
     finally:
         for pid_file in (repo / ".pids").rglob("pid"):  # this copy's pantsd
             try:

@@ -8,6 +8,7 @@ from pants_oci.target_types import (
     OciLayerTarget,
     OciLayoutTarget,
     OciPullTarget,
+    OciPythonAppTarget,
 )
 from pants_oci.util_rules import (
     assemble,
@@ -19,6 +20,7 @@ from pants_oci.util_rules import (
     layers,
     local_runtime,
     pulled_base,
+    python_app,
     referrers,
     sbom,
 )
@@ -31,6 +33,7 @@ def target_types():
         OciPullTarget,
         OciLayoutTarget,
         DebianPackagesTarget,
+        OciPythonAppTarget,
     )
 
 
@@ -40,6 +43,7 @@ def rules():
         *base_image.rules(),
         *pulled_base.rules(),
         *layer_content.rules(),
+        *python_app.rules(),
         *layers.rules(),
         *assemble.rules(),
         *image.rules(),

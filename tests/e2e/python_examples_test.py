@@ -13,6 +13,7 @@ from tests.e2e.repo import copy_repo, debian_mirrors, run_pants
 from tests.fixtures.image_checks import podman_load_and_run, run_in_rootfs, umoci_unpack
 
 HELLO, CLI = "examples.python-hello/image", "examples.python-cli/image"
+FILES = "examples.python-cli/image-files"
 
 
 @pytest.fixture(scope="module")
@@ -140,18 +141,54 @@ def _relock_and_check(repo: Path, lock_path: Path, committed: dict) -> None:
 
 
 def test_a_code_change_changes_only_the_sources_layer(repo: Path) -> None:
-    run_pants(repo, "package", "examples/python-cli:image")
-    meta = repo / f"dist/{CLI}.json"
-    before = json.loads(meta.read_text())["layers"]
+    targets = ("examples/python-cli:image", "examples/python-cli:image-files")
+    run_pants(repo, "package", *targets)
+    metas = [repo / f"dist/{CLI}.json", repo / f"dist/{FILES}.json"]
+    before = [json.loads(meta.read_text())["layers"] for meta in metas]
     source = repo / "examples/python-cli/greet/cli.py"
     original = source.read_text()
     source.write_text(original + "# a one-line change\n")
     try:
-        run_pants(repo, "package", "examples/python-cli:image")
+        run_pants(repo, "package", *targets)
     finally:
         source.write_text(original)
-    after = json.loads(meta.read_text())["layers"]
-    # A packed PEX is two layers: requirements + pex bootstrap (unchanged), then sources.
-    assert [l["digest"] for l in after[:-1]] == [l["digest"] for l in before[:-1]]
-    assert after[-1]["digest"] != before[-1]["digest"]
-    assert after[-1]["size"] < 16 * 1024
+    # A packed PEX is two layers: requirements + pex bootstrap (unchanged), then sources; an
+    # oci_python_app is site-packages layers (unchanged), then sources.
+    for meta, old in zip(metas, before):
+        new = json.loads(meta.read_text())["layers"]
+        assert [l["digest"] for l in new[:-1]] == [l["digest"] for l in old[:-1]]
+        assert new[-1]["digest"] != old[-1]["digest"]
+        assert new[-1]["size"] < 16 * 1024
+
+
+def _tree_state(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.lstat().st_mtime_ns, p.lstat().st_size)
+            for p in root.rglob("*")}
+
+
+def test_an_oci_python_app_runs_from_byte_compiled_files_and_writes_nothing(
+        repo: Path, tmp_path: Path) -> None:
+    run_pants(repo, "package", "examples/python-cli:image-files")
+    dist = repo / "dist"
+    layers = json.loads((dist / f"{FILES}.json").read_text())["layers"]
+    assert [l["from_base"] for l in layers] == [True] * 10 + [False, False]
+    # The SBOM names click with its lockfile's wheel hash, as for the PEX.
+    spdx = {p["name"]: p for p in json.loads((dist / f"{FILES}.spdx.json").read_text())["packages"]}
+    assert spdx["click"]["checksums"] == [{"algorithm": "SHA256",
+                                           "checksumValue": CLICK_WHEEL_SHA256}]
+    rootfs = umoci_unpack(dist / FILES, "latest", tmp_path / "files")
+    assert not list(rootfs.glob("app/*.pex"))
+    before = _tree_state(rootfs / "app")
+    env = {"PYTHONPATH": "/app/src:/app/site-packages", "PATH": "/usr/bin:/bin"}
+    done = run_in_rootfs(rootfs, ["/usr/bin/python3", "-v", "-m", "greet.cli", "--count", "1",
+                                  "files"], env=env)
+    assert done.stdout == "greeting 1 of 1: hello files (click 8.1.7)\n"
+    # Each module of the app and of click came from its .pyc (checked by Python: "matches"),
+    # nothing was compiled, and /app is untouched (it works read-only). (The Debian base has no
+    # .pyc for the standard library: Python writes those where it can.)
+    loaded = [line for line in done.stderr.splitlines() if " matches /app/" in line]
+    assert any("/app/src/greet/__pycache__/cli.cpython-313.pyc" in line for line in loaded)
+    assert any("/app/site-packages/click/__pycache__/core.cpython-313.pyc" in line
+               for line in loaded)
+    assert "code object from '/app/src/greet/cli.py'" not in done.stderr
+    assert _tree_state(rootfs / "app") == before

@@ -44,7 +44,12 @@ from ocibuild.protocol.sbom import (
     SbomResult,
 )
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
-from pants_oci.target_types import SCRATCH, DebianPackagesTarget, OciImageBaseField
+from pants_oci.target_types import (
+    SCRATCH,
+    DebianPackagesTarget,
+    OciImageBaseField,
+    OciPythonAppTarget,
+)
 from pants_oci.util_rules.base_image import base_target
 from pants_oci.util_rules.image import (
     OciImage,
@@ -53,6 +58,11 @@ from pants_oci.util_rules.image import (
     source_date_epoch,
 )
 from pants_oci.util_rules.layer_content import LayerContent, LayerContentRequest, LayerContents
+from pants_oci.util_rules.python_app import (
+    REQUIREMENTS_PEX,
+    AppRequirements,
+    AppRequirementsRequest,
+)
 
 
 @dataclass(frozen=True)
@@ -86,17 +96,32 @@ async def _pex_inputs(target: Target, contents: tuple[LayerContent, ...], index:
     root = roots[0]
     merged = await Get(Digest, MergeDigests(c.digest for c in contents))
     # A zipapp is one file; a directory (packed or loose) needs only its PEX-INFO.
-    wanted = [root, f"{root}/PEX-INFO"]
-    subset = await Get(Digest, DigestSubset(merged, PathGlobs(wanted)))
+    subset = await Get(Digest, DigestSubset(merged, PathGlobs([root, f"{root}/PEX-INFO"])))
+    resolve = target[PythonResolveField].normalized_value(python_setup) \
+        if python_setup.enable_resolves else None
+    return await _pex_with_lockfile(subset, root, index, resolve, python_setup)
+
+
+async def _pex_with_lockfile(pex_info: Digest, root: str, index: int, resolve: str | None,
+                             python_setup: PythonSetup) -> tuple[SbomPex, list[Digest]]:
     prefix = f"pexes/{index}"
-    digests = [await Get(Digest, AddPrefix(subset, prefix))]
-    lockfile = None
-    if python_setup.enable_resolves:
-        resolve = target[PythonResolveField].normalized_value(python_setup)
-        lockfile = python_setup.resolves.get(resolve)
-        if lockfile:
-            digests.append(await Get(Digest, PathGlobs([lockfile])))
+    digests = [await Get(Digest, AddPrefix(pex_info, prefix))]
+    lockfile = python_setup.resolves.get(resolve) if resolve else None
+    if lockfile:
+        digests.append(await Get(Digest, PathGlobs([lockfile])))
     return SbomPex(posixpath.join(prefix, root), lockfile), digests
+
+
+async def _app_inputs(target: Target, index: int, python_setup: PythonSetup
+                      ) -> tuple[SbomPex, list[Digest]]:
+    """An oci_python_app's distributions: the PEX-INFO of the requirements PEX its
+    site-packages come from, and the resolve's lockfile (the wheels' hashes)."""
+    app = await Get(AppRequirements, AppRequirementsRequest(target))
+    root = REQUIREMENTS_PEX
+    subset = await Get(Digest, DigestSubset(app.pex, PathGlobs([f"{root}/PEX-INFO"])))
+    return await _pex_with_lockfile(subset, root, index,
+                                    app.resolve if python_setup.enable_resolves else None,
+                                    python_setup)
 
 
 async def _artifacts(contents: tuple[LayerContent, ...]) -> list[SbomArtifact]:
@@ -152,6 +177,11 @@ async def image_sbom(request: OciImageRequest, python_setup: PythonSetup,
             pex, inputs = await _pex_inputs(w.target, found.contents, len(pexes), python_setup)
             pexes.append(pex)
             digests.extend(inputs)
+        elif isinstance(w.target, OciPythonAppTarget):
+            pex, inputs = await _app_inputs(w.target, len(pexes), python_setup)
+            pexes.append(pex)
+            digests.extend(inputs)
+            others.extend(c for c in found.contents if c.part == "sources")
         else:
             others.extend(found.contents)
     debian = await _debian_lockfile(request.address, union_membership)
