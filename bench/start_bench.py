@@ -61,9 +61,11 @@ def main() -> None:
         env = {**os.environ, **debian_mirror_env(REPO)}
     except AssertionError:
         env = dict(os.environ)
-    subprocess.run(["./pants", "--no-dynamic-ui", "package", "examples/python-cli:image",
-                    "examples/python-cli:image-files"], cwd=REPO, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    built = subprocess.run(["./pants", "--no-dynamic-ui", "package", "examples/python-cli:image",
+                            "examples/python-cli:image-files"], cwd=REPO, env=env,
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        raise SystemExit(f"./pants package failed:\n{built.stderr[-3000:]}")
     print("| image | first run, read-only (median s) | warm (median s) |")
     print("| --- | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="start-bench-") as work:
