@@ -21,6 +21,7 @@ from pants_oci.util_rules import (
     pulled_base,
     referrers,
     sbom,
+    vcs,
 )
 
 
@@ -54,4 +55,5 @@ def rules():
         *local_runtime.rules(),
         *sbom.rules(),
         *referrers.rules(),
+        *vcs.rules(),
     )

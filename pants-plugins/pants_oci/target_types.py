@@ -38,6 +38,7 @@ from pants.engine.target import (
     StringField,
     StringSequenceField,
     Target,
+    TriBoolField,
 )
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
@@ -456,6 +457,25 @@ class OciImageDockerArchiveField(BoolField):
     )
 
 
+class OciImageVcsAnnotationsField(TriBoolField):
+    alias = "vcs_annotations"
+    help = help_text(
+        """
+        Annotate the image manifest with where its sources are, read from git when the build
+        runs: `org.opencontainers.image.source` (the `origin` remote's URL, its user,
+        password, query and fragment dropped; nothing when `origin` is a local path or
+        `file://` URL, which differs between clones), `org.opencontainers.image.revision`
+        (the commit, only when the working tree is clean: no modified, staged or untracked
+        file) and `org.opencontainers.image.created` (only when `SOURCE_DATE_EPOCH` is set).
+
+        Two clean clones of one commit with the same `origin` build the same digests; a
+        dirty tree builds an image without `revision`. An annotation set in `annotations`
+        wins. Unset: `[oci].vcs_annotations` (default true); `vcs_annotations=False` leaves
+        them out of this image.
+        """
+    )
+
+
 class OciImageSbomField(BoolField):
     alias = "sbom"
     default = True
@@ -504,6 +524,7 @@ class OciImageTarget(Target):
         OciImageOutputPathField,
         OciImageDockerArchiveField,
         OciImageSbomField,
+        OciImageVcsAnnotationsField,
     )
     help = help_text(
         """

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from ocibuild.debian.fallback import check_template
 from ocibuild.errors import OciBuildError
-from pants.option.option_types import DictOption, StrListOption
+from pants.option.option_types import BoolOption, DictOption, StrListOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -86,6 +86,17 @@ class OciSubsystem(Subsystem):
 
             Every file is still checked against the locked SHA-256 and size; `[oci].debian_mirrors`
             does not rewrite these URLs.
+            """
+        ),
+    )
+
+    vcs_annotations = BoolOption(
+        default=True,
+        help=help_text(
+            """
+            Annotate images with `org.opencontainers.image.source` and `.revision` from git
+            (and `.created` from `SOURCE_DATE_EPOCH` when it is set), unless an `oci_image`
+            says otherwise in its `vcs_annotations` field. See that field for what is read.
             """
         ),
     )

@@ -24,7 +24,6 @@ from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
 from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import pairs
 from pants_oci.target_types import (
-    OciImageAnnotationsField,
     OciImageBaseField,
     OciImageCmdField,
     OciImageEntrypointField,
@@ -56,6 +55,7 @@ from pants_oci.util_rules.layer_content import (
 )
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
 from pants_oci.util_rules.layers import BuildLayerRequest, BuiltLayer
+from pants_oci.util_rules.vcs import VcsAnnotations, VcsAnnotationsRequest
 
 
 class SourceDateEpochError(Exception):
@@ -109,6 +109,12 @@ def source_date_epoch(env: EnvironmentVars) -> int:
     return int(raw)
 
 
+def vcs_annotations_request(address: Address, env: EnvironmentVars) -> VcsAnnotationsRequest:
+    """`.created` only when SOURCE_DATE_EPOCH is set: epoch 0 is no one's creation time."""
+    epoch = source_date_epoch(env) if env.get("SOURCE_DATE_EPOCH") else None
+    return VcsAnnotationsRequest(address, epoch)
+
+
 def image_settings(target: Target) -> Settings:
     def seq(field) -> tuple[str, ...] | None:
         value = target[field].value
@@ -129,13 +135,13 @@ def image_settings(target: Target) -> Settings:
 
 
 def assemble_request(target: Target, platform: str | None, created_epoch: int,
-                     names: ImageNames) -> AssembleRequest:
+                     names: ImageNames, annotations: VcsAnnotations) -> AssembleRequest:
     """What `ocibuild assemble` is asked; the layers and base are added by `AssembleImage`."""
     return AssembleRequest(
         layers=(),
         platform=platform,
         settings=image_settings(target),
-        annotations=pairs(target[OciImageAnnotationsField].value or {}),
+        annotations=annotations.pairs,
         created_epoch=created_epoch,
         ref_names=names.tags,
         repository=names.repository,
@@ -191,13 +197,16 @@ async def _index(target: Target, platforms: tuple[str, ...]) -> OciImage:
         Get(Digest, AddPrefix(digest, f"images/{i}")) for i, digest in enumerate(inputs)
     )
     names = await Get(ImageNames, ImageNamesRequest(target.address))
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["SOURCE_DATE_EPOCH"]))
+    annotations = await Get(VcsAnnotations, VcsAnnotationsRequest,
+                            vcs_annotations_request(target.address, env))
     run = await Get(
         OcibuildResult,
         OcibuildRun(
             IndexRequest(
                 images=tuple(f"images/{i}" for i in range(len(images))),
                 ref_names=names.tags,
-                annotations=pairs(target[OciImageAnnotationsField].value or {}),
+                annotations=annotations.pairs,
                 repository=names.repository,
             ),
             await Get(Digest, MergeDigests(prefixed)),
@@ -249,11 +258,13 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         for c in contents
     )
     names = await Get(ImageNames, ImageNamesRequest(request.address))
+    annotations = await Get(VcsAnnotations, VcsAnnotationsRequest,
+                            vcs_annotations_request(request.address, env))
     what = f"the oci_image {request.address}" + (f" for {platform}" if platforms else "")
     assembled = await Get(
         AssembledImage,
         AssembleImage(
-            assemble_request(target, platform, epoch, names),
+            assemble_request(target, platform, epoch, names, annotations),
             layers=tuple(layers),
             base=None if base.is_scratch else base,
             what=what,
