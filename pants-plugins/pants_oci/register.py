@@ -18,6 +18,7 @@ from pants_oci.util_rules import (
     layer_content,
     layers,
     local_runtime,
+    provenance,
     pulled_base,
     referrers,
     sbom,
@@ -54,6 +55,7 @@ def rules():
         *debian_base.rules(),
         *local_runtime.rules(),
         *sbom.rules(),
+        *provenance.rules(),
         *referrers.rules(),
         *vcs.rules(),
     )

@@ -498,6 +498,28 @@ class OciImageSbomField(BoolField):
     )
 
 
+class OciImageProvenanceField(BoolField):
+    alias = "provenance"
+    default = True
+    help = help_text(
+        """
+        Also write the image's SLSA provenance: `<output_path>.provenance.json`, an in-toto
+        Statement v1 with a SLSA Provenance v1 predicate whose subject is the image manifest,
+        also attached to the image in its OCI layout as an OCI 1.1 referrer (artifactType
+        `application/vnd.in-toto+json`) and pushed after it by `publish`. With `platforms`,
+        one per platform: `<output_path>.<os>-<arch>.provenance.json`.
+
+        It names the target and platforms asked for, and the digest of everything that
+        decided the content: the base image's manifest, the git commit (when the image has
+        the `org.opencontainers.image.revision` annotation: see `vcs_annotations`), the
+        Debian and Python lockfiles, and all source files of the image's targets. No clock,
+        host or user: the same build gives the same bytes (its only time is
+        `SOURCE_DATE_EPOCH`, when set). The format is described in docs/supply-chain.md.
+        On by default: one small cached process per image; `provenance=False` skips it.
+        """
+    )
+
+
 class OciImageTarget(Target):
     alias = "oci_image"
     core_fields = (
@@ -524,6 +546,7 @@ class OciImageTarget(Target):
         OciImageOutputPathField,
         OciImageDockerArchiveField,
         OciImageSbomField,
+        OciImageProvenanceField,
         OciImageVcsAnnotationsField,
     )
     help = help_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from textwrap import dedent
@@ -18,12 +19,12 @@ REVISION = "org.opencontainers.image.revision"
 CREATED = "org.opencontainers.image.created"
 BUILD = dedent("""\
     files(name="conf", sources=["app.conf"])
-    oci_image(name="image", base="scratch", dependencies=[":conf"], sbom=False)
-    oci_image(name="mine", base="scratch", dependencies=[":conf"], sbom=False,
+    oci_image(name="image", base="scratch", dependencies=[":conf"], sbom=False, provenance=False)
+    oci_image(name="mine", base="scratch", dependencies=[":conf"], sbom=False, provenance=False,
               annotations={"org.opencontainers.image.source": "https://example.org/mine"})
-    oci_image(name="off", base="scratch", dependencies=[":conf"], sbom=False,
+    oci_image(name="off", base="scratch", dependencies=[":conf"], sbom=False, provenance=False,
               vcs_annotations=False)
-    oci_image(name="multi", base="scratch", dependencies=[":conf"], sbom=False,
+    oci_image(name="multi", base="scratch", dependencies=[":conf"], sbom=False, provenance=False,
               platforms=["linux/amd64", "linux/arm64"])
     """)
 
@@ -100,3 +101,20 @@ def test_the_oci_option_turns_them_off(rule_runner: RuleRunner) -> None:
 def test_not_a_checkout_has_none(rule_runner: RuleRunner) -> None:
     rule_runner.write_files({"app/BUILD": BUILD, "app/app.conf": "x = 1\n"})
     assert _annotations(rule_runner, "image") == {}
+
+
+def test_the_provenance_names_the_commit_of_a_clean_checkout(rule_runner: RuleRunner) -> None:
+    commit = _checkout(rule_runner, "https://tok@git.example/org/repo.git")
+    rule_runner.write_files({"app/BUILD": BUILD + dedent("""\
+        oci_image(name="prov", base="scratch", dependencies=[":conf"], sbom=False)
+        """)})
+    _git(rule_runner.build_root, "-c", "user.name=t", "-c", "user.email=t@example.org",
+         "commit", "-qam", "prov")
+    configure(rule_runner)
+    _, dist = build(rule_runner, Address("app", target_name="prov"))
+    statement = json.loads((dist / "app/prov.provenance.json").read_text())
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert {"uri": "git+https://git.example/org/repo.git",
+            "digest": {"gitCommit": _git(rule_runner.build_root, "rev-parse", "HEAD")},
+            "annotations": {"role": "source-revision"}} in deps
+    assert commit != _git(rule_runner.build_root, "rev-parse", "HEAD")

@@ -58,12 +58,12 @@ def test_publish_plain_http(repo: Path, registry: Registry) -> None:
 
 
 def _check_sboms_were_pushed(repo: Path, reg: Registry, name: str, digest: str) -> None:
-    """The registry has no referrers API: the `sha256-<hex>` tag lists both SBOMs' artifact
-    manifests, each of whose layer is byte for byte the SBOM in dist/."""
+    """The registry has no referrers API: the `sha256-<hex>` tag lists both SBOMs' and the
+    provenance's artifact manifests, each of whose layer is byte for byte the file in dist/."""
     listed = json.loads(_raw(reg, f"{name}:sha256-{digest.split(':')[1]}"))["manifests"]
     assert [m["artifactType"] for m in listed] == [
-        "application/spdx+json", "application/vnd.cyclonedx+json"]
-    for entry, suffix in zip(listed, ("spdx.json", "cdx.json")):
+        "application/spdx+json", "application/vnd.cyclonedx+json", "application/vnd.in-toto+json"]
+    for entry, suffix in zip(listed, ("spdx.json", "cdx.json", "provenance.json")):
         manifest = json.loads(_raw(reg, f"{name}@{entry['digest']}"))
         assert manifest["subject"]["digest"] == digest
         (layer,) = manifest["layers"]

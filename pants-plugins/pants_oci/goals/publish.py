@@ -5,7 +5,8 @@ of `ocibuild.registry.credentials`) reach only their environment. The manifest d
 from `package`, so each push is reported as `ref@digest`; after pushing, dist/ holds
 `<name>.digest` (the manifest digest) and `<name>.refs` (`registry/repo:tag@digest` per push).
 Blobs of a base pulled from the same registry are mounted, not uploaded. The image's SBOMs
-(unless `sbom=False`) follow it as OCI 1.1 referrers (`ocibuild.registry.referrers`).
+and provenance (unless `sbom=False`, `provenance=False`) follow it as OCI 1.1 referrers
+(`ocibuild.registry.referrers`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from pants_oci.subsystems.oci_tool import OcibuildProcessRequest
 from pants_oci.util_rules.base_image import BaseOrigin, BaseOriginRequest
 from pants_oci.util_rules.image import OciImage, OciImageRequest
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
-from pants_oci.util_rules.referrers import ImageWithSboms, ImageWithSbomsRequest
+from pants_oci.util_rules.referrers import ImageWithReferrers, ImageWithReferrersRequest
 from pants_oci.target_types import (
     OciImageRegistriesField,
+    OciImageProvenanceField,
     OciImageRepositoryField,
     OciImageSbomField,
     OciImageSkipPushField,
@@ -68,6 +70,7 @@ class PublishOciFieldSet(PublishFieldSet):
     skip_push: OciImageSkipPushField
     output_path: OutputPathField
     sbom: OciImageSbomField
+    provenance: OciImageProvenanceField
 
     def get_output_data(self) -> PublishOutputData:
         return PublishOutputData({"publisher": "oci", **super().get_output_data()})
@@ -125,9 +128,9 @@ async def publish_oci_image(
     output_path = fs.output_path.value_or_default(file_ending=None)
     image = await Get(OciImage, OciImageRequest(fs.address))
     layout = image.layout
-    if fs.sbom.value:  # the layout `package` wrote: the SBOMs go up after the image
-        layout = (await Get(ImageWithSboms, ImageWithSbomsRequest(fs.address, output_path))
-                  ).layout
+    if fs.sbom.value or fs.provenance.value:  # as `package` wrote it: referrers after the image
+        layout = (await Get(ImageWithReferrers, ImageWithReferrersRequest(
+            fs.address, output_path, fs.sbom.value, fs.provenance.value))).layout
     ca_certs = [r.ca_cert for r, _ in destinations if r.ca_cert]
     inputs = await Get(Digest, AddPrefix(layout, _LAYOUT))
     if ca_certs:

@@ -30,6 +30,7 @@ from ocibuild.protocol.layer import (
     LayerDescriptor,
     LayerRequest,
 )
+from ocibuild.protocol.provenance import ProvenanceRequest, ProvenanceResult
 from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
 from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from pants.backend.python.subsystems.python_tool_base import (
@@ -177,6 +178,7 @@ RESULTS: dict[str, type[Document]] = {
     AssembleRequest.KIND: AssembleResult,
     IndexRequest.KIND: IndexResult,
     SbomRequest.KIND: SbomResult,
+    ProvenanceRequest.KIND: ProvenanceResult,
     ReferrersRequest.KIND: ReferrersResult,
 }
 

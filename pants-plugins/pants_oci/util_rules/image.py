@@ -68,6 +68,10 @@ class OciImageRequest:
     # One platform of an image with `platforms`; None: the image as its fields say.
     platform: str | None = None
 
+    def describe(self) -> str:
+        """For messages: "the oci_image app:image", "... for linux/arm64"."""
+        return f"the oci_image {self.address}" + (f" for {self.platform}" if self.platform else "")
+
 
 @dataclass(frozen=True)
 class OciImage:
@@ -109,10 +113,14 @@ def source_date_epoch(env: EnvironmentVars) -> int:
     return int(raw)
 
 
+def declared_epoch(env: EnvironmentVars) -> int | None:
+    """SOURCE_DATE_EPOCH when it is set, else None: where a time is only written when the
+    user declared one (epoch 0 is no one's creation time)."""
+    return source_date_epoch(env) if env.get("SOURCE_DATE_EPOCH") else None
+
+
 def vcs_annotations_request(address: Address, env: EnvironmentVars) -> VcsAnnotationsRequest:
-    """`.created` only when SOURCE_DATE_EPOCH is set: epoch 0 is no one's creation time."""
-    epoch = source_date_epoch(env) if env.get("SOURCE_DATE_EPOCH") else None
-    return VcsAnnotationsRequest(address, epoch)
+    return VcsAnnotationsRequest(address, declared_epoch(env))
 
 
 def image_settings(target: Target) -> Settings:

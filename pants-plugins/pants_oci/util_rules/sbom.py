@@ -90,13 +90,18 @@ async def _pex_inputs(target: Target, contents: tuple[LayerContent, ...], index:
     subset = await Get(Digest, DigestSubset(merged, PathGlobs(wanted)))
     prefix = f"pexes/{index}"
     digests = [await Get(Digest, AddPrefix(subset, prefix))]
-    lockfile = None
-    if python_setup.enable_resolves:
-        resolve = target[PythonResolveField].normalized_value(python_setup)
-        lockfile = python_setup.resolves.get(resolve)
-        if lockfile:
-            digests.append(await Get(Digest, PathGlobs([lockfile])))
+    lockfile = python_lockfile(target, python_setup)
+    if lockfile:
+        digests.append(await Get(Digest, PathGlobs([lockfile])))
     return SbomPex(posixpath.join(prefix, root), lockfile), digests
+
+
+def python_lockfile(target: Target, python_setup: PythonSetup) -> str | None:
+    """The lockfile of the resolve a PEX target is built from (None without resolves)."""
+    if not python_setup.enable_resolves:
+        return None
+    resolve = target[PythonResolveField].normalized_value(python_setup)
+    return python_setup.resolves.get(resolve) or None
 
 
 async def _artifacts(contents: tuple[LayerContent, ...]) -> list[SbomArtifact]:
@@ -110,8 +115,9 @@ async def _artifacts(contents: tuple[LayerContent, ...]) -> list[SbomArtifact]:
     ]
 
 
-async def _debian_lockfile(image: Address, union_membership: UnionMembership
-                           ) -> tuple[str, Digest] | None:
+async def debian_lockfile(image: Address, union_membership: UnionMembership
+                          ) -> tuple[str, Digest] | None:
+    """The lockfile of the image's `debian_packages` base, if it has one: path, digest."""
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(image, description_of_origin="<infallible>")
     )
@@ -154,7 +160,7 @@ async def image_sbom(request: OciImageRequest, python_setup: PythonSetup,
             digests.extend(inputs)
         else:
             others.extend(found.contents)
-    debian = await _debian_lockfile(request.address, union_membership)
+    debian = await debian_lockfile(request.address, union_membership)
     if debian is not None:
         digests.append(debian[1])
     sbom_request = SbomRequest(
@@ -167,8 +173,7 @@ async def image_sbom(request: OciImageRequest, python_setup: PythonSetup,
                                key=lambda a: (a.address, a.digest))),
         epoch=source_date_epoch(env),
     )
-    what = f"the oci_image {request.address}" + (
-        f" for {request.platform}" if request.platform else "")
+    what = request.describe()
     run = await Get(
         OcibuildResult,
         OcibuildRun(

@@ -71,6 +71,7 @@ from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
                                      LayerRequest)
 from ocibuild.protocol.push import PushRequest, PushResult
+from ocibuild.protocol.provenance import ProvenanceRequest, ProvenanceResult
 from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
 from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from ocibuild.untrusted import field, os_reason
@@ -195,6 +196,12 @@ def run_sbom(request: SbomRequest, out_dir: str) -> SbomResult:
     return sbom(request, out_dir)
 
 
+def run_provenance(request: ProvenanceRequest, out_dir: str) -> ProvenanceResult:
+    from ocibuild.provenance import provenance
+
+    return provenance(request, out_dir)
+
+
 def run_referrers(request: ReferrersRequest, out_dir: str) -> ReferrersResult:
     from ocibuild.layout.referrers import attach
 
@@ -213,6 +220,7 @@ RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "push": (PushRequest, run_push),
     "build": (BuildRequest, run_build),
     "sbom": (SbomRequest, run_sbom),
+    "provenance": (ProvenanceRequest, run_provenance),
     "referrers": (ReferrersRequest, run_referrers),
 }
 
