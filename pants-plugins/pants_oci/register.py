@@ -1,6 +1,6 @@
 """Wiring only: the targets and rules of the pants-oci backend."""
 
-from pants_oci.goals import debian_lock, load, package, pin, publish, run
+from pants_oci.goals import debian_lock, load, package, pin, publish, run, verify
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import (
     DebianPackagesTarget,
@@ -49,6 +49,7 @@ def rules():
         *package.rules(),
         *publish.rules(),
         *run.rules(),
+        *verify.rules(),
         *load.rules(),
         *pin.rules(),
         *debian_lock.rules(),

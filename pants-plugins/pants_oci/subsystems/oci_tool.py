@@ -69,7 +69,7 @@ class OciTool(PythonToolRequirementsBase):
     )
 
     default_version = "zstandard==0.21.0"
-    default_extra_requirements = ["requests==2.32.5", "deflate==0.8.1"]
+    default_extra_requirements = ["requests==2.32.5", "deflate==0.8.1", "cryptography==43.0.3"]
     register_interpreter_constraints = True
     default_interpreter_constraints = ["CPython>=3.9,<3.14"]
     default_lockfile_resource = ("pants_oci.lockfiles", "ocibuild.lock")

@@ -78,8 +78,9 @@ def resolved_dependencies(request: ProvenanceRequest) -> List[dict]:
             raise OciBuildError(f"provenance request: the lockfile {file.path!r} has no role; "
                                 "give one of debian-lockfile, python-lockfile")
         found.append(_lockfile(file))
+    files = len({s.path for s in request.sources})
     found.append({"name": "sources", "digest": _sha256(sources_digest(request.sources)),
-                  "annotations": {ROLE: "sources", "files": len({s.path for s in request.sources})}})
+                  "annotations": {ROLE: "sources", "files": files}})
     return found
 
 
