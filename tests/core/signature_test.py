@@ -24,10 +24,11 @@ from ocibuild.protocol.referrers import ReferrerBlob, ReferrersRequest
 from ocibuild.protocol.sign import KEY_ENV, SignRequest, SignResult, VerifyRequest, VerifyResult
 from ocibuild.reference import parse_reference
 from ocibuild.registry.pull import fetch_manifest
-from ocibuild.registry.push import push_image
+from ocibuild.registry.push import push_image, push_index
 from ocibuild.registry.signatures import required_types, sign_and_push, verify
 from ocibuild.registry.transport import Transport
 from tests.core.layouts import add_image, named, write_layout
+from tests.core.registry_push_index_test import _index_layout
 from tests.fixtures.registry import Registry, registry  # noqa: F401 (a fixture)
 
 from .conftest import run_ocibuild
@@ -63,6 +64,7 @@ def _attach_documents(layout_dir: Path, tmp_path: Path, digest: str) -> Path:
                                           "subject": [{"digest": {"sha256": digest[7:]}}]}),
     )
     blobs = []
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for i, (media_type, doc) in enumerate(documents):
         (tmp_path / f"doc{i}.json").write_text(json.dumps(doc))
         blobs.append(ReferrerBlob(str(tmp_path / f"doc{i}.json"), media_type, digest, "doc"))
@@ -255,3 +257,43 @@ def test_ocibuild_run_sign_takes_the_key_from_its_environment(
     proc = run_ocibuild("run", "--request", "v.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert VerifyResult.from_json(json.loads(proc.stdout), "r").signatures == 1
+
+
+def test_an_index_is_signed_by_its_digest_and_each_platform_has_its_referrers(
+        registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    """What `platforms` publishes: the signature is of the index's digest (what the tag
+    names, and what `cosign verify` checks), the referrers hang from each platform's image."""
+    layout, index = _index_layout(tmp_path)
+    children = [c.image.manifest_descriptor.digest for c in index.manifests]
+    merged = Path(layout.path)
+    for i, child in enumerate(children):
+        merged = _attach_documents(merged, tmp_path / f"attach{i}", child)
+    name = f"{registry.host}/team/multi"
+    transport = Transport(registry.host, insecure=True)
+    push_index(OciLayout(merged), index, parse_reference(f"{name}:1.0"), transport, ["1.0"])
+    key = _openssl_key(tmp_path)
+    signed = sign_and_push(SignRequest(name, index.descriptor.digest, str(key), insecure=True),
+                           transport, str(tmp_path / "w"))
+    assert signed.reference == f"{name}:sha256-{index.descriptor.digest[7:]}.sig"
+    verified = verify(VerifyRequest(f"{name}:1.0", str(tmp_path / "key.pub"),
+                                    required_types(True, True), insecure=True), transport)
+    assert (verified.digest, verified.signatures) == (index.descriptor.digest, 1)
+    assert sorted((r.subject, r.artifact_type) for r in verified.referrers) == sorted(
+        (child, t) for child in children for t in required_types(True, True))
+
+    # A provenance moved onto another platform's image is refused: it names its own.
+    wrong = _attach_documents(Path(layout.path), tmp_path / "wrong", children[0])
+    statement = json.loads((tmp_path / "wrong/doc2.json").read_text())
+    assert statement["subject"][0]["digest"]["sha256"] == children[0][7:]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "p.json").write_text(json.dumps(statement))
+    attach(ReferrersRequest(str(wrong), (ReferrerBlob(
+        str(other / "p.json"), "application/vnd.in-toto+json", children[1], "moved"),)),
+        str(other / "out"))
+    shutil.copytree(other / "out", wrong, dirs_exist_ok=True)
+    push_index(OciLayout(wrong), index, parse_reference(f"{name}:1.0"), transport, ["1.0"])
+    with pytest.raises(OciBuildError) as err:
+        verify(VerifyRequest(f"{name}:1.0", str(tmp_path / "key.pub"), insecure=True),
+               transport)
+    assert f"the provenance is about {children[0][7:]}, not about {children[1]}" in str(err.value)
