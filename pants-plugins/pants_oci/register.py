@@ -1,6 +1,6 @@
 """Wiring only: the targets and rules of the pants-oci backend."""
 
-from pants_oci.goals import debian_lock, load, package, pin, publish, run
+from pants_oci.goals import debian_lock, load, package, pin, publish, run, verify
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import (
     DebianPackagesTarget,
@@ -19,10 +19,12 @@ from pants_oci.util_rules import (
     layer_content,
     layers,
     local_runtime,
+    provenance,
     pulled_base,
     python_app,
     referrers,
     sbom,
+    vcs,
 )
 
 
@@ -51,11 +53,14 @@ def rules():
         *package.rules(),
         *publish.rules(),
         *run.rules(),
+        *verify.rules(),
         *load.rules(),
         *pin.rules(),
         *debian_lock.rules(),
         *debian_base.rules(),
         *local_runtime.rules(),
         *sbom.rules(),
+        *provenance.rules(),
         *referrers.rules(),
+        *vcs.rules(),
     )

@@ -38,6 +38,7 @@ from pants.engine.target import (
     StringField,
     StringSequenceField,
     Target,
+    TriBoolField,
 )
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
@@ -456,6 +457,25 @@ class OciImageDockerArchiveField(BoolField):
     )
 
 
+class OciImageVcsAnnotationsField(TriBoolField):
+    alias = "vcs_annotations"
+    help = help_text(
+        """
+        Annotate the image manifest with where its sources are, read from git when the build
+        runs: `org.opencontainers.image.source` (the `origin` remote's URL, its user,
+        password, query and fragment dropped; nothing when `origin` is a local path or
+        `file://` URL, which differs between clones), `org.opencontainers.image.revision`
+        (the commit, only when the working tree is clean: no modified, staged or untracked
+        file) and `org.opencontainers.image.created` (only when `SOURCE_DATE_EPOCH` is set).
+
+        Two clean clones of one commit with the same `origin` build the same digests; a
+        dirty tree builds an image without `revision`. An annotation set in `annotations`
+        wins. Unset: `[oci].vcs_annotations` (default true); `vcs_annotations=False` leaves
+        them out of this image.
+        """
+    )
+
+
 class OciImageSbomField(BoolField):
     alias = "sbom"
     default = True
@@ -474,6 +494,28 @@ class OciImageSbomField(BoolField):
         and each other dependency's files by address and SHA-256. On by default: it costs
         one small cached process per image. `sbom=False` skips it, e.g. for a throwaway
         test image.
+        """
+    )
+
+
+class OciImageProvenanceField(BoolField):
+    alias = "provenance"
+    default = True
+    help = help_text(
+        """
+        Also write the image's SLSA provenance: `<output_path>.provenance.json`, an in-toto
+        Statement v1 with a SLSA Provenance v1 predicate whose subject is the image manifest,
+        also attached to the image in its OCI layout as an OCI 1.1 referrer (artifactType
+        `application/vnd.in-toto+json`) and pushed after it by `publish`. With `platforms`,
+        one per platform: `<output_path>.<os>-<arch>.provenance.json`.
+
+        It names the target and platforms asked for, and the digest of everything that
+        decided the content: the base image's manifest, the git commit (when the image has
+        the `org.opencontainers.image.revision` annotation: see `vcs_annotations`), the
+        Debian and Python lockfiles, and all source files of the image's targets. No clock,
+        host or user: the same build gives the same bytes (its only time is
+        `SOURCE_DATE_EPOCH`, when set). The format is described in docs/supply-chain.md.
+        On by default: one small cached process per image; `provenance=False` skips it.
         """
     )
 
@@ -504,6 +546,8 @@ class OciImageTarget(Target):
         OciImageOutputPathField,
         OciImageDockerArchiveField,
         OciImageSbomField,
+        OciImageProvenanceField,
+        OciImageVcsAnnotationsField,
     )
     help = help_text(
         """

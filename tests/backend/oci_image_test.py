@@ -61,6 +61,7 @@ def test_scratch_image_from_files_and_relocated_files(rule_runner: RuleRunner) -
         "site/image.json",
         "site/image.spdx.json",
         "site/image.cdx.json",
+        "site/image.provenance.json",
     ]
     image = _image(dist, "site/image")
     meta = json.loads((dist / "site/image.json").read_text())
@@ -117,7 +118,8 @@ def test_chained_image_reuses_base_layers(rule_runner: RuleRunner) -> None:
     package, dist = build(rule_runner, Address("app", target_name="image"))
     # No docker_archive: no tarball.
     assert [a.relpath for a in package.artifacts] == [
-        "app/image", "app/image.json", "app/image.spdx.json", "app/image.cdx.json"]
+        "app/image", "app/image.json", "app/image.spdx.json", "app/image.cdx.json",
+        "app/image.provenance.json"]
     assert not (dist / "app/image.tar").exists()
     base = _image(dist, "app/base")
     image = _image(dist, "app/image")

@@ -41,7 +41,8 @@ def test_files_on_scratch_get_both_sboms(rule_runner: RuleRunner) -> None:
     })
     package, dist = build(rule_runner, Address("app", target_name="image"))
     assert [a.relpath for a in package.artifacts] == [
-        "app/image", "app/image.json", "app/image.spdx.json", "app/image.cdx.json"]
+        "app/image", "app/image.json", "app/image.spdx.json", "app/image.cdx.json",
+        "app/image.provenance.json"]
     image = resolve_image(OciLayout(dist / "app/image"), ref_name="1.0")
     digest = image.manifest_descriptor.digest
     conf = _sha256(b"x = 1\n")
@@ -63,7 +64,8 @@ def test_files_on_scratch_get_both_sboms(rule_runner: RuleRunner) -> None:
     assert component["hashes"] == [{"alg": "SHA-256", "content": conf}]
 
     package, _ = build(rule_runner, Address("app", target_name="bare"))
-    assert [a.relpath for a in package.artifacts] == ["app/bare", "app/bare.json"]
+    assert [a.relpath for a in package.artifacts] == ["app/bare", "app/bare.json",
+                                                      "app/bare.provenance.json"]
 
 
 def test_a_debian_base_lists_every_locked_deb(rule_runner: RuleRunner,
@@ -102,7 +104,9 @@ def test_one_pair_per_platform(rule_runner: RuleRunner) -> None:
         rule_runner, 'platforms=["linux/amd64", "linux/arm64/v8"]')
     assert [a.relpath for a in package.artifacts][2:] == [
         "app/image.linux-amd64.spdx.json", "app/image.linux-amd64.cdx.json",
-        "app/image.linux-arm64-v8.spdx.json", "app/image.linux-arm64-v8.cdx.json"]
+        "app/image.linux-amd64.provenance.json",
+        "app/image.linux-arm64-v8.spdx.json", "app/image.linux-arm64-v8.cdx.json",
+        "app/image.linux-arm64-v8.provenance.json"]
     for platform in ("linux/amd64", "linux/arm64/v8"):
         stem = f"app/image.{platform.replace('/', '-')}"
         image = resolve_image(OciLayout(dist / "app/image"), ref_name="latest",
@@ -120,7 +124,7 @@ def test_the_sboms_are_referrers_of_the_image_in_its_layout(rule_runner: RuleRun
     assert resolve_image(layout).manifest_descriptor == subject  # no name: still the image
     entries = layout.read_index()["manifests"]
     assert [e.get("annotations", {}).get(REF_NAME) for e in entries] == ["1.0", "latest",
-                                                                        None, None]
+                                                                        None, None, None]
     for entry, suffix, media_type, what in zip(
             entries[2:], ("spdx.json", "cdx.json"),
             ("application/spdx+json", "application/vnd.cyclonedx+json"),

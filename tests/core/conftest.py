@@ -37,9 +37,10 @@ def run_tool(argv: List[str], **kwargs) -> subprocess.CompletedProcess:
     return proc
 
 
-def run_ocibuild(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_ocibuild(*args: str, cwd: Path, extra_env: Optional[dict] = None
+                 ) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ.get("PATH", SYSTEM_PATH), "PYTHONPATH": SOURCE_ROOT,
-           "LANG": "C.UTF-8"}
+           "LANG": "C.UTF-8", **(extra_env or {})}
     return subprocess.run([sys.executable, "-m", "ocibuild", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)
 

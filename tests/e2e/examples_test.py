@@ -53,6 +53,12 @@ def test_examples_are_reproducible_and_valid(first: Path, tmp_path: Path) -> Non
     run_pants(second, "--no-local-cache", "package", "::")
     digests = _tree_digests(first / "dist")
     assert digests == _tree_digests(second / "dist")
+    # And the provenance, byte for byte: nothing of the clone's path, time or user in it.
+    provenances = sorted(p.relative_to(first / "dist")
+                         for p in (first / "dist").glob("*/*.provenance.json"))
+    assert len(provenances) == len(EXAMPLES) + 1  # image-multiarch: one per platform
+    for path in provenances:
+        assert (first / "dist" / path).read_bytes() == (second / "dist" / path).read_bytes()
     for path in EXAMPLES:
         for suffix in ("", ".json"):
             assert (first / "dist" / f"{path}{suffix}").exists(), path + suffix

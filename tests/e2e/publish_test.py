@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -58,12 +59,12 @@ def test_publish_plain_http(repo: Path, registry: Registry) -> None:
 
 
 def _check_sboms_were_pushed(repo: Path, reg: Registry, name: str, digest: str) -> None:
-    """The registry has no referrers API: the `sha256-<hex>` tag lists both SBOMs' artifact
-    manifests, each of whose layer is byte for byte the SBOM in dist/."""
+    """The registry has no referrers API: the `sha256-<hex>` tag lists both SBOMs' and the
+    provenance's artifact manifests, each of whose layer is byte for byte the file in dist/."""
     listed = json.loads(_raw(reg, f"{name}:sha256-{digest.split(':')[1]}"))["manifests"]
     assert [m["artifactType"] for m in listed] == [
-        "application/spdx+json", "application/vnd.cyclonedx+json"]
-    for entry, suffix in zip(listed, ("spdx.json", "cdx.json")):
+        "application/spdx+json", "application/vnd.cyclonedx+json", "application/vnd.in-toto+json"]
+    for entry, suffix in zip(listed, ("spdx.json", "cdx.json", "provenance.json")):
         manifest = json.loads(_raw(reg, f"{name}@{entry['digest']}"))
         assert manifest["subject"]["digest"] == digest
         (layer,) = manifest["layers"]
@@ -87,3 +88,72 @@ def test_publish_tls_with_credentials_from_env(repo: Path, tls_registry: Registr
     assert bad.returncode != 0
     assert ": 401: Unauthorized (the registry refused these credentials" in bad.stderr
     assert "wrong-pw" not in bad.stderr + bad.stdout
+
+
+def _openssl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([require("openssl"), *args], capture_output=True, text=True)
+
+
+def test_publish_signs_and_oci_verify_checks(repo: Path, registry: Registry,  # noqa: F811
+                                            tmp_path: Path) -> None:
+    """`[oci].signing_key` from an environment variable: the signature lands under cosign's
+    tag, verifies with openssl, and `pants oci-verify` accepts it with the right key only and
+    refuses a tampered tag."""
+    keys = repo / "keys"
+    keys.mkdir(exist_ok=True)
+    for name in ("cosign", "wrong"):
+        assert _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout",
+                        "-out", str(keys / f"{name}.pem")).returncode == 0
+        assert _openssl("ec", "-in", str(keys / f"{name}.pem"), "-pubout",
+                        "-out", str(keys / f"{name}.pub")).returncode == 0
+    pem = (keys / "cosign.pem").read_text()
+    (keys / "cosign.pem").unlink()  # only in the environment, as in CI
+    option = _registries_option(registry, insecure=True)
+    published = run_pants(repo, option, "--oci-signing-key=env:TEST_COSIGN_KEY", "publish",
+                          IMAGE, extra_env={"TEST_COSIGN_KEY": pem})
+    digest = (repo / "dist/examples.static-site/image.digest").read_text().strip()
+    name = f"{registry.host}/examples/static-site/image"
+    sig_tag = f"sha256-{digest.split(':')[1]}.sig"
+    assert f"{name}:{sig_tag} published" in published.stderr + published.stdout
+    body = "-----BEGIN EC PRIVATE KEY-----"
+    assert pem.split(body)[-1].strip()[:40] not in published.stdout + published.stderr
+    assert not any(pem.encode()[40:80] in p.read_bytes()
+                   for p in (repo / "dist").rglob("*") if p.is_file())
+
+    # Read back and verified by openssl alone.
+    (layer,) = json.loads(_raw(registry, f"{name}:{sig_tag}"))["layers"]
+    assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
+    payload = _blob(registry, name, layer["digest"])
+    assert json.loads(payload)["critical"] == {
+        "identity": {"docker-reference": name},
+        "image": {"docker-manifest-digest": digest},
+        "type": "cosign container image signature"}
+    (tmp_path / "payload").write_bytes(payload)
+    (tmp_path / "sig").write_bytes(base64.b64decode(
+        layer["annotations"]["dev.cosignproject.cosign/signature"]))
+    checked = _openssl("dgst", "-sha256", "-verify", str(keys / "cosign.pub"), "-signature",
+                       str(tmp_path / "sig"), str(tmp_path / "payload"))
+    assert checked.stdout.strip() == "Verified OK", checked.stderr
+
+    ok = run_pants(repo, option, "oci-verify", "--public-key=keys/cosign.pub", IMAGE)
+    assert f"✓ {name}:latest@{digest}: 1 signature(s) verified; 3 referrer(s) checked (" \
+           "application/spdx+json, application/vnd.cyclonedx+json, " \
+           "application/vnd.in-toto+json)" in ok.stdout
+    wrong = run_pants(repo, option, "oci-verify", "--public-key=keys/wrong.pub", IMAGE,
+                      check=False)
+    assert wrong.returncode == 1
+    assert f"✕ Error verifying {name}:latest: {name}@{digest}: no signature verifies with " \
+           f"'wrong.pub'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+    # Someone moves the tag to another manifest: it is not signed.
+    manifest = json.loads(_raw(registry, f"{name}:latest"))
+    manifest["annotations"] = {**manifest.get("annotations", {}), "evil": "yes"}
+    response = requests.put(f"{registry.url}/v2/examples/static-site/image/manifests/latest",
+                            data=json.dumps(manifest).encode(), timeout=30,
+                            headers={"Content-Type": manifest["mediaType"]})
+    assert response.status_code == 201, response.text
+    tampered = run_pants(repo, option, "oci-verify", "--public-key=keys/cosign.pub", IMAGE,
+                         check=False)
+    assert tampered.returncode == 1
+    assert f"is not signed: the registry has no {name}:sha256-" in tampered.stderr

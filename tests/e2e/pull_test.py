@@ -64,14 +64,14 @@ def test_pin_package_publish_and_rebuild_offline(token_registry: Registry, tmp_p
     pushed = json.loads(first.stdout.strip().splitlines()[-1])
     # The base layer is mounted from base/multi on the same registry, not uploaded.
     assert pushed["mounted"] == [base_layer]
-    # Uploaded: the app layer and the config, then the SBOM referrers' blobs (both SBOMs and
-    # the empty config of their artifact manifests).
+    # Uploaded: the app layer and the config, then the referrers' blobs (both SBOMs, the
+    # provenance, and the empty config of their artifact manifests).
     image_blobs = {meta["layers"][1]["digest"], meta["config_digest"]}
-    sboms = {"sha256:" + hashlib.sha256((repo / f"dist/app/image.{f}.json").read_bytes()).hexdigest()
-             for f in ("spdx", "cdx")}
+    referred = {"sha256:" + hashlib.sha256((repo / f"dist/app/image.{f}.json").read_bytes())
+                .hexdigest() for f in ("spdx", "cdx", "provenance")}
     empty = "sha256:" + hashlib.sha256(b"{}").hexdigest()
-    assert sorted(pushed["uploaded"]) == sorted(image_blobs | sboms | {empty})
-    assert len(pushed["referrers"]) == 2
+    assert sorted(pushed["uploaded"]) == sorted(image_blobs | referred | {empty})
+    assert len(pushed["referrers"]) == 3
     assert (repo / "dist/app/image.digest").read_text() == meta["manifest_digest"] + "\n"
     assert (repo / "dist/app/image.refs").read_text().splitlines() == [
         f"{name}:1.0@{meta['manifest_digest']}", f"{name}:latest@{meta['manifest_digest']}"]

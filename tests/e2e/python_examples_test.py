@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -42,6 +43,22 @@ def _check_cli_sbom(dist: Path) -> None:
     assert image["versionInfo"] == meta["manifest_digest"]
 
 
+def _check_cli_provenance(repo: Path, dist: Path) -> None:
+    """The provenance names the image, the base it was built on, and both lockfiles by the
+    SHA-256 of the files in the repository."""
+    statement = json.loads((dist / f"{CLI}.provenance.json").read_text())
+    meta = json.loads((dist / f"{CLI}.json").read_text())
+    assert statement["subject"][0]["digest"] == {"sha256": meta["manifest_digest"].split(":")[1]}
+    deps = {d["annotations"]["role"]: d
+            for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["base-image"]["name"] == "examples/python-base:python-base"
+    for role, path in (("python-lockfile", "3rdparty/python/examples.lock"),
+                       ("debian-lockfile", "examples/python-base/python-base.lock.json")):
+        assert deps[role]["name"] == path
+        assert deps[role]["digest"] == {
+            "sha256": hashlib.sha256((repo / path).read_bytes()).hexdigest()}
+
+
 def test_python_examples_run(repo: Path, tmp_path: Path) -> None:
     run_pants(repo, "package", "examples/python-hello:image", "examples/python-cli:image")
     dist = repo / "dist"
@@ -53,6 +70,7 @@ def test_python_examples_run(repo: Path, tmp_path: Path) -> None:
     assert len(base) == 8 + 2
     assert [layer["digest"] for layer in cli_meta["layers"] if layer["from_base"]] == base
     _check_cli_sbom(dist)
+    _check_cli_provenance(repo, dist)
 
     rootfs = umoci_unpack(dist / HELLO, "latest", tmp_path / "hello")
     env = {"PEX_ROOT": "/tmp/pex", "PATH": "/usr/bin:/bin"}

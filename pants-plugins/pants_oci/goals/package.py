@@ -1,6 +1,7 @@
-"""`pants package` for `oci_image`: an OCI layout and its digests in dist/, its SBOMs (unless
-`sbom=False`: beside the layout, and in it as OCI 1.1 referrers of the image), and a
-docker-archive tarball when the target asks for one (`docker_archive=True`)."""
+"""`pants package` for `oci_image`: an OCI layout and its digests in dist/, its SBOMs and
+provenance (unless `sbom=False`, `provenance=False`: beside the layout, and in it as OCI 1.1
+referrers of the image), and a docker-archive tarball when the target asks for one
+(`docker_archive=True`)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from pants_oci.subsystems.oci_tool import OUT_DIR, OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
     OciImageBaseField,
     OciImageDockerArchiveField,
+    OciImageProvenanceField,
     OciImageSbomField,
 )
 from pants_oci.util_rules.image import OciImage, OciImageRequest
-from pants_oci.util_rules.referrers import ImageWithSboms, ImageWithSbomsRequest
+from pants_oci.util_rules.referrers import ImageWithReferrers, ImageWithReferrersRequest
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class OciImageFieldSet(PackageFieldSet):
     output_path: OutputPathField
     docker_archive: OciImageDockerArchiveField
     sbom: OciImageSbomField
+    provenance: OciImageProvenanceField
 
 
 def docker_archive_request(image: OciImage, out: str) -> DockerArchiveRequest:
@@ -52,12 +55,12 @@ async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
     output_path = field_set.output_path.value_or_default(file_ending=None)
     image = await Get(OciImage, OciImageRequest(field_set.address))
     layout, digests, artifacts = image.layout, [], []
-    if field_set.sbom.value:
-        with_sboms = await Get(ImageWithSboms, ImageWithSbomsRequest(field_set.address,
-                                                                     output_path))
-        layout = with_sboms.layout
-        digests.append(with_sboms.sboms)
-        artifacts.extend(with_sboms.artifacts)
+    if field_set.sbom.value or field_set.provenance.value:
+        with_referrers = await Get(ImageWithReferrers, ImageWithReferrersRequest(
+            field_set.address, output_path, field_set.sbom.value, field_set.provenance.value))
+        layout = with_referrers.layout
+        digests.append(with_referrers.files)
+        artifacts.extend(with_referrers.artifacts)
     meta = await Get(
         Digest, CreateDigest([FileContent(f"{output_path}.json", image.metadata)])
     )

@@ -5,7 +5,9 @@ of `ocibuild.registry.credentials`) reach only their environment. The manifest d
 from `package`, so each push is reported as `ref@digest`; after pushing, dist/ holds
 `<name>.digest` (the manifest digest) and `<name>.refs` (`registry/repo:tag@digest` per push).
 Blobs of a base pulled from the same registry are mounted, not uploaded. The image's SBOMs
-(unless `sbom=False`) follow it as OCI 1.1 referrers (`ocibuild.registry.referrers`).
+and provenance (unless `sbom=False`, `provenance=False`) follow it as OCI 1.1 referrers
+(`ocibuild.registry.referrers`). With `[oci].signing_key`, a second interactive process signs
+each pushed digest as cosign does and pushes the signature (`ocibuild.registry.signatures`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ocibuild.cosign import signature_tag
 from ocibuild.protocol.push import PushRequest
+from ocibuild.protocol.sign import KEY_ENV, SignRequest
 from ocibuild.reference import Reference
 from ocibuild.registry import credentials
 from pants.base.build_root import BuildRoot
@@ -28,20 +32,21 @@ from pants.core.goals.publish import (
     PublishRequest,
 )
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import AddPrefix, Digest, MergeDigests, PathGlobs
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests, PathGlobs
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from pants_oci.subsystems.oci import OciSubsystem, Registry, select_registries
+from pants_oci.subsystems.oci import OciSubsystem, Registry, SigningKey, select_registries
 from pants_oci.subsystems.oci_tool import OcibuildProcessRequest
 from pants_oci.util_rules.base_image import BaseOrigin, BaseOriginRequest
 from pants_oci.util_rules.image import OciImage, OciImageRequest
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
-from pants_oci.util_rules.referrers import ImageWithSboms, ImageWithSbomsRequest
+from pants_oci.util_rules.referrers import ImageWithReferrers, ImageWithReferrersRequest
 from pants_oci.target_types import (
     OciImageRegistriesField,
+    OciImageProvenanceField,
     OciImageRepositoryField,
     OciImageSbomField,
     OciImageSkipPushField,
@@ -68,6 +73,7 @@ class PublishOciFieldSet(PublishFieldSet):
     skip_push: OciImageSkipPushField
     output_path: OutputPathField
     sbom: OciImageSbomField
+    provenance: OciImageProvenanceField
 
     def get_output_data(self) -> PublishOutputData:
         return PublishOutputData({"publisher": "oci", **super().get_output_data()})
@@ -88,6 +94,32 @@ def push_request(registry: Registry, repository: str, tags: tuple, ref_name: str
         insecure=registry.insecure,
         ca_cert=registry.ca_cert,
     )
+
+
+async def _signing_env(oci: OciSubsystem, build_root: BuildRoot, address
+                       ) -> tuple[SigningKey | None, dict[str, str]]:
+    """Where the signing key is, and the environment that carries it to the sign process
+    (empty for a key file, which that process reads itself)."""
+    if not oci.signing_key:
+        return None, {}
+    try:
+        key = SigningKey.parse(oci.signing_key, build_root.path)
+    except ValueError as err:
+        raise ValueError(f"{err} (publishing {address})") from err
+    if key.env_var is None:
+        return key, {}
+    found = await Get(EnvironmentVars, EnvironmentVarsRequest([key.env_var]))
+    pem = found.get(key.env_var) or ""
+    if not pem.strip():
+        raise ValueError(f"[oci].signing_key is env:{key.env_var}, but ${key.env_var} is unset "
+                         f"or empty (publishing {address}); set it to the PEM private key")
+    return key, {KEY_ENV: pem}
+
+
+def sign_request(registry: Registry, repository: str, digest: str,
+                 key: SigningKey) -> SignRequest:
+    return SignRequest(to=f"{registry.address}/{repository}", manifest_digest=digest,
+                       key_file=key.path, insecure=registry.insecure, ca_cert=registry.ca_cert)
 
 
 @rule(desc="Prepare OCI image pushes", level=LogLevel.DEBUG)
@@ -125,15 +157,16 @@ async def publish_oci_image(
     output_path = fs.output_path.value_or_default(file_ending=None)
     image = await Get(OciImage, OciImageRequest(fs.address))
     layout = image.layout
-    if fs.sbom.value:  # the layout `package` wrote: the SBOMs go up after the image
-        layout = (await Get(ImageWithSboms, ImageWithSbomsRequest(fs.address, output_path))
-                  ).layout
+    if fs.sbom.value or fs.provenance.value:  # as `package` wrote it: referrers after the image
+        layout = (await Get(ImageWithReferrers, ImageWithReferrersRequest(
+            fs.address, output_path, fs.sbom.value, fs.provenance.value))).layout
     ca_certs = [r.ca_cert for r, _ in destinations if r.ca_cert]
-    inputs = await Get(Digest, AddPrefix(layout, _LAYOUT))
-    if ca_certs:
-        certs = await Get(Digest, PathGlobs(ca_certs))
-        inputs = await Get(Digest, MergeDigests([inputs, certs]))
+    certs = await Get(Digest, PathGlobs(ca_certs)) if ca_certs else EMPTY_DIGEST
+    inputs = await Get(Digest, MergeDigests([await Get(Digest, AddPrefix(layout, _LAYOUT)),
+                                             certs]))
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(credentials.ENV_VARS))
+    registry_env = {k: v for k, v in env.items() if v}
+    signing, signing_env = await _signing_env(oci, build_root, fs.address)
     base = await Get(BaseOrigin, BaseOriginRequest(fs.address))
     dist_prefix = os.path.join(build_root.path, dist_dir.relpath, output_path)
 
@@ -146,15 +179,37 @@ async def publish_oci_image(
                              dist_prefix=dist_prefix, first=i == 0, base=base.reference),
                 inputs,
                 description=f"Pushing {fs.address} to {registry.address}",
-                extra_env=FrozenDict({k: v for k, v in env.items() if v}),
+                extra_env=FrozenDict(registry_env),
             ),
         )
+        name = f"{registry.address}/{dest.repository}"
         processes.append(
             PublishPackages(
                 names=refs(registry, dest),
                 process=InteractiveProcess.from_process(process),
-                description=f"{registry.address}/{dest.repository}@{image.manifest_digest}",
+                description=f"{name}@{image.manifest_digest}",
                 data=PublishOutputData({"manifest_digest": image.manifest_digest}),
+            )
+        )
+        if signing is None:
+            continue
+        # Right after its push (publish runs them in order): the key reaches only this
+        # uncached process, through its environment or the file it reads.
+        sign = await Get(
+            Process,
+            OcibuildProcessRequest(
+                sign_request(registry, dest.repository, image.manifest_digest, signing),
+                certs,
+                description=f"Signing {fs.address} in {registry.address}",
+                extra_env=FrozenDict({**registry_env, **signing_env}),
+            ),
+        )
+        processes.append(
+            PublishPackages(
+                names=(f"{name}:{signature_tag(image.manifest_digest)}",),
+                process=InteractiveProcess.from_process(sign),
+                description=f"(cosign signature of {name}@{image.manifest_digest})",
+                data=PublishOutputData({"signature_of": image.manifest_digest}),
             )
         )
     return PublishProcesses(processes)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 from ocibuild.debian.fallback import check_template
 from ocibuild.errors import OciBuildError
-from pants.option.option_types import DictOption, StrListOption
+from pants.option.option_types import BoolOption, DictOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -90,6 +91,38 @@ class OciSubsystem(Subsystem):
         ),
     )
 
+    vcs_annotations = BoolOption(
+        default=True,
+        help=help_text(
+            """
+            Annotate images with `org.opencontainers.image.source` and `.revision` from git
+            (and `.created` from `SOURCE_DATE_EPOCH` when it is set), unless an `oci_image`
+            says otherwise in its `vcs_annotations` field. See that field for what is read.
+            """
+        ),
+    )
+
+    signing_key = StrOption(
+        default=None,
+        help=help_text(
+            """
+            Sign every image `pants publish` pushes, as `cosign sign --key` does, with this
+            PEM ECDSA P-256 private key: a file (`keys/cosign.pem`, from the build root, or
+            an absolute path), or `env:NAME` for the key's PEM text in the environment
+            variable NAME (a CI secret). The signature of the pushed manifest digest goes to
+            the image's repository under the tag `sha256-<hex>.sig` right after the image, in
+            cosign's format (where `cosign verify --key cosign.pub` looks for it);
+            `pants oci-verify --public-key=cosign.pub` checks it.
+
+            The key is read only by the push's own process, which is never cached: it is in
+            no cache key, no process input and no output, like registry credentials. Make
+            one with `openssl ecparam -name prime256v1 -genkey -noout -out cosign.pem` and
+            `openssl ec -in cosign.pem -pubout -out cosign.pub` (cosign's own encrypted keys
+            must be decrypted first). Unset: images are not signed.
+            """
+        ),
+    )
+
     def debian_mirror(self, url: str) -> str:
         return debian_mirror(self.debian_mirrors, url)
 
@@ -104,6 +137,31 @@ class OciSubsystem(Subsystem):
 
     def registries(self) -> Dict[str, "Registry"]:
         return {alias: Registry.from_option(alias, raw) for alias, raw in self._registries.items()}
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """Where `[oci].signing_key` says the key is: a file, or an environment variable."""
+
+    path: Optional[str] = None  # absolute
+    env_var: Optional[str] = None
+
+    @classmethod
+    def parse(cls, value: str, build_root: str) -> "SigningKey":
+        """Checked as far as it can be without reading the key (a ValueError naming the
+        option); the push process reads and checks the key itself."""
+        where = "[oci].signing_key"
+        if value.startswith("env:"):
+            name = value[4:]
+            if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+                raise ValueError(f"{where}: {value!r} must be `env:NAME` with NAME an "
+                                 "environment variable's name, e.g. env:COSIGN_PRIVATE_KEY")
+            return cls(env_var=name)
+        path = os.path.join(build_root, os.path.expanduser(value))
+        if not os.path.isfile(path):
+            raise ValueError(f"{where}: no key file {value!r} (looked for {path}); give a PEM "
+                             "file from the build root, an absolute path, or env:NAME")
+        return cls(path=os.path.abspath(path))
 
 
 @dataclass(frozen=True)

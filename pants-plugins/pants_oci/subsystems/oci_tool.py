@@ -30,6 +30,7 @@ from ocibuild.protocol.layer import (
     LayerDescriptor,
     LayerRequest,
 )
+from ocibuild.protocol.provenance import ProvenanceRequest, ProvenanceResult
 from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
 from ocibuild.protocol.sbom import SbomRequest, SbomResult
 from pants.backend.python.subsystems.python_tool_base import (
@@ -68,7 +69,7 @@ class OciTool(PythonToolRequirementsBase):
     )
 
     default_version = "zstandard==0.21.0"
-    default_extra_requirements = ["requests==2.32.5", "deflate==0.8.1"]
+    default_extra_requirements = ["requests==2.32.5", "deflate==0.8.1", "cryptography==43.0.3"]
     register_interpreter_constraints = True
     default_interpreter_constraints = ["CPython>=3.9,<3.14"]
     default_lockfile_resource = ("pants_oci.lockfiles", "ocibuild.lock")
@@ -177,6 +178,7 @@ RESULTS: dict[str, type[Document]] = {
     AssembleRequest.KIND: AssembleResult,
     IndexRequest.KIND: IndexResult,
     SbomRequest.KIND: SbomResult,
+    ProvenanceRequest.KIND: ProvenanceResult,
     ReferrersRequest.KIND: ReferrersResult,
 }
 

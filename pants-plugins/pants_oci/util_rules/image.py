@@ -24,7 +24,6 @@ from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
 from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import pairs
 from pants_oci.target_types import (
-    OciImageAnnotationsField,
     OciImageBaseField,
     OciImageCmdField,
     OciImageEntrypointField,
@@ -56,6 +55,7 @@ from pants_oci.util_rules.layer_content import (
 )
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
 from pants_oci.util_rules.layers import BuildLayerRequest, BuiltLayer
+from pants_oci.util_rules.vcs import VcsAnnotations, VcsAnnotationsRequest
 
 
 class SourceDateEpochError(Exception):
@@ -67,6 +67,10 @@ class OciImageRequest:
     address: Address
     # One platform of an image with `platforms`; None: the image as its fields say.
     platform: str | None = None
+
+    def describe(self) -> str:
+        """For messages: "the oci_image app:image", "... for linux/arm64"."""
+        return f"the oci_image {self.address}" + (f" for {self.platform}" if self.platform else "")
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,16 @@ def source_date_epoch(env: EnvironmentVars) -> int:
     return int(raw)
 
 
+def declared_epoch(env: EnvironmentVars) -> int | None:
+    """SOURCE_DATE_EPOCH when it is set, else None: where a time is only written when the
+    user declared one (epoch 0 is no one's creation time)."""
+    return source_date_epoch(env) if env.get("SOURCE_DATE_EPOCH") else None
+
+
+def vcs_annotations_request(address: Address, env: EnvironmentVars) -> VcsAnnotationsRequest:
+    return VcsAnnotationsRequest(address, declared_epoch(env))
+
+
 def image_settings(target: Target) -> Settings:
     def seq(field) -> tuple[str, ...] | None:
         value = target[field].value
@@ -129,13 +143,13 @@ def image_settings(target: Target) -> Settings:
 
 
 def assemble_request(target: Target, platform: str | None, created_epoch: int,
-                     names: ImageNames) -> AssembleRequest:
+                     names: ImageNames, annotations: VcsAnnotations) -> AssembleRequest:
     """What `ocibuild assemble` is asked; the layers and base are added by `AssembleImage`."""
     return AssembleRequest(
         layers=(),
         platform=platform,
         settings=image_settings(target),
-        annotations=pairs(target[OciImageAnnotationsField].value or {}),
+        annotations=annotations.pairs,
         created_epoch=created_epoch,
         ref_names=names.tags,
         repository=names.repository,
@@ -191,13 +205,16 @@ async def _index(target: Target, platforms: tuple[str, ...]) -> OciImage:
         Get(Digest, AddPrefix(digest, f"images/{i}")) for i, digest in enumerate(inputs)
     )
     names = await Get(ImageNames, ImageNamesRequest(target.address))
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["SOURCE_DATE_EPOCH"]))
+    annotations = await Get(VcsAnnotations, VcsAnnotationsRequest,
+                            vcs_annotations_request(target.address, env))
     run = await Get(
         OcibuildResult,
         OcibuildRun(
             IndexRequest(
                 images=tuple(f"images/{i}" for i in range(len(images))),
                 ref_names=names.tags,
-                annotations=pairs(target[OciImageAnnotationsField].value or {}),
+                annotations=annotations.pairs,
                 repository=names.repository,
             ),
             await Get(Digest, MergeDigests(prefixed)),
@@ -249,11 +266,13 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         for c in contents
     )
     names = await Get(ImageNames, ImageNamesRequest(request.address))
+    annotations = await Get(VcsAnnotations, VcsAnnotationsRequest,
+                            vcs_annotations_request(request.address, env))
     what = f"the oci_image {request.address}" + (f" for {platform}" if platforms else "")
     assembled = await Get(
         AssembledImage,
         AssembleImage(
-            assemble_request(target, platform, epoch, names),
+            assemble_request(target, platform, epoch, names, annotations),
             layers=tuple(layers),
             base=None if base.is_scratch else base,
             what=what,

@@ -97,16 +97,13 @@ async def _pex_inputs(target: Target, contents: tuple[LayerContent, ...], index:
     merged = await Get(Digest, MergeDigests(c.digest for c in contents))
     # A zipapp is one file; a directory (packed or loose) needs only its PEX-INFO.
     subset = await Get(Digest, DigestSubset(merged, PathGlobs([root, f"{root}/PEX-INFO"])))
-    resolve = target[PythonResolveField].normalized_value(python_setup) \
-        if python_setup.enable_resolves else None
-    return await _pex_with_lockfile(subset, root, index, resolve, python_setup)
+    return await _pex_with_lockfile(subset, root, index, python_lockfile(target, python_setup))
 
 
-async def _pex_with_lockfile(pex_info: Digest, root: str, index: int, resolve: str | None,
-                             python_setup: PythonSetup) -> tuple[SbomPex, list[Digest]]:
+async def _pex_with_lockfile(pex_info: Digest, root: str, index: int, lockfile: str | None
+                             ) -> tuple[SbomPex, list[Digest]]:
     prefix = f"pexes/{index}"
     digests = [await Get(Digest, AddPrefix(pex_info, prefix))]
-    lockfile = python_setup.resolves.get(resolve) if resolve else None
     if lockfile:
         digests.append(await Get(Digest, PathGlobs([lockfile])))
     return SbomPex(posixpath.join(prefix, root), lockfile), digests
@@ -119,9 +116,21 @@ async def _app_inputs(target: Target, index: int, python_setup: PythonSetup
     app = await Get(AppRequirements, AppRequirementsRequest(target))
     root = REQUIREMENTS_PEX
     subset = await Get(Digest, DigestSubset(app.pex, PathGlobs([f"{root}/PEX-INFO"])))
-    return await _pex_with_lockfile(subset, root, index,
-                                    app.resolve if python_setup.enable_resolves else None,
-                                    python_setup)
+    return await _pex_with_lockfile(subset, root, index, app_lockfile(app, python_setup))
+
+
+def app_lockfile(app: AppRequirements, python_setup: PythonSetup) -> str | None:
+    """The lockfile of the resolve an oci_python_app's code is in (None without resolves)."""
+    return (python_setup.resolves.get(app.resolve) or None) if python_setup.enable_resolves \
+        else None
+
+
+def python_lockfile(target: Target, python_setup: PythonSetup) -> str | None:
+    """The lockfile of the resolve a PEX target is built from (None without resolves)."""
+    if not python_setup.enable_resolves:
+        return None
+    resolve = target[PythonResolveField].normalized_value(python_setup)
+    return python_setup.resolves.get(resolve) or None
 
 
 async def _artifacts(contents: tuple[LayerContent, ...]) -> list[SbomArtifact]:
@@ -135,8 +144,9 @@ async def _artifacts(contents: tuple[LayerContent, ...]) -> list[SbomArtifact]:
     ]
 
 
-async def _debian_lockfile(image: Address, union_membership: UnionMembership
-                           ) -> tuple[str, Digest] | None:
+async def debian_lockfile(image: Address, union_membership: UnionMembership
+                          ) -> tuple[str, Digest] | None:
+    """The lockfile of the image's `debian_packages` base, if it has one: path, digest."""
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(image, description_of_origin="<infallible>")
     )
@@ -184,7 +194,7 @@ async def image_sbom(request: OciImageRequest, python_setup: PythonSetup,
             others.extend(c for c in found.contents if c.part == "sources")
         else:
             others.extend(found.contents)
-    debian = await _debian_lockfile(request.address, union_membership)
+    debian = await debian_lockfile(request.address, union_membership)
     if debian is not None:
         digests.append(debian[1])
     sbom_request = SbomRequest(
@@ -197,8 +207,7 @@ async def image_sbom(request: OciImageRequest, python_setup: PythonSetup,
                                key=lambda a: (a.address, a.digest))),
         epoch=source_date_epoch(env),
     )
-    what = f"the oci_image {request.address}" + (
-        f" for {request.platform}" if request.platform else "")
+    what = request.describe()
     run = await Get(
         OcibuildResult,
         OcibuildRun(

@@ -71,8 +71,10 @@ from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
                                      LayerRequest)
 from ocibuild.protocol.push import PushRequest, PushResult
+from ocibuild.protocol.provenance import ProvenanceRequest, ProvenanceResult
 from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
 from ocibuild.protocol.sbom import SbomRequest, SbomResult
+from ocibuild.protocol.sign import SignRequest, SignResult, VerifyRequest, VerifyResult
 from ocibuild.untrusted import field, os_reason
 
 USER_ERROR = 2
@@ -182,6 +184,28 @@ def run_sbom(request: SbomRequest, out_dir: str) -> SbomResult:
     return sbom(request, out_dir)
 
 
+def run_provenance(request: ProvenanceRequest, out_dir: str) -> ProvenanceResult:
+    from ocibuild.provenance import provenance
+
+    return provenance(request, out_dir)
+
+
+def run_sign(request: SignRequest, out_dir: str) -> SignResult:
+    from ocibuild.reference import parse_reference
+    from ocibuild.registry.signatures import sign_and_push
+
+    transport = _transport(parse_reference(request.to), request.insecure, request.ca_cert)
+    return sign_and_push(request, transport, out_dir)
+
+
+def run_verify(request: VerifyRequest, out_dir: Optional[str]) -> VerifyResult:
+    from ocibuild.reference import parse_reference
+    from ocibuild.registry.signatures import verify
+
+    transport = _transport(parse_reference(request.image), request.insecure, request.ca_cert)
+    return verify(request, transport)
+
+
 def run_referrers(request: ReferrersRequest, out_dir: str) -> ReferrersResult:
     from ocibuild.layout.referrers import attach
 
@@ -200,6 +224,9 @@ RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
     "push": (PushRequest, run_push),
     "build": (BuildRequest, run_build),
     "sbom": (SbomRequest, run_sbom),
+    "provenance": (ProvenanceRequest, run_provenance),
+    "sign": (SignRequest, run_sign),
+    "verify": (VerifyRequest, run_verify),
     "referrers": (ReferrersRequest, run_referrers),
 }
 
