@@ -27,6 +27,7 @@ from pants.core.target_types import (
     RelocatedFiles,
 )
 from pants.core import register as core_backend
+from pants.engine.fs import Digest, Snapshot
 from pants.engine.goal import Goal
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import QueryRule
@@ -35,6 +36,7 @@ from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
 from pants_oci import register
 from pants_oci.goals.debian_lock import DebianLock
 from pants_oci.goals.package import OciImageFieldSet
+from pants_oci.util_rules.assemble import ShallowLayout, ShallowLayoutRequest
 
 # Options the ./pants bootstrap passes in the environment (a local pex tool, the CA bundle,
 # where to look for interpreters: without it every PEX build probes pyenv's shims on PATH).
@@ -67,6 +69,8 @@ def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None,
             *core_backend.rules(),
             *python_backend.rules(),
             QueryRule(BuiltPackage, [OciImageFieldSet]),
+            QueryRule(ShallowLayout, [ShallowLayoutRequest]),
+            QueryRule(Snapshot, [Digest]),
         ],
     )
     lock = resources.read_binary("pants_oci.lockfiles", "ocibuild.lock")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 from textwrap import dedent
@@ -10,6 +11,12 @@ from pants.engine.addresses import Address
 from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild.layout import OciLayout, resolve_image
+from ocibuild.build import build as build_image
+from ocibuild.layout.files import MAX_JSON_BLOB
+from ocibuild.protocol.build import BuildRequest
+from ocibuild.protocol.layer import LayerMapping
+from pants.engine.fs import Snapshot
+from pants_oci.util_rules.assemble import ShallowLayout, ShallowLayoutRequest
 from ocibuild.platform import parse_platform
 from tests.backend.conftest import build, package_error
 from tests.core.layouts import multi_arch_layout
@@ -78,3 +85,24 @@ def test_layout_directory_without_index(rule_runner: RuleRunner) -> None:
     rule_runner.write_files({"img/BUILD": BUILD, "img/f.txt": "f\n", "img/vendored/x": "x"})
     message = _error(rule_runner, "arm")
     assert "'img/vendored' is not an OCI image layout (no img/vendored/index.json)" in message
+
+
+def test_assembling_reads_only_the_base_metadata(rule_runner: RuleRunner, tmp_path: Path) -> None:
+    """The assemble process gets the base's index, manifests and config, never a layer too big
+    to be one of them: a large base costs nothing to assemble on."""
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "data.bin").write_bytes(os.urandom(MAX_JSON_BLOB + 1))
+    (tmp_path / "small.txt").write_text("small\n")
+    layout = tmp_path / "large"
+    build_image(BuildRequest(base="scratch", output=str(layout), layers=(
+        LayerMapping(str(big), "/big"), LayerMapping(str(tmp_path / "small.txt"), "/small.txt"))))
+    image = resolve_image(OciLayout(layout), ref_name="latest")
+    big_layer, small_layer = (d.digest for d in image.layers)
+    files = {str(p.relative_to(layout)) for p in layout.rglob("*") if p.is_file()}
+    snapshot = rule_runner.make_snapshot({f: (layout / f).read_bytes() for f in files})
+    shallow = rule_runner.request(ShallowLayout, [ShallowLayoutRequest(snapshot.digest)])
+    kept = set(rule_runner.request(Snapshot, [shallow.digest]).files)
+    assert kept == files - {f"blobs/sha256/{big_layer[7:]}"}
+    assert {"index.json", "oci-layout", f"blobs/sha256/{small_layer[7:]}",
+            f"blobs/sha256/{image.manifest_descriptor.digest[7:]}"} <= kept

@@ -18,7 +18,7 @@ from ocibuild.untrusted import field, load_json, os_reason, read_file
 
 OCI_LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 # Manifests, configs and indexes are kilobytes; a "JSON" blob beyond this is a mistake.
-_MAX_JSON_BLOB = 16 << 20
+MAX_JSON_BLOB = 16 << 20
 
 
 class OciLayout:
@@ -59,7 +59,7 @@ class OciLayout:
             raise OciBuildError(f"{self.path!r} is not an OCI image layout: it has no index.json; "
                                 "create one with `skopeo copy docker://IMAGE oci:DIR:TAG`")
         where = f"layout {self.path!r}: index.json"
-        index = _parse_json(read_file(path, "the index", _MAX_JSON_BLOB), where)
+        index = _parse_json(read_file(path, "the index", MAX_JSON_BLOB), where)
         field(index, "manifests", list, where, required=True)
         return index
 
@@ -67,10 +67,10 @@ class OciLayout:
         """A small JSON blob's exact bytes and its JSON, verified against its digest (blobs are
         named by what they hold); the bytes are kept so a re-written blob keeps its digest."""
         with self.open_blob(digest) as f:
-            data = f.read(_MAX_JSON_BLOB + 1)
+            data = f.read(MAX_JSON_BLOB + 1)
         where = f"layout {self.path!r}: blob {digest}"
-        if len(data) > _MAX_JSON_BLOB:  # a layer where a manifest belongs: do not hash 1 GB
-            raise OciBuildError(f"{where} is over {_MAX_JSON_BLOB >> 20} MiB: not a manifest, "
+        if len(data) > MAX_JSON_BLOB:  # a layer where a manifest belongs: do not hash 1 GB
+            raise OciBuildError(f"{where} is over {MAX_JSON_BLOB >> 20} MiB: not a manifest, "
                                 "index or config")
         if bytes_digest(data) != digest:
             raise OciBuildError(f"layout {self.path!r}: blob {digest} does not match its digest "
@@ -98,7 +98,7 @@ class OciLayout:
 
 
 def _parse_json(data: bytes, where: str) -> dict:
-    if len(data) > _MAX_JSON_BLOB:
-        raise OciBuildError(f"{where} is over {_MAX_JSON_BLOB >> 20} MiB: not a manifest, "
+    if len(data) > MAX_JSON_BLOB:
+        raise OciBuildError(f"{where} is over {MAX_JSON_BLOB >> 20} MiB: not a manifest, "
                             "index or config")
     return load_json(data, where)
