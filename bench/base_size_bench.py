@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.repo import copy_repo  # noqa: E402
+from tests.e2e.repo import copy_repo, stop_pantsd  # noqa: E402
 from tests.fixtures.registry import start_registry  # noqa: E402
 
 BUILD = """
@@ -102,11 +101,7 @@ def main() -> None:
             print(f"\npublish on the big base / on the small base: {big / small:.2f}x "
                   "(target: at most 1.2x)")
     finally:
-        for pid_file in (repo / ".pids").rglob("pid"):  # this copy's pantsd
-            try:
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            except (ValueError, OSError):
-                pass
+        stop_pantsd(repo)  # this copy's
         shutil.rmtree(work, ignore_errors=True)
 
 

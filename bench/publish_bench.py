@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src/python"))
 
-from tests.e2e.repo import copy_repo, debian_mirror_env  # noqa: E402
+from tests.e2e.repo import copy_repo, debian_mirror_env, stop_pantsd  # noqa: E402
 from tests.fixtures.fault_proxy import FaultProxy  # noqa: E402
 from tests.fixtures.registry import start_registry  # noqa: E402
 
@@ -89,11 +88,7 @@ def main() -> None:
                     f.write(f"# a one-line change {uuid.uuid4().hex}\n")
                 step(f"one-line change: publish (package + push), {label}", "publish", image)
     finally:
-        for pid_file in (repo / ".pids").rglob("pid"):  # this copy's pantsd
-            try:
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            except (ValueError, OSError):
-                pass
+        stop_pantsd(repo)  # this copy's
         shutil.rmtree(work, ignore_errors=True)
 
 
