@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.peers_bench import ensure_tool_python  # noqa: E402
 from tests.e2e.repo import copy_repo, stop_pantsd  # noqa: E402
 from tests.fixtures.registry import start_registry  # noqa: E402
 
@@ -66,6 +67,7 @@ def _pants(repo: Path, *args: str) -> float:
 
 
 def main() -> None:
+    ensure_tool_python()  # the bases are made with ocibuild, which needs the core's packages
     parser = argparse.ArgumentParser()
     parser.add_argument("--big-mb", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
