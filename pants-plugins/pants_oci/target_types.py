@@ -112,6 +112,11 @@ class OciImageDependenciesField(Dependencies):
         * `files`, `resources` and `relocated_files`: each file keeps its path relative to the
           build root (`examples/site/index.html` lands at `/examples/site/index.html`). Use
           `relocated_files` to place files elsewhere (its `src`/`dest` strip or add a prefix).
+          Files over 64 MiB in all are split into layers by a hash of each path (2, 4, ... up to
+          16 parts of about 64 MiB), so changing one file rebuilds and pushes one part; the
+          split changes only when the files double or halve in size. (In an `oci_layer` they
+          stay one layer.)
+        * An `oci_python_app`: site-packages layers, then its sources (see its help).
 
         Two dependencies that write the same path are an error, not a silent overwrite.
         """

@@ -7,6 +7,7 @@ Placement is fixed and documented in the `dependencies` help: packaged artifacts
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from dataclasses import dataclass
 from typing import ClassVar
@@ -21,7 +22,16 @@ from pants.core.target_types import (
 )
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
-from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, Snapshot
+from pants.engine.fs import (
+    AddPrefix,
+    Digest,
+    DigestEntries,
+    DigestSubset,
+    FileEntry,
+    MergeDigests,
+    PathGlobs,
+    Snapshot,
+)
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     FieldSetsPerTarget,
@@ -343,16 +353,43 @@ async def loose_files_content(request: LooseFilesContent) -> LayerContents:
             f"The dependency {request.target.address} of the oci_image {request.image} matches "
             "no files: check its `sources` globs."
         )
-    return LayerContents(
-        (
-            LayerContent(
-                request.target.address,
-                await Get(Digest, AddPrefix(sources.snapshot.digest, INPUT_DIR)),
-                tuple((posixpath.join(INPUT_DIR, f), f) for f in files),
-                tuple(files),
-            ),
-        )
-    )
+    entries = await Get(DigestEntries, Digest, sources.snapshot.digest)
+    parts = file_parts({e.path: e.file_digest.serialized_bytes_length for e in entries
+                        if isinstance(e, FileEntry)})
+    contents = []
+    for label, part in parts:
+        digest = sources.snapshot.digest if len(parts) == 1 else await Get(
+            Digest, DigestSubset(sources.snapshot.digest, PathGlobs(part)))
+        contents.append(LayerContent(
+            request.target.address,
+            await Get(Digest, AddPrefix(digest, INPUT_DIR)),
+            tuple((posixpath.join(INPUT_DIR, f), f) for f in part),
+            tuple(part),
+            label,
+        ))
+    return LayerContents(tuple(contents))
+
+
+# Files of one dependency beyond LARGE_PART bytes in all are split into layers by a hash of
+# each path, so that changing one file rebuilds and pushes one part. The number of parts is a
+# power of two, the smallest whose parts average at most LARGE_PART (at most MAX_PARTS): it
+# changes only when the dependency doubles or halves, so the parts stay put under edits.
+LARGE_PART = 64 << 20
+MAX_PARTS = 16
+
+
+def file_parts(sizes: dict[str, int]) -> list[tuple[str, list[str]]]:
+    """(label, sorted paths) of each layer the files `{path: size}` take: one ("") when small;
+    else "part K of N" for each non-empty bucket K of N, by sha256(path) mod N."""
+    total, count = sum(sizes.values()), 1
+    while count < MAX_PARTS and total > count * LARGE_PART:
+        count *= 2
+    if count == 1:
+        return [("", sorted(sizes))]
+    buckets: list[list[str]] = [[] for _ in range(count)]
+    for path in sorted(sizes):
+        buckets[int(hashlib.sha256(path.encode()).hexdigest(), 16) % count].append(path)
+    return [(f"part {i + 1} of {count}", b) for i, b in enumerate(buckets) if b]
 
 
 def check_no_conflicts(contents: tuple[LayerContent, ...], image: Address) -> None:
