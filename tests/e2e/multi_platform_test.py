@@ -1,15 +1,20 @@
 """A two-platform image index, end to end: `./pants publish` of the Python example built for
 linux/amd64 and linux/arm64 to the real registry; skopeo picks each platform out of it, umoci
 unpacks it, and its entrypoint runs: natively on amd64, under proot + qemu-user (no binfmt, no
-privilege) on arm64."""
+privilege) on arm64; there, the gzip golden digests come out the same from the pinned deflate's
+aarch64 wheel."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
+import ocibuild
 from ocibuild import mediatypes
+from tests.core import gzip_golden
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.image_checks import run_in_rootfs, umoci_unpack
 from tests.fixtures.registry import Registry, registry  # noqa: F401 (fixture)
@@ -69,3 +74,34 @@ def test_a_two_platform_index_is_published_and_each_platform_runs(registry: Regi
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines()[0] == "hello arm64 from Python 3.13.5 on aarch64 as uid 0", \
         ran.stdout
+
+    _gzip_golden_digests_on_arm64(arm64, tmp_path)
+
+
+def _gzip_golden_digests_on_arm64(rootfs: Path, tmp_path: Path) -> None:
+    """The gzip golden digests (tests/core/gzip_reproducible_test.py) from the pinned deflate's
+    linux/aarch64 wheel, run by the image's arm64 python3 under qemu-user: gzip layers have the
+    same bytes on an arm64 machine, with libdeflate's CPU-feature dispatch and without it."""
+    probe = rootfs / "probe"
+    with zipfile.ZipFile("tests.core/deflate-abi3-arm64.pex") as zf:
+        members = [n for n in zf.namelist() if n.startswith(".deps/deflate-")]
+        (wheel,) = {n.split("/")[1] for n in members}
+        assert "-cp311-abi3-manylinux_2_17_aarch64." in wheel, wheel
+        zf.extractall(tmp_path / "arm64-pex", members)
+    shutil.copytree(tmp_path / "arm64-pex/.deps" / wheel, probe / "deflate")
+    shutil.copytree(Path(ocibuild.__file__).parent, probe / "src/ocibuild")
+    (probe / "here").mkdir()
+    shutil.copy(gzip_golden.__file__, probe / "here/gzip_golden.py")
+    (probe / "probe.py").write_text(gzip_golden.PROBE)
+    for cpu in ("native", "generic"):
+        ran = subprocess.run(
+            [require("proot"), "-q", require("qemu-aarch64-static"), "-r", str(rootfs), "-0",
+             "/usr/bin/python3", "/probe/probe.py", "/probe/src", cpu, "/probe/here"],
+            env={"PYTHONPATH": "/probe/deflate", "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, ran.stderr
+        report = json.loads(ran.stdout)
+        assert (report["machine"], report["c_api"]) == ("aarch64", True), report
+        if cpu == "generic":  # libdeflate told the CPU has no optional feature
+            assert report["features"] == {"libdeflate_arm_cpu_features": 1 << 31}, report
+        assert report["digests"] == gzip_golden.GOLDEN, report
