@@ -387,3 +387,16 @@ def test_a_crash_is_reported_as_an_error_document_with_its_traceback(tmp_path: P
     assert (crash.returncode, error["error"], error["exit_code"]) == (1, "crash", 1)
     assert error["message"] == "ZeroDivisionError: division by zero"
     assert "Traceback" in error["detail"] and "Traceback" in crash.stderr
+
+
+def test_a_reader_that_went_away_is_no_traceback(tmp_path: Path) -> None:
+    """`ocibuild ... | head -1` once the work is done: the closed pipe ends it quietly."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ocibuild", "compressor-version"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": SOURCE_ROOT}, cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

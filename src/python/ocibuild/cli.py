@@ -469,6 +469,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with _stop_signals_unwind():
             result = args.run(args)
+            if result is not None:  # None: the command printed a summary for humans
+                print(json.dumps(result, sort_keys=True))
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`ocibuild build ... | head -1`) after the work was done: nothing
+        # left to tell it. Silence the flush at exit instead of a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Interrupted as stop:
         return _fail(INTERRUPTED, "interrupted", 128 + stop.signum)
     except OciBuildError as err:
@@ -478,8 +486,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(BAD_INPUT, f"{where}{os_reason(err)}", USER_ERROR)
     except Exception as err:  # a bug in ocibuild: say so, with the traceback to report
         return _fail(CRASH, f"{type(err).__name__}: {err}", 1, traceback.format_exc())
-    if result is not None:  # None: the command printed a summary for humans
-        print(json.dumps(result, sort_keys=True))
     return 0
 
 
