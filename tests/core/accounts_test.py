@@ -14,7 +14,7 @@ import pytest
 import zstandard
 
 from ocibuild import mediatypes
-from ocibuild.accounts import Group, User, merged, read_base_files
+from ocibuild.accounts import Group, User, merged, read_base_files, write_layer
 from ocibuild.errors import OciBuildError
 from tests.fixtures.image_checks import skopeo_inspect
 
@@ -122,3 +122,10 @@ accounts:
     assert "the user 'nobody' (uid 65534) is already in the base's /etc/passwd" in taken.stderr
     assert not (tmp_path / "out2").exists()
     assert json.loads(taken.stdout)["kind"] == "error"
+
+
+@pytest.mark.parametrize("homedir", ["/home/../etc", "home/app", "/"])
+def test_a_home_directory_must_be_a_plain_absolute_path(homedir: str) -> None:
+    with pytest.raises(OciBuildError) as err:
+        write_layer(io.BytesIO(), b"", b"", [User("app", 1000, homedir=homedir)])
+    assert "must be an absolute path below /" in str(err.value)

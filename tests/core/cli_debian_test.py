@@ -92,6 +92,16 @@ def test_lock_then_build_from_the_verified_repository(tmp_path: Path, repo: Debi
     assert config["config"]["Entrypoint"] == ["/usr/bin/app"]
     assert [h["created_by"] for h in config["history"]][-1] == "ocibuild build: /srv/app.txt"
 
+    # A damaged cache entry (same size, other bytes) is fetched again, not used.
+    (libfoo_sha,) = [p["sha256"] for p in doc["packages"]["amd64"] if p["name"] == "libfoo"]
+    cached = cache / "debs" / f"{libfoo_sha}.deb"
+    good = cached.read_bytes()
+    cached.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    again = ocibuild("build", "-f", "proj/image.yaml", "--output", "c", f"--cache-dir={cache}",
+                     cwd=tmp_path)
+    assert again["manifest_digest"] == first["manifest_digest"]
+    assert cached.read_bytes() == good
+
     # From the cache alone (the mirror gone), the same image.
     repo.__exit__(None, None, None)
     second = ocibuild("build", "-f", "proj/image.yaml", "--output", "b", f"--cache-dir={cache}",

@@ -177,19 +177,24 @@ async def python_app_content(request: PythonAppContent) -> LayerContents:
     app = await Get(AppRequirements, AppRequirementsRequest(target))
     constraints = app.interpreter_constraints
     entries = await Get(DigestEntries, Digest, app.pex)
+    # Grouped by project name, not by wheel file name: a new version of a requirement keeps
+    # its name's hash bucket, so it changes its own layer and no other.
+    wheels: dict[str, str] = {}
     sizes: dict[str, int] = {}
     for entry in entries:
         if isinstance(entry, FileEntry) and entry.path.startswith(_DEPS):
             wheel = _distribution(entry.path)
-            sizes[wheel] = sizes.get(wheel, 0) + entry.file_digest.serialized_bytes_length
+            name = wheel.split("-", 1)[0].lower()
+            wheels[name] = wheel
+            sizes[name] = sizes.get(name, 0) + entry.file_digest.serialized_bytes_length
     groups = group_packages(sizes, target[OciPythonAppMaxLayersField].value) if sizes else []
 
     contents = []
     for group in groups:
-        dirs = tuple((f"{_DEPS}{wheel}", "/" + SITE_PACKAGES) for wheel in group)
+        dirs = tuple((f"{_DEPS}{wheels[name]}", "/" + SITE_PACKAGES) for name in group)
         subset = await Get(Digest, DigestSubset(app.pex,
                                                 PathGlobs([f"{d}/**" for d, _ in dirs])))
-        names = ", ".join(w.split("-", 1)[0] for w in group)
+        names = ", ".join(group)
         compiled = await Get(Digest, CompiledTree(subset, dirs, constraints,
                                                   f"{names} for {target.address}"))
         compiled_entries = await Get(DigestEntries, Digest, compiled)

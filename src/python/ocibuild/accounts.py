@@ -135,7 +135,7 @@ def write_layer(out: BinaryIO, passwd: bytes, group: bytes, users: Sequence[User
         entries[name] = info
     for user in users:
         path = posixpath.normpath(home(user)).lstrip("/")
-        if not path or path.startswith(".."):
+        if not home(user).startswith("/") or ".." in home(user).split("/") or not path:
             raise OciBuildError(f"the home directory {home(user)!r} of {user.username!r} must "
                                 "be an absolute path below /, e.g. /home/app")
         parents(path)

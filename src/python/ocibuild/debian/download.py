@@ -10,6 +10,7 @@ The URLs are tried in order (the suite's mirror, then each fallback), as the plu
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Callable, List, Optional, Sequence
 
@@ -24,12 +25,25 @@ Progress = Callable[[int], None]  # bytes received since the last call
 
 
 def cached_deb(cache_dir: str, sha256: str, size: int) -> Optional[str]:
-    """The cached file of that SHA-256, if it has that size (it was verified when stored)."""
+    """The cached file of that SHA-256, if its bytes still are the locked ones (it was verified
+    when stored; hashing it again costs ~20 ms for a Python base and catches a damaged cache,
+    which is then fetched anew)."""
     path = os.path.join(cache_dir, f"{sha256}.deb")
     try:
-        return path if os.path.getsize(path) == size else None
+        if os.path.getsize(path) != size:
+            return None
+        with open(path, "rb") as f:
+            digest = _sha256(f)
     except OSError:
         return None
+    return path if digest == sha256 else None
+
+
+def _sha256(f) -> str:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def fetch_deb(session: requests.Session, urls: Sequence[str], sha256: str, size: int,
@@ -59,6 +73,6 @@ def fetch_deb(session: requests.Session, urls: Sequence[str], sha256: str, size:
                 failures.append(f"GET {redact(url)}: {writer.size} bytes with {writer.digest}, "
                                 f"not the locked {size} bytes with sha256:{sha256}")
                 continue
-            tmp.commit(final, keep_existing=True)
+            tmp.commit(final)  # replaces a damaged copy, if that is why we fetched
             return final
     raise OciBuildError("\n  ".join(failures))
