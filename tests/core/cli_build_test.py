@@ -15,7 +15,8 @@ import pytest
 
 from tests.fixtures.image_checks import skopeo_inspect, skopeo_inspect_archive, umoci_unpack
 from tests.fixtures import registry as registries
-from tests.fixtures.registry import Registry
+from tests.fixtures.fault_proxy import FaultProxy
+from tests.fixtures.registry import Registry, start_registry
 from tests.fixtures.tools import require, run
 
 from .conftest import SOURCE_ROOT, make_tree, run_ocibuild, write
@@ -163,6 +164,41 @@ def test_push_to_a_registry_then_build_on_it(registry: Registry, tmp_path: Path)
     assert archive[0]["RepoTags"] == [f"{registry.host}/team/app:2",
                                       f"{registry.host}/team/app:latest"]
     assert len(skopeo_inspect_archive(tmp_path / "app.tar")["Layers"]) == 2
+
+
+def test_a_push_only_build_downloads_no_base_layer_the_destination_has(
+        registry: Registry, tmp_path: Path) -> None:
+    """--push without --output: the base's manifests and config are read, its layers never
+    downloaded when the destination has them or can mount them; on another registry, each
+    missing layer is fetched (verified) on its way there, and the image is complete."""
+    src = app(tmp_path / "src")
+    with FaultProxy(registry.host) as source, \
+            start_registry(tmp_path / "other") as other:
+        insecure = ["--insecure-registry", source.host, "--insecure-registry", other.host]
+        base = build("--base", "scratch", "--layer", str(src / "app"), "--push",
+                     f"{source.host}/team/base:1", *insecure, cwd=tmp_path)
+        base_layer = _skopeo_raw(registry, f"{registry.host}/team/base:1")["layers"][0]["digest"]
+        blob_get = f"/blobs/{base_layer}"
+        assert source.count("GET", blob_get) == 0
+
+        same = build("--base", f"{source.host}/team/base:1", "--layer", str(src / "main.py"),
+                     "--push", f"{source.host}/team/app:2", *insecure, cwd=tmp_path)
+        assert same["mounted"] == [base_layer]
+        assert source.count("GET", blob_get) == 0  # mounted, never downloaded
+
+        elsewhere = build("--base", f"{source.host}/team/base:1", "--layer",
+                          str(src / "main.py"), "--push", f"{other.host}/else/app:1", *insecure,
+                          cwd=tmp_path)
+        assert base_layer in elsewhere["uploaded"]
+        assert source.count("GET", blob_get) == 1  # fetched once, on its way to `other`
+        run([require("skopeo"), "copy", "--quiet", *other.skopeo_src_flags(),
+             f"docker://{other.host}/else/app:1", f"oci:{tmp_path / 'copied'}:app"])
+        assert (tmp_path / "copied/blobs/sha256" / base_layer[7:]).is_file()
+
+        again = build("--base", f"{source.host}/team/base:1", "--layer", str(src / "main.py"),
+                      "--push", f"{other.host}/else/app:2", *insecure, cwd=tmp_path)
+        assert again["uploaded"] == [] and source.count("GET", blob_get) == 1
+        assert base["manifest_digest"]
 
 
 def test_two_platforms_push_an_index(registry: Registry, tmp_path: Path) -> None:

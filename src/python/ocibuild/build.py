@@ -155,11 +155,20 @@ def _build_layers(request: BuildRequest, layout_dir: str) -> List[LayerDescripto
             for mapping in request.layers]
 
 
-def _copy_blobs(source: OciLayout, dest: OciLayout, digests: Sequence[str]) -> None:
-    """The base's blobs into the new layout, streamed and verified (a base is untrusted)."""
+def _shallow(request: BuildRequest) -> bool:
+    """Only pushed (no layout or archive to write): a registry base's layers are not downloaded
+    up front; the push fetches one only if the destination neither has nor can mount it."""
+    return request.push is not None and request.output is None and \
+        request.docker_archive is None
+
+
+def _copy_blobs(source: OciLayout, dest: OciLayout, digests: Sequence[str],
+                shallow: bool = False) -> None:
+    """The base's blobs into the new layout, streamed and verified (a base is untrusted);
+    `shallow`: those the base layout holds (a shallow pull has none of its layers)."""
     for digest in digests:
         path = dest.blob_path(digest)
-        if os.path.exists(path):
+        if os.path.exists(path) or (shallow and not os.path.exists(source.blob_path(digest))):
             continue
         with source.open_blob(digest) as blob, TempFile(os.path.dirname(path)) as tmp:
             writer = HashingWriter(tmp.file)
@@ -194,7 +203,8 @@ def _base_layout(base: Base, request: BuildRequest, platform: Optional[str],
     where = tempfile.mkdtemp(prefix="base-", dir=work)
     try:
         pull_to_layout(registries.transport(ref), ref, ref.digest or ref.tag or "latest",
-                       parse_platform(platform) if platform else DEFAULT_PLATFORM, where)
+                       parse_platform(platform) if platform else DEFAULT_PLATFORM, where,
+                       layers=not _shallow(request))
     except OciBuildError as err:
         raise OciBuildError(f"pulling the base image {request.base!r}: {err}") from None
     return BaseRef(where, None, str(ref))
@@ -233,7 +243,8 @@ def _assemble(request: BuildRequest, base: Base, platforms: List[Optional[str]],
             settings=request.settings, annotations=request.annotations,
             created_epoch=request.created_epoch, ref_names=tuple(tags)), out)
         if base_ref is not None:
-            _copy_blobs(OciLayout(base_ref.layout), OciLayout(layout_dir), result.base_blobs)
+            _copy_blobs(OciLayout(base_ref.layout), OciLayout(layout_dir), result.base_blobs,
+                        shallow=base.ref is not None and _shallow(request))
         images.append(IndexedImage(result.platform, result.manifest_digest,
                                    result.config_digest))
         image_dirs.append(out)
@@ -267,9 +278,16 @@ def _push(request: BuildRequest, base: Base, tags: List[str], layout_dir: str):
     # The base's blobs are mounted, not uploaded, when it lives on the same registry.
     mount_from = base.ref.repository if base.ref and base.ref.registry == dest.registry \
         else None
+    fetch = None
+    if base.ref is not None and _shallow(request):
+        from ocibuild.registry.pull import download_blob
+
+        source, transport = base.ref, registries.transport(base.ref)
+        fetch = lambda descriptor, path: download_blob(  # noqa: E731
+            transport, source, descriptor, path)
     push = push_index if isinstance(what, Index) else push_image
     pushed = push(layout, what, dest, registries.transport(dest), tags,  # type: ignore[operator]
-                  mount_from=mount_from)
+                  mount_from=mount_from, fetch=fetch)
     refs = tuple(f"{dest.name}:{tag}@{pushed.manifest_digest}" for tag in tags)
     return pushed, refs
 

@@ -182,15 +182,18 @@ def download_blob(transport: Transport, ref: Reference, descriptor: Descriptor,
 
 
 def pull_to_layout(transport: Transport, ref: Reference, reference: str, platform: Platform,
-                   out_dir: str, ref_name: Optional[str] = None) -> Image:
-    """Write the one image `reference` names for `platform` as an OCI layout in `out_dir`.
+                   out_dir: str, ref_name: Optional[str] = None, *,
+                   layers: bool = True) -> Image:
+    """Write the one image `reference` names for `platform` as an OCI layout in `out_dir`;
+    without `layers`, only its manifests and config (enough to build on it: a push fetches a
+    layer later only if the destination lacks it).
 
     `out_dir` appears only complete: the layout is written beside it and renamed into place,
     so a failed or interrupted pull leaves no half-written layout; an `out_dir` that holds
     anything already is the user's and is refused, never overwritten."""
     chain = image_manifest(transport, ref, reference, platform)
     manifest = chain[-1]
-    blobs = manifest_blobs(manifest, f"{ref.name}@{manifest.digest}")
+    blobs = manifest_blobs(manifest, f"{ref.name}@{manifest.digest}")[:None if layers else 1]
     with atomic_directory(out_dir) as tmp:
         layout = OciLayout(tmp)
         for m in chain:

@@ -20,7 +20,7 @@ from ocibuild.layout import OciLayout
 from ocibuild.reference import Reference
 from ocibuild.registry.referrers import push_referrers
 from ocibuild.registry.transport import Transport
-from ocibuild.registry.upload import (CHUNK_SIZE, JOBS, PushResult, PushTarget, exists,
+from ocibuild.registry.upload import (CHUNK_SIZE, JOBS, Fetch, PushResult, PushTarget, exists,
                                       push_blobs, push_target)
 
 
@@ -56,9 +56,10 @@ def _put_manifest(t: PushTarget, content: bytes, descriptor: Descriptor, present
 
 def push_image(layout: OciLayout, image: Image, dest: Reference, transport: Transport,
                tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
-               chunk_size: int = CHUNK_SIZE) -> PushResult:
-    """`image`, whose blobs are in `layout`, to `dest`, then tagged `tags`."""
-    t = push_target(layout, dest, transport, mount_from, jobs, chunk_size)
+               chunk_size: int = CHUNK_SIZE, fetch: Optional[Fetch] = None) -> PushResult:
+    """`image`, whose blobs are in `layout` (or come from `fetch`), to `dest`, then tagged
+    `tags`."""
+    t = push_target(layout, dest, transport, mount_from, jobs, chunk_size, fetch)
     descriptor = image.manifest_descriptor
     result = PushResult(f"{dest.name}@{descriptor.digest}", descriptor.digest)
     present, _ = exists(t, "manifests", descriptor.digest)
@@ -71,10 +72,10 @@ def push_image(layout: OciLayout, image: Image, dest: Reference, transport: Tran
 
 def push_index(layout: OciLayout, index: Index, dest: Reference, transport: Transport,
                tags: Sequence[str], *, mount_from: Optional[str] = None, jobs: int = JOBS,
-               chunk_size: int = CHUNK_SIZE) -> PushResult:
-    """`index` and its images, whose blobs are in `layout`, to `dest`, then tagged `tags`.
-    The result's manifest digest is the index's."""
-    t = push_target(layout, dest, transport, mount_from, jobs, chunk_size)
+               chunk_size: int = CHUNK_SIZE, fetch: Optional[Fetch] = None) -> PushResult:
+    """`index` and its images, whose blobs are in `layout` (or come from `fetch`), to `dest`,
+    then tagged `tags`. The result's manifest digest is the index's."""
+    t = push_target(layout, dest, transport, mount_from, jobs, chunk_size, fetch)
     descriptor = index.descriptor
     result = PushResult(f"{dest.name}@{descriptor.digest}", descriptor.digest)
     present, _ = exists(t, "manifests", descriptor.digest)

@@ -12,10 +12,11 @@ downgrade an HTTPS registry to plain HTTP.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 from urllib.parse import urlencode
 
 from ocibuild import mediatypes
@@ -41,6 +42,10 @@ class PushResult:
     referrers: List[str] = field(default_factory=list)  # artifact manifests pushed (SBOMs)
 
 
+# Writes a blob the layout lacks to the given path, verified.
+Fetch = Callable[[Descriptor, str], None]
+
+
 @dataclass(frozen=True)
 class PushTarget:
     transport: Transport
@@ -49,6 +54,9 @@ class PushTarget:
     scope: str
     mount_from: Optional[str]
     chunk_size: int
+    # Fetches a blob the layout lacks into the given path, verified (a base's layer that the
+    # destination has neither nor can mount); None: every blob must be in the layout.
+    fetch: Optional[Fetch] = None
 
 
 def exists(t: PushTarget, kind: str, ref: str) -> Tuple[bool, str]:
@@ -124,6 +132,9 @@ def _push_blob(t: PushTarget, descriptor: Descriptor) -> str:
             if mounted:
                 return "mounted"
             assert location is not None
+            path = t.layout.blob_path(descriptor.digest)
+            if t.fetch is not None and not os.path.exists(path):
+                t.fetch(descriptor, path)
             _upload(t, location, descriptor)
             return "uploaded"
         except RegistryError as err:
@@ -152,10 +163,11 @@ def push_blobs(t: PushTarget, blobs: List[Descriptor], jobs: int) -> List[str]:
 
 
 def push_target(layout: OciLayout, dest: Reference, transport: Transport,
-            mount_from: Optional[str], jobs: int, chunk_size: int) -> PushTarget:
+            mount_from: Optional[str], jobs: int, chunk_size: int,
+            fetch: Optional[Fetch] = None) -> PushTarget:
     if jobs < 1 or chunk_size < 1:
         raise OciBuildError(f"push to {dest}: jobs ({jobs}) and chunk size ({chunk_size} bytes) "
                             "must be at least 1; e.g. --jobs 4 --chunk-size 67108864")
     repo = dest.repository
     return PushTarget(transport, layout, repo, f"repository:{repo}:pull,push", mount_from,
-                   chunk_size)
+                   chunk_size, fetch)
