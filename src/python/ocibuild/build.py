@@ -29,7 +29,7 @@ from ocibuild.layout import OciLayout
 from ocibuild.assemble import DEFAULT_PLATFORM, assemble
 from ocibuild.platform import parse_platform
 from ocibuild.progress import Progress
-from ocibuild.protocol.assemble import AssembleRequest, BaseRef
+from ocibuild.protocol.assemble import AssembleRequest, BaseRef, Pairs
 from ocibuild.protocol.build import BuildRequest, BuildResult, DebianContents
 from ocibuild.protocol.index import IndexedImage, IndexRequest
 from ocibuild.protocol.layer import LayerDescriptor, LayerRequest
@@ -131,18 +131,18 @@ def _check(request: BuildRequest) -> Tuple[Base, List[Optional[str]], List[str]]
     return parse_base(request.base), platforms or [None], tags
 
 
-def cache_dir(request: BuildRequest) -> str:
+def cache_dir(given: Optional[str]) -> str:
     """Where downloaded .debs and indexes are kept: --cache-dir, else $XDG_CACHE_HOME/ocibuild
     (~/.cache/ocibuild). Each file is named by its SHA-256 and verified when stored."""
-    if request.cache_dir:
-        return request.cache_dir
+    if given:
+        return given
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "ocibuild")
 
 
-def mirror_url(request: BuildRequest):
+def mirror_url(debian_mirrors: Pairs):
     """A mirror as named -> where it is read (`--debian-mirror NAMED=URL`)."""
-    mirrors = {named.rstrip("/"): url.rstrip("/") for named, url in request.debian_mirrors}
+    mirrors = {named.rstrip("/"): url.rstrip("/") for named, url in debian_mirrors}
     return lambda url: mirrors.get(url.rstrip("/"), url.rstrip("/"))
 
 
@@ -190,8 +190,8 @@ def _base_layout(base: Base, request: BuildRequest, platform: Optional[str],
         assert base.lock is not None
         return debian_base(base.debian, base.lock,
                            parse_platform(platform) if platform else DEFAULT_PLATFORM, work,
-                           cache_dir(request), mirror_url(request), request.compression,
-                           progress)
+                           cache_dir(request.cache_dir), mirror_url(request.debian_mirrors),
+                           request.compression, progress)
     if base.layout is not None:
         return BaseRef(base.layout, base.ref_name)
     if base.ref is None:

@@ -96,17 +96,22 @@ def cmd_lock(args: argparse.Namespace) -> Optional[dict]:
     if contents is None:
         raise OciBuildError(f"{args.file}: there is nothing to lock: the file has no "
                             "`contents:` (Debian repositories and packages)")
-    flags = BuildRequest(base="scratch", debian_mirrors=tuple(args.debian_mirror),
-                         cache_dir=args.cache_dir)
     platforms = [parse_platform(p) for p in image.platforms] or [DEFAULT_PLATFORM]
     request = lock_request(contents, platforms)
     progress = Progress.for_terminal(quiet=args.quiet or args.json)
     progress.step(f"reading {len(contents.sources)} suite(s) for "
                   f"{', '.join(request['architectures'])}")
     try:
-        suites = [lock.Suite(s.suite, s.mirror, s.keyring) for s in contents.sources]
-        resolved = lock.read_suites(request, suites, os.path.join(cache_dir(flags), "indexes"),
-                                    mirror_url(flags), contents.allow_unsigned_index)
+        # The lockfile names a keyring as the image file does (relative to its directory),
+        # so it does not depend on where the checkout is.
+        home = os.path.dirname(os.path.realpath(args.file))
+        suites = [lock.Suite(s.suite, s.mirror, s.keyring,
+                             os.path.relpath(s.keyring, home) if s.keyring else None)
+                  for s in contents.sources]
+        resolved = lock.read_suites(request, suites,
+                                    os.path.join(cache_dir(args.cache_dir), "indexes"),
+                                    mirror_url(tuple(args.debian_mirror)),
+                                    contents.allow_unsigned_index)
     finally:
         progress.done()
     path, fix = contents.lockfile, f"ocibuild lock -f {args.file}"
