@@ -107,6 +107,16 @@ def test_same_files_same_digests_whatever_the_directory_mtimes_and_umask(
     assert digests[0] == digests[1]
 
 
+def test_a_source_date_epoch_that_is_no_number_is_one_error(tmp_path: Path) -> None:
+    src = app(tmp_path / "src")
+    proc = run_ocibuild("build", "--base", "scratch", *layers(src), "--output", "out",
+                        cwd=tmp_path, extra_env={"SOURCE_DATE_EPOCH": "yesterday"})
+    assert proc.returncode == 2 and not (tmp_path / "out").exists()
+    assert proc.stderr == ("ocibuild: error: SOURCE_DATE_EPOCH='yesterday' is not a number of "
+                           "seconds since 1970-01-01 UTC; set it to e.g. $(git log -1 "
+                           "--format=%ct) or unset it\n")
+
+
 def test_source_date_epoch_sets_created(tmp_path: Path) -> None:
     src = app(tmp_path / "src")
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": SOURCE_ROOT,

@@ -19,6 +19,8 @@ from pants.engine.target import Dependencies, Target, WrappedTarget, WrappedTarg
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
+from ocibuild import validate
+from ocibuild.errors import OciBuildError
 from ocibuild.platform import Platform, parse_platform
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
 from ocibuild.protocol.index import IndexRequest, IndexResult
@@ -102,15 +104,10 @@ class OciImage:
 
 def source_date_epoch(env: EnvironmentVars) -> int:
     """Layer and config timestamps: SOURCE_DATE_EPOCH (reproducible-builds.org), else 0."""
-    raw = env.get("SOURCE_DATE_EPOCH")
-    if not raw:
-        return 0
-    if not raw.isdigit():
-        raise SourceDateEpochError(
-            f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds since 1970-01-01 UTC; "
-            "set it to e.g. $(git log -1 --format=%ct) or unset it."
-        )
-    return int(raw)
+    try:
+        return validate.source_date_epoch(env.get("SOURCE_DATE_EPOCH"))
+    except OciBuildError as err:
+        raise SourceDateEpochError(str(err)) from None
 
 
 def declared_epoch(env: EnvironmentVars) -> int | None:

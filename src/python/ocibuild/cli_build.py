@@ -10,22 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.progress import Progress
 from ocibuild.protocol.build import BuildRequest
-
-
-def _source_date_epoch(env: Dict[str, str]) -> int:
-    """Layer mtimes and `created`, as the plugin sets them: SOURCE_DATE_EPOCH, else 0."""
-    raw = env.get("SOURCE_DATE_EPOCH")
-    if not raw:
-        return 0
-    if not raw.isdigit():
-        raise OciBuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds since "
-                            "1970-01-01 UTC; set it to e.g. $(git log -1 --format=%ct) or unset it")
-    return int(raw)
+from ocibuild.validate import source_date_epoch
 
 
 def _words(values: Optional[List[Tuple[str, ...]]]) -> Optional[Tuple[str, ...]]:
@@ -58,7 +48,7 @@ def cmd_build(args: argparse.Namespace) -> Optional[dict]:
         tags=tuple(args.tag), output=args.output, push=args.push,
         docker_archive=args.docker_archive, digest_file=args.digest_file,
         image_refs=args.image_refs, compression=args.compression,
-        created_epoch=_source_date_epoch(dict(os.environ)),
+        created_epoch=source_date_epoch(os.environ.get("SOURCE_DATE_EPOCH")),
         insecure_registries=tuple(args.insecure_registry), ca_certs=tuple(args.ca_cert),
         debian_mirrors=tuple(args.debian_mirror), cache_dir=args.cache_dir)
     if image is not None:
