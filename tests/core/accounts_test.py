@@ -12,6 +12,8 @@ from typing import Dict, Optional
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ocibuild import mediatypes
 from ocibuild.accounts import Group, User, merged, read_base_files, write_layer
@@ -21,6 +23,7 @@ from tests.fixtures.image_checks import skopeo_inspect
 from .conftest import run_ocibuild, write
 
 BASE_PASSWD = b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534::/nonexistent:/sbin/nologin\n"
+PASSWD_PATH = "etc/passwd"
 BASE_GROUP = b"root:x:0:\nnogroup:x:65534:\n"
 
 
@@ -57,10 +60,10 @@ def _layer(files: Dict[str, Optional[bytes]], compression: str = "gzip"):
             tar.addfile(info, io.BytesIO(data or b""))
     data = raw.getvalue()
     if compression == "gzip":
-        return mediatypes.OCI_LAYER_GZIP, lambda: io.BytesIO(gzip.compress(data))
+        return "sha256:gz", mediatypes.OCI_LAYER_GZIP, lambda: io.BytesIO(gzip.compress(data))
     if compression == "zstd":
-        return mediatypes.OCI_LAYER_ZSTD, lambda: io.BytesIO(zstandard.compress(data))
-    return mediatypes.OCI_LAYER, lambda: io.BytesIO(data)
+        return "sha256:zst", mediatypes.OCI_LAYER_ZSTD, lambda: io.BytesIO(zstandard.compress(data))
+    return "sha256:tar", mediatypes.OCI_LAYER, lambda: io.BytesIO(data)
 
 
 @pytest.mark.parametrize("upper, expected", [
@@ -68,6 +71,7 @@ def _layer(files: Dict[str, Optional[bytes]], compression: str = "gzip"):
     ({"etc/.wh.passwd": None}, None),  # deleted above
     ({"etc/.wh..wh..opq": None}, None),  # /etc made opaque above
     ({"./etc/passwd": b"dot\n"}, b"dot\n"),  # names as GNU tar writes them
+    ({"../etc/passwd": b"escape\n"}, b"old\n"),  # a name unpackers refuse is not /etc/passwd
     ({"other": b"x"}, b"old\n"),
 ])
 def test_the_base_files_are_read_as_the_filesystem_holds_them(upper, expected) -> None:
@@ -129,3 +133,25 @@ def test_a_home_directory_must_be_a_plain_absolute_path(homedir: str) -> None:
     with pytest.raises(OciBuildError) as err:
         write_layer(io.BytesIO(), b"", b"", [User("app", 1000, homedir=homedir)])
     assert "must be an absolute path below /" in str(err.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=4096),
+       media_type=st.sampled_from([mediatypes.OCI_LAYER, mediatypes.OCI_LAYER_GZIP,
+                                   mediatypes.OCI_LAYER_ZSTD]),
+       wrap=st.booleans())
+def test_any_bytes_as_a_base_layer_give_the_files_or_one_error(data: bytes, media_type: str,
+                                                                 wrap: bool) -> None:
+    """A base is untrusted: whatever its layer holds, reading /etc/passwd out of it gives a
+    value or an OciBuildError naming the layer, never another exception."""
+    if wrap and media_type == mediatypes.OCI_LAYER_GZIP:
+        data = gzip.compress(data)
+    elif wrap and media_type == mediatypes.OCI_LAYER_ZSTD:
+        data = zstandard.compress(data)
+    try:
+        found = read_base_files([("sha256:x", media_type, lambda: io.BytesIO(data))],
+                                [PASSWD_PATH])
+    except OciBuildError as err:
+        assert "sha256:x" in str(err) or "is over" in str(err)
+    else:
+        assert set(found) <= {PASSWD_PATH}

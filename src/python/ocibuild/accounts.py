@@ -12,6 +12,7 @@ import gzip
 import io
 import posixpath
 import tarfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -146,36 +147,69 @@ def write_layer(out: BinaryIO, passwd: bytes, group: bytes, users: Sequence[User
             tar.addfile(entries[name], None if data is None else io.BytesIO(data))
 
 
-def read_base_files(layers: Sequence[Tuple[str, Callable[[], BinaryIO]]], paths: Sequence[str]
-                    ) -> Dict[str, bytes]:
-    """Each of `paths` as the image's filesystem holds it: `layers` are (media type, a function
-    opening the blob), top layer first; a whiteout (or an opaque directory) above hides what is
-    below. Layers below the last path found are not read."""
+def read_base_files(layers: Sequence[Tuple[str, str, Callable[[], BinaryIO]]],
+                    paths: Sequence[str]) -> Dict[str, bytes]:
+    """Each of `paths` as the image's filesystem holds it: `layers` are (digest, media type, a
+    function opening the blob), top layer first; a whiteout (or an opaque directory) above
+    hides what is below. Layers below the last path found are not read. A layer that is not
+    a readable tar (a base is untrusted) is an error naming it."""
     found: Dict[str, bytes] = {}
-    gone = set()
-    for media_type, open_blob in layers:
-        with open_blob() as blob, \
-                tarfile.open(fileobj=_decompressed(media_type, blob), mode="r|") as tar:
-            deleted = set()
-            for member in tar:
-                name = posixpath.normpath(member.name.lstrip("/")).lstrip("./") or "."
-                directory, base = posixpath.split(name)
-                for path in paths:
-                    if path in found or path in gone:
-                        continue
-                    if name == path and member.isfile():
-                        if member.size > MAX_FILE:
-                            raise OciBuildError(f"the base's /{path} is over {MAX_FILE} bytes")
-                        data = tar.extractfile(member)
-                        found[path] = data.read() if data else b""
-                    elif (base == ".wh." + posixpath.basename(path)
-                          and directory == posixpath.dirname(path)) or \
-                            (base == ".wh..wh..opq" and path.startswith(directory + "/")):
-                        deleted.add(path)
-            gone |= deleted
+    gone: set = set()
+    unreadable = _unreadable()
+    for digest, media_type, open_blob in layers:
+        try:
+            gone |= _read_layer(media_type, open_blob, paths, found, gone)
+        except unreadable as err:  # corrupt gzip, zstd or tar: the base's bytes, not a bug
+            raise OciBuildError(f"the base's layer {digest} cannot be read as a "
+                                f"{media_type} ({type(err).__name__}: {err}); the base image is "
+                                "damaged") from None
         if all(p in found or p in gone for p in paths):
             break
     return found
+
+
+def _unreadable() -> tuple:
+    """What a damaged layer raises while it is decompressed and read as a tar (OSError covers
+    gzip.BadGzipFile). zstandard is imported only here: most processes never need it."""
+    errors: tuple = (tarfile.TarError, OSError, EOFError, zlib.error)
+    try:
+        import zstandard
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
+def _member_path(name: str) -> Optional[str]:
+    """A tar member's path as unpackers place it, or None for one they refuse (`..`)."""
+    name = posixpath.normpath("/" + name).lstrip("/") if ".." not in name.split("/") else ""
+    return name or None
+
+
+def _read_layer(media_type: str, open_blob: Callable[[], BinaryIO], paths: Sequence[str],
+                found: Dict[str, bytes], gone: set) -> set:
+    """Fill `found` from one layer; the paths it deletes (for the layers below)."""
+    deleted = set()
+    with open_blob() as blob, \
+            tarfile.open(fileobj=_decompressed(media_type, blob), mode="r|") as tar:
+        for member in tar:
+            name = _member_path(member.name)
+            if name is None:
+                continue
+            directory, base = posixpath.split(name)
+            for path in paths:
+                if path in found or path in gone:
+                    continue
+                if name == path and member.isfile():
+                    if member.size > MAX_FILE:
+                        raise OciBuildError(f"the base's /{path} is over {MAX_FILE} bytes")
+                    data = tar.extractfile(member)
+                    found[path] = data.read() if data else b""
+                elif (base == ".wh." + posixpath.basename(path)
+                      and directory == posixpath.dirname(path)) or \
+                        (base == ".wh..wh..opq" and path.startswith(directory + "/")):
+                    deleted.add(path)
+    return deleted
 
 
 def _decompressed(media_type: str, blob: BinaryIO) -> BinaryIO:
@@ -201,7 +235,7 @@ def accounts_layer(base_layout: Optional[str], base_ref_name: Optional[str],
         layout = OciLayout(base_layout)
         image = resolve_image(layout, ref_name=base_ref_name)
         files = read_base_files(
-            [(d.media_type, lambda d=d: layout.open_blob(d.digest))
+            [(d.digest, d.media_type, lambda d=d: layout.open_blob(d.digest))
              for d in reversed(image.layers)], (PASSWD, GROUP))
     passwd, group = merged(files.get(PASSWD, b""), files.get(GROUP, b""), users, groups)
     blob = build_layer_with(lambda out: write_layer(out, passwd, group, users, mtime), out_dir,
