@@ -379,7 +379,7 @@ def test_a_crash_is_reported_as_an_error_document_with_its_traceback(tmp_path: P
     spec(tmp_path / "r.json", {"kind": "layer", "mappings": [{"source": "x", "dest": "y"}]})
     crash = subprocess.run(
         [sys.executable, "-c", "import sys; from ocibuild import cli\n"
-         "cli.RUNNERS['layer'] = (cli.LayerRequest, lambda r, o: 1 / 0)\n"
+         "cli.RUNNERS['layer'] = (*cli.RUNNERS['layer'][:2], lambda r, o: 1 / 0)\n"
          "sys.exit(cli.main(['run', '--request', 'r.json']))"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": SOURCE_ROOT}, capture_output=True,
         text=True)

@@ -137,6 +137,29 @@ def test_bytes_do_not_depend_on_the_thread_count(compression: str, engine) -> No
         assert subprocess.run(["gzip", "-t"], input=outputs[1]).returncode == 0
 
 
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_handed_over_chunks_give_the_same_layer_as_writes(compression: str) -> None:
+    """`write_chunk` (hashed in place on a thread), small writes and their mix: one layer."""
+    rng = random.Random(11)
+    data = b"".join(rng.choice([b"text " * 3000, rng.randbytes(30_000)]) for _ in range(200))
+
+    def layer(chunked: bool):
+        out = io.BytesIO()
+        writer = LayerWriter(out, compression)
+        for n, i in enumerate(range(0, len(data), 300_007)):
+            piece = data[i:i + 300_007]
+            if chunked and n % 3:
+                writer.write_chunk(memoryview(bytearray(piece)))
+            else:
+                writer.write(piece)
+        writer.close()
+        return out.getvalue(), writer.diff_id, writer.digest, writer.size
+
+    chunked, plain = layer(True), layer(False)
+    assert chunked == plain
+    assert plain[1] == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 @pytest.mark.parametrize("engine", [None, "zlib"])
 @pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 << 20])
 def test_pgzip_block_edges(size: int, engine) -> None:

@@ -117,6 +117,33 @@ def test_content_streams_in_bounded_writes(tmp_path: Path) -> None:
     assert sum(sink.sizes) >= 5 << 20 and max(sink.sizes) <= 1 << 20
 
 
+def test_handed_over_chunks_never_change(tmp_path: Path) -> None:
+    """A sink with `write_chunk` keeps the chunks it is given without copying them (the layer
+    writer hashes them on a thread): the writer must never touch one again. Files that cross
+    chunk boundaries, padding and the end of the archive all land in kept chunks here."""
+    sources = [write(tmp_path / f"f{i}", bytes([i + 1]) * size)
+               for i, size in enumerate([700_000, 1 << 20, 3, (1 << 20) - 512, 2_500_000])]
+    entries = collect_entries([(str(p), p.name) for p in sources])
+
+    class Keeper:
+        def __init__(self) -> None:
+            self.kept: List[memoryview] = []
+
+        def write_chunk(self, chunk: memoryview) -> None:
+            self.kept.append(chunk)
+
+        def write(self, data: bytes) -> int:
+            raise AssertionError("a chunk sink gets chunks only")
+
+    keeper = Keeper()
+    write_tar(entries, keeper, mtime=0)
+    kept = b"".join(bytes(c) for c in keeper.kept)
+    assert kept == tar_bytes(entries) and len(kept) % (20 * 512) == 0
+    assert [m.name for m, _ in tar_members(kept)] == [p.name for p in sources]
+    assert all(data == bytes([i + 1]) * len(data) for i, (_, data) in
+               enumerate(tar_members(kept)))
+
+
 @pytest.mark.parametrize("actual", [b"12345", b"123456789012"])
 def test_file_that_changed_size(tmp_path: Path, actual: bytes) -> None:
     path = write(tmp_path / "f", actual)

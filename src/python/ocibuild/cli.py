@@ -50,32 +50,32 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Type
+import importlib
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
-# Each command imports what only it needs: a layer process (the most frequent, one per layer)
-# should not pay for the image model, layouts and the registry client at start-up.
+# Each command imports what only it needs, its request type included: a layer process (the
+# most frequent, one per layer) should not pay for the image model, layouts, the registry
+# client and a dozen other request types at start-up.
 from ocibuild import canonical_json
 from ocibuild.atomic import atomic_write
 from ocibuild.errors import OciBuildError
-from ocibuild.layer.compression import compressor_version
-from ocibuild.layer.request import layer_of
-from ocibuild.protocol import debian
-from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
-from ocibuild.protocol.build import BuildRequest
-from ocibuild.protocol.archive import (DockerArchiveRequest, DockerArchiveResult,
-                                       UnpackLayoutRequest, UnpackLayoutResult)
-from ocibuild.protocol.debian import DebianLayerRequest
-from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import MAX_DOCUMENT, Document
 from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
-from ocibuild.protocol.layer import (CompressorRequest, CompressorVersion, LayerDescriptor,
-                                     LayerRequest)
-from ocibuild.protocol.push import PushRequest, PushResult
-from ocibuild.protocol.provenance import ProvenanceRequest, ProvenanceResult
-from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
-from ocibuild.protocol.sbom import SbomRequest, SbomResult
-from ocibuild.protocol.sign import SignRequest, SignResult, VerifyRequest, VerifyResult
-from ocibuild.untrusted import field, os_reason
+from ocibuild.untrusted import os_reason
+
+if TYPE_CHECKING:
+    from ocibuild.protocol.archive import (DockerArchiveRequest, DockerArchiveResult,
+                                           UnpackLayoutRequest, UnpackLayoutResult)
+    from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
+    from ocibuild.protocol.debian import DebianLayerRequest
+    from ocibuild.protocol.index import IndexRequest, IndexResult
+    from ocibuild.protocol.layer import CompressorRequest, CompressorVersion, LayerDescriptor
+    from ocibuild.protocol.layer import LayerRequest
+    from ocibuild.protocol.provenance import ProvenanceRequest, ProvenanceResult
+    from ocibuild.protocol.push import PushRequest, PushResult
+    from ocibuild.protocol.referrers import ReferrersRequest, ReferrersResult
+    from ocibuild.protocol.sbom import SbomRequest, SbomResult
+    from ocibuild.protocol.sign import SignRequest, SignResult, VerifyRequest, VerifyResult
 
 USER_ERROR = 2
 # Signals that ask a command to stop (a Ctrl-C, Pants cancelling a process, a closed terminal).
@@ -89,11 +89,16 @@ def _write_descriptor(out_dir: str, result: LayerDescriptor) -> LayerDescriptor:
 
 
 def run_layer(request: LayerRequest, out_dir: str) -> LayerDescriptor:
+    from ocibuild.layer.request import layer_of
+
     return _write_descriptor(out_dir, layer_of(request, out_dir))
 
 
 def run_compressor_version(request: CompressorRequest, out_dir: Optional[str]
                            ) -> CompressorVersion:
+    from ocibuild.layer.compression import compressor_version
+    from ocibuild.protocol.layer import CompressorVersion
+
     return CompressorVersion(compressor_version())
 
 
@@ -122,12 +127,15 @@ def run_docker_archive(request: DockerArchiveRequest, out_dir: Optional[str]
 
     layout = OciLayout(request.layout)
     image = resolve_image(layout, ref_name=request.ref_name)
+    from ocibuild.protocol.archive import DockerArchiveResult
+
     write_docker_archive(layout, image, list(request.repo_tags), request.out)
     return DockerArchiveResult(request.out, image.manifest_descriptor.digest)
 
 
 def run_unpack_layout(request: UnpackLayoutRequest, out_dir: str) -> UnpackLayoutResult:
     from ocibuild.oci_archive import unpack_oci_archive
+    from ocibuild.protocol.archive import UnpackLayoutResult
 
     unpack_oci_archive(request.archive, out_dir)
     return UnpackLayoutResult(out_dir)
@@ -150,6 +158,7 @@ def _write_lines(path: str, lines: List[str], append: bool) -> None:
 def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
     from ocibuild.image.index import Index
     from ocibuild.layout import OciLayout, read_ref
+    from ocibuild.protocol.push import PushResult
     from ocibuild.reference import parse_reference
     from ocibuild.registry.push import push_image, push_index
 
@@ -212,23 +221,29 @@ def run_referrers(request: ReferrersRequest, out_dir: str) -> ReferrersResult:
     return attach(request, out_dir)
 
 
-# What `ocibuild run` does with each kind of request (the plugin runs every command so).
-RUNNERS: Dict[str, Tuple[Type[Document], Callable]] = {
-    "layer": (LayerRequest, run_layer),
-    "compressor-version": (CompressorRequest, run_compressor_version),
-    "assemble": (AssembleRequest, run_assemble),
-    "index": (IndexRequest, run_index),
-    "debian-layer": (DebianLayerRequest, run_debian_layer),
-    "docker-archive": (DockerArchiveRequest, run_docker_archive),
-    "unpack-layout": (UnpackLayoutRequest, run_unpack_layout),
-    "push": (PushRequest, run_push),
-    "build": (BuildRequest, run_build),
-    "sbom": (SbomRequest, run_sbom),
-    "provenance": (ProvenanceRequest, run_provenance),
-    "sign": (SignRequest, run_sign),
-    "verify": (VerifyRequest, run_verify),
-    "referrers": (ReferrersRequest, run_referrers),
+# What `ocibuild run` does with each kind of request (the plugin runs every command so): the
+# request type (module, class; imported when asked for) and the command.
+RUNNERS: Dict[str, Tuple[str, str, Callable]] = {
+    "layer": ("layer", "LayerRequest", run_layer),
+    "compressor-version": ("layer", "CompressorRequest", run_compressor_version),
+    "assemble": ("assemble", "AssembleRequest", run_assemble),
+    "index": ("index", "IndexRequest", run_index),
+    "debian-layer": ("debian", "DebianLayerRequest", run_debian_layer),
+    "docker-archive": ("archive", "DockerArchiveRequest", run_docker_archive),
+    "unpack-layout": ("archive", "UnpackLayoutRequest", run_unpack_layout),
+    "push": ("push", "PushRequest", run_push),
+    "build": ("build", "BuildRequest", run_build),
+    "sbom": ("sbom", "SbomRequest", run_sbom),
+    "provenance": ("provenance", "ProvenanceRequest", run_provenance),
+    "sign": ("sign", "SignRequest", run_sign),
+    "verify": ("sign", "VerifyRequest", run_verify),
+    "referrers": ("referrers", "ReferrersRequest", run_referrers),
 }
+
+
+def request_type(kind: str) -> Type[Document]:
+    module, name, _ = RUNNERS[kind]
+    return getattr(importlib.import_module(f"ocibuild.protocol.{module}"), name)
 
 
 def cmd_run(args: argparse.Namespace) -> dict:
@@ -239,39 +254,52 @@ def cmd_run(args: argparse.Namespace) -> dict:
     if kind not in RUNNERS:
         raise OciBuildError(f"the request {args.request!r} is a {kind!r} document; known: "
                             f"{', '.join(sorted(RUNNERS))}")
-    request_type, run = RUNNERS[kind]
-    request = request_type.from_json(raw, f"the request {args.request!r}")
-    return run(request, args.out_dir).to_json()
+    request = request_type(kind).from_json(raw, f"the request {args.request!r}")
+    return RUNNERS[kind][2](request, args.out_dir).to_json()
 
 
 def cmd_compressor_version(args: argparse.Namespace) -> dict:
+    from ocibuild.protocol.layer import CompressorRequest
+
     return run_compressor_version(CompressorRequest(), None).to_json()
 
 
 def cmd_layer(args: argparse.Namespace) -> dict:
+    from ocibuild.protocol.layer import LayerRequest
+
     return run_layer(LayerRequest.load(args.spec, "the layer spec"), args.out_dir).to_json()
 
 
 def cmd_assemble(args: argparse.Namespace) -> dict:
+    from ocibuild.protocol.assemble import AssembleRequest
+
     return run_assemble(AssembleRequest.load(args.spec, "the assemble request"),
                         args.out_dir).to_json()
 
 
 def cmd_index(args: argparse.Namespace) -> dict:
+    from ocibuild.protocol.index import IndexRequest
+
     request = IndexRequest(tuple(args.image), tuple(args.ref_name or ["latest"]))
     return run_index(request, args.out_dir).to_json()
 
 
 def cmd_docker_archive(args: argparse.Namespace) -> dict:
+    from ocibuild.protocol.archive import DockerArchiveRequest
+
     request = DockerArchiveRequest(args.layout, args.out, args.ref_name, tuple(args.repo_tag))
     return run_docker_archive(request, None).to_json()
 
 
 def cmd_unpack_layout(args: argparse.Namespace) -> dict:
+    from ocibuild.protocol.archive import UnpackLayoutRequest
+
     return run_unpack_layout(UnpackLayoutRequest(args.archive), args.out_dir).to_json()
 
 
 def cmd_push(args: argparse.Namespace) -> dict:
+    from ocibuild.protocol.push import PushRequest
+
     request = PushRequest(
         layout=args.layout, to=args.to, ref_name=args.ref_name, tags=tuple(args.tag),
         mount_from=args.mount_from, jobs=args.jobs, chunk_size=args.chunk_size,
@@ -305,6 +333,7 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
     if manifest.is_index:
         from ocibuild.image.manifest import Descriptor
         from ocibuild.platform import describe
+        from ocibuild.untrusted import field
         where = f"the index {manifest.digest} of {ref.name}"
         entries = [Descriptor.from_json(m, where=f"{where} manifests[{i}]") for i, m in
                    enumerate(field(manifest.json(), "manifests", list, where) or [])]
@@ -316,6 +345,8 @@ def cmd_resolve(args: argparse.Namespace) -> dict:
 
 def _debian_command(layer: str):
     def run(args: argparse.Namespace) -> dict:
+        from ocibuild.protocol.debian import DebianLayerRequest
+
         request = DebianLayerRequest(
             layer=layer, debs=tuple(getattr(args, "deb", None) or getattr(args, "debs", ())),
             suite=getattr(args, "suite", None),
@@ -402,6 +433,7 @@ def parser() -> argparse.ArgumentParser:
     _registry_flags(resolve)
     resolve.set_defaults(run=cmd_resolve)
     from ocibuild.cli_build import add_parsers
+    from ocibuild.protocol import debian
 
     add_parsers(sub)
     for name, run, help_ in (

@@ -14,8 +14,9 @@ from typing import Callable, List, Optional, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.progress import Progress
-from ocibuild.protocol.build import BuildRequest
-from ocibuild.validate import source_date_epoch
+
+# The commands import what they need: these flags are parsed by every ocibuild command, layer
+# processes included, which should not pay for the build's request types at start-up.
 
 
 def _words(values: Optional[List[Tuple[str, ...]]]) -> Optional[Tuple[str, ...]]:
@@ -24,7 +25,9 @@ def _words(values: Optional[List[Tuple[str, ...]]]) -> Optional[Tuple[str, ...]]
 
 def cmd_build(args: argparse.Namespace) -> Optional[dict]:
     from ocibuild.protocol.assemble import Settings
+    from ocibuild.protocol.build import BuildRequest
     from ocibuild.protocol.document import pairs
+    from ocibuild.validate import source_date_epoch
 
     image = None
     if args.file:

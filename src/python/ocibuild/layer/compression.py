@@ -138,7 +138,18 @@ class _HashAhead:
             self._sink.write(data)
         return len(data)
 
-    def _hash(self, chunk: bytes) -> None:
+    def write_chunk(self, chunk: memoryview) -> None:
+        """A write whose buffer the caller hands over (never to change it again): it is
+        hashed where it is, not copied first."""
+        if self._small:
+            self._hash(bytes(self._small))
+            self._small.clear()
+        self.size += len(chunk)
+        self._hash(chunk)
+        if self._sink is not None:
+            self._sink.write(chunk)
+
+    def _hash(self, chunk: Union[bytes, memoryview]) -> None:
         self._pending.append(self._pool.submit(self._sha.update, chunk))
         while len(self._pending) > 4:
             self._pending.popleft().result()
@@ -185,6 +196,10 @@ class LayerWriter:
 
     def write(self, data: bytes) -> int:
         return self._uncompressed.write(data)
+
+    def write_chunk(self, chunk: memoryview) -> None:
+        """`write` of a buffer the caller will not change again (the tar writer's chunks)."""
+        self._uncompressed.write_chunk(chunk)
 
     def flush(self) -> None:
         """A no-op: flushing a compressor mid-stream would change its output."""

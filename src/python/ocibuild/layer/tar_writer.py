@@ -10,13 +10,13 @@ The headers are encoded here rather than by `tarfile`: the bytes are the same (a
 compares them with tarfile's for every kind of header), but tarfile's generic path costs
 ~60 µs an entry, most of the layer's non-compression CPU for a site-packages directory, and
 the bytes no longer depend on the Python version. Every header field comes from the entry or
-from `mtime`, never from the file on disk, so the bytes depend on content only. Small pieces
-(headers, padding, small files) are gathered into writes of about 1 MiB; large files stream
-from disk in 1 MiB reads.
+from `mtime`, never from the file on disk, so the bytes depend on content only. The stream
+goes out in 1 MiB chunks that file content is read straight into (`_Chunks`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO, Dict, Iterable
 
 from ocibuild.errors import OciBuildError
@@ -91,63 +91,94 @@ def header(entry: LayerEntry, mtime: int) -> bytes:
             + records + _pad(len(records)) + block)
 
 
-class _Batched:
-    """Gathers small writes into ones of at most 1 MiB; counts everything written."""
+class _Chunks:
+    """The tar stream in fresh, zero-filled 1 MiB buffers, each handed to the sink once full.
+
+    File content is read straight into the buffer (`readv`), padding is a skip over zeros
+    already there, and a buffer is never touched after it is handed over. So the bytes are
+    copied once on their way in and the sink may keep a chunk instead of copying it: a sink
+    with `write_chunk` (the layer writer, which hashes chunks on a thread) is told so; any
+    other file gets an ordinary `write`."""
 
     def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self._pending = bytearray()
-        self.offset = 0
+        self._emit = getattr(out, "write_chunk", None) or out.write
+        self.offset = 0  # of the next byte in the stream
+        self._fresh()
+
+    def _fresh(self) -> None:
+        self._view = memoryview(bytearray(_CHUNK))
+        self._pos = 0
+
+    def _hand_over(self) -> None:
+        if self._pos:
+            self._emit(self._view[:self._pos])
+        self._fresh()
 
     def write(self, data: bytes) -> None:
-        self.offset += len(data)
-        if len(self._pending) + len(data) > _CHUNK:
-            self.flush()
-        if len(data) >= _CHUNK:
-            self._out.write(data)
-        else:
-            self._pending += data
+        while data:
+            take = min(len(data), _CHUNK - self._pos)
+            self._view[self._pos:self._pos + take] = data[:take]
+            self._advance(take)
+            data = data[take:]
 
-    def flush(self) -> None:
-        if self._pending:
-            self._out.write(bytes(self._pending))
-            self._pending.clear()
+    def skip(self, size: int) -> None:
+        """`size` zero bytes: the buffer holds zeros where nothing was written."""
+        while size:
+            take = min(size, _CHUNK - self._pos)
+            self._advance(take)
+            size -= take
+
+    def read_from(self, fd: int, size: int) -> int:
+        """Up to `size` bytes of `fd` (fewer only at its end): how many were read."""
+        done = 0
+        while done < size:
+            take = min(size - done, _CHUNK - self._pos)
+            got = os.readv(fd, [self._view[self._pos:self._pos + take]])
+            if not got:
+                break
+            self._advance(got)
+            done += got
+        return done
+
+    def _advance(self, size: int) -> None:
+        self._pos += size
+        self.offset += size
+        if self._pos == _CHUNK:
+            self._hand_over()
+
+    def close(self) -> None:
+        self._hand_over()
 
 
-def _open_input(source: str) -> BinaryIO:
-    try:
-        return open(source, "rb", buffering=0)
-    except OSError as err:  # e.g. a file without read permission: the user's to fix
-        raise OciBuildError(f"cannot read the layer input {source!r}: {os_reason(err)}") from None
-
-
-def _add_file(out: _Batched, entry: LayerEntry) -> None:
+def _add_file(out: _Chunks, entry: LayerEntry) -> None:
     """Stream the file; its size was taken when collecting, so a change since is an error."""
-    changed = OciBuildError(f"{entry.source!r} changed size while the layer was written; "
-                            "build again once nothing writes to it")
     assert entry.source is not None
-    with _open_input(entry.source) as content:
-        remaining = entry.size
-        while remaining:
-            data = content.read(min(remaining, _CHUNK))
-            if not data:
-                raise changed
-            out.write(data)
-            remaining -= len(data)
-        if content.read(1):
-            raise changed
-    out.write(_pad(entry.size))
+    try:
+        fd = os.open(entry.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:  # e.g. a file without read permission: the user's to fix
+        raise OciBuildError(f"cannot read the layer input {entry.source!r}: "
+                            f"{os_reason(err)}") from None
+    try:
+        if out.read_from(fd, entry.size) != entry.size or os.read(fd, 1):
+            raise OciBuildError(f"{entry.source!r} changed size while the layer was written; "
+                                "build again once nothing writes to it")
+    except OSError as err:
+        raise OciBuildError(f"cannot read the layer input {entry.source!r}: "
+                            f"{os_reason(err)}") from None
+    finally:
+        os.close(fd)
+    out.skip(-entry.size % BLOCK)
 
 
 def write_tar(entries: Iterable[LayerEntry], fileobj: BinaryIO, *, mtime: int) -> None:
     if isinstance(mtime, bool) or not isinstance(mtime, int) or mtime < 0:
         raise OciBuildError(f"mtime {mtime!r}: must be a whole number of seconds since "
                             "1970-01-01 UTC, e.g. 0 or $SOURCE_DATE_EPOCH")
-    out = _Batched(fileobj)
+    out = _Chunks(fileobj)
     for entry in entries:
         out.write(header(entry, mtime))
         if entry.kind == FILE:
             _add_file(out, entry)
-    out.write(bytes(2 * BLOCK))  # end of archive
-    out.write(bytes(-out.offset % RECORD))
-    out.flush()
+    out.skip(2 * BLOCK)  # end of archive
+    out.skip(-out.offset % RECORD)
+    out.close()
