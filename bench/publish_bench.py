@@ -11,7 +11,9 @@ stay as they are: run it twice to see fully warm caches), starts the CNCF regist
    pantsd and the usual caches, then publish it (first push);
 2. package again and `package ::` with nothing changed (pantsd warm);
 3. a one-line change to the app's source, then publish: time and bytes uploaded; the same for
-   examples/python-cli:image-files (the app as an oci_python_app: no PEX to rebuild).
+   examples/python-cli:image-files (the app as an oci_python_app: no PEX to rebuild), and for
+   that image with `sbom=False` (a target added to the copy's BUILD file), to show what the
+   two SBOMs, which name the new image and so change with it, add to the upload.
 
 Prints a table for docs/performance.md. Not a test: timing needs a quiet machine.
 """
@@ -37,6 +39,18 @@ from tests.fixtures.registry import start_registry  # noqa: E402
 
 IMAGE = "examples/python-cli:image"
 FILES_IMAGE = "examples/python-cli:image-files"
+NO_SBOM_IMAGE = "examples/python-cli:image-files-no-sbom"
+NO_SBOM_TARGET = """
+oci_image(
+    name="image-files-no-sbom",
+    base="//examples/python-base:python-base",
+    dependencies=[":app-files"],
+    entrypoint=["/usr/bin/python3", "-m", "greet.cli"],
+    user="nonroot",
+    env={"PYTHONPATH": "/app/src:/app/site-packages"},
+    sbom=False,
+)
+"""
 
 
 def pants(repo: Path, *args: str, env: dict) -> float:
@@ -49,6 +63,8 @@ def pants(repo: Path, *args: str, env: dict) -> float:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="publish-bench-"))
     repo = copy_repo(work / "repo", REPO)
+    with open(repo / "examples/python-cli/BUILD", "a") as build_file:
+        build_file.write(NO_SBOM_TARGET)
     # The examples' Debian packages come from the test cache on loopback when it is filled
     # (tests/fetch-example-debs); otherwise from the mirror in the BUILD file.
     try:
@@ -82,7 +98,9 @@ def main() -> None:
             step("publish again, nothing changed", "publish", IMAGE)
             step("publish python-cli image-files (oci_python_app), first push", "publish",
                  FILES_IMAGE)
-            for image, label in ((IMAGE, "pex_binary"), (FILES_IMAGE, "oci_python_app")):
+            step("publish python-cli image-files-no-sbom, first push", "publish", NO_SBOM_IMAGE)
+            for image, label in ((IMAGE, "pex_binary"), (FILES_IMAGE, "oci_python_app"),
+                                 (NO_SBOM_IMAGE, "oci_python_app, sbom=False")):
                 with open(repo / "examples/python-cli/greet/cli.py", "a") as f:
                     # Unique per run: a change Pants' caches have never seen.
                     f.write(f"# a one-line change {uuid.uuid4().hex}\n")
