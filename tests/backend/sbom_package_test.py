@@ -53,7 +53,8 @@ def test_files_on_scratch_get_both_sboms(rule_runner: RuleRunner) -> None:
     assert packages["SPDXRef-Image"]["name"] == "registry.example/app"
     assert spdx["name"] == f"registry.example/app@{digest}"
     (artifact,) = [p for p in packages.values() if p.get("primaryPackagePurpose") == "FILE"]
-    assert (artifact["name"], artifact["versionInfo"]) == ("app:conf", f"sha256:{conf}")
+    assert (artifact["name"], artifact["versionInfo"], artifact["packageFileName"]) == (
+        "app:conf", f"sha256:{conf}", "/app/app.conf")  # files land at their build-root path
     assert artifact["checksums"] == [{"algorithm": "SHA256", "checksumValue": conf}]
     assert "SPDXRef-Base" not in packages  # scratch
 
@@ -61,6 +62,7 @@ def test_files_on_scratch_get_both_sboms(rule_runner: RuleRunner) -> None:
     assert cdx["metadata"]["component"]["version"] == digest
     (component,) = cdx["components"]
     assert component["name"] == "app:conf"
+    assert {"name": "oci:path", "value": "/app/app.conf"} in component["properties"]
     assert component["hashes"] == [{"alg": "SHA-256", "content": conf}]
 
     package, _ = build(rule_runner, Address("app", target_name="bare"))

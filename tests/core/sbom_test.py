@@ -33,6 +33,7 @@ PYTHON_LOCK = FIXTURES / "examples.lock"
 IMAGE = "sha256:" + "1" * 64
 BASE = "sha256:" + "2" * 64
 APP = "sha256:" + "3" * 64
+EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 CLICK_WHEEL_SHA256 = "ae74fb96c20a0277a1d615f1e4d73c8414f5a98db8b799a7931d1582f3390c28"
 
 
@@ -42,7 +43,10 @@ def request(**changes) -> SbomRequest:
         base=SbomBase(BASE, "registry.example/python-base"),
         debian_lockfiles=(str(DEBIAN_LOCK),),
         pexes=(SbomPex(str(PEX_INFO), str(PYTHON_LOCK)),),
-        artifacts=(SbomArtifact("examples/python-cli:app", APP),))
+        artifacts=(SbomArtifact("examples/python-cli:app", APP),
+                   # Two files of one target with the same (empty) content: two entries.
+                   SbomArtifact("examples/python-cli:lib", EMPTY, "/app/src/greet/__init__.py"),
+                   SbomArtifact("examples/python-cli:lib", EMPTY, "/app/src/__init__.py")))
     return SbomRequest(**{**values, **changes})
 
 
@@ -64,7 +68,7 @@ def test_spdx_is_valid_and_names_every_locked_deb_and_wheel_with_its_sha256(
     document = parse_file(str(tmp_path / "sbom.spdx.json"))
     assert validate_full_spdx_document(document) == []
     by_name = {p.name: p for p in document.packages}
-    assert len(document.packages) == 2 + len(locked_debs()) + len(pex_wheels()) + 1
+    assert len(document.packages) == 2 + len(locked_debs()) + len(pex_wheels()) + 3
     for deb in locked_debs():
         package = by_name[deb["name"]]
         assert package.version == deb["version"]
@@ -81,6 +85,11 @@ def test_spdx_is_valid_and_names_every_locked_deb_and_wheel_with_its_sha256(
             click.external_references[0].locator) == (
         [(ChecksumAlgorithm.SHA256, CLICK_WHEEL_SHA256)], "click-8.1.7-py3-none-any.whl",
         "pkg:pypi/click@8.1.7")
+    files = [p for p in document.packages if p.name == "examples/python-cli:lib"]
+    assert [(p.file_name, p.version, p.checksums[0].value) for p in files] == [
+        ("/app/src/__init__.py", EMPTY, EMPTY[7:]),
+        ("/app/src/greet/__init__.py", EMPTY, EMPTY[7:])]
+    assert by_name["examples/python-cli:app"].file_name is None  # no path given
     image = by_name["registry.example/python-cli"]
     contained = {r.related_spdx_element_id for r in document.relationships
                  if r.spdx_element_id == image.spdx_id and r.relationship_type.name == "CONTAINS"}
@@ -94,7 +103,13 @@ def test_cyclonedx_is_valid_and_names_every_locked_deb_and_wheel_with_its_sha256
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     bom = json.loads(text)
     components = {c["name"]: c for c in bom["components"]}
-    assert len(bom["components"]) == len(locked_debs()) + len(pex_wheels()) + 1
+    assert len(bom["components"]) == len(locked_debs()) + len(pex_wheels()) + 3
+    files = [c for c in bom["components"] if c["name"] == "examples/python-cli:lib"]
+    assert [(c["type"], c["properties"]) for c in files] == [
+        ("file", [{"name": "oci:path", "value": "/app/src/__init__.py"},
+                  {"name": "pants:address", "value": "examples/python-cli:lib"}]),
+        ("file", [{"name": "oci:path", "value": "/app/src/greet/__init__.py"},
+                  {"name": "pants:address", "value": "examples/python-cli:lib"}])]
     for deb in locked_debs():
         component = components[deb["name"]]
         assert (component["version"], component["hashes"], component["purl"]) == (
@@ -208,7 +223,7 @@ def test_ocibuild_run_writes_the_files_the_result_names(tmp_path: Path) -> None:
     result = SbomResult.from_json(json.loads(proc.stdout), "the result")
     assert result == written(tmp_path / "direct", request())
     assert (result.debian_packages, result.python_distributions, result.artifacts) == (
-        len(locked_debs()), 1, 1)
+        len(locked_debs()), 1, 3)
     assert [(f.format, f.path, f.media_type) for f in result.files] == [
         ("spdx", "sbom.spdx.json", "application/spdx+json"),
         ("cyclonedx", "sbom.cdx.json", "application/vnd.cyclonedx+json")]

@@ -133,11 +133,24 @@ def python_lockfile(target: Target, python_setup: PythonSetup) -> str | None:
     return python_setup.resolves.get(resolve) or None
 
 
+def image_path(path: str, mappings: tuple[tuple[str, str], ...]) -> str | None:
+    """Where the file at `path` of a layer's input lands in the image, by its mappings."""
+    for source, dest in mappings:
+        source, dest = source.rstrip("/"), dest.strip("/")
+        if path == source:
+            return "/" + dest
+        if path.startswith(source + "/"):
+            return "/" + posixpath.join(dest, path[len(source) + 1 :])
+    return None
+
+
 async def _artifacts(contents: tuple[LayerContent, ...]) -> list[SbomArtifact]:
-    """Every file a non-PEX dependency puts in: the store knows each one's SHA-256."""
+    """Every file a non-PEX dependency puts in, with its path in the image: the store knows
+    each one's SHA-256."""
     entries = await MultiGet(Get(DigestEntries, Digest, c.digest) for c in contents)
     return [
-        SbomArtifact(c.dependency.spec, f"sha256:{e.file_digest.fingerprint}")
+        SbomArtifact(c.dependency.spec, f"sha256:{e.file_digest.fingerprint}",
+                     image_path(e.path, c.mappings))
         for c, found in zip(contents, entries)
         for e in found
         if isinstance(e, FileEntry)
@@ -204,7 +217,7 @@ async def image_sbom(request: OciImageRequest, python_setup: PythonSetup,
         debian_lockfiles=(debian[0],) if debian else (),
         pexes=tuple(pexes),
         artifacts=tuple(sorted(set(await _artifacts(tuple(others))),
-                               key=lambda a: (a.address, a.digest))),
+                               key=lambda a: (a.address, a.path or "", a.digest))),
         epoch=source_date_epoch(env),
     )
     what = request.describe()

@@ -54,6 +54,7 @@ class SbomPex(Part):
 class SbomArtifact(Part):
     address: str  # the Pants address of the target that built it
     digest: str = field(metadata={"check": _digest})
+    path: Optional[str] = None  # where it is in the image, e.g. /app/src/greet/cli.py
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def inventory(request: SbomRequest) -> Inventory:
     base = (ImageRef(request.base.manifest_digest, request.base.name) if request.base
             else None)
     return Inventory.of(image, base, debs, python,
-                        [Artifact(a.address, a.digest) for a in request.artifacts])
+                        [Artifact(a.address, a.digest, a.path) for a in request.artifacts])
 
 
 def sbom(request: SbomRequest, out_dir: str) -> SbomResult:

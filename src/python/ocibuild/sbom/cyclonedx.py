@@ -4,7 +4,7 @@ The image is `metadata.component` (a container, its base as its pedigree's ances
 Debian package, Python distribution and first-party artifact is a component it depends on.
 Hashes go in `hashes` (SHA-256), the purl in `purl`, a .deb's download URL in
 `externalReferences` (distribution); what neither has a field for (the Debian suite, pex's
-fingerprint, the Pants address) in `properties`.
+fingerprint, the Pants address, a first-party file's path in the image) in `properties`.
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ def document(inventory: Inventory, epoch: int = 0) -> dict:
     for artifact in inventory.artifacts:
         components.append({
             "type": "file", "name": artifact.address, "version": artifact.digest,
-            "bom-ref": identity.ref("file", artifact.address, artifact.digest),
-            **_hashes(hex_of(artifact.digest)), **_properties(pants_address=artifact.address)})
+            "bom-ref": identity.ref("file", artifact.address, artifact.digest,
+                                    *filter(None, [artifact.path])),
+            **_hashes(hex_of(artifact.digest)),
+            **_properties(pants_address=artifact.address, oci_path=artifact.path)})
     return {
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",

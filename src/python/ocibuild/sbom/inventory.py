@@ -59,6 +59,7 @@ class Artifact:
 
     address: str  # the Pants address, e.g. examples/python-cli:app
     digest: str  # sha256:<hex> of the file
+    path: Optional[str] = None  # where it is in the image, e.g. /app/src/greet/cli.py
 
 
 @dataclass(frozen=True)
@@ -78,4 +79,5 @@ class Inventory:
         return cls(image, base,
                    tuple(sorted(set(debian), key=lambda p: (p.name, p.architecture, p.version))),
                    tuple(sorted(set(python), key=lambda d: (d.name, d.version, d.wheel or ""))),
-                   tuple(sorted(set(artifacts), key=lambda a: (a.address, a.digest))))
+                   tuple(sorted(set(artifacts), key=lambda a: (a.address, a.path or "",
+                                                               a.digest))))

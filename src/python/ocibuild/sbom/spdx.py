@@ -3,8 +3,9 @@
 The image is the package the document DESCRIBES; it CONTAINS every Debian package, Python
 distribution and first-party artifact, and is a DESCENDANT_OF its base. Each package's
 SHA-256 goes in `checksums` and its purl in `externalRefs` (PACKAGE-MANAGER/purl), where
-scanners look for them. `filesAnalyzed` is false: the packages are named by the lockfiles
-that decided them, not by listing their files.
+scanners look for them; a first-party file's path in the image goes in `packageFileName`.
+`filesAnalyzed` is false: the packages are named by the lockfiles that decided them, not by
+listing their files.
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ def document(inventory: Inventory, epoch: int = 0) -> dict:
             dist.name, dist.version, **({"packageFileName": dist.wheel} if dist.wheel else {}),
             **_checksums(dist.sha256), **_purl(dist.purl), **note))
     for artifact in inventory.artifacts:
+        where = {"packageFileName": artifact.path} if artifact.path else {}
         contained.append(_package(
-            "SPDXRef-" + identity.ref("file", artifact.address, artifact.digest),
-            artifact.address, artifact.digest, primaryPackagePurpose="FILE",
+            "SPDXRef-" + identity.ref("file", artifact.address, artifact.digest,
+                                      *filter(None, [artifact.path])),
+            artifact.address, artifact.digest, primaryPackagePurpose="FILE", **where,
             **_checksums(hex_of(artifact.digest))))
     packages += contained
     relationships += [("SPDXRef-Image", "CONTAINS", p["SPDXID"]) for p in contained]
