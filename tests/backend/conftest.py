@@ -52,7 +52,8 @@ _KEPT = (".pants.d", "3rdparty")
 
 
 def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None,
-                     ca_certs_path: str | None = None) -> RuleRunner:
+                     ca_certs_path: str | None = None, extra_target_types: tuple = ()
+                     ) -> RuleRunner:
     """`ca_certs_path`: the CA bundle of Pants' own downloader, fixed when the engine starts."""
     runner = RuleRunner(
         ca_certs_path=ca_certs_path,
@@ -63,6 +64,7 @@ def make_rule_runner(extra_options: tuple = (), extra_env: dict | None = None,
             RelocatedFiles,
             ArchiveTarget,
             GenericTarget,
+            *extra_target_types,
         ],
         rules=[
             *register.rules(),

@@ -60,6 +60,10 @@ SITE_PACKAGES = posixpath.join(PACKAGE_DIR, "site-packages")
 SOURCES = posixpath.join(PACKAGE_DIR, "src")
 REQUIREMENTS_PEX = "requirements.pex"
 _DEPS = f"{REQUIREMENTS_PEX}/.deps/"
+# What pex adds to an installed wheel's directory for its own use, not the distribution's
+# files: its record of the layout (the same name in every distribution, so two in one
+# site-packages would collide) and the install prefix for scripts and data files.
+_PEX_ONLY = (".layout.json", ".prefix/**")
 # Compiles each (directory, image directory) pair of argv[1] (JSON) in place.
 _COMPILE = """
 import compileall, json, py_compile, sys
@@ -192,8 +196,8 @@ async def python_app_content(request: PythonAppContent) -> LayerContents:
     contents = []
     for group in groups:
         dirs = tuple((f"{_DEPS}{wheels[name]}", "/" + SITE_PACKAGES) for name in group)
-        subset = await Get(Digest, DigestSubset(app.pex,
-                                                PathGlobs([f"{d}/**" for d, _ in dirs])))
+        subset = await Get(Digest, DigestSubset(app.pex, PathGlobs(
+            [f"{d}/**" for d, _ in dirs] + [f"!{d}/{pex}" for d, _ in dirs for pex in _PEX_ONLY])))
         names = ", ".join(group)
         compiled = await Get(Digest, CompiledTree(subset, dirs, constraints,
                                                   f"{names} for {target.address}"))
