@@ -1106,6 +1106,8 @@ class OciPythonAppTarget(Target):
 
         The distributions are resolved from the sources' resolve (its lockfile) for the
         interpreter Pants picks for their `interpreter_constraints`, which should match the
-        base's Python (the `.pyc` are compiled by it).
+        base's Python (the `.pyc` are compiled by it). Each distribution's importable files
+        and `.dist-info` go in; its console scripts and data files (a wheel's `.data/`) do
+        not: run modules with `python -m`.
         """
     )
