@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 from typing import List, Tuple
@@ -144,13 +145,23 @@ def test_handed_over_chunks_never_change(tmp_path: Path) -> None:
                enumerate(tar_members(kept)))
 
 
-@pytest.mark.parametrize("actual", [b"12345", b"123456789012"])
-def test_file_that_changed_size(tmp_path: Path, actual: bytes) -> None:
-    path = write(tmp_path / "f", actual)
+@pytest.mark.parametrize("swap", ["shorter", "longer", "symlink", "fifo", "directory"])
+def test_a_file_that_changed_since_it_was_listed(tmp_path: Path, swap: str) -> None:
+    """Listed as a regular file of 8 bytes, then changed: an error, never a wait (a FIFO has
+    no writer) and never a link followed out of the input."""
+    path = tmp_path / "f"
+    if swap in ("shorter", "longer"):
+        write(path, b"12345" if swap == "shorter" else b"123456789012")
+    elif swap == "symlink":
+        path.symlink_to(write(tmp_path / "elsewhere", b"12345678"))
+    elif swap == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
     with pytest.raises(OciBuildError) as err:
         tar_bytes([LayerEntry("f", FILE, source=str(path), size=8)])
     assert str(err.value) == (
-        f"{str(path)!r} changed size while the layer was written; build again once nothing "
+        f"{str(path)!r} changed while the layer was written; build again once nothing "
         "writes to it"
     )
 

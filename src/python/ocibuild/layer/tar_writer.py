@@ -16,6 +16,7 @@ goes out in 1 MiB chunks that file content is read straight into (`_Chunks`).
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import BinaryIO, Dict, Iterable
 
@@ -31,6 +32,8 @@ _MAGIC = b"ustar\x0000"
 # Only the chunking of writes, never the bytes.
 _CHUNK = 1 << 20
 _NO_DEVICE = bytes(16)  # devmajor, devminor: empty for anything but device files
+_NO_FOLLOW, _NON_BLOCK = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_NONBLOCK", 0)
+_CLOSE_ON_EXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _text(value: str, length: int) -> bytes:
@@ -153,16 +156,24 @@ class _Chunks:
 def _add_file(out: _Chunks, entry: LayerEntry) -> None:
     """Stream the file; its size was taken when collecting, so a change since is an error."""
     assert entry.source is not None
+    changed = OciBuildError(f"{entry.source!r} changed while the layer was written; build "
+                            "again once nothing writes to it")
     try:
-        fd = os.open(entry.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # It was a regular file when listed: never follow a link or wait on a FIFO put there
+        # since (O_NONBLOCK does nothing to a regular file's reads).
+        fd = os.open(entry.source, os.O_RDONLY | _NO_FOLLOW | _NON_BLOCK | _CLOSE_ON_EXEC)
     except OSError as err:  # e.g. a file without read permission: the user's to fix
+        if err.errno == errno.ELOOP:
+            raise changed from None
         raise OciBuildError(f"cannot read the layer input {entry.source!r}: "
                             f"{os_reason(err)}") from None
     try:
+        # A FIFO reads as empty (no writer), so it is "changed" like a shorter file.
         if out.read_from(fd, entry.size) != entry.size or os.read(fd, 1):
-            raise OciBuildError(f"{entry.source!r} changed size while the layer was written; "
-                                "build again once nothing writes to it")
+            raise changed
     except OSError as err:
+        if err.errno == errno.EISDIR:
+            raise changed from None
         raise OciBuildError(f"cannot read the layer input {entry.source!r}: "
                             f"{os_reason(err)}") from None
     finally:
