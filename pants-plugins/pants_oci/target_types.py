@@ -1108,6 +1108,8 @@ class OciPythonAppTarget(Target):
         interpreter Pants picks for their `interpreter_constraints`, which should match the
         base's Python (the `.pyc` are compiled by it). Each distribution's importable files
         and `.dist-info` go in; its console scripts and data files (a wheel's `.data/`) do
-        not: run modules with `python -m`.
+        not: run modules with `python -m`. The wheels are resolved for the machine that
+        builds: a wheel with native code for another platform than the image's is an error
+        naming it (use a `pex_binary` with `complete_platforms` for such images).
         """
     )

@@ -27,7 +27,7 @@ from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild.layout import OciLayout, resolve_image
 
-from .conftest import build, configure, make_rule_runner
+from .conftest import build, configure, make_rule_runner, package_error, reset
 
 # Sizes in bytes of each distribution's module: three size classes above the rest, so with
 # max_layers=4 (three layers of their own, one shared) the three largest are alone and the
@@ -40,20 +40,21 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def make_wheel(directory: Path, name: str, version: str, size: int) -> Path:
-    """A pure-Python wheel `name-version-py3-none-any.whl` whose module is about `size` bytes
-    (text that depends on the version, so a bump changes the installed files)."""
+def make_wheel(directory: Path, name: str, version: str, size: int,
+               tag: str = "py3-none-any") -> Path:
+    """A wheel `name-version-TAG.whl` whose module is about `size` bytes (text that depends on
+    the version, so a bump changes the installed files)."""
     info = f"{name}-{version}.dist-info"
     line = f"# {name} {version}: filler so the module has the size asked for\n"
     files = {
         f"{name}/__init__.py": (f"VERSION = {version!r}\n" + line * (size // len(line))).encode(),
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                         b"Tag: py3-none-any\n",
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: "
+                         f"{str(tag.endswith('-any')).lower()}\nTag: {tag}\n".encode(),
     }
     record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files.items())
     files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
-    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    wheel = directory / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         for path, data in files.items():
             zf.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), data)
@@ -89,9 +90,9 @@ def lockfile(wheels: Dict[str, Path], versions: Dict[str, str]) -> str:
             + "// --- END PANTS LOCKFILE METADATA ---\n\n" + json.dumps(lock, indent=2) + "\n")
 
 
-def third_party_layers(runner: RuleRunner, wheels: Dict[str, Path],
-                       versions: Dict[str, str]) -> Dict[str, List[str]]:
-    """Package the image with `versions` locked: {layer digest: the distributions in it}."""
+def write_app(runner: RuleRunner, wheels: Dict[str, Path], versions: Dict[str, str],
+              image_fields: str = "") -> None:
+    """An oci_python_app importing every distribution of `versions`, locked, in an image."""
     runner.write_files({
         "3rdparty/app.lock": lockfile(wheels, versions),
         "app/BUILD": "".join(
@@ -101,10 +102,16 @@ def third_party_layers(runner: RuleRunner, wheels: Dict[str, Path],
                            interpreter_constraints=["{CONSTRAINTS}"])
             oci_python_app(name="app", dependencies=[":lib"])
             oci_image(name="image", base="scratch", dependencies=[":app"],
-                      entrypoint=["/usr/bin/python3", "-m", "main"])
+                      entrypoint=["/usr/bin/python3", "-m", "main"]{image_fields})
             """),
-        "app/main.py": "".join(f"import {n}\n" for n in SIZES) + "print(alpha.VERSION)\n",
+        "app/main.py": "".join(f"import {n}\n" for n in sorted(versions)),
     })
+
+
+def third_party_layers(runner: RuleRunner, wheels: Dict[str, Path],
+                       versions: Dict[str, str]) -> Dict[str, List[str]]:
+    """Package the image with `versions` locked: {layer digest: the distributions in it}."""
+    write_app(runner, wheels, versions)
     _, dist = build(runner, Address("app", target_name="image"))
     layout = OciLayout(str(dist / "app/image"))
     image = resolve_image(layout, ref_name="latest")
@@ -123,21 +130,29 @@ def third_party_layers(runner: RuleRunner, wheels: Dict[str, Path],
     return layers
 
 
+APP_RESOLVE = (
+    "--python-resolves={'ocibuild': '3rdparty/ocibuild.lock', 'app': '3rdparty/app.lock'}",
+    "--python-resolves-to-interpreter-constraints={'ocibuild': ['CPython>=3.9,<3.14'], "
+    f"'app': ['{CONSTRAINTS}']}}",
+    "--python-infer-use-rust-parser",
+)
+
+
 @pytest.fixture(scope="module")
-def rule_runner() -> RuleRunner:
+def shared_rule_runner() -> RuleRunner:
     return make_rule_runner(extra_target_types=(
         PythonRequirementTarget, PythonSourceTarget, PythonSourcesGeneratorTarget,
         LockfileTarget, LockfilesGeneratorTarget))
 
 
+@pytest.fixture
+def rule_runner(shared_rule_runner: RuleRunner) -> RuleRunner:
+    return reset(shared_rule_runner)
+
+
 def test_bumping_one_requirement_changes_only_the_layer_that_holds_it(
         rule_runner: RuleRunner, tmp_path: Path) -> None:
-    configure(rule_runner, (
-        "--python-resolves={'ocibuild': '3rdparty/ocibuild.lock', 'app': '3rdparty/app.lock'}",
-        "--python-resolves-to-interpreter-constraints={'ocibuild': ['CPython>=3.9,<3.14'], "
-        f"'app': ['{CONSTRAINTS}']}}",
-        "--python-infer-use-rust-parser",
-    ))
+    configure(rule_runner, APP_RESOLVE)
     wheels_dir = tmp_path / "wheels"
     wheels_dir.mkdir()
     versions = {name: "1.0" for name in SIZES}
@@ -152,3 +167,15 @@ def test_bumping_one_requirement_changes_only_the_layer_that_holds_it(
         changed = {d: names for d, names in after.items() if d not in before}
         gone = {d: names for d, names in before.items() if d not in after}
         assert list(changed.values()) == list(gone.values()) == [sorted([bumped, *shared_with])]
+
+
+def test_a_wheel_for_another_platform_is_an_error_not_a_broken_image(
+        rule_runner: RuleRunner, tmp_path: Path) -> None:
+    """The requirements are resolved for the machine that builds: an x86-64 wheel in an arm64
+    image would fail only when the container imports it."""
+    configure(rule_runner, APP_RESOLVE)
+    native = make_wheel(tmp_path, "native", "1.0", 100, "cp39-cp39-manylinux2014_x86_64")
+    write_app(rule_runner, {"native": native}, {"native": "1.0"}, ', platform="linux/arm64"')
+    assert "holds native-1.0-cp39-cp39-manylinux2014_x86_64.whl, which cannot run on " \
+           "linux/arm64. An oci_python_app installs the wheels of the machine that builds it" \
+           in package_error(rule_runner, "app:image")

@@ -49,3 +49,18 @@ def test_the_error_names_the_dependency_the_wheel_the_image_and_the_platform() -
         "which cannot run on linux/arm64. Build it with wheels for every platform of the image "
         "(the pex_binary's `complete_platforms`), or leave linux/arm64 out of the image's "
         "`platform`/`platforms`.")
+
+
+def test_an_oci_python_app_names_its_wheels_for_the_check() -> None:
+    """Its image paths are /app/site-packages/numpy/..., no wheel name: the content says."""
+    content = LayerContent(Address("app", target_name="app"), EMPTY_DIGEST, (),
+                           ("app/site-packages/numpy/__init__.py",), "site-packages: numpy",
+                           packaged=True, wheels=(NUMPY_X86,))
+    check_wheels_serve((content,), parse_platform("linux/amd64"), "the oci_image app:image")
+    with pytest.raises(OciPlatformError) as err:
+        check_wheels_serve((content,), parse_platform("linux/arm64"), "the oci_image app:image")
+    assert str(err.value) == (
+        f"The dependency app:app of the oci_image app:image holds {NUMPY_X86}, which cannot "
+        "run on linux/arm64. An oci_python_app installs the wheels of the machine that builds "
+        "it: build the image for that machine's platform, or use a pex_binary with "
+        "`complete_platforms`, or leave linux/arm64 out of the image's `platform`/`platforms`.")

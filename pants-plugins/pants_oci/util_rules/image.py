@@ -171,14 +171,20 @@ class OciPlatformError(Exception):
 
 def check_wheels_serve(contents: tuple[LayerContent, ...], platform: Platform, what: str) -> None:
     for content in contents:
-        wrong = wheels_for_other_platforms(wheels_in(content.image_paths), platform)
-        if wrong:
-            raise OciPlatformError(
-                f"The dependency {content.dependency} of {what} holds {', '.join(wrong)}, "
-                f"which cannot run on {platform}. Build it with wheels for every platform of "
-                "the image (the pex_binary's `complete_platforms`), or leave "
-                f"{platform} out of the image's `platform`/`platforms`."
-            )
+        wheels = wheels_in(content.image_paths) | set(content.wheels)
+        wrong = wheels_for_other_platforms(wheels, platform)
+        if not wrong:
+            continue
+        how = ("Build it with wheels for every platform of the image (the pex_binary's "
+               "`complete_platforms`)" if not content.wheels else
+               "An oci_python_app installs the wheels of the machine that builds it: build "
+               "the image for that machine's platform, or use a pex_binary with "
+               "`complete_platforms`")
+        raise OciPlatformError(
+            f"The dependency {content.dependency} of {what} holds {', '.join(wrong)}, which "
+            f"cannot run on {platform}. {how}, or leave {platform} out of the image's "
+            "`platform`/`platforms`."
+        )
 
 
 def _manifest_and_config(image: OciImage) -> PathGlobs:

@@ -99,6 +99,9 @@ class LayerContent:
     owner: str | None = None
     file_mode: str | None = None
     compression: str | None = None
+    # The wheels installed in it whose names its image paths do not show (an oci_python_app's
+    # site-packages), for the check that they run on the image's platform.
+    wheels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,7 @@ async def oci_layer_content(request: OciLayerContent) -> LayerContents:
                 owner=target[OciLayerOwnerField].value,
                 file_mode=target[OciLayerFileModeField].value,
                 compression=target[OciLayerCompressionField].value,
+                wheels=tuple(sorted({w for c in contents for w in c.wheels})),
             ),
         )
     )

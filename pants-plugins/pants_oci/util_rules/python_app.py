@@ -210,6 +210,7 @@ async def python_app_content(request: PythonAppContent) -> LayerContents:
                   for p in _image_paths(compiled_entries, d + "/", SITE_PACKAGES)),
             f"site-packages: {names}",
             packaged=True,
+            wheels=tuple(sorted(wheels[name] for name in group)),
         ))
 
     tree = "src"
