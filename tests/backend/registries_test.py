@@ -48,15 +48,15 @@ def test_option_entries_are_checked() -> None:
 
 
 def test_push_request() -> None:
-    base = parse_reference("registry.ci:5000/base/python:3.12")
     assert push_request(CONFIGURED["ci"], "team/app", ("latest", "1.0"), "latest",
-                        dist_prefix="/r/dist/d/image", first=True, base=base) == PushRequest(
+                        dist_prefix="/r/dist/d/image", first=True,
+                        mount_from="base/python") == PushRequest(
         layout="layout", to="registry.ci:5000/team/app", ref_name="latest", tags=("latest", "1.0"),
         mount_from="base/python", digest_file="/r/dist/d/image.digest",
         refs_file="/r/dist/d/image.refs", append_refs=False, insecure=True, ca_cert=None)
-    # A base on another registry cannot be mounted from; later pushes add to the refs file.
+    # Later pushes add to the refs file.
     later = push_request(CONFIGURED["corp"], "a", ("t",), "t",
-                         dist_prefix="/r/dist/d/image", first=False, base=base)
+                         dist_prefix="/r/dist/d/image", first=False, mount_from=None)
     assert (later.mount_from, later.append_refs, later.ca_cert) == (None, True, "certs/ca.pem")
 
 

@@ -58,6 +58,38 @@ def test_publish_plain_http(repo: Path, registry: Registry) -> None:
     _check_sboms_were_pushed(repo, registry, name, digest)
 
 
+def _push_results(stdout: str) -> list:
+    return [json.loads(line) for line in stdout.splitlines()
+            if line.startswith("{") and '"mounted"' in line]
+
+
+def test_images_on_one_base_upload_its_layers_once(repo: Path, registry: Registry) -> None:
+    """Two images on the python-base `debian_packages` target, each to its own repository:
+    the one published second mounts the base's layers from the first one's repository. An
+    image on an `oci_image` base mounts them from the base's repository."""
+    option = _registries_option(registry, insecure=True)
+    images = ("examples/python-cli:image", "examples/python-cli:image-files")
+    first, second = _push_results(run_pants(repo, option, "publish", *images).stdout)
+    run_pants(repo, "package", *images, "examples/site-with-config:image")  # dist/*.json
+    base_layers = _base_layers(repo, "examples.python-cli/image")
+    assert base_layers == _base_layers(repo, "examples.python-cli/image-files")
+    assert len(base_layers) >= 10  # the Debian base's layers
+    assert base_layers <= set(first["uploaded"]) and not first["mounted"]
+    assert set(second["mounted"]) == base_layers
+    assert not base_layers & set(second["uploaded"])
+
+    (base,) = _push_results(run_pants(repo, option, "publish", "examples/static-site:image").stdout)
+    assert base["uploaded"] and not base["mounted"]
+    (derived,) = _push_results(
+        run_pants(repo, option, "publish", "examples/site-with-config:image").stdout)
+    assert set(derived["mounted"]) == _base_layers(repo, "examples.site-with-config/image") != set()
+
+
+def _base_layers(repo: Path, image: str) -> set:
+    meta = json.loads((repo / f"dist/{image}.json").read_text())
+    return {layer["digest"] for layer in meta["layers"] if layer["from_base"]}
+
+
 def _check_sboms_were_pushed(repo: Path, reg: Registry, name: str, digest: str) -> None:
     """The registry has no referrers API: the `sha256-<hex>` tag lists both SBOMs' and the
     provenance's artifact manifests, each of whose layer is byte for byte the file in dist/."""

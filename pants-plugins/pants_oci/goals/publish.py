@@ -4,7 +4,8 @@ Pushes run as interactive processes: never cached, and the credential sources (t
 of `ocibuild.registry.credentials`) reach only their environment. The manifest digest is known
 from `package`, so each push is reported as `ref@digest`; after pushing, dist/ holds
 `<name>.digest` (the manifest digest) and `<name>.refs` (`registry/repo:tag@digest` per push).
-Blobs of a base pulled from the same registry are mounted, not uploaded. The image's SBOMs
+Blobs another repository of the same registry has are mounted, not uploaded: a base pulled
+from it, or another image on the same base published to it (`util_rules.mount_source`). The image's SBOMs
 and provenance (unless `sbom=False`, `provenance=False`) follow it as OCI 1.1 referrers
 (`ocibuild.registry.referrers`). With `[oci].signing_key`, a second interactive process signs
 each pushed digest as cosign does and pushes the signature (`ocibuild.registry.signatures`).
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from ocibuild.cosign import signature_tag
 from ocibuild.protocol.push import PushRequest
 from ocibuild.protocol.sign import KEY_ENV, SignRequest
-from ocibuild.reference import Reference
 from ocibuild.registry import credentials
 from pants.base.build_root import BuildRoot
 from pants.core.util_rules.distdir import DistDir
@@ -40,7 +40,7 @@ from pants.util.logging import LogLevel
 
 from pants_oci.subsystems.oci import OciSubsystem, Registry, SigningKey, select_registries
 from pants_oci.subsystems.oci_tool import OcibuildProcessRequest
-from pants_oci.util_rules.base_image import BaseOrigin, BaseOriginRequest
+from pants_oci.util_rules.mount_source import MountSource, MountSourceRequest
 from pants_oci.util_rules.image import OciImage, OciImageRequest
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
 from pants_oci.util_rules.referrers import ImageWithReferrers, ImageWithReferrersRequest
@@ -80,14 +80,13 @@ class PublishOciFieldSet(PublishFieldSet):
 
 
 def push_request(registry: Registry, repository: str, tags: tuple, ref_name: str, *,
-                 dist_prefix: str, first: bool, base: Reference | None) -> PushRequest:
+                 dist_prefix: str, first: bool, mount_from: str | None) -> PushRequest:
     return PushRequest(
         layout=_LAYOUT,
         to=f"{registry.address}/{repository}",
         ref_name=ref_name,
         tags=tuple(tags),
-        mount_from=base.repository if base is not None and base.registry == registry.address
-        else None,
+        mount_from=mount_from,
         digest_file=f"{dist_prefix}.digest",
         refs_file=f"{dist_prefix}.refs",
         append_refs=not first,
@@ -167,16 +166,17 @@ async def publish_oci_image(
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(credentials.ENV_VARS))
     registry_env = {k: v for k, v in env.items() if v}
     signing, signing_env = await _signing_env(oci, build_root, fs.address)
-    base = await Get(BaseOrigin, BaseOriginRequest(fs.address))
     dist_prefix = os.path.join(build_root.path, dist_dir.relpath, output_path)
 
     processes = list(skipped)
     for i, (registry, dest) in enumerate(destinations):
+        mount = await Get(MountSource, MountSourceRequest(fs.address, registry.address))
         process = await Get(
             Process,
             OcibuildProcessRequest(
                 push_request(registry, dest.repository, dest.tags, names.tags[0],
-                             dist_prefix=dist_prefix, first=i == 0, base=base.reference),
+                             dist_prefix=dist_prefix, first=i == 0,
+                             mount_from=mount.repository),
                 inputs,
                 description=f"Pushing {fs.address} to {registry.address}",
                 extra_env=FrozenDict(registry_env),

@@ -190,16 +190,22 @@ class BaseOrigin:
     reference: Reference | None
 
 
-@rule
-async def base_origin(request: BaseOriginRequest, union_membership: UnionMembership
-                      ) -> BaseOrigin:
+async def base_of(image: Address, union_membership: UnionMembership) -> Target | None:
+    """The target the `base` of the oci_image at `image` names; None for scratch."""
     wrapped = await Get(
-        WrappedTarget, WrappedTargetRequest(request.image, description_of_origin="<infallible>")
+        WrappedTarget, WrappedTargetRequest(image, description_of_origin="<infallible>")
     )
     base = wrapped.target[OciImageBaseField].value
     if base == SCRATCH:
-        return BaseOrigin(None)
-    target, _ = await base_target(request.image, base, union_membership)
+        return None
+    target, _ = await base_target(image, base, union_membership)
+    return target
+
+
+@rule
+async def base_origin(request: BaseOriginRequest, union_membership: UnionMembership
+                      ) -> BaseOrigin:
+    target = await base_of(request.image, union_membership)
     if isinstance(target, OciPullTarget):
         return BaseOrigin(parse_reference(target[OciPullImageField].value))
     if isinstance(target, OciImageTarget):

@@ -45,12 +45,10 @@ from ocibuild.protocol.sbom import (
 )
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
-    SCRATCH,
     DebianPackagesTarget,
-    OciImageBaseField,
     OciPythonAppTarget,
 )
-from pants_oci.util_rules.base_image import base_target
+from pants_oci.util_rules.base_image import base_of
 from pants_oci.util_rules.image import (
     OciImage,
     OciImageRequest,
@@ -160,13 +158,7 @@ async def _artifacts(contents: tuple[LayerContent, ...]) -> list[SbomArtifact]:
 async def debian_lockfile(image: Address, union_membership: UnionMembership
                           ) -> tuple[str, Digest] | None:
     """The lockfile of the image's `debian_packages` base, if it has one: path, digest."""
-    wrapped = await Get(
-        WrappedTarget, WrappedTargetRequest(image, description_of_origin="<infallible>")
-    )
-    base = wrapped.target[OciImageBaseField].value
-    if base == SCRATCH:
-        return None
-    target, _ = await base_target(image, base, union_membership)
+    target = await base_of(image, union_membership)
     if not isinstance(target, DebianPackagesTarget):
         return None
     path = target.lockfile_path()
