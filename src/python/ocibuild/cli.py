@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import signal
 import sys
 import traceback
-import importlib
 from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 # Each command imports what only it needs, its request type included: a layer process (the
@@ -124,11 +124,10 @@ def run_docker_archive(request: DockerArchiveRequest, out_dir: Optional[str]
                        ) -> DockerArchiveResult:
     from ocibuild.docker_archive import write_docker_archive
     from ocibuild.layout import OciLayout, resolve_image
+    from ocibuild.protocol.archive import DockerArchiveResult
 
     layout = OciLayout(request.layout)
     image = resolve_image(layout, ref_name=request.ref_name)
-    from ocibuild.protocol.archive import DockerArchiveResult
-
     write_docker_archive(layout, image, list(request.repo_tags), request.out)
     return DockerArchiveResult(request.out, image.manifest_descriptor.digest)
 

@@ -113,8 +113,7 @@ class _Chunks:
         self._pos = 0
 
     def _hand_over(self) -> None:
-        if self._pos:
-            self._emit(self._view[:self._pos])
+        self._emit(self._view[:self._pos])
         self._fresh()
 
     def write(self, data: bytes) -> None:
@@ -150,7 +149,8 @@ class _Chunks:
             self._hand_over()
 
     def close(self) -> None:
-        self._hand_over()
+        if self._pos:
+            self._emit(self._view[:self._pos])
 
 
 def _add_file(out: _Chunks, entry: LayerEntry) -> None:
