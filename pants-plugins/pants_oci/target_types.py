@@ -1108,8 +1108,11 @@ class OciPythonAppTarget(Target):
         interpreter Pants picks for their `interpreter_constraints`, which should match the
         base's Python (the `.pyc` are compiled by it). Each distribution's importable files
         and `.dist-info` go in; its console scripts and data files (a wheel's `.data/`) do
-        not: run modules with `python -m`. The wheels are resolved for the machine that
-        builds: a wheel with native code for another platform than the image's is an error
-        naming it (use a `pex_binary` with `complete_platforms` for such images).
+        not: run modules with `python -m`. `/app/site-packages` is on `PYTHONPATH`, not a
+        site directory, so `.pth` files there are not processed: a distribution that needs
+        one (an old `-nspkg.pth` namespace package) needs a PEX. The wheels are resolved for
+        the machine that builds: a wheel with native code for another platform than the
+        image's is an error naming it (use a `pex_binary` with `complete_platforms` for such
+        images).
         """
     )
