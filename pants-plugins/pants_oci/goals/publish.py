@@ -5,10 +5,11 @@ of `ocibuild.registry.credentials`) reach only their environment. The manifest d
 from `package`, so each push is reported as `ref@digest`; after pushing, dist/ holds
 `<name>.digest` (the manifest digest) and `<name>.refs` (`registry/repo:tag@digest` per push).
 Blobs another repository of the same registry has are mounted, not uploaded: a base pulled
-from it, or another image on the same base published to it (`util_rules.mount_source`). The image's SBOMs
-and provenance (unless `sbom=False`, `provenance=False`) follow it as OCI 1.1 referrers
-(`ocibuild.registry.referrers`). With `[oci].signing_key`, a second interactive process signs
-each pushed digest as cosign does and pushes the signature (`ocibuild.registry.signatures`).
+from it, or another image on the same base published to it (`util_rules.mount_source`). The
+image's SBOMs and provenance (unless `sbom=False`, `provenance=False`) follow it as OCI 1.1
+referrers (`ocibuild.registry.referrers`). With `[oci].signing_key`, a second interactive
+process signs each pushed digest as cosign does and pushes the signature
+(`ocibuild.registry.signatures`).
 """
 
 from __future__ import annotations
