@@ -1106,7 +1106,10 @@ class OciPythonAppTarget(Target):
 
         The distributions are resolved from the sources' resolve (its lockfile) for the
         interpreter Pants picks for their `interpreter_constraints`, which should match the
-        base's Python (the `.pyc` are compiled by it). Each distribution's importable files
+        base's Python (the `.pyc` are compiled by it). The `.pyc` bytes depend on that
+        interpreter's patch release (20 of 50 files differ between CPython 3.13.0 and
+        3.13.5), so for the same digests on every machine pin the patch release in
+        `interpreter_constraints` (e.g. `CPython==3.13.5`, the base's). Each distribution's importable files
         and `.dist-info` go in; its console scripts and data files (a wheel's `.data/`) do
         not: run modules with `python -m`. `/app/site-packages` is on `PYTHONPATH`, not a
         site directory, so `.pth` files there are not processed: a distribution that needs
