@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -28,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.peers_bench import ensure_tool_python  # noqa: E402
+from bench.publish_bench import pants  # noqa: E402
 from tests.e2e.repo import copy_repo, stop_pantsd  # noqa: E402
 from tests.fixtures.registry import start_registry  # noqa: E402
 
@@ -60,10 +60,7 @@ def _base(directory: Path, megabytes: int, work: Path) -> None:
 
 
 def _pants(repo: Path, *args: str) -> float:
-    start = time.monotonic()
-    subprocess.run(["./pants", "--no-dynamic-ui", *args], cwd=repo, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - start
+    return pants(repo, *args, env=dict(os.environ))
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from pants.engine.internals.native_engine import (
     InvalidTargetNameError,
 )
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import AllTargets, Target
+from pants.engine.target import AllUnexpandedTargets, Target
 from pants.engine.unions import UnionMembership
 
 from pants_oci.subsystems.oci import OciSubsystem, select_registries
@@ -91,7 +91,7 @@ async def _repository_in(target: Target, registry: str, oci: OciSubsystem) -> st
 
 
 @rule
-async def mount_source(request: MountSourceRequest, oci: OciSubsystem, all_targets: AllTargets,
+async def mount_source(request: MountSourceRequest, oci: OciSubsystem,
                        union_membership: UnionMembership) -> MountSource:
     origin = await Get(BaseOrigin, BaseOriginRequest(request.image))
     if origin.reference is not None and origin.reference.registry == request.registry:
@@ -103,6 +103,9 @@ async def mount_source(request: MountSourceRequest, oci: OciSubsystem, all_targe
         published = await _repository_in(base_tgt, request.registry, oci)
         if published is not None:
             return MountSource(published)
+    # Only now, and unexpanded (an oci_image is never generated): reading every BUILD file is
+    # the one cost here, and expanding generators would redo it after each source edit.
+    all_targets = await Get(AllUnexpandedTargets)
     siblings = sorted(
         (t for t in all_targets if isinstance(t, OciImageTarget) and t.address != request.image
          and _base_address(t) == base_tgt.address),

@@ -130,8 +130,7 @@ class _HashAhead:
         if len(data) < self._GATHER or self._small:
             self._small += data
             if len(self._small) >= self._GATHER:
-                self._hash(bytes(self._small))
-                self._small.clear()
+                self._hash_small()
         else:
             self._hash(data if isinstance(data, bytes) else bytes(data))
         if self._sink is not None:
@@ -141,13 +140,17 @@ class _HashAhead:
     def write_chunk(self, chunk: memoryview) -> None:
         """A write whose buffer the caller hands over (never to change it again): it is
         hashed where it is, not copied first."""
-        if self._small:
-            self._hash(bytes(self._small))
-            self._small.clear()
+        self._hash_small()
         self.size += len(chunk)
         self._hash(chunk)
         if self._sink is not None:
             self._sink.write(chunk)
+
+    def _hash_small(self) -> None:
+        """Hash the gathered small writes, if any (before anything written after them)."""
+        if self._small:
+            self._hash(bytes(self._small))
+            self._small.clear()
 
     def _hash(self, chunk: Union[bytes, memoryview]) -> None:
         self._pending.append(self._pool.submit(self._sha.update, chunk))
@@ -158,9 +161,7 @@ class _HashAhead:
         self._sink = None
 
     def finish(self) -> None:
-        if self._small:
-            self._hash(bytes(self._small))
-            self._small.clear()
+        self._hash_small()
         while self._pending:
             self._pending.popleft().result()
         self._pool.shutdown(wait=True)
