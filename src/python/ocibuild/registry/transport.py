@@ -32,7 +32,7 @@ import os
 import re
 import time
 from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
@@ -47,6 +47,7 @@ from ocibuild.registry.errors import (
     error_message,
     printable,
 )
+from ocibuild.registry.origin import origin, refusal
 from ocibuild.untrusted import field, load_json
 
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -94,17 +95,6 @@ def retry_after_s(value: Optional[str], default: float) -> float:
     except (TypeError, ValueError, OverflowError, IndexError):
         return default
     return max(0.0, min(when - time.time(), MAX_WAIT_S))
-
-
-def origin(url: str) -> Tuple[str, str, Optional[int]]:
-    """(scheme, host, port): where credentials may go is decided on this, as browsers do."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:  # not a port: matches no origin (the request itself fails later)
-        port = -1
-    return scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(scheme)
 
 
 class Transport:
@@ -311,12 +301,13 @@ class Transport:
                             "in front of it is redirecting in a loop")
 
     def _check_target(self, method: str, url: str, target: str, status: int, what: str) -> None:
-        """http(s) only, and https only unless the registry was declared plain HTTP."""
-        scheme = urlsplit(target).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise RegistryError(method, url, status, f"{what} {printable(target)!r} is not an "
-                                "http(s) URL; refusing to follow it")
-        if scheme == "http" and not self.insecure:
+        """A URL we send to: one that every URL parser reads alike (`origin.refusal`), http(s),
+        and https only unless the registry was declared plain HTTP."""
+        problem = refusal(target)
+        if problem:
+            raise RegistryError(method, url, status, f"{what} {printable(target)!r} {problem}; "
+                                "refusing to follow it")
+        if origin(target).scheme == "http" and not self.insecure:
             raise RegistryError(method, url, status, f"{what} {printable(target)!r} is plain "
                                 "HTTP, but the registry is HTTPS; refusing the downgrade (only "
                                 "a registry marked insecure may use plain HTTP)")
@@ -358,16 +349,15 @@ class Transport:
                                 f"unsupported auth scheme {printable(scheme)[:40]!r}")
 
     def _check_realm(self, realm: str, method: str, url: str) -> None:
-        scheme = urlsplit(realm).scheme.lower()
-        if scheme == "https" or (scheme == "http" and self.insecure):
-            return
-        if scheme == "http":
+        problem = refusal(realm)
+        if problem:
+            raise RegistryError(method, url, 401, f"the Bearer challenge names the token realm "
+                                f"{printable(realm)!r}, which {problem}")
+        if origin(realm).scheme == "http" and not self.insecure:
             raise RegistryError(method, url, 401, f"the Bearer challenge names the token realm "
                                 f"{printable(realm)!r}, plain HTTP: credentials would travel in "
                                 "clear. An HTTPS registry must name an https realm (only a "
                                 "registry marked insecure may use an http one)")
-        raise RegistryError(method, url, 401, f"the Bearer challenge names the token realm "
-                            f"{printable(realm)!r}, which is not an http(s) URL")
 
     def _token(self, params: Mapping[str, str], scope: str, method: str, url: str) -> str:
         realm = params.get("realm")
