@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocibuild import mediatypes
+from ocibuild.debian.repository import Mirror
+from ocibuild.errors import OciBuildError
 from ocibuild.reference import parse_reference
 from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.origin import NOWHERE, Origin, origin, refusal
@@ -195,4 +197,34 @@ def test_a_redirect_to_localhost_of_a_127_registry_gets_no_credentials(
         registry.on("GET", "/v2/app/manifests/1",
                     redirect(f"http://localhost:{port}/v2/app/manifests/x", 307))
         fetch_manifest(_transport(registry.host), parse_reference(f"{registry.host}/app"), "1")
+    assert thief.authorizations() == [None]
+
+
+MIRROR_BASIC = "Basic " + base64.b64encode(b"apt:" + PASSWORD.encode()).decode()
+
+
+def _private_mirror(mirror: HostileRegistry) -> Mirror:
+    return Mirror(f"http://apt:{PASSWORD}@{mirror.host}/debian", "s", allow_unsigned=True)
+
+
+def test_a_backslash_redirect_of_a_mirror_gets_nothing(thief: HostileRegistry) -> None:
+    with HostileRegistry() as mirror:
+        location = _backslash(thief, mirror.host, "/debian/dists/s/InRelease")
+        mirror.on("GET", "/debian/dists/s/InRelease", redirect(location))
+        with pytest.raises(OciBuildError) as err:
+            _private_mirror(mirror).release()
+        assert mirror.authorizations() == [MIRROR_BASIC]
+    assert str(err.value) == (f"GET http://***@{mirror.host}/debian/dists/s/InRelease: 302: the "
+                              f"redirect to {location!r} holds a backslash (HTTP libraries "
+                              "disagree on where its host ends); refusing to follow it")
+    assert thief.seen == []
+
+
+def test_a_mirror_redirect_keeps_the_credentials_on_the_mirror(thief: HostileRegistry) -> None:
+    with HostileRegistry() as mirror:
+        mirror.on("GET", "/debian/dists/s/InRelease", redirect("/moved/InRelease"))
+        mirror.on("GET", "/moved/InRelease", redirect(thief.url + "/InRelease", 307))
+        with pytest.raises(OciBuildError):  # the thief's answer is no Release file
+            _private_mirror(mirror).release()
+        assert mirror.authorizations() == [MIRROR_BASIC, MIRROR_BASIC]
     assert thief.authorizations() == [None]

@@ -18,17 +18,29 @@ import time
 from typing import Optional
 
 import requests
+import urllib3
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ocibuild.registry.errors import RegistryError
 
 
+# No request waits longer than this, whatever a size or an option says: a day. Also keeps
+# every timer value one `threading.Timer` takes (a value past ~292 years is OverflowError).
+MAX_DEADLINE_S = 24 * 3600.0
+
+
+def safe_seconds(seconds: float) -> float:
+    """`seconds` within [0, MAX_DEADLINE_S]; NaN is 0 (no time, rather than forever)."""
+    return max(0.0, min(seconds, MAX_DEADLINE_S)) if seconds == seconds else 0.0
+
+
 class Deadline:
-    """When one attempt of a request must be complete (its body read)."""
+    """When one attempt of a request must be complete (its body read); it starts when made,
+    that is before the connection is opened, so connecting and the headers count too."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.at = time.monotonic() + seconds
+        self.seconds = safe_seconds(seconds)
+        self.at = time.monotonic() + self.seconds
 
     def remaining(self) -> float:
         return self.at - time.monotonic()
@@ -66,7 +78,7 @@ class Watchdog:
 
     def __init__(self, deadline: Deadline) -> None:
         self.connections: list = []
-        self._timer = threading.Timer(max(0.0, deadline.remaining()), self._fire)
+        self._timer = threading.Timer(safe_seconds(deadline.remaining()), self._fire)
         self._timer.daemon = True
 
     def __enter__(self) -> "Watchdog":
@@ -88,11 +100,31 @@ class Watchdog:
                 pass
 
 
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """Its pools, direct or through a proxy, record connections for `Watchdog`."""
+
+    _POOLS = {"http": _WatchedPool, "https": _WatchedTlsPool}
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # SOCKS keeps its own pools (unwatched)
+            manager.pool_classes_by_scheme = self._POOLS
+        return manager
+
+
+def watch(session: requests.Session) -> requests.Session:
+    """`session`, its http(s) connections made visible to `Watchdog` (done once)."""
+    if not isinstance(session.get_adapter("http://x/"), _WatchedAdapter):
+        adapter = _WatchedAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    return session
+
+
 def watched_session() -> requests.Session:
     """A session whose connections `Watchdog` can shut."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter()
-    adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTlsPool}
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    return watch(requests.Session())

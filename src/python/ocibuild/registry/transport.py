@@ -16,7 +16,8 @@ answered, and an identity token (in a POST body) never follows a redirect to ano
 Bounds, so a hostile or broken server costs little: error bodies are read up to
 `MAX_ERROR_BODY`, small answers (token replies) up to `MAX_REPLY`; callers read documents
 with their own cap. Each attempt of a request has an overall deadline (`deadline_s`, plus
-size / `min_rate` for a blob) covering headers and body (see `deadline.py`); passing it is
+size / `min_rate` for a blob, at most `MAX_BLOB_DEADLINE_S`) from before it connects to its
+last body byte (see `deadline.py`); passing it is
 a non-retryable error (a server that slow will not do better on a retry, and retrying would
 multiply the wait). The connect/read timeouts still bound each socket operation.
 
@@ -60,8 +61,12 @@ MAX_REDIRECTS = 10
 MAX_REPLY = 1 << 20
 # Each attempt of a request: a manifest, a token, an upload's answer. Blobs get more, below.
 DEADLINE_S = 120.0
-# A blob's deadline grows by its size at this rate (512 kbit/s: 1 GiB may take 4.6 hours).
+# A blob's deadline grows by its size at this rate (512 kbit/s: 1 GiB may take 4.6 hours),
+# up to MAX_BLOB_DEADLINE_S: the size is the server's word (a manifest may declare 1e30
+# bytes), so it cannot buy unbounded time. A blob over ~1.3 GiB must come faster than
+# MIN_RATE to make it in 6 hours.
 MIN_RATE = 64 << 10
+MAX_BLOB_DEADLINE_S = 6 * 3600.0
 _READ_SIZE = 64 << 10
 _REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -136,7 +141,10 @@ class Transport:
         return path_or_url if "://" in path_or_url else self.base + path_or_url
 
     def blob_deadline_s(self, size: int) -> float:
-        return self.deadline_s + size / self.min_rate
+        # Compared before dividing: a size of 10**400 is no float.
+        if self.min_rate <= 0 or size >= MAX_BLOB_DEADLINE_S * self.min_rate:
+            return MAX_BLOB_DEADLINE_S
+        return min(self.deadline_s + size / self.min_rate, MAX_BLOB_DEADLINE_S)
 
     def request(self, method: str, path_or_url: str, *, scope: str,
                 expected: Tuple[int, ...] = (200,), stream: bool = False,
@@ -315,11 +323,12 @@ class Transport:
     def _once(self, method: str, url: str, headers: Mapping[str, str], deadline: Deadline,
               **kwargs) -> requests.Response:
         # Each read waits at most what is left of the deadline: a silent server is bounded too.
-        read_timeout = max(0.01, min(TIMEOUT_S[1], deadline.remaining()))
+        left = max(0.01, deadline.remaining())
+        timeouts = (min(TIMEOUT_S[0], left), min(TIMEOUT_S[1], left))
         try:
             with Watchdog(deadline):  # until the headers are in; `chunks` watches the body
                 response = self.session.request(method, url, headers=headers, stream=True,
-                                                timeout=(TIMEOUT_S[0], read_timeout),
+                                                timeout=timeouts,
                                                 allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as err:
             raise RegistryError(method, url, 0, f"TLS verification failed ({err.__class__.__name__}); "

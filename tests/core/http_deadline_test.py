@@ -1,0 +1,126 @@
+"""Every HTTP request ocibuild makes has a deadline from before it connects, and bounded timers.
+
+Servers on loopback trickle their response headers one byte a second (the read timeout
+never fires): a Debian index fetch (`ocibuild lock`), a .deb download and a registry blob
+pull are each cut at their deadline, with the exact error. A declared blob size of any
+magnitude gives a deadline of at most `MAX_BLOB_DEADLINE_S`, and no watchdog thread dies.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+import requests
+
+from ocibuild import mediatypes
+from ocibuild.debian import repository
+from ocibuild.debian.download import fetch_deb
+from ocibuild.debian.repository import Mirror
+from ocibuild.errors import OciBuildError
+from ocibuild.image.manifest import Descriptor
+from ocibuild.reference import parse_reference
+from ocibuild.registry.deadline import MAX_DEADLINE_S, Deadline, Watchdog
+from ocibuild.registry.errors import RegistryError
+from ocibuild.registry.pull import download_blob
+from ocibuild.registry.transport import MAX_BLOB_DEADLINE_S, Transport
+from tests.fixtures.hostile_registry import HostileRegistry, answer, elapsed, trickle_headers
+from tests.fixtures.time_limit import within
+
+
+@pytest.fixture
+def trickling() -> Iterator[HostileRegistry]:
+    """Answers every GET with headers trickled one byte a second."""
+    with HostileRegistry() as server:
+        server.on("GET", "/", trickle_headers(1.0))
+        yield server
+
+
+@contextmanager
+def thread_errors() -> Iterator[List[BaseException]]:
+    """What threads started inside raised (set in the test body: pytest sets its own hook
+    around each test call)."""
+    errors: List[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        yield errors
+    finally:
+        threading.excepthook = previous
+
+
+def test_a_mirror_trickling_its_headers_meets_the_deadline(
+        trickling: HostileRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repository, "DEADLINE_S", 1.5)
+    mirror = Mirror(trickling.url + "/debian", "bookworm", allow_unsigned=True)
+    start = time.monotonic()
+    with within(20), pytest.raises(OciBuildError) as err:
+        mirror.release()
+    assert elapsed(start) < 4
+    assert str(err.value) == (f"GET {trickling.url}/debian/dists/bookworm/InRelease: not "
+                              "complete after 0 bytes when the deadline of 1.5 s passed; the "
+                              "mirror is too slow or stalled, retry or use another mirror")
+
+
+def test_a_deb_download_trickling_its_headers_meets_the_deadline(
+        trickling: HostileRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repository, "DEADLINE_S", 1.5)
+    url = trickling.url + "/pool/main/h/hello.deb"
+    start = time.monotonic()
+    with within(20), pytest.raises(OciBuildError) as err:
+        # A plain session, as `ocibuild build` passes: fetch_deb must watch it itself.
+        fetch_deb(requests.Session(), [url], "a" * 64, 100, str(tmp_path))
+    assert elapsed(start) < 4
+    assert str(err.value) == (f"GET {url}: not complete after 0 bytes when the deadline of "
+                              "1.5 s passed; the mirror is too slow or stalled, retry or use "
+                              "another mirror")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_blob_pull_trickling_its_headers_meets_the_deadline(
+        trickling: HostileRegistry, tmp_path: Path) -> None:
+    descriptor = Descriptor(mediatypes.OCI_LAYER_GZIP, "sha256:" + "b" * 64, 100)
+    transport = Transport(trickling.host, insecure=True, deadline_s=1.0, min_rate=200)
+    start = time.monotonic()
+    with within(20), pytest.raises(RegistryError, match=r"^GET .*/v2/app/blobs/sha256:b{64}: 0: "
+                                                        r"no complete answer within 1.5 s"):
+        download_blob(transport, parse_reference(f"{trickling.host}/app"), descriptor,
+                      str(tmp_path / "blob"))
+    assert elapsed(start) < 4
+
+
+@pytest.mark.parametrize("size", [0, 1 << 30, 10 << 30, 2 ** 63 - 1, 10 ** 30, 10 ** 400])
+def test_a_blob_deadline_is_capped_whatever_its_declared_size(size: int) -> None:
+    seconds = Transport("registry.example").blob_deadline_s(size)
+    assert seconds == min(120 + size / (64 << 10), MAX_BLOB_DEADLINE_S) if size < 10 ** 100 \
+        else seconds == MAX_BLOB_DEADLINE_S
+    assert MAX_BLOB_DEADLINE_S == 6 * 3600
+
+
+@pytest.mark.parametrize("seconds", [1e30, math.inf, -5.0, math.nan, 10.0 ** 300])
+def test_every_deadline_makes_a_timer_that_works(seconds: float) -> None:
+    deadline = Deadline(seconds)
+    with thread_errors() as errors, Watchdog(deadline):
+        time.sleep(0.05)  # the timer thread has started waiting (or fired, for <= 0)
+    assert errors == []
+    assert 0 <= deadline.seconds <= MAX_DEADLINE_S
+
+
+def test_a_huge_declared_blob_size_keeps_the_watchdog_alive(tmp_path: Path) -> None:
+    descriptor = Descriptor(mediatypes.OCI_LAYER_GZIP, "sha256:" + "b" * 64, 10 ** 30)
+    with HostileRegistry() as registry:
+        # A moment before answering, so the watchdog's timer is waiting when it is cancelled.
+        registry.on("GET", "/v2/app/blobs/",
+                    lambda handler: (time.sleep(0.2), answer(200, b"short")(handler)))
+        transport = Transport(registry.host, insecure=True)
+        with thread_errors() as errors, pytest.raises(
+                OciBuildError, match=r"the blob has digest sha256:[0-9a-f]{64} and size 5, not "
+                                     r"sha256:b{64} and 10{30}; not using"):
+            download_blob(transport, parse_reference(f"{registry.host}/app"), descriptor,
+                          str(tmp_path / "blob"))
+    assert errors == []
