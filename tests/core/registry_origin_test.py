@@ -21,14 +21,16 @@ from hypothesis import strategies as st
 
 from ocibuild import mediatypes
 from ocibuild.debian.repository import Mirror
+from ocibuild.digest import bytes_digest
 from ocibuild.errors import OciBuildError
+from ocibuild.image.manifest import Descriptor
 from ocibuild.reference import parse_reference
 from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.origin import NOWHERE, Origin, origin, refusal
-from ocibuild.registry.pull import fetch_manifest
+from ocibuild.registry.pull import download_blob, fetch_manifest
 from ocibuild.registry.transport import Credentials, Transport
 from tests.core.hostile_registry_test import _push, _uploads_elsewhere
-from tests.fixtures.hostile_registry import HostileRegistry, answer, redirect
+from tests.fixtures.hostile_registry import HostileRegistry, answer, redirect, tls_files
 
 PASSWORD = "hunter2-s3cret"
 CREDS = Credentials("ci", PASSWORD)
@@ -228,3 +230,41 @@ def test_a_mirror_redirect_keeps_the_credentials_on_the_mirror(thief: HostileReg
             _private_mirror(mirror).release()
         assert mirror.authorizations() == [MIRROR_BASIC, MIRROR_BASIC]
     assert thief.authorizations() == [None]
+
+
+def _tls_pair(tmp_path: Path):
+    """(the registry's CA files, another CA's files): two private CAs."""
+    return tls_files(tmp_path / "registry-ca"), tls_files(tmp_path / "system-ca")
+
+
+def _blob_behind(registry: HostileRegistry, storage_port: int) -> Descriptor:
+    """A blob the registry redirects to `https://localhost:PORT` (another host name)."""
+    data = b"blob bytes"
+    registry.on("GET", "/v2/app/blobs/",
+                redirect(f"https://localhost:{storage_port}/b", 307))
+    return Descriptor(mediatypes.OCI_LAYER_GZIP, bytes_digest(data), len(data))
+
+
+@pytest.mark.parametrize("storage_ca", ["system", "registry"])
+def test_the_registry_ca_cert_applies_to_the_registry_host_only(
+        storage_ca: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry_tls, system_tls = _tls_pair(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(system_tls[2]))  # this test's system store
+    storage_tls = system_tls if storage_ca == "system" else registry_tls
+    with HostileRegistry(registry_tls) as registry, HostileRegistry(storage_tls) as storage:
+        descriptor = _blob_behind(registry, int(storage.host.split(":")[1]))
+        storage.on("GET", "/b", answer(200, b"blob bytes"))
+        transport = Transport(registry.host, ca_cert=registry.ca_cert, attempts=1)
+        target = tmp_path / "blob"
+        if storage_ca == "system":
+            download_blob(transport, parse_reference(f"{registry.host}/app"), descriptor,
+                          str(target))
+            assert target.read_bytes() == b"blob bytes"
+        else:  # the registry's private CA does not vouch for another host
+            with pytest.raises(RegistryError, match=r"^GET https://localhost:\d+/b: 0: TLS "
+                                                    r"verification failed \(SSLError\) for this "
+                                                    r"host, which is not the registry's: the "
+                                                    r"system's trusted CAs must vouch for it"):
+                download_blob(transport, parse_reference(f"{registry.host}/app"), descriptor,
+                              str(target))
+            assert storage.seen == []

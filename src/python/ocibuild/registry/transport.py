@@ -124,8 +124,7 @@ class Transport:
         self.session = watched_session()
         # The machine's proxy settings must not apply to a registry we were told to use.
         self.session.trust_env = False
-        if ca_cert:
-            self.session.verify = ca_cert
+        self.ca_cert = ca_cert
         self._auth: Dict[str, str] = {}  # scope -> Authorization header value
 
     def __repr__(self) -> str:  # never the tokens or credentials it holds
@@ -328,10 +327,18 @@ class Transport:
         try:
             with Watchdog(deadline):  # until the headers are in; `chunks` watches the body
                 response = self.session.request(method, url, headers=headers, stream=True,
+                                                verify=self._trust(url),
                                                 timeout=timeouts,
                                                 allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as err:
-            raise RegistryError(method, url, 0, f"TLS verification failed ({err.__class__.__name__}); "
+            kind = err.__class__.__name__
+            if origin(url).host != origin(self.base).host:
+                raise RegistryError(method, url, 0, f"TLS verification failed ({kind}) for "
+                                    "this host, which is not the registry's: the "
+                                    "system's trusted CAs must vouch for it (the registry's "
+                                    "`ca_cert` applies to the registry's host only; "
+                                    "$REQUESTS_CA_BUNDLE names another bundle)") from None
+            raise RegistryError(method, url, 0, f"TLS verification failed ({kind}); "
                                 "give the CA certificate that signed the registry's certificate "
                                 "(`ca_cert` in [oci.registries], or --ca-cert)") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
@@ -343,6 +350,16 @@ class Transport:
                                 f"{err.__class__.__name__}") from None
         response.deadline = deadline  # type: ignore[attr-defined]  # for reading its body
         return response
+
+    def _trust(self, url: str):
+        """What verifies `url`'s certificate: `ca_cert` for the registry's own host (any port:
+        the CA vouches for that name), the system store for every other host (blob storage,
+        a token realm elsewhere), so a registry's private CA cannot vouch for them. The
+        system store is requests' (certifi), or `$REQUESTS_CA_BUNDLE` / `$CURL_CA_BUNDLE`
+        as requests reads them (`trust_env` is off here for the sake of proxies)."""
+        if self.ca_cert and origin(url).host == origin(self.base).host:
+            return self.ca_cert
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
     def _authenticate(self, challenge: str, scope: str, method: str, url: str) -> None:
         scheme, params = parse_challenge(challenge)
