@@ -8,10 +8,13 @@ magnitude gives a deadline of at most `MAX_BLOB_DEADLINE_S`, and no watchdog thr
 
 from __future__ import annotations
 
+import functools
 import math
 from contextlib import contextmanager
 import threading
 import time
+import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Iterator, List
 
@@ -27,7 +30,7 @@ from ocibuild.image.manifest import Descriptor
 from ocibuild.reference import parse_reference
 from ocibuild.registry.deadline import MAX_DEADLINE_S, Deadline, Watchdog
 from ocibuild.registry.errors import RegistryError
-from ocibuild.registry.pull import download_blob
+from ocibuild.registry.pull import download_blob, fetch_manifest
 from ocibuild.registry.transport import MAX_BLOB_DEADLINE_S, Transport
 from tests.fixtures.hostile_registry import HostileRegistry, answer, elapsed, trickle_headers
 from tests.fixtures.time_limit import within
@@ -124,3 +127,37 @@ def test_a_huge_declared_blob_size_keeps_the_watchdog_alive(tmp_path: Path) -> N
             download_blob(transport, parse_reference(f"{registry.host}/app"), descriptor,
                           str(tmp_path / "blob"))
     assert errors == []
+
+
+@functools.lru_cache(maxsize=None)
+def _gzip_bomb(size: int) -> bytes:
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b"\0" * (1 << 20)
+    return b"".join(squeeze.compress(block) for _ in range(size >> 20)) + squeeze.flush()
+
+
+@pytest.mark.parametrize("what", ["manifest", "token"])
+def test_a_gzip_bomb_is_cut_at_the_cap_of_decoded_bytes(what: str) -> None:
+    """requests decodes Content-Encoding: the caps count decoded bytes, read a bounded
+    amount at a time, so 1 GiB never exists in memory."""
+    bomb = _gzip_bomb(1 << 30)  # 1 GiB of zeros in ~1 MiB
+    with HostileRegistry() as registry:
+        gzipped = {"Content-Encoding": "gzip", "Content-Type": mediatypes.OCI_MANIFEST}
+        if what == "token":
+            registry.require(f'Bearer realm="{registry.url}/token",service="s"')
+            registry.on("GET", "/token", answer(200, bomb, gzipped))
+            expected = (rf"^GET {registry.url}/token: 200: the token server's answer is over "
+                        r"1048576 bytes; refusing to parse it$")
+        else:
+            registry.on("GET", "/v2/app/manifests/1", answer(200, bomb, gzipped))
+            expected = (rf"^{registry.host}/app:1: the manifest is over 4194304 bytes; "
+                        "refusing it$")
+        tracemalloc.start()
+        try:
+            with pytest.raises(OciBuildError, match=expected):
+                fetch_manifest(Transport(registry.host, insecure=True),
+                               parse_reference(f"{registry.host}/app"), "1")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 32 << 20

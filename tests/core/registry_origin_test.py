@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocibuild import mediatypes
-from ocibuild.debian.repository import Mirror
+from ocibuild.debian.download import fetch_deb
+from ocibuild.debian.repository import Mirror, redact
 from ocibuild.digest import bytes_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
@@ -268,3 +269,24 @@ def test_the_registry_ca_cert_applies_to_the_registry_host_only(
                 download_blob(transport, parse_reference(f"{registry.host}/app"), descriptor,
                               str(target))
             assert storage.seen == []
+
+
+def test_a_token_realm_with_userinfo_gets_nothing(thief: HostileRegistry) -> None:
+    with HostileRegistry() as registry:
+        registry.require(f'Bearer realm="http://{registry.host}@{thief.host}/token"')
+        with pytest.raises(RegistryError, match=r"^GET .*: 401: the Bearer challenge names the "
+                                                r"token realm '.*', which holds a user name or "
+                                                r"password \(userinfo\)"):
+            fetch_manifest(_transport(registry.host), parse_reference(f"{registry.host}/app"), "1")
+    assert thief.seen == []
+
+
+def test_a_deb_url_parsers_read_differently_is_not_fetched(thief: HostileRegistry,
+                                                           tmp_path: Path) -> None:
+    """A lockfile's URL joins the mirror and a `Filename` the mirror chose."""
+    url = f"http://{thief.host}\\@127.0.0.1:1/pool/x.deb"
+    with pytest.raises(OciBuildError) as err:
+        fetch_deb(requests.Session(), [url], "a" * 64, 10, str(tmp_path))
+    assert str(err.value) == (f"GET {redact(url)}: the URL holds a backslash (HTTP libraries disagree "
+                              "on where its host ends); refusing to fetch it")
+    assert thief.seen == []

@@ -142,6 +142,11 @@ def _follow(session: requests.Session, url: str, shown: str,
     URL's credentials go to its own origin only."""
     auth = requests.utils.get_auth_from_url(url)
     home = origin(url)
+    # The URL is the mirror's and a lockfile's `Filename` (a mirror chose it): parsers must
+    # agree on it too (the mirror URL's own credentials are ours, so not counted).
+    problem = refusal(_without_userinfo(url))
+    if problem:
+        raise OciBuildError(f"GET {shown}: the URL {problem}; refusing to fetch it")
     for _ in range(MAX_REDIRECTS + 1):
         _check(deadline, shown, 0)
         left = max(0.01, deadline.remaining())
@@ -157,7 +162,7 @@ def _follow(session: requests.Session, url: str, shown: str,
             return response
         response.close()
         # Joined to the URL without its credentials: a server's URL never carries any.
-        target = urljoin(re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#]*@", r"\1", url), location)
+        target = urljoin(_without_userinfo(url), location)
         problem = refusal(target)
         if not problem and origin(url).scheme == "https" and origin(target).scheme == "http":
             problem = "is plain HTTP, redirected to from HTTPS (a downgrade)"
@@ -167,6 +172,11 @@ def _follow(session: requests.Session, url: str, shown: str,
         url = target
     raise OciBuildError(f"GET {shown}: more than {MAX_REDIRECTS} redirects; the mirror is "
                         "redirecting in a loop")
+
+
+def _without_userinfo(url: str) -> str:
+    # No backslash in what is cut: `http://EVIL\@mirror/` has no userinfo for urllib3.
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\\]*@", r"\1", url)
 
 
 def _check(deadline: Deadline, url: str, received: int) -> None:
