@@ -290,3 +290,17 @@ def test_a_deb_url_parsers_read_differently_is_not_fetched(thief: HostileRegistr
     assert str(err.value) == (f"GET {redact(url)}: the URL holds a backslash (HTTP libraries disagree "
                               "on where its host ends); refusing to fetch it")
     assert thief.seen == []
+
+
+def test_an_https_mirror_redirecting_to_http_is_refused(
+        thief: HostileRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tls = tls_files(tmp_path / "tls")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls[2]))  # mirrors use the system store
+    with HostileRegistry(tls) as mirror:
+        mirror.on("GET", "/debian/", redirect(thief.url + "/InRelease"))
+        with pytest.raises(OciBuildError) as err:
+            Mirror(mirror.url + "/debian", "s", allow_unsigned=True).release()
+    assert str(err.value) == (f"GET {mirror.url}/debian/dists/s/InRelease: 302: the redirect "
+                              f"to '{thief.url}/InRelease' is plain HTTP, redirected to from "
+                              "HTTPS (a downgrade); refusing to follow it")
+    assert thief.seen == []
