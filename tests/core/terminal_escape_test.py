@@ -143,3 +143,12 @@ def test_escape_sequences_in_an_upload_location_are_escaped(payload: str,
         _uploads_elsewhere(registry, f"{registry.url}/upload/{_header(payload)}")
         _push(tmp_path, registry, _transport(registry))
     assert is_clean(str(err.value)), str(err.value)
+
+
+def test_a_crash_report_is_escaped_too(capsys: pytest.CaptureFixture) -> None:
+    """A bug's text and traceback may quote a server (KeyError('\\x1b[2J')): printed escaped."""
+    from ocibuild import cli
+    assert cli._fail(cli.CRASH, "KeyError: '\x1b[2J'", 1, "Traceback\n  x = d['\u202e']\n") == 1
+    out, err = capsys.readouterr()
+    assert err == "ocibuild: error: KeyError: '\\x1b[2J'\nTraceback\n  x = d['\\u202e']\n\n"
+    assert is_clean(out) and json.loads(out)["message"] == "KeyError: '\\x1b[2J'"

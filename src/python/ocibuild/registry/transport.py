@@ -48,7 +48,7 @@ from ocibuild.registry.errors import (
     error_message,
     printable,
 )
-from ocibuild.registry.origin import origin, refusal
+from ocibuild.registry.origin import NOWHERE, origin, refusal
 from ocibuild.untrusted import field, load_json
 
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -284,7 +284,7 @@ class Transport:
         for _ in range(MAX_REDIRECTS + 1):
             deadline.check(first_method, first_url)
             hop_headers = dict(headers)
-            if auth and origin(url) == auth_origin:
+            if auth and auth_origin not in (None, NOWHERE) and origin(url) == auth_origin:
                 hop_headers["Authorization"] = auth
             if hasattr(data, "seek"):
                 data.seek(0)
