@@ -161,3 +161,32 @@ def test_a_gzip_bomb_is_cut_at_the_cap_of_decoded_bytes(what: str) -> None:
         finally:
             tracemalloc.stop()
     assert peak < 32 << 20
+
+
+def _header_flood(lines: int, width: int):
+    def respond(handler) -> None:
+        handler.close_connection = True
+        head = (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"a" * width)
+                                                  for i in range(lines))
+                + b"Content-Length: 0\r\n\r\n")
+        handler.write_body([head])
+    return respond
+
+
+@pytest.mark.parametrize("lines, width", [(100_000, 10), (1, 200_000)],
+                         ids=["100000-header-lines", "one-200-KB-line"])
+def test_a_header_flood_is_refused_at_once(lines: int, width: int) -> None:
+    with HostileRegistry() as server:
+        server.on("GET", "/", _header_flood(lines, width))
+        start = time.monotonic()
+        with pytest.raises(RegistryError) as registry_err:
+            fetch_manifest(Transport(server.host, insecure=True, attempts=1),
+                           parse_reference(f"{server.host}/app"), "1")
+        with pytest.raises(OciBuildError) as mirror_err:
+            Mirror(server.url, "s", allow_unsigned=True).release()
+        assert elapsed(start) < 5
+    assert str(registry_err.value) == (f"GET {server.url}/v2/app/manifests/1: 0: cannot "
+                                       "connect, or no well-formed status line and headers "
+                                       "came back: ConnectionError")
+    assert str(mirror_err.value) == (f"GET {server.url}/dists/s/InRelease: cannot download: "
+                                     "ConnectionError")

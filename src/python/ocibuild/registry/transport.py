@@ -343,7 +343,9 @@ class Transport:
                                 "(`ca_cert` in [oci.registries], or --ca-cert)") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             deadline.check(method, url)
-            raise RegistryError(method, url, 0, f"cannot connect: {err.__class__.__name__}",
+            # http.client refuses a head over 100 lines or a line over 64 KiB the same way.
+            raise RegistryError(method, url, 0, "cannot connect, or no well-formed status line "
+                                f"and headers came back: {err.__class__.__name__}",
                                 retryable=True) from None
         except (requests.exceptions.RequestException, ValueError) as err:
             raise RegistryError(method, url, 0, f"not a usable URL or request: "
