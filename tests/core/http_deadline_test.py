@@ -190,3 +190,25 @@ def test_a_header_flood_is_refused_at_once(lines: int, width: int) -> None:
                                        "came back: ConnectionError")
     assert str(mirror_err.value) == (f"GET {server.url}/dists/s/InRelease: cannot download: "
                                      "ConnectionError")
+
+
+def _stall_then_drop(seconds: float):
+    """Half a status line, a byte at a time over `seconds`, then the connection closes."""
+    def respond(handler) -> None:
+        handler.close_connection = True
+        part = b"HTTP/1.1 20"
+        handler.write_body((part[i:i + 1] for i in range(len(part))), seconds / len(part))
+    return respond
+
+
+def test_retries_share_a_budget_of_two_deadlines() -> None:
+    """Each try stalls until just before its 1 s deadline and drops: retried, but all tries
+    of the request end by 2 s, not 5 tries x 1 s."""
+    with HostileRegistry() as server:
+        server.on("GET", "/v2/app/manifests/1", _stall_then_drop(0.8))
+        transport = Transport(server.host, insecure=True, deadline_s=1.0, sleep=lambda s: None)
+        start = time.monotonic()
+        with pytest.raises(RegistryError, match=r"^GET .*/v2/app/manifests/1: 0: "):
+            fetch_manifest(transport, parse_reference(f"{server.host}/app"), "1")
+        assert elapsed(start) < 2.6
+        assert 2 <= len(server.seen) <= 3

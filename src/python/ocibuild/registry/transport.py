@@ -67,6 +67,8 @@ DEADLINE_S = 120.0
 # MIN_RATE to make it in 6 hours.
 MIN_RATE = 64 << 10
 MAX_BLOB_DEADLINE_S = 6 * 3600.0
+# The tries of one request (retries of 5xx and dropped connections) share twice its deadline.
+RETRY_BUDGET = 2
 _READ_SIZE = 64 << 10
 _REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -250,17 +252,22 @@ class Transport:
 
     def _send_retrying(self, method: str, url: str, scope: str, budget: float,
                        **kwargs) -> requests.Response:
+        # All tries together get RETRY_BUDGET deadlines: a server that stalls each try until
+        # just before its deadline, then drops it, must not multiply the wait by `attempts`.
+        overall = Deadline(RETRY_BUDGET * budget)
         for attempt in range(1, self.attempts + 1):
             backoff = BACKOFF_S * 2 ** (attempt - 1)
             try:
-                response = self._send(method, url, scope, Deadline(budget), **kwargs)
+                response = self._send(method, url, scope,
+                                      Deadline(min(budget, overall.remaining())), **kwargs)
             except RegistryError as err:
-                if not err.retryable or attempt == self.attempts:
+                if not err.retryable or attempt == self.attempts or overall.remaining() <= 0:
                     raise
                 self.retries += 1
                 self.sleep(backoff)
                 continue
-            if response.status_code not in RETRYABLE or attempt == self.attempts:
+            if response.status_code not in RETRYABLE or attempt == self.attempts \
+                    or overall.remaining() <= 0:
                 return response
             self._discard(response)
             self.retries += 1
