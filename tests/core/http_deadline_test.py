@@ -9,6 +9,7 @@ magnitude gives a deadline of at most `MAX_BLOB_DEADLINE_S`, and no watchdog thr
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from contextlib import contextmanager
 import threading
@@ -212,3 +213,30 @@ def test_retries_share_a_budget_of_two_deadlines() -> None:
             fetch_manifest(transport, parse_reference(f"{server.host}/app"), "1")
         assert elapsed(start) < 2.6
         assert 2 <= len(server.seen) <= 3
+
+
+def _trickled_chunk_size_line(handler) -> None:
+    """Chunked, then a chunk-size line that never ends, a byte every 0.1 s: each byte
+    restarts the read timeout, and the read of that one line never returns."""
+    handler.close_connection = True
+    handler.write_body([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"])
+    handler.write_body(itertools.repeat(b"0", 600), 0.1)
+
+
+def test_a_trickled_chunk_size_line_meets_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repository, "DEADLINE_S", 1.5)
+    with HostileRegistry() as server:
+        server.on("GET", "/", _trickled_chunk_size_line)
+        start = time.monotonic()
+        with within(20), pytest.raises(RegistryError) as registry_err:
+            fetch_manifest(Transport(server.host, insecure=True, deadline_s=1.5, attempts=1),
+                           parse_reference(f"{server.host}/app"), "1")
+        assert elapsed(start) < 4
+        with within(20), pytest.raises(OciBuildError) as mirror_err:
+            Mirror(server.url, "s", allow_unsigned=True).release()
+        assert elapsed(start) < 8
+    assert str(registry_err.value).startswith(f"GET {server.url}/v2/app/manifests/1: 0: no "
+                                              "complete answer within 1.5 s, the deadline")
+    assert str(mirror_err.value) == (f"GET {server.url}/dists/s/InRelease: not complete after "
+                                     "0 bytes when the deadline of 1.5 s passed; the mirror is "
+                                     "too slow or stalled, retry or use another mirror")

@@ -119,17 +119,21 @@ def fetch_to(session: requests.Session, url: str, limit: int, sink: Callable[[by
     received = [0]
     try:
         with _follow(watch(session), url, shown, deadline) as response:
-            if response.status_code == 404 and missing_ok:
-                return False
-            if response.status_code != 200:
-                raise OciBuildError(f"GET {shown}: {response.status_code}: "
-                                    f"{untrusted.shown(str(response.reason or ''), 100)}")
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, over "
-                                    f"the {limit}-byte limit; refusing to download it")
-            _stream(response, shown, limit, deadline, received, sink)
-            return True
+            try:
+                if response.status_code == 404 and missing_ok:
+                    return False
+                if response.status_code != 200:
+                    raise OciBuildError(f"GET {shown}: {response.status_code}: "
+                                        f"{untrusted.shown(str(response.reason or ''), 100)}")
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, "
+                                        f"over the {limit}-byte limit; refusing to download it")
+                _stream(response, shown, limit, deadline, received, sink)
+                return True
+            finally:
+                response.close()
+                response.watchdog.cancel()
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
         _check(deadline, shown, received[0])  # the watchdog shut the socket: say why
         raise OciBuildError(f"GET {shown}: cannot download: {err.__class__.__name__}") from None
@@ -150,17 +154,20 @@ def _follow(session: requests.Session, url: str, shown: str,
     for _ in range(MAX_REDIRECTS + 1):
         _check(deadline, shown, 0)
         left = max(0.01, deadline.remaining())
-        with Watchdog(deadline):  # the status line and headers; `_stream` watches the body
+        watchdog = Watchdog(deadline)  # cancelled once the body is read (`fetch_to`)
+        with watchdog:
             # identity: the sizes and digests InRelease gives are of the bytes as stored.
             response = session.get(url, timeout=(min(TIMEOUT_S[0], left),
                                                  min(TIMEOUT_S[1], left)),
                                    stream=True, allow_redirects=False,
                                    auth=auth if any(auth) and origin(url) == home else None,
                                    headers={"Accept-Encoding": "identity"})
+        response.watchdog = watchdog  # type: ignore[attr-defined]
         location = response.headers.get("Location")
         if response.status_code not in (301, 302, 303, 307, 308) or not location:
             return response
         response.close()
+        watchdog.cancel()
         # Joined to the URL without its credentials: a server's URL never carries any.
         target = urljoin(_without_userinfo(url), location)
         problem = refusal(target)
@@ -189,11 +196,13 @@ def _check(deadline: Deadline, url: str, received: int) -> None:
 def _stream(response: requests.Response, url: str, limit: int, deadline: Deadline,
             received: List[int], sink: Callable[[bytes], object]) -> None:
     # read1 returns what one receive brings, so the deadline is checked between receives
-    # (each bounded by the read timeout) and a server trickling bytes cannot stretch it.
+    # (each bounded by the read timeout, and a read stuck in a trickled chunk-size line by
+    # the watchdog) and a server trickling bytes cannot stretch it.
     read = getattr(response.raw, "read1", None) or response.raw.read
     while True:
         _check(deadline, url, received[0])
         chunk = read(CHUNK)
+        _check(deadline, url, received[0])  # a socket the watchdog shut may read as an end
         if not chunk:
             return
         received[0] += len(chunk)

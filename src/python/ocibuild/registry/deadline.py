@@ -2,9 +2,10 @@
 
 requests' read timeout restarts with every byte, so it bounds a silent server but not one
 that trickles: one byte a second keeps a client forever. `Deadline` is checked while a body
-streams (`Transport.chunks`); `Watchdog` covers the status line and headers, which
-http.client reads before we get the response (100 lines of 64 KiB each), by shutting the
-request's socket when the deadline passes, so the blocked read fails at once.
+streams (`Transport.chunks`), between reads; `Watchdog` covers what one read can block in:
+the status line and headers, which http.client reads before we get the response (100 lines
+of 64 KiB each), and a chunk-size line of the body (64 KiB too), by shutting the request's
+socket when the deadline passes, so the blocked read fails at once.
 
 The watchdog finds the socket through the connection pools of `watched_session`: they record
 the connections a request on this thread takes.
@@ -73,11 +74,16 @@ class _WatchedTlsPool(HTTPSConnectionPool, _WatchedPool):
 
 
 class Watchdog:
-    """`with Watchdog(deadline): session.request(...)`: the request's socket is shut if the
-    deadline passes before the response's headers are in."""
+    """`with Watchdog(deadline): response = session.request(...)`: the request's socket is
+    shut when the deadline passes, until `cancel` (call it once the body is read or the
+    response closed). While the head is read, it finds the socket through the connection
+    the pool handed out; from the moment the head is in, it holds that socket object itself,
+    so a connection reconnected for another request later is never touched (a closed socket
+    object cannot be shut: its descriptor is gone, not reused)."""
 
     def __init__(self, deadline: Deadline) -> None:
         self.connections: list = []
+        self.sockets: Optional[list] = None
         self._timer = threading.Timer(safe_seconds(deadline.remaining()), self._fire)
         self._timer.daemon = True
 
@@ -86,13 +92,21 @@ class Watchdog:
         self._timer.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+    def __exit__(self, exc_type, *exc) -> None:
         _watched.connections = None
+        if exc_type is not None:
+            self.cancel()
+        else:  # the body is still to come: a trickled chunk-size line must be cut too
+            self.sockets = [c.sock for c in self.connections if getattr(c, "sock", None)]
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
     def _fire(self) -> None:
-        for conn in self.connections:
-            sock = getattr(conn, "sock", None)
+        sockets = self.sockets
+        if sockets is None:
+            sockets = [getattr(conn, "sock", None) for conn in self.connections]
+        for sock in sockets:
             try:
                 if sock is not None:
                     sock.shutdown(socket.SHUT_RDWR)

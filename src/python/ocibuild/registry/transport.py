@@ -185,18 +185,25 @@ class Transport:
         """The body as it arrives, within `response.deadline`; read1 returns what one read
         got, so a trickle cannot keep us past the deadline."""
         deadline: Deadline = response.deadline  # type: ignore[attr-defined]
-        while True:
-            deadline.check(method, url)
-            try:
-                chunk = response.raw.read1(_READ_SIZE, decode_content=True)
-            except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
-                    OSError) as err:
+        try:
+            while True:
                 deadline.check(method, url)
-                raise RegistryError(method, url, 0, "the connection broke while reading the "
-                                    f"answer: {err.__class__.__name__}", retryable=True) from None
-            if not chunk:
-                return
-            yield chunk
+                try:
+                    chunk = response.raw.read1(_READ_SIZE, decode_content=True)
+                except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
+                        OSError) as err:
+                    deadline.check(method, url)
+                    raise RegistryError(method, url, 0, "the connection broke while reading "
+                                        f"the answer: {err.__class__.__name__}",
+                                        retryable=True) from None
+                # Past the deadline, even an end is no end: the watchdog shut the socket, and
+                # a cut chunk-size line reads as the last chunk.
+                deadline.check(method, url)
+                if not chunk:
+                    return
+                yield chunk
+        finally:  # read to the end, or given up: the connection may serve another request
+            response.watchdog.cancel()  # type: ignore[attr-defined]
 
     def location(self, response: requests.Response, method: str, url: str) -> str:
         """The `Location` an upload continues at (absolute, and checked like a redirect)."""
@@ -331,8 +338,9 @@ class Transport:
         # Each read waits at most what is left of the deadline: a silent server is bounded too.
         left = max(0.01, deadline.remaining())
         timeouts = (min(TIMEOUT_S[0], left), min(TIMEOUT_S[1], left))
+        watchdog = Watchdog(deadline)  # until `chunks` has read the body
         try:
-            with Watchdog(deadline):  # until the headers are in; `chunks` watches the body
+            with watchdog:
                 response = self.session.request(method, url, headers=headers, stream=True,
                                                 verify=self._trust(url),
                                                 timeout=timeouts,
@@ -358,6 +366,7 @@ class Transport:
             raise RegistryError(method, url, 0, f"not a usable URL or request: "
                                 f"{err.__class__.__name__}") from None
         response.deadline = deadline  # type: ignore[attr-defined]  # for reading its body
+        response.watchdog = watchdog  # type: ignore[attr-defined]
         return response
 
     def _trust(self, url: str):
