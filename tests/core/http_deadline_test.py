@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import socket
 from contextlib import contextmanager
 import threading
 import time
@@ -240,3 +241,26 @@ def test_a_trickled_chunk_size_line_meets_the_deadline(monkeypatch: pytest.Monke
     assert str(mirror_err.value) == (f"GET {server.url}/dists/s/InRelease: not complete after "
                                      "0 bytes when the deadline of 1.5 s passed; the mirror is "
                                      "too slow or stalled, retry or use another mirror")
+
+
+def test_an_upload_the_server_stops_reading_meets_the_deadline() -> None:
+    """The watchdog is armed while the body is sent too: a registry that accepts the
+    connection and never reads cannot hold a push (256 MiB fills every socket buffer)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    accepted: List[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    start = time.monotonic()
+    try:
+        with within(20), pytest.raises(RegistryError) as err:
+            Transport(host, insecure=True, attempts=1, deadline_s=1.5).request(
+                "PUT", "/v2/app/blobs/uploads/1", scope="s", expected=(201,),
+                data=b"x" * (256 << 20))
+    finally:
+        for sock in accepted + [listener]:
+            sock.close()
+    assert elapsed(start) < 4
+    assert str(err.value).startswith(f"PUT http://{host}/v2/app/blobs/uploads/1: 0: no complete "
+                                     "answer within 1.5 s, the deadline for this request")
