@@ -287,8 +287,8 @@ def test_a_deb_url_parsers_read_differently_is_not_fetched(thief: HostileRegistr
     url = f"http://{thief.host}\\@127.0.0.1:1/pool/x.deb"
     with pytest.raises(OciBuildError) as err:
         fetch_deb(requests.Session(), [url], "a" * 64, 10, str(tmp_path))
-    assert str(err.value) == (f"GET {redact(url)}: the URL holds a backslash (HTTP libraries disagree "
-                              "on where its host ends); refusing to fetch it")
+    assert str(err.value) == (f"GET {redact(url)}: the URL holds a backslash (HTTP libraries "
+                              "disagree on where its host ends); refusing to fetch it")
     assert thief.seen == []
 
 
