@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tupl
 # client and a dozen other request types at start-up.
 from ocibuild import canonical_json
 from ocibuild.atomic import atomic_write
-from ocibuild.errors import OciBuildError
+from ocibuild.errors import OciBuildError, escaped
 from ocibuild.protocol.document import MAX_DOCUMENT, Document
 from ocibuild.protocol.error import BAD_INPUT, CRASH, INTERRUPTED, ErrorResult
 from ocibuild.untrusted import os_reason
@@ -488,7 +488,9 @@ def _stop_signals_unwind() -> Iterator[None]:
 
 
 def _fail(kind: str, message: str, exit_code: int, detail: str = "") -> int:
-    """The error twice: for a human on stderr, and as a document on stdout for the plugin."""
+    """The error twice: for a human on stderr, and as a document on stdout for the plugin.
+    Escaped here too: a crash's text and traceback may quote what a server sent."""
+    message, detail = escaped(message), escaped(detail)
     print(f"ocibuild: {'interrupted' if kind == INTERRUPTED else 'error: ' + message}"
           + (f"\n{detail}" if detail else ""), file=sys.stderr)
     print(json.dumps(ErrorResult(kind, message, exit_code, detail).to_json(), sort_keys=True))

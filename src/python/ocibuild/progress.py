@@ -14,6 +14,8 @@ import shutil
 import sys
 from typing import TextIO
 
+from ocibuild.errors import escaped
+
 
 class Progress:
     def __init__(self, stream: TextIO = sys.stderr, *, quiet: bool = False,
@@ -33,7 +35,8 @@ class Progress:
         if self.live:
             self._overwrite(text)
         else:
-            print(f"ocibuild: {text}", file=self.stream, flush=True)
+            # Steps name packages and hosts a mirror or registry chose: no escape sequences.
+            print(f"ocibuild: {escaped(text)}", file=self.stream, flush=True)
 
     def detail(self, text: str) -> None:
         if self.live and not self.quiet:

@@ -25,9 +25,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urljoin
 
 import requests
 import urllib3
@@ -38,6 +38,8 @@ from ocibuild.debian.control import paragraphs
 from ocibuild.debian.lockfile import UNSIGNED, VERIFIED
 from ocibuild.debian.resolve import Index, Package
 from ocibuild.errors import OciBuildError
+from ocibuild.registry.deadline import Deadline, Watchdog, watch
+from ocibuild.registry.origin import origin, refusal
 
 KEYRINGS = ("/usr/share/keyrings/debian-archive-keyring.gpg",)
 TIMEOUT_S = (10, 60)  # connect, and each read: a stalled mirror fails, a slow one does not
@@ -47,6 +49,7 @@ DEADLINE_S = 600.0
 INRELEASE_MAX_BYTES = 16 << 20
 PACKAGES_MAX_BYTES = 1 << 30  # decompressed; bookworm main/amd64 is ~45 MiB
 CHUNK = 1 << 16
+MAX_REDIRECTS = 10
 
 _BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
 _SIG_BEGIN = "-----BEGIN PGP SIGNATURE-----"
@@ -109,47 +112,101 @@ def _get(session: requests.Session, url: str, limit: int, deadline_s: Optional[f
 def fetch_to(session: requests.Session, url: str, limit: int, sink: Callable[[bytes], object],
              deadline_s: Optional[float] = None, *, missing_ok: bool = False) -> bool:
     """Stream the body of `url` into `sink`, refused past `limit` bytes or past `deadline_s`
-    seconds in all; False for a 404 when `missing_ok`. Errors name the URL without its
-    credentials."""
+    seconds in all, counted from before connecting (a mirror trickling its headers is cut
+    too); False for a 404 when `missing_ok`. Errors name the URL without its credentials."""
     shown = redact(url)
-    seconds = DEADLINE_S if deadline_s is None else deadline_s
-    deadline = time.monotonic() + seconds
+    deadline = Deadline(DEADLINE_S if deadline_s is None else deadline_s)
+    received = [0]
     try:
-        # identity: the sizes and digests InRelease gives are of the bytes as stored.
-        with session.get(url, timeout=TIMEOUT_S, stream=True,
-                         headers={"Accept-Encoding": "identity"}) as response:
-            if response.status_code == 404 and missing_ok:
-                return False
-            if response.status_code != 200:
-                # The server's words: short, printable.
-                raise OciBuildError(f"GET {shown}: {response.status_code}: "
-                                    f"{untrusted.shown(str(response.reason or ''), 100)}")
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, over "
-                                    f"the {limit}-byte limit; refusing to download it")
-            _stream(response, shown, limit, deadline, seconds, sink)
-            return True
+        with _follow(watch(session), url, shown, deadline) as response:
+            try:
+                if response.status_code == 404 and missing_ok:
+                    return False
+                if response.status_code != 200:
+                    raise OciBuildError(f"GET {shown}: {response.status_code}: "
+                                        f"{untrusted.shown(str(response.reason or ''), 100)}")
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise OciBuildError(f"GET {shown}: the server announces {declared} bytes, "
+                                        f"over the {limit}-byte limit; refusing to download it")
+                _stream(response, shown, limit, deadline, received, sink)
+                return True
+            finally:
+                response.close()
+                response.watchdog.cancel()
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+        _check(deadline, shown, received[0])  # the watchdog shut the socket: say why
         raise OciBuildError(f"GET {shown}: cannot download: {err.__class__.__name__}") from None
 
 
-def _stream(response: requests.Response, url: str, limit: int, deadline: float,
-            seconds: float, sink: Callable[[bytes], object]) -> None:
+def _follow(session: requests.Session, url: str, shown: str,
+            deadline: Deadline) -> requests.Response:
+    """GET `url`, following redirects ourselves: each Location must be a URL every parser
+    reads alike (`registry.origin.refusal`), https never turns into http, and the mirror
+    URL's credentials go to its own origin only."""
+    auth = requests.utils.get_auth_from_url(url)
+    home = origin(url)
+    # The URL is the mirror's and a lockfile's `Filename` (a mirror chose it): parsers must
+    # agree on it too (the mirror URL's own credentials are ours, so not counted).
+    problem = refusal(_without_userinfo(url))
+    if problem:
+        raise OciBuildError(f"GET {shown}: the URL {problem}; refusing to fetch it")
+    for _ in range(MAX_REDIRECTS + 1):
+        _check(deadline, shown, 0)
+        left = max(0.01, deadline.remaining())
+        watchdog = Watchdog(deadline)  # cancelled once the body is read (`fetch_to`)
+        with watchdog:
+            # identity: the sizes and digests InRelease gives are of the bytes as stored.
+            response = session.get(url, timeout=(min(TIMEOUT_S[0], left),
+                                                 min(TIMEOUT_S[1], left)),
+                                   stream=True, allow_redirects=False,
+                                   auth=auth if any(auth) and origin(url) == home else None,
+                                   headers={"Accept-Encoding": "identity"})
+        response.watchdog = watchdog  # type: ignore[attr-defined]
+        location = response.headers.get("Location")
+        if response.status_code not in (301, 302, 303, 307, 308) or not location:
+            return response
+        response.close()
+        watchdog.cancel()
+        # Joined to the URL without its credentials: a server's URL never carries any.
+        target = urljoin(_without_userinfo(url), location)
+        problem = refusal(target)
+        if not problem and origin(url).scheme == "https" and origin(target).scheme == "http":
+            problem = "is plain HTTP, redirected to from HTTPS (a downgrade)"
+        if problem:
+            raise OciBuildError(f"GET {shown}: {response.status_code}: the redirect to "
+                                f"{target[:200]!r} {problem}; refusing to follow it")
+        url = target
+    raise OciBuildError(f"GET {shown}: more than {MAX_REDIRECTS} redirects; the mirror is "
+                        "redirecting in a loop")
+
+
+def _without_userinfo(url: str) -> str:
+    # No backslash in what is cut: `http://EVIL\@mirror/` has no userinfo for urllib3.
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\\]*@", r"\1", url)
+
+
+def _check(deadline: Deadline, url: str, received: int) -> None:
+    if deadline.remaining() <= 0:
+        raise OciBuildError(f"GET {url}: not complete after {received} bytes when the "
+                            f"deadline of {deadline.seconds:g} s passed; the mirror is too "
+                            "slow or stalled, retry or use another mirror")
+
+
+def _stream(response: requests.Response, url: str, limit: int, deadline: Deadline,
+            received: List[int], sink: Callable[[bytes], object]) -> None:
     # read1 returns what one receive brings, so the deadline is checked between receives
-    # (each bounded by the read timeout) and a server trickling bytes cannot stretch it.
+    # (each bounded by the read timeout, and a read stuck in a trickled chunk-size line by
+    # the watchdog) and a server trickling bytes cannot stretch it.
     read = getattr(response.raw, "read1", None) or response.raw.read
-    received = 0
     while True:
-        if time.monotonic() > deadline:
-            raise OciBuildError(f"GET {url}: not complete after {received} bytes when the "
-                                f"deadline of {seconds:g} s passed; the mirror is too "
-                                "slow or stalled, retry or use another mirror")
+        _check(deadline, url, received[0])
         chunk = read(CHUNK)
+        _check(deadline, url, received[0])  # a socket the watchdog shut may read as an end
         if not chunk:
             return
-        received += len(chunk)
-        if received > limit:
+        received[0] += len(chunk)
+        if received[0] > limit:
             raise OciBuildError(f"GET {url}: more than {limit} bytes arrived; refusing it")
         sink(chunk)
 

@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional
 
-from ocibuild.errors import OciBuildError
+from ocibuild.errors import OciBuildError, escaped
 from ocibuild.untrusted import field, load_json, read_bounded
 
 # docker keeps Docker Hub's credentials under its v1 index URL.
@@ -91,8 +91,9 @@ def _from_ocibuild_env(host: str, env: Mapping[str, str]) -> Optional[Credential
 def _warn_unscoped(host: str) -> None:
     if not _warned_unscoped:
         _warned_unscoped.append(host)
-        print(f"ocibuild: warning: OCIBUILD_USERNAME applies to every registry ({host} here); "
-              "set OCIBUILD_REGISTRY=host[,host] to limit it", file=sys.stderr)
+        print(f"ocibuild: warning: OCIBUILD_USERNAME applies to every registry "
+              f"({escaped(host)} here); set OCIBUILD_REGISTRY=host[,host] to limit it",
+              file=sys.stderr)
 
 
 def _from_github_env(host: str, env: Mapping[str, str]) -> Optional[Credentials]:

@@ -16,7 +16,8 @@ answered, and an identity token (in a POST body) never follows a redirect to ano
 Bounds, so a hostile or broken server costs little: error bodies are read up to
 `MAX_ERROR_BODY`, small answers (token replies) up to `MAX_REPLY`; callers read documents
 with their own cap. Each attempt of a request has an overall deadline (`deadline_s`, plus
-size / `min_rate` for a blob) covering headers and body (see `deadline.py`); passing it is
+size / `min_rate` for a blob, at most `MAX_BLOB_DEADLINE_S`) from before it connects to its
+last body byte (see `deadline.py`); passing it is
 a non-retryable error (a server that slow will not do better on a retry, and retrying would
 multiply the wait). The connect/read timeouts still bound each socket operation.
 
@@ -32,7 +33,7 @@ import os
 import re
 import time
 from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
@@ -47,6 +48,7 @@ from ocibuild.registry.errors import (
     error_message,
     printable,
 )
+from ocibuild.registry.origin import NOWHERE, origin, refusal
 from ocibuild.untrusted import field, load_json
 
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -59,8 +61,14 @@ MAX_REDIRECTS = 10
 MAX_REPLY = 1 << 20
 # Each attempt of a request: a manifest, a token, an upload's answer. Blobs get more, below.
 DEADLINE_S = 120.0
-# A blob's deadline grows by its size at this rate (512 kbit/s: 1 GiB may take 4.6 hours).
+# A blob's deadline grows by its size at this rate (512 kbit/s: 1 GiB may take 4.6 hours),
+# up to MAX_BLOB_DEADLINE_S: the size is the server's word (a manifest may declare 1e30
+# bytes), so it cannot buy unbounded time. A blob over ~1.3 GiB must come faster than
+# MIN_RATE to make it in 6 hours.
 MIN_RATE = 64 << 10
+MAX_BLOB_DEADLINE_S = 6 * 3600.0
+# The tries of one request (retries of 5xx and dropped connections) share twice its deadline.
+RETRY_BUDGET = 2
 _READ_SIZE = 64 << 10
 _REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -96,17 +104,6 @@ def retry_after_s(value: Optional[str], default: float) -> float:
     return max(0.0, min(when - time.time(), MAX_WAIT_S))
 
 
-def origin(url: str) -> Tuple[str, str, Optional[int]]:
-    """(scheme, host, port): where credentials may go is decided on this, as browsers do."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:  # not a port: matches no origin (the request itself fails later)
-        port = -1
-    return scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(scheme)
-
-
 class Transport:
     def __init__(self, host: str, *, insecure: bool = False, ca_cert: Optional[str] = None,
                  credentials: Union[None, Credentials, Callable[[], Optional[Credentials]]] = None,
@@ -129,8 +126,7 @@ class Transport:
         self.session = watched_session()
         # The machine's proxy settings must not apply to a registry we were told to use.
         self.session.trust_env = False
-        if ca_cert:
-            self.session.verify = ca_cert
+        self.ca_cert = ca_cert
         self._auth: Dict[str, str] = {}  # scope -> Authorization header value
 
     def __repr__(self) -> str:  # never the tokens or credentials it holds
@@ -146,7 +142,10 @@ class Transport:
         return path_or_url if "://" in path_or_url else self.base + path_or_url
 
     def blob_deadline_s(self, size: int) -> float:
-        return self.deadline_s + size / self.min_rate
+        # Compared before dividing: a size of 10**400 is no float.
+        if self.min_rate <= 0 or size >= MAX_BLOB_DEADLINE_S * self.min_rate:
+            return MAX_BLOB_DEADLINE_S
+        return min(self.deadline_s + size / self.min_rate, MAX_BLOB_DEADLINE_S)
 
     def request(self, method: str, path_or_url: str, *, scope: str,
                 expected: Tuple[int, ...] = (200,), stream: bool = False,
@@ -186,18 +185,25 @@ class Transport:
         """The body as it arrives, within `response.deadline`; read1 returns what one read
         got, so a trickle cannot keep us past the deadline."""
         deadline: Deadline = response.deadline  # type: ignore[attr-defined]
-        while True:
-            deadline.check(method, url)
-            try:
-                chunk = response.raw.read1(_READ_SIZE, decode_content=True)
-            except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
-                    OSError) as err:
+        try:
+            while True:
                 deadline.check(method, url)
-                raise RegistryError(method, url, 0, "the connection broke while reading the "
-                                    f"answer: {err.__class__.__name__}", retryable=True) from None
-            if not chunk:
-                return
-            yield chunk
+                try:
+                    chunk = response.raw.read1(_READ_SIZE, decode_content=True)
+                except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException,
+                        OSError) as err:
+                    deadline.check(method, url)
+                    raise RegistryError(method, url, 0, "the connection broke while reading "
+                                        f"the answer: {err.__class__.__name__}",
+                                        retryable=True) from None
+                # Past the deadline, even an end is no end: the watchdog shut the socket, and
+                # a cut chunk-size line reads as the last chunk.
+                deadline.check(method, url)
+                if not chunk:
+                    return
+                yield chunk
+        finally:  # read to the end, or given up: the connection may serve another request
+            response.watchdog.cancel()  # type: ignore[attr-defined]
 
     def location(self, response: requests.Response, method: str, url: str) -> str:
         """The `Location` an upload continues at (absolute, and checked like a redirect)."""
@@ -253,17 +259,22 @@ class Transport:
 
     def _send_retrying(self, method: str, url: str, scope: str, budget: float,
                        **kwargs) -> requests.Response:
+        # All tries together get RETRY_BUDGET deadlines: a server that stalls each try until
+        # just before its deadline, then drops it, must not multiply the wait by `attempts`.
+        overall = Deadline(RETRY_BUDGET * budget)
         for attempt in range(1, self.attempts + 1):
             backoff = BACKOFF_S * 2 ** (attempt - 1)
             try:
-                response = self._send(method, url, scope, Deadline(budget), **kwargs)
+                response = self._send(method, url, scope,
+                                      Deadline(min(budget, overall.remaining())), **kwargs)
             except RegistryError as err:
-                if not err.retryable or attempt == self.attempts:
+                if not err.retryable or attempt == self.attempts or overall.remaining() <= 0:
                     raise
                 self.retries += 1
                 self.sleep(backoff)
                 continue
-            if response.status_code not in RETRYABLE or attempt == self.attempts:
+            if response.status_code not in RETRYABLE or attempt == self.attempts \
+                    or overall.remaining() <= 0:
                 return response
             self._discard(response)
             self.retries += 1
@@ -287,7 +298,7 @@ class Transport:
         for _ in range(MAX_REDIRECTS + 1):
             deadline.check(first_method, first_url)
             hop_headers = dict(headers)
-            if auth and origin(url) == auth_origin:
+            if auth and auth_origin not in (None, NOWHERE) and origin(url) == auth_origin:
                 hop_headers["Authorization"] = auth
             if hasattr(data, "seek"):
                 data.seek(0)
@@ -311,12 +322,13 @@ class Transport:
                             "in front of it is redirecting in a loop")
 
     def _check_target(self, method: str, url: str, target: str, status: int, what: str) -> None:
-        """http(s) only, and https only unless the registry was declared plain HTTP."""
-        scheme = urlsplit(target).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise RegistryError(method, url, status, f"{what} {printable(target)!r} is not an "
-                                "http(s) URL; refusing to follow it")
-        if scheme == "http" and not self.insecure:
+        """A URL we send to: one that every URL parser reads alike (`origin.refusal`), http(s),
+        and https only unless the registry was declared plain HTTP."""
+        problem = refusal(target)
+        if problem:
+            raise RegistryError(method, url, status, f"{what} {printable(target)!r} {problem}; "
+                                "refusing to follow it")
+        if origin(target).scheme == "http" and not self.insecure:
             raise RegistryError(method, url, status, f"{what} {printable(target)!r} is plain "
                                 "HTTP, but the registry is HTTPS; refusing the downgrade (only "
                                 "a registry marked insecure may use plain HTTP)")
@@ -324,25 +336,48 @@ class Transport:
     def _once(self, method: str, url: str, headers: Mapping[str, str], deadline: Deadline,
               **kwargs) -> requests.Response:
         # Each read waits at most what is left of the deadline: a silent server is bounded too.
-        read_timeout = max(0.01, min(TIMEOUT_S[1], deadline.remaining()))
+        left = max(0.01, deadline.remaining())
+        timeouts = (min(TIMEOUT_S[0], left), min(TIMEOUT_S[1], left))
+        watchdog = Watchdog(deadline)  # until `chunks` has read the body
         try:
-            with Watchdog(deadline):  # until the headers are in; `chunks` watches the body
+            with watchdog:
                 response = self.session.request(method, url, headers=headers, stream=True,
-                                                timeout=(TIMEOUT_S[0], read_timeout),
+                                                verify=self._trust(url),
+                                                timeout=timeouts,
                                                 allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as err:
-            raise RegistryError(method, url, 0, f"TLS verification failed ({err.__class__.__name__}); "
+            kind = err.__class__.__name__
+            if origin(url).host != origin(self.base).host:
+                raise RegistryError(method, url, 0, f"TLS verification failed ({kind}) for "
+                                    "this host, which is not the registry's: the "
+                                    "system's trusted CAs must vouch for it (the registry's "
+                                    "`ca_cert` applies to the registry's host only; "
+                                    "$REQUESTS_CA_BUNDLE names another bundle)") from None
+            raise RegistryError(method, url, 0, f"TLS verification failed ({kind}); "
                                 "give the CA certificate that signed the registry's certificate "
                                 "(`ca_cert` in [oci.registries], or --ca-cert)") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
             deadline.check(method, url)
-            raise RegistryError(method, url, 0, f"cannot connect: {err.__class__.__name__}",
+            # http.client refuses a head over 100 lines or a line over 64 KiB the same way.
+            raise RegistryError(method, url, 0, "cannot connect, or no well-formed status line "
+                                f"and headers came back: {err.__class__.__name__}",
                                 retryable=True) from None
         except (requests.exceptions.RequestException, ValueError) as err:
             raise RegistryError(method, url, 0, f"not a usable URL or request: "
                                 f"{err.__class__.__name__}") from None
         response.deadline = deadline  # type: ignore[attr-defined]  # for reading its body
+        response.watchdog = watchdog  # type: ignore[attr-defined]
         return response
+
+    def _trust(self, url: str):
+        """What verifies `url`'s certificate: `ca_cert` for the registry's own host (any port:
+        the CA vouches for that name), the system store for every other host (blob storage,
+        a token realm elsewhere), so a registry's private CA cannot vouch for them. The
+        system store is requests' (certifi), or `$REQUESTS_CA_BUNDLE` / `$CURL_CA_BUNDLE`
+        as requests reads them (`trust_env` is off here for the sake of proxies)."""
+        if self.ca_cert and origin(url).host == origin(self.base).host:
+            return self.ca_cert
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
     def _authenticate(self, challenge: str, scope: str, method: str, url: str) -> None:
         scheme, params = parse_challenge(challenge)
@@ -358,16 +393,15 @@ class Transport:
                                 f"unsupported auth scheme {printable(scheme)[:40]!r}")
 
     def _check_realm(self, realm: str, method: str, url: str) -> None:
-        scheme = urlsplit(realm).scheme.lower()
-        if scheme == "https" or (scheme == "http" and self.insecure):
-            return
-        if scheme == "http":
+        problem = refusal(realm)
+        if problem:
+            raise RegistryError(method, url, 401, f"the Bearer challenge names the token realm "
+                                f"{printable(realm)!r}, which {problem}")
+        if origin(realm).scheme == "http" and not self.insecure:
             raise RegistryError(method, url, 401, f"the Bearer challenge names the token realm "
                                 f"{printable(realm)!r}, plain HTTP: credentials would travel in "
                                 "clear. An HTTPS registry must name an https realm (only a "
                                 "registry marked insecure may use an http one)")
-        raise RegistryError(method, url, 401, f"the Bearer challenge names the token realm "
-                            f"{printable(realm)!r}, which is not an http(s) URL")
 
     def _token(self, params: Mapping[str, str], scope: str, method: str, url: str) -> str:
         realm = params.get("realm")
