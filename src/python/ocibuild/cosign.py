@@ -26,6 +26,12 @@ PAYLOAD_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+# Attestations (`cosign attest --key`): each a DSSE envelope (`ocibuild.dsse`) in a layer of
+# the image tagged `sha256-<hex>.att`; the layer says its statement's predicate type, and
+# its signature annotation is empty (the signature is inside the envelope), as cosign's
+# static.NewAttestation writes them.
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+PREDICATE_TYPE_ANNOTATION = "predicateType"
 # A key file is a few hundred bytes; a payload well under a KiB.
 MAX_KEY = 64 << 10
 MAX_PAYLOAD = 1 << 20
@@ -34,6 +40,17 @@ MAX_PAYLOAD = 1 << 20
 def signature_tag(digest: str) -> str:
     """Where cosign keeps the signatures of `digest`: `sha256-<hex>.sig`."""
     return f"sha256-{hex_of(validate_digest(digest))}.sig"
+
+
+def attestation_tag(digest: str) -> str:
+    """Where cosign keeps the attestations of `digest`: `sha256-<hex>.att`."""
+    return f"sha256-{hex_of(validate_digest(digest))}.att"
+
+
+def attestation_layer(envelope: bytes, predicate_type: str) -> dict:
+    return {"mediaType": DSSE_MEDIA_TYPE, "digest": bytes_digest(envelope),
+            "size": len(envelope),
+            "annotations": {SIGNATURE_ANNOTATION: "", PREDICATE_TYPE_ANNOTATION: predicate_type}}
 
 
 def payload(docker_reference: str, digest: str) -> bytes:

@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
 from ocibuild import canonical_json, mediatypes
+from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
 from ocibuild.image.referrer import REFERRER, referrers_tag
 from ocibuild.layout import OciLayout
 from ocibuild.registry.pull import fetch_manifest
 from ocibuild.registry.upload import PushResult, PushTarget, exists, push_blobs
 from ocibuild.reference import Reference
+from ocibuild.untrusted import field
+
+# As many as verify reads (`ocibuild.registry.referrer_check`).
+MAX_LISTED = 256
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,29 @@ def _put(t: PushTarget, referrer: _Referrer) -> bool:
     return bool(response.headers.get("OCI-Subject"))
 
 
+def _listed(t: PushTarget, dest: Reference, tag: str) -> List[dict]:
+    """The entries of the referrers tag index already there, each a descriptor: anyone who
+    can push may have written it, so it is read as untrusted, and one that is not an index
+    of descriptors is refused rather than merged into what we write."""
+    where = f"{dest.name}:{tag} (the referrers tag index)"
+    index = fetch_manifest(t.transport, dest, tag)
+    manifests = field(index.json(), "manifests", list, where, required=True) \
+        if index.is_index else None
+    if manifests is None or len(manifests) > MAX_LISTED:
+        raise OciBuildError(f"{where} is not an image index of at most {MAX_LISTED} "
+                            "descriptors; delete the tag and publish again")
+    for i, raw in enumerate(manifests):
+        Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
+        field(raw, "artifactType", str, f"{where} manifests[{i}]")
+    return manifests
+
+
 def _update_tag(t: PushTarget, dest: Reference, subject: str, entries: List[dict]) -> bool:
     """The referrers tag of `subject` lists `entries` too; True if it was written."""
     tag = referrers_tag(subject)
     present, _ = exists(t, "manifests", tag)
-    listed = fetch_manifest(t.transport, dest, tag).json().get("manifests", []) if present \
-        else []
-    known = {m.get("digest") for m in listed}
+    listed = _listed(t, dest, tag) if present else []
+    known = {m["digest"] for m in listed}
     new = [e for e in entries if e["digest"] not in known]
     if not new:
         return False
