@@ -312,6 +312,29 @@ def _listing_a_tag(world: World) -> None:
     _set(world, world.index_path, lambda d: d["manifests"][0].update(digest="evil"), False)
 
 
+def _index_lists_itself(world: World) -> None:
+    index = _doc(world, world.index_path)
+    index["manifests"].insert(0, {})
+    # An index cannot hold its own digest; it can hold that of one that lists it, though,
+    # which is the same loop one step longer.
+    loop = canonical_json.dumps({**index, "manifests": [{
+        "mediaType": mediatypes.OCI_INDEX, "digest": "sha256:" + "0" * 64, "size": 1}]})
+    world.served[f"{REPO}/manifests/{bytes_digest(loop)}"] = loop
+    index["manifests"][0] = {"mediaType": mediatypes.OCI_INDEX, "digest": bytes_digest(loop),
+                             "size": len(loop), "artifactType": attested.IN_TOTO}
+    world.served[world.index_path] = canonical_json.dumps(index)
+
+
+def _many_platforms(world: World) -> None:
+    index = canonical_json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
+                                  "manifests": [{"mediaType": mediatypes.OCI_MANIFEST,
+                                                 "digest": world.digest, "size": 1}] * 65})
+    world.served[f"{REPO}/manifests/1.0"] = index
+    payload = cosign.payload(world.name, bytes_digest(index))
+    world._cosign_image(cosign.signature_tag(bytes_digest(index)), [
+        (cosign.Signature(payload, cosign.sign(world.key, payload)).layer, payload)])
+
+
 def _api(body: bytes):
     def install(world: World) -> None:
         world.served[f"{REPO}/referrers/{world.digest}"] = body
@@ -345,6 +368,8 @@ HOSTILE = {
             mediaType=mediatypes.OCI_INDEX, manifests=[])),
         "is an image index, not an artifact manifest"),
     "referrers API answers a list": (_api(b"[]"), "must be a JSON object, not array"),
+    "index lists itself": (_index_lists_itself, "is an image index, not an artifact manifest"),
+    "too many platforms": (_many_platforms, "65 manifests; refusing more than 64"),
     "referrers API answers garbage": (_api(b"{"), "is not valid JSON"),
     "statement subject digest a list": (
         _in_toto_blob(json.dumps({"_type": "https://in-toto.io/Statement/v1",

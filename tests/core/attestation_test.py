@@ -351,10 +351,20 @@ def test_referrer_listings_are_only_pointers(registry: Registry,  # noqa: F811
     with pytest.raises(OciBuildError) as err:
         _verify(transport, name, public)
     assert str(err.value) == (
-        f"{name}@{entries[0]['digest']} (a referrer of {digest}): its types disagree (listed, "
-        "artifactType, config, layers: application/x-other, application/spdx+json, "
-        "application/vnd.oci.empty.v1+json, application/spdx+json); an SBOM or provenance "
-        "artifact says its one type everywhere and has one layer")
+        f"{name}@{entries[0]['digest']} (a referrer of {digest}): its types disagree or are "
+        "not ones verify reads (listed, artifactType, config, layers: application/x-other, "
+        "application/spdx+json, application/vnd.oci.empty.v1+json, application/spdx+json); "
+        "an SBOM or provenance artifact is one of application/spdx+json, "
+        "application/vnd.cyclonedx+json, application/vnd.in-toto+json, says it everywhere "
+        "and has one layer")
+    # A variant spelling of an SBOM type, which a lenient scanner reads, is not left alone.
+    for variant in ("application/spdx+json; charset=utf-8", "text/spdx",
+                    "application/vnd.cyclonedx+xml"):
+        listing([{**entries[0], "artifactType": variant}, *entries[1:]])
+        with pytest.raises(OciBuildError) as err:
+            _verify(transport, name, public)
+        assert f"(listed, artifactType, config, layers: {variant}, application/spdx+json" \
+            in str(err.value)
     # The size the listing gives must be the manifest's.
     listing([{**entries[0], "size": entries[0]["size"] + 1}, *entries[1:]])
     with pytest.raises(OciBuildError) as err:

@@ -32,10 +32,12 @@ MAX_ENVELOPE = attestation.MAX_DOCUMENT * 4 // 3 + (64 << 10)
 def layout_subjects(layout: OciLayout, digest: str) -> List[str]:
     """The manifests referrers hang from: the image's, or each platform's of an index."""
     _, doc = layout.read_json_blob(digest)
-    if doc.get("mediaType") not in mediatypes.INDEXES:
+    where = f"layout {layout.path!r}: {digest}"
+    if field(doc, "mediaType", str, where) not in mediatypes.INDEXES:
         return [digest]
-    return [m["digest"] for m in doc.get("manifests", [])
-            if (m.get("platform") or {}).get("os") != "unknown"]
+    entries = [Descriptor.from_json(m, where=f"{where} manifests[{i}]")
+               for i, m in enumerate(field(doc, "manifests", list, where, required=True))]
+    return [e.digest for e in entries if (e.platform or {}).get("os") != "unknown"]
 
 
 def _document(layout: OciLayout, descriptor: Descriptor) -> bytes:

@@ -8,8 +8,9 @@ unverified) is refused; each manifest is fetched by that digest, must hash to it
 its size, and must be an artifact manifest whose `subject` is the image manifest. Its type
 is decided from what it says of itself in every place a reader might look (the listing's
 `artifactType`, the manifest's, its config's and its layer's media type): when any of them
-is an SBOM or provenance type they must all agree, so a document cannot hide from this
-check by lying in one place while a scanner reads another. Its one blob is fetched by
+names an SBOM or provenance format (any spelling: `text/spdx`, a `; charset` parameter)
+they must all agree on one of the types this tool signs, so a document cannot hide from
+this check by lying in one place, or by a variant spelling, while a scanner reads it. Its one blob is fetched by
 digest and read as that format (`ocibuild.attestation.read_document`).
 """
 
@@ -30,7 +31,15 @@ from ocibuild.untrusted import field, load_json, shown
 
 CHECKED = (attestation.SPDX_MEDIA_TYPE, attestation.CYCLONEDX_MEDIA_TYPE,
            attestation.IN_TOTO_MEDIA_TYPE)
+# A type naming one of these is an SBOM or provenance to some reader (`text/spdx`,
+# `application/vnd.cyclonedx+xml`, `application/spdx+json; charset=utf-8`, Syft's own):
+# if it is not exactly one this tool signs, nothing vouches for it.
+SBOM_WORDS = ("spdx", "cyclonedx", "in-toto", "intoto", "syft", "sbom", "slsa", "provenance")
 MAX_REFERRERS = 256
+
+
+def _sbom_like(media_type: Optional[str]) -> bool:
+    return media_type is not None and any(w in media_type.lower() for w in SBOM_WORDS)
 
 
 @dataclass(frozen=True)
@@ -82,14 +91,16 @@ def _one_type(listed_type: Optional[str], manifest: dict, config: Descriptor,
     """The artifact's type if it claims, anywhere, to be a type verify reads; None if not."""
     artifact_type = field(manifest, "artifactType", str, where) or config.media_type
     said = [listed_type, artifact_type, config.media_type, *(d.media_type for d in layers)]
-    if not any(t in CHECKED for t in said):
+    if not any(_sbom_like(t) for t in said):
         return None
-    if listed_type != artifact_type or config.media_type not in (EMPTY_MEDIA_TYPE, artifact_type) \
+    if listed_type != artifact_type or artifact_type not in CHECKED \
+            or config.media_type not in (EMPTY_MEDIA_TYPE, artifact_type) \
             or len(layers) != 1 or layers[0].media_type != artifact_type:
         shown_types = ", ".join(shown(str(t), 80) for t in said)
-        raise OciBuildError(f"{where}: its types disagree (listed, artifactType, config, "
-                            f"layers: {shown_types}); an SBOM or provenance artifact says its "
-                            "one type everywhere and has one layer")
+        raise OciBuildError(f"{where}: its types disagree or are not ones verify reads "
+                            f"(listed, artifactType, config, layers: {shown_types}); an SBOM "
+                            f"or provenance artifact is one of {', '.join(CHECKED)}, says it "
+                            "everywhere and has one layer")
     return artifact_type
 
 

@@ -24,7 +24,7 @@ from ocibuild.layout import OciLayout
 from ocibuild.registry.pull import fetch_manifest
 from ocibuild.registry.upload import PushResult, PushTarget, exists, push_blobs
 from ocibuild.reference import Reference
-from ocibuild.untrusted import field
+from ocibuild.untrusted import field, str_map
 
 # As many as verify reads (`ocibuild.registry.referrer_check`).
 MAX_LISTED = 256
@@ -41,19 +41,28 @@ class _Referrer:
 def layout_referrers(layout: OciLayout, subjects: Sequence[str]) -> List[_Referrer]:
     """The artifact manifests of `layout`'s index.json whose subject is one of `subjects`."""
     found = []
-    for raw in layout.read_index()["manifests"]:
-        if REFERRER not in (raw.get("annotations") or {}):
+    where = f"layout {layout.path!r} index.json"
+    for i, raw in enumerate(field(layout.read_index(), "manifests", list, where, required=True)):
+        listed = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
+        if REFERRER not in (listed.annotations or {}):
             continue
-        content, manifest = layout.read_json_blob(raw["digest"])
-        subject = (manifest.get("subject") or {}).get("digest")
+        here = f"layout {layout.path!r}: the referrer {listed.digest}"
+        content, manifest = layout.read_json_blob(listed.digest)
+        about = field(manifest, "subject", dict, here, required=True)
+        subject = Descriptor.from_json(about, where=f"{here} subject").digest
         if subject not in subjects:
             continue
-        entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": raw["digest"],
-                 "size": len(content), "artifactType": manifest["artifactType"],
-                 **({"annotations": manifest["annotations"]} if manifest.get("annotations")
-                    else {})}
-        blobs = [Descriptor.from_json(d, where=f"the referrer {raw['digest']}")
-                 for d in (manifest["config"], *manifest["layers"])]
+        annotations = str_map(manifest, "annotations", here)
+        entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": listed.digest,
+                 "size": len(content),
+                 "artifactType": field(manifest, "artifactType", str, here, required=True),
+                 **({"annotations": annotations} if annotations else {})}
+        layers = field(manifest, "layers", list, here, required=True)
+        blobs = [Descriptor.from_json(d, where=here)
+                 for d in (field(manifest, "config", dict, here, required=True), *layers)]
+        if len(blobs) != 2:
+            raise OciBuildError(f"{here}: {len(layers)} layers; an SBOM or provenance "
+                                "artifact has one")
         found.append(_Referrer(entry, content, subject, blobs))
     return found
 

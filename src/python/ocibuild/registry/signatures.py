@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 from ocibuild import attestation, cosign
-from ocibuild.digest import bytes_digest, validate_digest
+from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
 from ocibuild.protocol.sign import (KEY_ENV, SignRequest, SignResult, VerifiedAttestation,
@@ -33,6 +33,7 @@ from ocibuild.untrusted import field, local_path, read_file
 
 SBOMS = (attestation.SPDX_MEDIA_TYPE, attestation.CYCLONEDX_MEDIA_TYPE)
 IN_TOTO = attestation.IN_TOTO_MEDIA_TYPE
+MAX_PLATFORMS = 64
 
 
 def _key(request: SignRequest) -> bytes:
@@ -102,7 +103,11 @@ def _image_manifests(ref: Reference, digest: str, is_index: bool, index: dict) -
         return [digest]
     where = f"{ref.name}@{digest}"
     found = []
-    for i, raw in enumerate(field(index, "manifests", list, where, required=True)):
+    manifests = field(index, "manifests", list, where, required=True)
+    if len(manifests) > MAX_PLATFORMS:  # each costs a dozen requests
+        raise OciBuildError(f"{where}: {len(manifests)} manifests; refusing more than "
+                            f"{MAX_PLATFORMS}")
+    for i, raw in enumerate(manifests):
         entry = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
         if (entry.platform or {}).get("os") != "unknown":  # attestation manifests of buildkit
             found.append(entry.digest)
