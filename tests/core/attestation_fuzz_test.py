@@ -48,7 +48,8 @@ KEYS = ["mediaType", "digest", "size", "layers", "manifests", "config", "subject
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats(allow_nan=False,
                                                                          allow_infinity=False)
-    | st.text(max_size=20) | st.sampled_from(["sha256:" + "0" * 64, "", "1.0", "../x"]),
+    | st.text(st.characters(blacklist_categories=()), max_size=20)  # lone surrogates too
+    | st.sampled_from(["sha256:" + "0" * 64, "", "1.0", "../x"]),
     lambda inner: st.lists(inner, max_size=4)
     | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5),
     max_leaves=20)
@@ -133,7 +134,7 @@ class World:
             except ValueError:
                 continue
             if _repoint(doc, old, new, len(data)):
-                self.replace(other, canonical_json.dumps(doc), True)
+                self.replace(other, json.dumps(doc).encode(), True)
 
     def envelopes(self) -> List[str]:
         att = json.loads(self.served[self.att_path])
@@ -349,7 +350,21 @@ def _in_toto_blob(body: bytes):
     return install
 
 
+def _sbom_blob(change):
+    def install(world: World) -> None:
+        path = _entry_path(world, 0)  # the SPDX SBOM
+        blob = f"{REPO}/blobs/{_doc(world, path)['layers'][0]['digest']}"
+        world.replace(blob, change(world.served[blob]), True)
+    return install
+
+
 HOSTILE = {
+    # The signed SBOM, with a `packages` of its own put first: read as its last value here
+    # (the signed one) and as its first by a parser that keeps the first.
+    "duplicate key": (_sbom_blob(lambda b: b'{"packages":[{"name":"evil"}],' + b[1:]),
+                      "not canonical JSON (sorted keys, no spaces, no key twice)"),
+    "lone surrogate": (_sbom_blob(lambda b: b.replace(b'"name":"app"', b'"name":"\\ud800"')),
+                       "holds a string that is not Unicode text"),
     "listed digest is a tag": (_listing_a_tag, "manifests[0]: digest 'evil' must be 'sha256:'"),
     "listed entry not an object": (
         lambda w: _set(w, w.index_path, lambda d: d["manifests"].insert(0, 1), False),

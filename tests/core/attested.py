@@ -3,11 +3,11 @@ image in the field their format gives it, attached to a layout as OCI 1.1 referr
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import List, Tuple
 
+from ocibuild import canonical_json
 from ocibuild.layout.referrers import attach
 from ocibuild.protocol.referrers import ReferrerBlob, ReferrersRequest
 
@@ -56,7 +56,8 @@ def attach_documents(layout_dir: Path, work: Path, subject: str,
     blobs = []
     for i, (media_type, doc) in enumerate(docs):
         path = work / f"doc{i}.json"
-        path.write_bytes(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+        # Canonical, as the SBOM and provenance writers make them.
+        path.write_bytes(doc if isinstance(doc, bytes) else canonical_json.dumps(doc))
         blobs.append(ReferrerBlob(str(path), media_type, subject, "doc"))
     attach(ReferrersRequest(str(layout_dir), tuple(blobs)), str(work / "out"))
     merged = work / "merged"

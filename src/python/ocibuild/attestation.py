@@ -129,10 +129,17 @@ def _slsa(doc: Dict[str, Any], subject: str, where: str) -> None:
 _PREDICATE_READERS = {SPDX: _spdx, CYCLONEDX: _cyclonedx, SLSA_V1: _slsa}
 
 
+def _canonical(value: Any, where: str) -> bytes:
+    try:
+        return canonical_json.dumps(value)
+    except (UnicodeEncodeError, ValueError):  # "\ud800": JSON can spell a lone surrogate
+        raise OciBuildError(f"{where} holds a string that is not Unicode text") from None
+
+
 def _predicate(predicate_type: str, predicate: Dict[str, Any], subject: str,
                where: str) -> Predicate:
     _PREDICATE_READERS[predicate_type](predicate, subject, where)
-    return Predicate(predicate_type, subject, bytes_digest(canonical_json.dumps(predicate)))
+    return Predicate(predicate_type, subject, bytes_digest(_canonical(predicate, where)))
 
 
 def read_statement(data: bytes, subject: str, where: str) -> Predicate:
@@ -169,6 +176,19 @@ def read_document(media_type: str, data: bytes, subject: str, where: str) -> Pre
                             "tool reads")
     doc = load_json(data, where, max_bytes=MAX_DOCUMENT)
     return _predicate(PREDICATE_TYPES[media_type], doc, subject, where)
+
+
+def read_referrer(media_type: str, data: bytes, subject: str, where: str) -> Predicate:
+    """An unsigned referrer's document (`read_document`), which must also be canonical JSON
+    (as this tool writes every one): a duplicate key is read as its last value here and as
+    its first by some other parser, so a document that says one thing to `verify` and
+    another to a scanner is refused, as is any other second spelling."""
+    predicate = read_document(media_type, data, subject, where)
+    if _canonical(load_json(data, where, max_bytes=MAX_DOCUMENT), where) != data:
+        raise OciBuildError(f"{where}: not canonical JSON (sorted keys, no spaces, no key "
+                            "twice), as every document this tool writes is; another reader "
+                            "could take it for something else")
+    return predicate
 
 
 def predicate_of(media_type: str, data: bytes, where: str) -> tuple:

@@ -11,7 +11,7 @@ is decided from what it says of itself in every place a reader might look (the l
 names an SBOM or provenance format (any spelling: `text/spdx`, a `; charset` parameter)
 they must all agree on one of the types this tool signs, so a document cannot hide from
 this check by lying in one place, or by a variant spelling, while a scanner reads it. Its one blob is fetched by
-digest and read as that format (`ocibuild.attestation.read_document`).
+digest and read as that format, in canonical JSON (`ocibuild.attestation.read_referrer`).
 """
 
 from __future__ import annotations
@@ -127,5 +127,5 @@ def check(transport: Transport, ref: Reference, subject: str, entry: Descriptor,
     if about.digest != subject:
         raise OciBuildError(f"{where}: its subject is {about.digest}, not {subject}")
     data = small_blob(transport, ref, layers[0], attestation.MAX_DOCUMENT, where, work_dir)
-    predicate = attestation.read_document(artifact_type, data, subject, where)
+    predicate = attestation.read_referrer(artifact_type, data, subject, where)
     return CheckedReferrer(entry.digest, artifact_type, layers[0].digest, predicate)
