@@ -358,7 +358,19 @@ def _sbom_blob(change):
     return install
 
 
+def _api_hides_a_forged_sbom(world: World) -> None:
+    """The API lists nothing; the tag index, which clients without the API read, lists an
+    SPDX SBOM changed by someone without the key."""
+    def forge(blob: bytes) -> bytes:
+        doc = json.loads(blob)
+        doc["packages"].append({"SPDXID": "SPDXRef-evil", "name": "evil"})
+        return canonical_json.dumps(doc)
+    _sbom_blob(forge)(world)
+    _api(b'{"schemaVersion":2,"manifests":[]}')(world)
+
+
 HOSTILE = {
+    "API and tag disagree": (_api_hides_a_forged_sbom, "unsigned referrer(s) sha256:"),
     # The signed SBOM, with a `packages` of its own put first: read as its last value here
     # (the signed one) and as its first by a parser that keeps the first.
     "duplicate key": (_sbom_blob(lambda b: b'{"packages":[{"name":"evil"}],' + b[1:]),

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
 from ocibuild import canonical_json, mediatypes
 from ocibuild.digest import bytes_digest, hex_of, validate_digest
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import load_json, shown
 
 PAYLOAD_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -169,20 +169,21 @@ def signature_image(layers: List[dict]) -> tuple:
 def check_payload(data: bytes, digest: str, docker_reference: Optional[str], where: str) -> None:
     """That a verified payload is about `digest` (and `docker_reference`, when given): a
     valid signature of another image proves nothing about this one."""
+    doc = load_json(data, f"{where}: the signed payload", max_bytes=MAX_PAYLOAD)
     try:
-        doc = json.loads(data)
         critical = doc["critical"]
         signed_digest = critical["image"]["docker-manifest-digest"]
         signed_type = critical["type"]
         signed_reference = critical["identity"]["docker-reference"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise OciBuildError(f"{where}: the signed payload is not a cosign simple-signing "
                             "document") from None
     if signed_type != PAYLOAD_TYPE:
-        raise OciBuildError(f"{where}: the signed payload is a {signed_type!r}, not a "
-                            f"{PAYLOAD_TYPE!r}")
+        raise OciBuildError(f"{where}: the signed payload is a {shown(str(signed_type))!r}, "
+                            f"not a {PAYLOAD_TYPE!r}")
     if signed_digest != digest:
-        raise OciBuildError(f"{where}: the signature is of {signed_digest}, not of {digest}")
+        raise OciBuildError(f"{where}: the signature is of {shown(str(signed_digest))}, not "
+                            f"of {digest}")
     if docker_reference is not None and signed_reference != docker_reference:
-        raise OciBuildError(f"{where}: the signature is for {signed_reference!r}, not for "
-                            f"{docker_reference!r}")
+        raise OciBuildError(f"{where}: the signature is for {shown(str(signed_reference))!r}, "
+                            f"not for {docker_reference!r}")

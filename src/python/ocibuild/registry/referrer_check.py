@@ -1,8 +1,9 @@
 """Read an image manifest's OCI 1.1 referrers from a registry the way `verify` believes
 them: the listing is only a list of pointers, everything it points to is read by digest.
 
-The list comes from the referrers API, else from the referrers tag schema's index (which
-anyone who can push may have written, and nothing signs). Each entry must be a descriptor
+The list comes from the referrers API and from the referrers tag schema's index (which
+anyone who can push may have written, and nothing signs), both, since readers differ in
+which they read. Each entry must be a descriptor
 with a well-formed digest, so a "digest" that is really a tag (which would be fetched
 unverified) is refused; each manifest is fetched by that digest, must hash to it and have
 its size, and must be an artifact manifest whose `subject` is the image manifest. Its type
@@ -66,24 +67,34 @@ def _entries(manifests: object, where: str) -> List[Tuple[Descriptor, Optional[s
 
 def listed(transport: Transport, ref: Reference, subject: str
            ) -> List[Tuple[Descriptor, Optional[str]]]:
-    """The referrers API's list, else the referrers tag schema's: (descriptor, artifactType)."""
+    """What the referrers API lists and what the referrers tag schema's index lists, both:
+    a client that finds the API reads only it, one that does not reads only the tag, and a
+    registry may serve both (a tag written by an older client), so a referrer in either is
+    one some reader believes. (descriptor, artifactType), each digest once."""
     path = f"/v2/{ref.repository}/referrers/{subject}"
     response = transport.request("GET", path, scope=scope(ref.repository), stream=True,
                                  expected=(200, 404), headers={"Accept": mediatypes.OCI_INDEX})
-    where = f"{ref.name}: the referrers of {subject}"
+    found: List[Tuple[Descriptor, Optional[str]]] = []
     if response.status_code == 200 and "json" in response.headers.get("Content-Type", ""):
+        where = f"{ref.name}: the referrers of {subject}"
         content = transport.read(response, MAX_MANIFEST, "GET", transport.url(path))
-        doc = load_json(content, where, max_bytes=MAX_MANIFEST)
-        return _entries(doc.get("manifests"), where)
-    response.close()
+        found = _entries(load_json(content, where, max_bytes=MAX_MANIFEST).get("manifests"),
+                         where)
+    else:
+        response.close()
     tag = referrers_tag(subject)
-    if not has_tag(transport, ref, tag):
-        return []
-    index = fetch_manifest(transport, ref, tag)
-    where = f"{ref.name}:{tag} (the referrers of {subject})"
-    if not index.is_index:
-        raise OciBuildError(f"{where} is a {index.media_type}, not an image index")
-    return _entries(index.json().get("manifests"), where)
+    if has_tag(transport, ref, tag):
+        index = fetch_manifest(transport, ref, tag)
+        where = f"{ref.name}:{tag} (the referrers of {subject})"
+        if not index.is_index:
+            raise OciBuildError(f"{where} is a {index.media_type}, not an image index")
+        seen = {d.digest for d, _ in found}
+        found += [e for e in _entries(index.json().get("manifests"), where)
+                  if e[0].digest not in seen]
+    if len(found) > MAX_REFERRERS:
+        raise OciBuildError(f"{ref.name}: {len(found)} referrers of {subject}; refusing more "
+                            f"than {MAX_REFERRERS}")
+    return found
 
 
 def _one_type(listed_type: Optional[str], manifest: dict, config: Descriptor,

@@ -118,13 +118,13 @@ def _attached(transport: Transport, ref: Reference, subject: str, public_key, ke
               work_dir: str) -> Tuple[List[VerifiedAttestation], List[VerifiedReferrer]]:
     """The subject's attestations, and its referrers each matched to one of them."""
     signed = verified_attestations(transport, ref, subject, public_key, key_name, work_dir)
-    held = {predicate.digest for _, predicate in signed}
+    held = {(predicate.predicate_type, predicate.digest) for _, predicate in signed}
     referrers, unsigned = [], []
     for entry, listed_type in referrer_check.listed(transport, ref, subject):
         checked = referrer_check.check(transport, ref, subject, entry, listed_type, work_dir)
         if checked is None:
             continue
-        if checked.predicate.digest not in held:
+        if (checked.predicate.predicate_type, checked.predicate.digest) not in held:
             unsigned.append(f"{checked.manifest_digest} ({checked.artifact_type})")
             continue
         referrers.append(VerifiedReferrer(subject, checked.artifact_type,
