@@ -237,7 +237,8 @@ def _forged_provenance(reg: Registry, name: str, digest: str) -> str:
         "predicate": {"buildDefinition": {
             "buildType": "https://evil.test/build", "externalParameters": {
                 "source": "git+https://evil.test/other"}, "resolvedDependencies": []},
-            "runDetails": {"builder": {"id": "https://evil.test/builder"}}}}).encode()
+            "runDetails": {"builder": {"id": "https://evil.test/builder"}}}},
+        sort_keys=True, separators=(",", ":")).encode()  # canonical, as a careful forger writes
 
     def put_blob(data: bytes) -> dict:
         started = requests.post(f"{reg.url}/v2/{repository}/blobs/uploads/", timeout=30)
