@@ -27,6 +27,8 @@ from ocibuild.registry.pull import fetch_manifest
 from ocibuild.registry.push import push_image, push_index
 from ocibuild.registry.signatures import required_types, sign_and_push, verify
 from ocibuild.registry.transport import Transport
+from tests.core import attested
+from tests.core.attested import attach_documents
 from tests.core.layouts import add_image, named, write_layout
 from tests.core.registry_push_index_test import _index_layout
 from tests.fixtures.registry import Registry, registry  # noqa: F401 (a fixture)
@@ -55,27 +57,15 @@ def _openssl_verifies(tmp_path: Path, public: Path, payload: bytes, signature_b6
 
 def _attach_documents(layout_dir: Path, tmp_path: Path, digest: str) -> Path:
     """An SPDX and a CycloneDX SBOM and a provenance statement of `digest`, as referrers."""
-    documents = (
-        ("application/spdx+json", {"spdxVersion": "SPDX-2.3",
-                                   "packages": [{"versionInfo": digest}]}),
-        ("application/vnd.cyclonedx+json", {"bomFormat": "CycloneDX",
-                                            "metadata": {"component": {"version": digest}}}),
-        ("application/vnd.in-toto+json", {"_type": "https://in-toto.io/Statement/v1",
-                                          "subject": [{"digest": {"sha256": digest[7:]}}]}),
-    )
-    blobs = []
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    for i, (media_type, doc) in enumerate(documents):
-        (tmp_path / f"doc{i}.json").write_text(json.dumps(doc))
-        blobs.append(ReferrerBlob(str(tmp_path / f"doc{i}.json"), media_type, digest, "doc"))
-    attach(ReferrersRequest(str(layout_dir), tuple(blobs)), str(tmp_path / "out"))
-    merged = tmp_path / "merged"
-    shutil.copytree(layout_dir, merged)
-    shutil.copytree(tmp_path / "out", merged, dirs_exist_ok=True)
-    return merged
+    return attach_documents(layout_dir, tmp_path, digest, attested.documents(digest))
 
 
 def _push_image(reg: Registry, tmp_path: Path, referrers: bool = True) -> str:
+    return _push_layout(reg, tmp_path, referrers)[0]
+
+
+def _push_layout(reg: Registry, tmp_path: Path, referrers: bool = True) -> tuple:
+    """(the image's digest, the layout pushed, with its referrers)."""
     layout_dir = tmp_path / "layout"
     image = add_image(layout_dir, "app")
     write_layout(layout_dir, [named(image, "latest")])
@@ -85,7 +75,7 @@ def _push_image(reg: Registry, tmp_path: Path, referrers: bool = True) -> str:
     push_image(layout, resolve_image(layout, ref_name="latest"),
                parse_reference(f"{reg.host}/team/app:1.0"), Transport(reg.host, insecure=True),
                ["1.0"])
-    return image.digest
+    return image.digest, layout_dir
 
 
 def test_the_payload_is_cosigns_byte_for_byte() -> None:
@@ -99,10 +89,11 @@ def test_the_payload_is_cosigns_byte_for_byte() -> None:
 
 def test_sign_push_read_back_and_verify_independently(registry: Registry,  # noqa: F811
                                                       tmp_path: Path) -> None:
-    digest = _push_image(registry, tmp_path)
+    digest, layout_dir = _push_layout(registry, tmp_path)
     key = _openssl_key(tmp_path)
     transport = Transport(registry.host, insecure=True)
-    request = SignRequest(f"{registry.host}/team/app", digest, key_file=str(key), insecure=True)
+    request = SignRequest(f"{registry.host}/team/app", digest, key_file=str(key), insecure=True,
+                          layout=str(layout_dir))
     result = sign_and_push(request, transport, str(tmp_path / "work"))
     assert result.written and result.reference == f"{registry.host}/team/app:" \
         f"sha256-{digest[7:]}.sig"
@@ -141,6 +132,7 @@ def test_sign_push_read_back_and_verify_independently(registry: Registry,  # noq
     other = _openssl_key(tmp_path, "other")
     second = sign_and_push(SignRequest(request.to, digest, str(other), insecure=True),
                            transport, str(tmp_path / "work3"))
+    assert second.attestations == ()  # no layout: the signature only
     layers = json.loads(fetch_manifest(transport, dest, f"sha256-{digest[7:]}.sig").content)[
         "layers"]
     assert [d["annotations"]["dev.cosignproject.cosign/signature"] for d in layers] == [
@@ -153,6 +145,9 @@ def test_sign_push_read_back_and_verify_independently(registry: Registry,  # noq
         "application/spdx+json", "application/vnd.cyclonedx+json",
         "application/vnd.in-toto+json"]
     assert all(r.subject == digest for r in verified.referrers)
+    assert sorted(a.predicate_type for a in verified.attestations) == [
+        "https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1",
+        "https://spdx.dev/Document"]
 
 
 def test_verify_fails_clearly(registry: Registry, tmp_path: Path) -> None:  # noqa: F811
@@ -179,8 +174,9 @@ def test_verify_fails_clearly(registry: Registry, tmp_path: Path) -> None:  # no
         verify(VerifyRequest(f"{name}:1.0", str(tmp_path / "key.pub"),
                              required_types(True, True), insecure=True), transport)
     assert str(err.value) == (
-        f"{name}@{digest} has no application/spdx+json, application/vnd.cyclonedx+json, "
-        "application/vnd.in-toto+json referrer; publish it again with them")
+        f"{name}@{digest} has no attestation of application/spdx+json, "
+        "application/vnd.cyclonedx+json, application/vnd.in-toto+json signed with "
+        f"'{tmp_path}/key.pub'; publish it again with the signing key")
 
     # A tampered manifest under the tag: its digest has no signature.
     manifest = json.loads(fetch_manifest(transport, parse_reference(f"{name}:1.0"), "1.0").content)
@@ -272,8 +268,12 @@ def test_an_index_is_signed_by_its_digest_and_each_platform_has_its_referrers(
     transport = Transport(registry.host, insecure=True)
     push_index(OciLayout(merged), index, parse_reference(f"{name}:1.0"), transport, ["1.0"])
     key = _openssl_key(tmp_path)
-    signed = sign_and_push(SignRequest(name, index.descriptor.digest, str(key), insecure=True),
+    signed = sign_and_push(SignRequest(name, index.descriptor.digest, str(key), insecure=True,
+                                       layout=str(merged)),
                            transport, str(tmp_path / "w"))
+    # Each platform's documents are attested to that platform's manifest.
+    assert sorted(a.reference for a in signed.attestations) == sorted(
+        f"{name}:sha256-{child[7:]}.att" for child in children)
     assert signed.reference == f"{name}:sha256-{index.descriptor.digest[7:]}.sig"
     verified = verify(VerifyRequest(f"{name}:1.0", str(tmp_path / "key.pub"),
                                     required_types(True, True), insecure=True), transport)
@@ -283,7 +283,7 @@ def test_an_index_is_signed_by_its_digest_and_each_platform_has_its_referrers(
 
     # A provenance moved onto another platform's image is refused: it names its own.
     wrong = _attach_documents(Path(layout.path), tmp_path / "wrong", children[0])
-    statement = json.loads((tmp_path / "wrong/doc2.json").read_text())
+    statement = json.loads((tmp_path / "attach0/doc2.json").read_text())
     assert statement["subject"][0]["digest"]["sha256"] == children[0][7:]
     other = tmp_path / "other"
     other.mkdir()
@@ -296,4 +296,5 @@ def test_an_index_is_signed_by_its_digest_and_each_platform_has_its_referrers(
     with pytest.raises(OciBuildError) as err:
         verify(VerifyRequest(f"{name}:1.0", str(tmp_path / "key.pub"), insecure=True),
                transport)
-    assert f"the provenance is about {children[0][7:]}, not about {children[1]}" in str(err.value)
+    assert f"the statement is about {{'sha256': '{children[0][7:]}'}}, not about " \
+        f"{children[1]}" in str(err.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -129,8 +130,10 @@ def _openssl(*args: str) -> subprocess.CompletedProcess:
 def test_publish_signs_and_oci_verify_checks(repo: Path, registry: Registry,  # noqa: F811
                                             tmp_path: Path) -> None:
     """`[oci].signing_key` from an environment variable: the signature lands under cosign's
-    tag, verifies with openssl, and `pants oci-verify` accepts it with the right key only and
-    refuses a tampered tag."""
+    tag, verifies with openssl, each SBOM and the provenance is a cosign attestation whose
+    DSSE signature openssl verifies, and `pants oci-verify` accepts it with the right key
+    only, reports a provenance attached by someone without the key as unsigned, and refuses
+    a tampered tag."""
     keys = repo / "keys"
     keys.mkdir(exist_ok=True)
     for name in ("cosign", "wrong"):
@@ -167,16 +170,48 @@ def test_publish_signs_and_oci_verify_checks(repo: Path, registry: Registry,  # 
                        str(tmp_path / "sig"), str(tmp_path / "payload"))
     assert checked.stdout.strip() == "Verified OK", checked.stderr
 
+    # Each SBOM and the provenance, signed as a cosign attestation: openssl checks the DSSE
+    # signature over the PAE, and the statement is about exactly this digest.
+    att = json.loads(_raw(registry, f"{name}:sha256-{digest.split(':')[1]}.att"))
+    assert sorted(layer["annotations"]["predicateType"] for layer in att["layers"]) == [
+        "https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1",
+        "https://spdx.dev/Document"]
+    for layer in att["layers"]:
+        assert layer["mediaType"] == "application/vnd.dsse.envelope.v1+json"
+        envelope = json.loads(_blob(registry, name, layer["digest"]))
+        body = base64.b64decode(envelope["payload"])
+        statement = json.loads(body)
+        assert statement["subject"] == [{"name": name,
+                                         "digest": {"sha256": digest.split(":")[1]}}]
+        assert statement["predicateType"] == layer["annotations"]["predicateType"]
+        (tmp_path / "pae").write_bytes(b"DSSEv1 28 application/vnd.in-toto+json %d %s"
+                                       % (len(body), body))
+        (tmp_path / "sig").write_bytes(base64.b64decode(envelope["signatures"][0]["sig"]))
+        checked = _openssl("dgst", "-sha256", "-verify", str(keys / "cosign.pub"),
+                           "-signature", str(tmp_path / "sig"), str(tmp_path / "pae"))
+        assert checked.stdout.strip() == "Verified OK", checked.stderr
+
     ok = run_pants(repo, option, "oci-verify", "--public-key=keys/cosign.pub", IMAGE)
-    assert f"✓ {name}:latest@{digest}: 1 signature(s) verified; 3 referrer(s) checked (" \
-           "application/spdx+json, application/vnd.cyclonedx+json, " \
-           "application/vnd.in-toto+json)" in ok.stdout
+    assert f"✓ {name}:latest@{digest}: 1 signature(s) verified; 3 attestation(s) verified (" \
+           "https://cyclonedx.org/bom, https://slsa.dev/provenance/v1, " \
+           "https://spdx.dev/Document); 3 referrer(s) match them" in ok.stdout
     wrong = run_pants(repo, option, "oci-verify", "--public-key=keys/wrong.pub", IMAGE,
                       check=False)
     assert wrong.returncode == 1
     assert f"✕ Error verifying {name}:latest: {name}@{digest}: no signature verifies with " \
            f"'wrong.pub'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+    # Someone without the key attaches a provenance naming another source and builder.
+    forged = _forged_provenance(registry, name, digest)
+    attacked = run_pants(repo, option, "oci-verify", "--public-key=keys/cosign.pub", IMAGE,
+                         check=False)
+    assert attacked.returncode == 1
+    assert f"✕ Error verifying {name}:latest: {name}@{digest}: unsigned referrer(s) " \
+           f"{forged} (application/vnd.in-toto+json): no attestation in " \
+           f"{name}:sha256-{digest.split(':')[1]}.att signed with 'cosign.pub' holds what " \
+           "they say" in attacked.stderr
+    assert "Traceback" not in attacked.stderr
 
     # Someone moves the tag to another manifest: it is not signed.
     manifest = json.loads(_raw(registry, f"{name}:latest"))
@@ -189,3 +224,49 @@ def test_publish_signs_and_oci_verify_checks(repo: Path, registry: Registry,  # 
                          check=False)
     assert tampered.returncode == 1
     assert f"is not signed: the registry has no {name}:sha256-" in tampered.stderr
+
+
+def _forged_provenance(reg: Registry, name: str, digest: str) -> str:
+    """A SLSA statement about `digest` from another source and builder, attached by plain
+    registry writes (no key) as publish attaches the real one; its manifest's digest."""
+    repository = name.split("/", 1)[1]
+    statement = json.dumps({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": digest.split(":")[1]}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": {
+            "buildType": "https://evil.test/build", "externalParameters": {
+                "source": "git+https://evil.test/other"}, "resolvedDependencies": []},
+            "runDetails": {"builder": {"id": "https://evil.test/builder"}}}},
+        sort_keys=True, separators=(",", ":")).encode()  # canonical, as a careful forger writes
+
+    def put_blob(data: bytes) -> dict:
+        started = requests.post(f"{reg.url}/v2/{repository}/blobs/uploads/", timeout=30)
+        location = started.headers["Location"]
+        location = location if location.startswith("http") else reg.url + location
+        blob_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        done = requests.put(location, params={"digest": blob_digest}, data=data, timeout=30)
+        assert done.status_code == 201, done.text
+        return {"digest": blob_digest, "size": len(data)}
+
+    subject = _raw(reg, f"{name}@{digest}")
+    artifact = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.in-toto+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", **put_blob(b"{}")},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", **put_blob(statement)}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": digest, "size": len(subject)}}).encode()
+    artifact_digest = "sha256:" + hashlib.sha256(artifact).hexdigest()
+    manifest_type = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+    assert requests.put(f"{reg.url}/v2/{repository}/manifests/{artifact_digest}",
+                        data=artifact, headers=manifest_type, timeout=30).status_code == 201
+    tag = f"sha256-{digest.split(':')[1]}"
+    index = json.loads(_raw(reg, f"{name}:{tag}"))
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "digest": artifact_digest, "size": len(artifact),
+                               "artifactType": "application/vnd.in-toto+json"})
+    assert requests.put(f"{reg.url}/v2/{repository}/manifests/{tag}",
+                        data=json.dumps(index).encode(), timeout=30,
+                        headers={"Content-Type": index["mediaType"]}).status_code == 201
+    return artifact_digest

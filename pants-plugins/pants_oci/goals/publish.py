@@ -8,8 +8,9 @@ Blobs another repository of the same registry has are mounted, not uploaded: a b
 from it, or another image on the same base published to it (`util_rules.mount_source`). The
 image's SBOMs and provenance (unless `sbom=False`, `provenance=False`) follow it as OCI 1.1
 referrers (`ocibuild.registry.referrers`). With `[oci].signing_key`, a second interactive
-process signs each pushed digest as cosign does and pushes the signature
-(`ocibuild.registry.signatures`).
+process signs each pushed digest as cosign does and pushes the signature, and signs each
+SBOM and provenance as a cosign attestation of the manifest it is about
+(`ocibuild.registry.signatures`); the key reaches that process only.
 """
 
 from __future__ import annotations
@@ -116,10 +117,12 @@ async def _signing_env(oci: OciSubsystem, build_root: BuildRoot, address
     return key, {KEY_ENV: pem}
 
 
-def sign_request(registry: Registry, repository: str, digest: str,
-                 key: SigningKey) -> SignRequest:
+def sign_request(registry: Registry, repository: str, digest: str, key: SigningKey,
+                 attest: bool = False) -> SignRequest:
+    """`attest`: the layout has SBOM or provenance referrers, signed as attestations too."""
     return SignRequest(to=f"{registry.address}/{repository}", manifest_digest=digest,
-                       key_file=key.path, insecure=registry.insecure, ca_cert=registry.ca_cert)
+                       key_file=key.path, insecure=registry.insecure, ca_cert=registry.ca_cert,
+                       layout=_LAYOUT if attest else None)
 
 
 @rule(desc="Prepare OCI image pushes", level=LogLevel.DEBUG)
@@ -199,8 +202,9 @@ async def publish_oci_image(
         sign = await Get(
             Process,
             OcibuildProcessRequest(
-                sign_request(registry, dest.repository, image.manifest_digest, signing),
-                certs,
+                sign_request(registry, dest.repository, image.manifest_digest, signing,
+                             attest=bool(fs.sbom.value or fs.provenance.value)),
+                inputs,
                 description=f"Signing {fs.address} in {registry.address}",
                 extra_env=FrozenDict({**registry_env, **signing_env}),
             ),
@@ -209,7 +213,9 @@ async def publish_oci_image(
             PublishPackages(
                 names=(f"{name}:{signature_tag(image.manifest_digest)}",),
                 process=InteractiveProcess.from_process(sign),
-                description=f"(cosign signature of {name}@{image.manifest_digest})",
+                description=f"(cosign signature of {name}@{image.manifest_digest}"
+                + (", and attestations of its SBOMs and provenance)"
+                   if fs.sbom.value or fs.provenance.value else ")"),
                 data=PublishOutputData({"signature_of": image.manifest_digest}),
             )
         )

@@ -1,7 +1,9 @@
 """`pants oci-verify --public-key=cosign.pub path/to:image`: check what each of the image's
 registries serves under its first tag now: a cosign signature of exactly that digest and
-repository made with the key, and (as the target builds them) its SBOMs and provenance
-attached as referrers of each image manifest, each naming that manifest.
+repository made with the key; (as the target builds them) its SBOMs and provenance as
+cosign attestations of each image manifest, signed with the key and about exactly that
+manifest; and every SBOM or provenance referrer of it (what scanners read) held by one of
+those attestations: an unsigned one fails, named as unsigned.
 
 Each check is one `ocibuild run` of a `VerifyRequest`, which talks to the registry, so it
 runs once per Pants run (`PER_SESSION`: never stored in a cache) with the credential sources
@@ -52,9 +54,13 @@ class OciVerifySubsystem(GoalSubsystem):
         Check the published images of the given `oci_image` targets against a public key:
         for each registry the target publishes to, what its first tag names there now must
         carry a cosign signature of that digest and repository made with the key
-        (`[oci].signing_key` at `pants publish`), and each image manifest must have the
-        SBOMs and provenance the target builds (`sbom`, `provenance`) attached, each naming
-        that manifest. E.g. `pants oci-verify --public-key=cosign.pub //app:image`.
+        (`[oci].signing_key` at `pants publish`); each image manifest must have the SBOMs
+        and provenance the target builds (`sbom`, `provenance`) as cosign attestations
+        signed with the key and about exactly that manifest (what `cosign
+        verify-attestation --key` checks); and each SBOM or provenance attached as an OCI
+        1.1 referrer (what scanners read) must be a document one of those attestations
+        holds, else it is reported as unsigned and the check fails.
+        E.g. `pants oci-verify --public-key=cosign.pub //app:image`.
         """
     )
 
@@ -130,11 +136,12 @@ async def oci_verify(targets: Targets, console: Console, subsystem: OciVerifySub
                 console.print_stderr(console.red(f"✕ {error}"))
                 continue
             answer = VerifyResult.loads(result.stdout, "ocibuild's answer")
-            kinds = sorted({r.artifact_type for r in answer.referrers})
+            kinds = sorted({a.predicate_type for a in answer.attestations})
             console.print_stdout(
                 f"✓ {image}@{answer.digest}: {answer.signatures} signature(s) verified; "
-                f"{len(answer.referrers)} referrer(s) checked"
-                + (f" ({', '.join(kinds)})" if kinds else ""))
+                f"{len(answer.attestations)} attestation(s) verified"
+                + (f" ({', '.join(kinds)})" if kinds else "")
+                + f"; {len(answer.referrers)} referrer(s) match them")
     return OciVerify(exit_code=1 if failed else 0)
 
 

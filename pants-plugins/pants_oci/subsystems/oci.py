@@ -111,8 +111,10 @@ class OciSubsystem(Subsystem):
             an absolute path), or `env:NAME` for the key's PEM text in the environment
             variable NAME (a CI secret). The signature of the pushed manifest digest goes to
             the image's repository under the tag `sha256-<hex>.sig` right after the image, in
-            cosign's format (where `cosign verify --key cosign.pub` looks for it);
-            `pants oci-verify --public-key=cosign.pub` checks it.
+            cosign's format (where `cosign verify --key cosign.pub` looks for it); its SBOMs
+            and provenance are signed too, as cosign attestations under `sha256-<hex>.att`
+            (where `cosign verify-attestation --key cosign.pub` looks for them).
+            `pants oci-verify --public-key=cosign.pub` checks both.
 
             The key is read only by the push's own process, which is never cached: it is in
             no cache key, no process input and no output, like registry credentials. Make

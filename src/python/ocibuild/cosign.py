@@ -14,18 +14,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
 from ocibuild import canonical_json, mediatypes
 from ocibuild.digest import bytes_digest, hex_of, validate_digest
 from ocibuild.errors import OciBuildError
+from ocibuild.untrusted import load_json, shown
 
 PAYLOAD_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+# Attestations (`cosign attest --key`): each a DSSE envelope (`ocibuild.dsse`) in a layer of
+# the image tagged `sha256-<hex>.att`; the layer says its statement's predicate type, and
+# its signature annotation is empty (the signature is inside the envelope), as cosign's
+# static.NewAttestation writes them.
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+PREDICATE_TYPE_ANNOTATION = "predicateType"
 # A key file is a few hundred bytes; a payload well under a KiB.
 MAX_KEY = 64 << 10
 MAX_PAYLOAD = 1 << 20
@@ -34,6 +40,17 @@ MAX_PAYLOAD = 1 << 20
 def signature_tag(digest: str) -> str:
     """Where cosign keeps the signatures of `digest`: `sha256-<hex>.sig`."""
     return f"sha256-{hex_of(validate_digest(digest))}.sig"
+
+
+def attestation_tag(digest: str) -> str:
+    """Where cosign keeps the attestations of `digest`: `sha256-<hex>.att`."""
+    return f"sha256-{hex_of(validate_digest(digest))}.att"
+
+
+def attestation_layer(envelope: bytes, predicate_type: str) -> dict:
+    return {"mediaType": DSSE_MEDIA_TYPE, "digest": bytes_digest(envelope),
+            "size": len(envelope),
+            "annotations": {SIGNATURE_ANNOTATION: "", PREDICATE_TYPE_ANNOTATION: predicate_type}}
 
 
 def payload(docker_reference: str, digest: str) -> bytes:
@@ -152,20 +169,21 @@ def signature_image(layers: List[dict]) -> tuple:
 def check_payload(data: bytes, digest: str, docker_reference: Optional[str], where: str) -> None:
     """That a verified payload is about `digest` (and `docker_reference`, when given): a
     valid signature of another image proves nothing about this one."""
+    doc = load_json(data, f"{where}: the signed payload", max_bytes=MAX_PAYLOAD)
     try:
-        doc = json.loads(data)
         critical = doc["critical"]
         signed_digest = critical["image"]["docker-manifest-digest"]
         signed_type = critical["type"]
         signed_reference = critical["identity"]["docker-reference"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise OciBuildError(f"{where}: the signed payload is not a cosign simple-signing "
                             "document") from None
     if signed_type != PAYLOAD_TYPE:
-        raise OciBuildError(f"{where}: the signed payload is a {signed_type!r}, not a "
-                            f"{PAYLOAD_TYPE!r}")
+        raise OciBuildError(f"{where}: the signed payload is a {shown(str(signed_type))!r}, "
+                            f"not a {PAYLOAD_TYPE!r}")
     if signed_digest != digest:
-        raise OciBuildError(f"{where}: the signature is of {signed_digest}, not of {digest}")
+        raise OciBuildError(f"{where}: the signature is of {shown(str(signed_digest))}, not "
+                            f"of {digest}")
     if docker_reference is not None and signed_reference != docker_reference:
-        raise OciBuildError(f"{where}: the signature is for {signed_reference!r}, not for "
-                            f"{docker_reference!r}")
+        raise OciBuildError(f"{where}: the signature is for {shown(str(signed_reference))!r}, "
+                            f"not for {docker_reference!r}")

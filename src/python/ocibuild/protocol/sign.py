@@ -1,6 +1,7 @@
 """`ocibuild run` of a `sign` request (sign a pushed image's digest as cosign does and push
 the signature) and of a `verify` request (check a published image's signature against a
-public key, and its SBOM and provenance referrers against its digest)."""
+public key, its SBOM and provenance attestations against the key and its digest, and its
+referrers against those attestations)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ class SignRequest(Document):
     key_file: Optional[str] = None
     insecure: bool = False
     ca_cert: Optional[str] = None
+    # The pushed image's OCI layout, with its SBOM and provenance referrers: each is also
+    # signed, as a cosign attestation of the image manifest it is about. None: none.
+    layout: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PushedAttestations(Part):
+    reference: str  # REGISTRY/REPOSITORY:sha256-<hex>.att
+    manifest_digest: str
+    predicate_types: Tuple[str, ...]
+    written: bool
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class SignResult(Document):
     signature: str  # base64 DER
     public_key: str  # PEM: what `cosign verify --key` and `pants oci-verify` need
     written: bool  # False: the registry already held exactly this signature
+    attestations: Tuple[PushedAttestations, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,23 @@ class VerifyRequest(Document):
 
 @dataclass(frozen=True)
 class VerifiedReferrer(Part):
+    """An OCI 1.1 referrer (what scanners read) whose document a verified attestation of
+    the same subject holds: unsigned ones fail verification instead."""
+
     subject: str
     artifact_type: str
     manifest_digest: str
     blob_digest: str
+
+
+@dataclass(frozen=True)
+class VerifiedAttestation(Part):
+    """A DSSE envelope in the subject's `.att` image whose signature verifies with the key
+    and whose statement is about exactly `subject`, its predicate read by its type."""
+
+    subject: str
+    predicate_type: str
+    envelope_digest: str
 
 
 @dataclass(frozen=True)
@@ -68,3 +94,4 @@ class VerifyResult(Document):
     digest: str  # what the reference names in the registry now, the one verified
     signatures: int  # signatures that verify with the key and are of this digest
     referrers: Tuple[VerifiedReferrer, ...]
+    attestations: Tuple[VerifiedAttestation, ...] = ()

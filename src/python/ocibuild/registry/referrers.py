@@ -17,12 +17,17 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
 from ocibuild import canonical_json, mediatypes
+from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
 from ocibuild.image.referrer import REFERRER, referrers_tag
 from ocibuild.layout import OciLayout
 from ocibuild.registry.pull import fetch_manifest
 from ocibuild.registry.upload import PushResult, PushTarget, exists, push_blobs
 from ocibuild.reference import Reference
+from ocibuild.untrusted import field, str_map
+
+# As many as verify reads (`ocibuild.registry.referrer_check`).
+MAX_LISTED = 256
 
 
 @dataclass(frozen=True)
@@ -36,19 +41,28 @@ class _Referrer:
 def layout_referrers(layout: OciLayout, subjects: Sequence[str]) -> List[_Referrer]:
     """The artifact manifests of `layout`'s index.json whose subject is one of `subjects`."""
     found = []
-    for raw in layout.read_index()["manifests"]:
-        if REFERRER not in (raw.get("annotations") or {}):
+    where = f"layout {layout.path!r} index.json"
+    for i, raw in enumerate(field(layout.read_index(), "manifests", list, where, required=True)):
+        listed = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
+        if REFERRER not in (listed.annotations or {}):
             continue
-        content, manifest = layout.read_json_blob(raw["digest"])
-        subject = (manifest.get("subject") or {}).get("digest")
+        here = f"layout {layout.path!r}: the referrer {listed.digest}"
+        content, manifest = layout.read_json_blob(listed.digest)
+        about = field(manifest, "subject", dict, here, required=True)
+        subject = Descriptor.from_json(about, where=f"{here} subject").digest
         if subject not in subjects:
             continue
-        entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": raw["digest"],
-                 "size": len(content), "artifactType": manifest["artifactType"],
-                 **({"annotations": manifest["annotations"]} if manifest.get("annotations")
-                    else {})}
-        blobs = [Descriptor.from_json(d, where=f"the referrer {raw['digest']}")
-                 for d in (manifest["config"], *manifest["layers"])]
+        annotations = str_map(manifest, "annotations", here)
+        entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": listed.digest,
+                 "size": len(content),
+                 "artifactType": field(manifest, "artifactType", str, here, required=True),
+                 **({"annotations": annotations} if annotations else {})}
+        layers = field(manifest, "layers", list, here, required=True)
+        blobs = [Descriptor.from_json(d, where=here)
+                 for d in (field(manifest, "config", dict, here, required=True), *layers)]
+        if len(blobs) != 2:
+            raise OciBuildError(f"{here}: {len(layers)} layers; an SBOM or provenance "
+                                "artifact has one")
         found.append(_Referrer(entry, content, subject, blobs))
     return found
 
@@ -64,13 +78,29 @@ def _put(t: PushTarget, referrer: _Referrer) -> bool:
     return bool(response.headers.get("OCI-Subject"))
 
 
+def _listed(t: PushTarget, dest: Reference, tag: str) -> List[dict]:
+    """The entries of the referrers tag index already there, each a descriptor: anyone who
+    can push may have written it, so it is read as untrusted, and one that is not an index
+    of descriptors is refused rather than merged into what we write."""
+    where = f"{dest.name}:{tag} (the referrers tag index)"
+    index = fetch_manifest(t.transport, dest, tag)
+    manifests = field(index.json(), "manifests", list, where, required=True) \
+        if index.is_index else None
+    if manifests is None or len(manifests) > MAX_LISTED:
+        raise OciBuildError(f"{where} is not an image index of at most {MAX_LISTED} "
+                            "descriptors; delete the tag and publish again")
+    for i, raw in enumerate(manifests):
+        Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
+        field(raw, "artifactType", str, f"{where} manifests[{i}]")
+    return manifests
+
+
 def _update_tag(t: PushTarget, dest: Reference, subject: str, entries: List[dict]) -> bool:
     """The referrers tag of `subject` lists `entries` too; True if it was written."""
     tag = referrers_tag(subject)
     present, _ = exists(t, "manifests", tag)
-    listed = fetch_manifest(t.transport, dest, tag).json().get("manifests", []) if present \
-        else []
-    known = {m.get("digest") for m in listed}
+    listed = _listed(t, dest, tag) if present else []
+    known = {m["digest"] for m in listed}
     new = [e for e in entries if e["digest"] not in known]
     if not new:
         return False

@@ -1,44 +1,39 @@
 """Signatures in a registry, as cosign keeps them (`ocibuild.cosign`): pushed after the image,
-and verified with the SBOM and provenance referrers of a published image.
+with the attestations of its SBOMs and provenance, and verified with them and its referrers.
 
-Push: the payload and the `.sig` image's config as blobs, then the manifest under the tag
-`sha256-<hex>.sig`, its layers merged with those already there (read, add, write back; as
-cosign does, not atomic). Verify: what a reference names now, a signature of exactly that
-digest and repository made with the key, and each referrer of each image manifest attached
-to it (subject, blob digest; a provenance statement's subject). Everything read is
-untrusted: bounded, digest-verified, and only signature-verified payloads are believed.
+Sign: the simple-signing payload and the `.sig` image's config as blobs, then the manifest
+under the tag `sha256-<hex>.sig`, its layers merged with those already there
+(`ocibuild.registry.cosign_store`); then the attestations (`ocibuild.registry.attestations`).
+Verify: what a reference names now; a signature of exactly that digest and repository made
+with the key; for each image manifest attached to it, its attestations (each must verify
+with the key and be about exactly that manifest), then its referrers, each of which must be
+a document one of those attestations holds: an unsigned SBOM or provenance fails, named as
+unsigned. Everything read is untrusted: bounded, digest-verified, typed, and only
+signature-verified documents are believed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
-from ocibuild import cosign, mediatypes
-from ocibuild.digest import bytes_digest, hex_of
+from ocibuild import attestation, cosign
+from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.image.manifest import Descriptor
-from ocibuild.image.referrer import referrers_tag
-from ocibuild.layout import OciLayout
-from ocibuild.protocol.sign import (KEY_ENV, SignRequest, SignResult, VerifiedReferrer,
-                                    VerifyRequest, VerifyResult)
+from ocibuild.protocol.sign import (KEY_ENV, SignRequest, SignResult, VerifiedAttestation,
+                                    VerifiedReferrer, VerifyRequest, VerifyResult)
 from ocibuild.reference import Reference, parse_reference
-from ocibuild.registry.pull import download_blob, fetch_manifest, scope
+from ocibuild.registry import cosign_store, referrer_check
+from ocibuild.registry.attestations import attest_and_push, verified_attestations
+from ocibuild.registry.pull import fetch_manifest
 from ocibuild.registry.transport import Transport
-from ocibuild.registry.upload import CHUNK_SIZE, JOBS, push_blobs, push_target
-from ocibuild.untrusted import read_file
+from ocibuild.untrusted import field, local_path, read_file
 
-IN_TOTO = "application/vnd.in-toto+json"
-SBOMS = ("application/spdx+json", "application/vnd.cyclonedx+json")
-# The referrers verify reads and checks (others, e.g. another tool's, are left alone).
-CHECKED = (*SBOMS, IN_TOTO)
-# More signatures than this on one image is not a signature set anyone made on purpose.
-MAX_SIGNATURES = 64
-MAX_REFERRERS = 256
-# A referrer's blob (an SBOM of a large base) is a few MiB at most.
-MAX_REFERRER_BLOB = 64 << 20
+SBOMS = (attestation.SPDX_MEDIA_TYPE, attestation.CYCLONEDX_MEDIA_TYPE)
+IN_TOTO = attestation.IN_TOTO_MEDIA_TYPE
+MAX_PLATFORMS = 64
 
 
 def _key(request: SignRequest) -> bytes:
@@ -51,27 +46,6 @@ def _key(request: SignRequest) -> bytes:
     return pem.encode()
 
 
-def _has(transport: Transport, ref: Reference, tag: str) -> bool:
-    response = transport.request("HEAD", f"/v2/{ref.repository}/manifests/{tag}",
-                                 scope=scope(ref.repository), expected=(200, 404),
-                                 headers={"Accept": mediatypes.MANIFEST_ACCEPT})
-    return response.status_code == 200
-
-
-def _layers(transport: Transport, ref: Reference, tag: str) -> List[dict]:
-    """The layers of the `.sig` image under `tag` (none if there is none)."""
-    if not _has(transport, ref, tag):
-        return []
-    layers = fetch_manifest(transport, ref, tag).json().get("layers")
-    if not isinstance(layers, list) or not all(isinstance(d, dict) for d in layers):
-        raise OciBuildError(f"{ref.name}:{tag}: the signature manifest's `layers` is not a "
-                            "list of descriptors")
-    if len(layers) > MAX_SIGNATURES:
-        raise OciBuildError(f"{ref.name}:{tag}: {len(layers)} signatures; refusing more than "
-                            f"{MAX_SIGNATURES}")
-    return layers
-
-
 def sign_and_push(request: SignRequest, transport: Transport, work_dir: str) -> SignResult:
     key = cosign.load_private_key(_key(request), request.key_file or f"${KEY_ENV}")
     dest = parse_reference(request.to)
@@ -81,49 +55,33 @@ def sign_and_push(request: SignRequest, transport: Transport, work_dir: str) -> 
     data = cosign.payload(dest.name, request.manifest_digest)
     signature = cosign.Signature(data, cosign.sign(key, data))
     tag = cosign.signature_tag(request.manifest_digest)
-    layers = _layers(transport, dest, tag)
-    written = signature.layer not in layers
-    layout = OciLayout(work_dir)
-    config, manifest = cosign.signature_image([*layers, *([signature.layer] if written else [])])
-    if written:
-        t = push_target(layout, dest, transport, None, JOBS, CHUNK_SIZE)
-        blobs = [layout.write_blob_bytes(data, cosign.PAYLOAD_MEDIA_TYPE),
-                 layout.write_blob_bytes(config, cosign.CONFIG_MEDIA_TYPE)]
-        list(push_blobs(t, blobs, JOBS))
-        transport.request("PUT", f"/v2/{dest.repository}/manifests/{tag}", scope=t.scope,
-                          expected=(201,), data=manifest,
-                          headers={"Content-Type": mediatypes.OCI_MANIFEST})
-    return SignResult(f"{dest.name}:{tag}", bytes_digest(manifest), signature.layer["digest"],
-                      signature.signature, cosign.public_key_pem(key).decode(), written)
-
-
-def _small_blob(transport: Transport, ref: Reference, raw: dict, limit: int, where: str,
-                work_dir: str) -> Tuple[Descriptor, bytes]:
-    descriptor = Descriptor.from_json(raw, where=where)
-    if descriptor.size > limit:
-        raise OciBuildError(f"{where}: {descriptor.size} bytes; refusing more than {limit}")
-    path = os.path.join(work_dir, hex_of(descriptor.digest))
-    download_blob(transport, ref, descriptor, path)
-    with open(path, "rb") as f:
-        return descriptor, f.read()
+    existing = cosign_store.read_layers(transport, dest, tag)
+    manifest_digest, written = cosign_store.write(
+        transport, dest, tag, existing, [(signature.layer, data)], os.path.join(work_dir, "sig"))
+    attestations = attest_and_push(
+        transport, dest, local_path(request.layout, "sign request: `layout`"),
+        request.manifest_digest, key, work_dir) if request.layout is not None else ()
+    return SignResult(f"{dest.name}:{tag}", manifest_digest, signature.layer["digest"],
+                      signature.signature, cosign.public_key_pem(key).decode(), written,
+                      attestations)
 
 
 def _verified_signatures(transport: Transport, ref: Reference, digest: str, public_key,
                          key_name: str, work_dir: str) -> int:
     tag = cosign.signature_tag(digest)
-    layers = _layers(transport, ref, tag)
+    layers = cosign_store.read_layers(transport, ref, tag)
     if not layers:
         raise OciBuildError(f"{ref.name}@{digest} is not signed: the registry has no "
                             f"{ref.name}:{tag}")
     good, problems = 0, []
     for i, raw in enumerate(layers):
         where = f"{ref.name}:{tag} layers[{i}]"
-        annotations = raw.get("annotations")
-        signature = annotations.get(cosign.SIGNATURE_ANNOTATION) \
-            if isinstance(annotations, dict) else None
-        if raw.get("mediaType") != cosign.PAYLOAD_MEDIA_TYPE or not isinstance(signature, str):
+        layer = Descriptor.from_json(raw, where=where)
+        signature = (layer.annotations or {}).get(cosign.SIGNATURE_ANNOTATION)
+        if layer.media_type != cosign.PAYLOAD_MEDIA_TYPE or not signature:
             continue
-        _, data = _small_blob(transport, ref, raw, cosign.MAX_PAYLOAD, where, work_dir)
+        data = cosign_store.small_blob(transport, ref, layer, cosign.MAX_PAYLOAD, where,
+                                       work_dir)
         if not cosign.verifies(public_key, data, signature):
             problems.append(f"{where}: the signature does not verify with {key_name}")
             continue
@@ -139,57 +97,45 @@ def _verified_signatures(transport: Transport, ref: Reference, digest: str, publ
     return good
 
 
-def _listed_referrers(transport: Transport, ref: Reference, subject: str) -> List[dict]:
-    """The referrers API's list, else the referrers tag schema's."""
-    path = f"/v2/{ref.repository}/referrers/{subject}"
-    response = transport.request("GET", path, scope=scope(ref.repository), stream=True,
-                                 expected=(200, 404), headers={"Accept": mediatypes.OCI_INDEX})
-    if response.status_code == 200 and "json" in response.headers.get("Content-Type", ""):
-        content = transport.read(response, 4 << 20, "GET", transport.url(path))
-        manifests = json.loads(content).get("manifests")
-    else:
-        response.close()
-        tag = referrers_tag(subject)
-        manifests = fetch_manifest(transport, ref, tag).json().get("manifests") \
-            if _has(transport, ref, tag) else []
-    if not isinstance(manifests, list) or len(manifests) > MAX_REFERRERS:
-        raise OciBuildError(f"{ref.name}: the referrers of {subject} are not a list of at most "
-                            f"{MAX_REFERRERS} descriptors")
-    return [m for m in manifests if isinstance(m, dict)]
-
-
-def _check_referrer(transport: Transport, ref: Reference, subject: str, entry: dict,
-                    work_dir: str) -> VerifiedReferrer:
-    where = f"{ref.name}@{entry.get('digest')} (a referrer of {subject})"
-    manifest = fetch_manifest(transport, ref, str(entry.get("digest"))).json()
-    if (manifest.get("subject") or {}).get("digest") != subject:
-        raise OciBuildError(f"{where}: its subject is not {subject}")
-    layers = manifest.get("layers")
-    if not isinstance(layers, list) or len(layers) != 1:
-        raise OciBuildError(f"{where}: an SBOM or provenance artifact has one layer")
-    blob, data = _small_blob(transport, ref, layers[0], MAX_REFERRER_BLOB, where, work_dir)
-    artifact_type = str(manifest.get("artifactType") or blob.media_type)
-    if artifact_type == IN_TOTO:
-        try:
-            subjects = [s["digest"]["sha256"] for s in json.loads(data)["subject"]]
-        except (ValueError, KeyError, TypeError):
-            raise OciBuildError(f"{where}: not an in-toto statement") from None
-        if hex_of(subject) not in subjects:
-            raise OciBuildError(f"{where}: the provenance is about {', '.join(subjects)}, not "
-                                f"about {subject}")
-    elif subject.encode() not in data:
-        raise OciBuildError(f"{where}: the {artifact_type} document does not name {subject}")
-    return VerifiedReferrer(subject, artifact_type, str(entry["digest"]), blob.digest)
-
-
-def _image_manifests(digest: str, is_index: bool, index: dict) -> List[str]:
+def _image_manifests(ref: Reference, digest: str, is_index: bool, index: dict) -> List[str]:
     """The manifests referrers hang from: the image's, or each platform's of an index."""
     if not is_index:
         return [digest]
-    manifests = index.get("manifests")
-    return [str(m.get("digest")) for m in manifests if isinstance(m, dict)
-            and (m.get("platform") or {}).get("os") != "unknown"] \
-        if isinstance(manifests, list) else []
+    where = f"{ref.name}@{digest}"
+    found = []
+    manifests = field(index, "manifests", list, where, required=True)
+    if len(manifests) > MAX_PLATFORMS:  # each costs a dozen requests
+        raise OciBuildError(f"{where}: {len(manifests)} manifests; refusing more than "
+                            f"{MAX_PLATFORMS}")
+    for i, raw in enumerate(manifests):
+        entry = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
+        if (entry.platform or {}).get("os") != "unknown":  # attestation manifests of buildkit
+            found.append(entry.digest)
+    return found
+
+
+def _attached(transport: Transport, ref: Reference, subject: str, public_key, key_name: str,
+              work_dir: str) -> Tuple[List[VerifiedAttestation], List[VerifiedReferrer]]:
+    """The subject's attestations, and its referrers each matched to one of them."""
+    signed = verified_attestations(transport, ref, subject, public_key, key_name, work_dir)
+    held = {(predicate.predicate_type, predicate.digest) for _, predicate in signed}
+    referrers, unsigned = [], []
+    for entry, listed_type in referrer_check.listed(transport, ref, subject):
+        checked = referrer_check.check(transport, ref, subject, entry, listed_type, work_dir)
+        if checked is None:
+            continue
+        if (checked.predicate.predicate_type, checked.predicate.digest) not in held:
+            unsigned.append(f"{checked.manifest_digest} ({checked.artifact_type})")
+            continue
+        referrers.append(VerifiedReferrer(subject, checked.artifact_type,
+                                          checked.manifest_digest, checked.blob_digest))
+    if unsigned:
+        raise OciBuildError(
+            f"{ref.name}@{subject}: unsigned referrer(s) {', '.join(unsigned)}: no attestation "
+            f"in {ref.name}:{cosign.attestation_tag(subject)} signed with {key_name} holds "
+            "what they say, so they may be forged (scanners read them); delete them, or "
+            "publish again with the signing key")
+    return [a for a, _ in signed], referrers
 
 
 def verify(request: VerifyRequest, transport: Transport) -> VerifyResult:
@@ -199,22 +145,25 @@ def verify(request: VerifyRequest, transport: Transport) -> VerifyResult:
     manifest = fetch_manifest(transport, ref, ref.digest or ref.tag or "latest")
     if ref.digest and manifest.digest != ref.digest:
         raise OciBuildError(f"{request.image}: the registry names {manifest.digest}")
+    key_name = repr(request.public_key)
     with tempfile.TemporaryDirectory(prefix="ocibuild-verify-") as work_dir:
-        good = _verified_signatures(transport, ref, manifest.digest, public_key,
-                                    repr(request.public_key), work_dir)
+        good = _verified_signatures(transport, ref, manifest.digest, public_key, key_name,
+                                    work_dir)
+        attestations: List[VerifiedAttestation] = []
         referrers: List[VerifiedReferrer] = []
-        for subject in _image_manifests(manifest.digest, manifest.is_index, manifest.json()):
-            found: Dict[str, int] = {}
-            for entry in _listed_referrers(transport, ref, subject):
-                if entry.get("artifactType") in (*request.require, *CHECKED):
-                    checked = _check_referrer(transport, ref, subject, entry, work_dir)
-                    referrers.append(checked)
-                    found[checked.artifact_type] = found.get(checked.artifact_type, 0) + 1
+        for subject in _image_manifests(ref, manifest.digest, manifest.is_index,
+                                        manifest.json()):
+            signed, matched = _attached(transport, ref, validate_digest(subject), public_key,
+                                        key_name, work_dir)
+            attestations += signed
+            referrers += matched
+            found = {attestation.ARTIFACT_TYPES[a.predicate_type] for a in signed}
             missing = [t for t in request.require if t not in found]
             if missing:
-                raise OciBuildError(f"{ref.name}@{subject} has no {', '.join(missing)} "
-                                    "referrer; publish it again with them")
-    return VerifyResult(str(ref), manifest.digest, good, tuple(referrers))
+                raise OciBuildError(f"{ref.name}@{subject} has no attestation of "
+                                    f"{', '.join(missing)} signed with {key_name}; publish "
+                                    "it again with the signing key")
+    return VerifyResult(str(ref), manifest.digest, good, tuple(referrers), tuple(attestations))
 
 
 def required_types(sbom: bool, provenance: bool) -> Tuple[str, ...]:
