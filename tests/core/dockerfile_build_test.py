@@ -253,3 +253,14 @@ def test_the_cli_needs_an_output(tmp_path: Path) -> None:
     assert proc.stderr == ("ocibuild: error: give where the image goes: --output DIR, "
                            "--push/--destination REGISTRY/REPO[:TAG], --docker-archive/"
                            "--tar-path FILE, or --no-push\n")
+
+
+def test_symlink_loops_and_climbs_in_an_image_stay_bounded_and_inside() -> None:
+    from ocibuild.dockerfile.fstree import DIR, SYMLINK, Node, Tree
+
+    tree = Tree({"": Node(DIR), "a": Node(SYMLINK, link="b"), "b": Node(SYMLINK, link="/a"),
+                 "up": Node(SYMLINK, link="../../../../etc"), "etc": Node(DIR)})
+    with pytest.raises(OciBuildError) as err:
+        tree.resolve("a/x")
+    assert str(err.value) == "/a/x: more than 40 symbolic links on the way (a loop?)"
+    assert tree.resolve("up/passwd") == "etc/passwd"  # ".." stops at the image root

@@ -135,8 +135,7 @@ class _Dest:
         return self.writes.get(path) or self.tree.get(path)
 
     def resolve(self, path: str, follow_last: bool) -> str:
-        view = Tree({**self.tree.nodes, **self.writes})
-        return view.resolve(path, follow_last=follow_last)
+        return self.tree.resolve(path, follow_last=follow_last, lookup=self.node)
 
     def directory(self, path: str) -> str:
         """`path` as an existing or created directory (symlinks followed); its real path."""

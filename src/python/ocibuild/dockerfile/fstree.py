@@ -89,16 +89,19 @@ class Tree:
             if p != path and p.startswith(prefix):
                 yield p
 
-    def resolve(self, path: str, follow_last: bool = True) -> str:
+    def resolve(self, path: str, follow_last: bool = True,
+                lookup: Optional[Callable[[str], Optional[Node]]] = None) -> str:
         """`path` with every symlink on the way replaced by its target, chroot-style; the
-        last component followed only with `follow_last`. Missing components stay as given."""
+        last component followed only with `follow_last`. Missing components stay as given.
+        `lookup` finds a node (default: this tree's), for a view with pending writes."""
+        find = lookup or self.nodes.get
         todo = [p for p in normalize(path).split("/") if p]
         done: List[str] = []
         links = 0
         while todo:
             part = todo.pop(0)
             candidate = "/".join([*done, part])
-            node = self.nodes.get(candidate)
+            node = find(candidate)
             if node is not None and node.kind == SYMLINK and (todo or follow_last):
                 links += 1
                 if links > MAX_LINKS:
@@ -119,7 +122,8 @@ class Tree:
         return "/".join(done)
 
     def remove(self, path: str) -> None:
-        for p in [path, *self.under(path)]:
+        prefix = path + "/" if path else ""
+        for p in [p for p in self.nodes if p == path or p.startswith(prefix)]:
             self.nodes.pop(p, None)
 
     def put(self, path: str, node: Node) -> None:
