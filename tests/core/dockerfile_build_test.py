@@ -14,11 +14,12 @@ import pytest
 from ocibuild.dockerfile import builder
 from ocibuild.errors import OciBuildError
 from tests.core.conftest import decompressed, run_ocibuild, tar_members, write
+from tests.fixtures.registry import registry  # noqa: F401  (a fixture)
 
 
 def _ctx(tmp_path: Path, dockerfile: str, files: Dict[str, object] = None) -> Path:
     ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
+    ctx.mkdir(parents=True, exist_ok=True)
     for name, content in (files or {}).items():
         if isinstance(content, tuple):
             write(ctx / name, content[0].encode() if isinstance(content[0], str) else content[0], content[1])
@@ -264,3 +265,50 @@ def test_symlink_loops_and_climbs_in_an_image_stay_bounded_and_inside() -> None:
         tree.resolve("a/x")
     assert str(err.value) == "/a/x: more than 40 symbolic links on the way (a loop?)"
     assert tree.resolve("up/passwd") == "etc/passwd"  # ".." stops at the image root
+
+
+def test_workdir_under_user_and_an_empty_glob_follow_buildkit(tmp_path: Path) -> None:
+    built = _build(tmp_path, """
+FROM scratch
+COPY passwd group /etc/
+USER app
+WORKDIR /srv/app
+WORKDIR /srv
+COPY *.nothing /empty/
+""", {"passwd": "app:x:1000:1000::/home/app:/bin/sh\n", "group": "app:x:1000:\n"})
+    assert _layer(tmp_path, built, 1) == [("srv", "0o755", 1000, 1000, ""),
+                                          ("srv/app", "0o755", 1000, 1000, "")]
+    assert len(built.layers) == 3  # WORKDIR /srv exists: no layer; the empty COPY has one
+    assert _layer(tmp_path, built, 2) == []
+    assert [h["created_by"] for h in built.config["history"]][-2:] == [
+        "WORKDIR /srv", "COPY *.nothing /empty/"]
+
+
+def test_a_base_images_onbuild_triggers_run_first(tmp_path: Path, registry) -> None:
+    parent = _ctx(tmp_path / "parent", "FROM scratch\nCOPY a.txt /a\nONBUILD COPY b.txt /b\n"
+                  "ONBUILD LABEL from=trigger\n", {"a.txt": "a"})
+    proc = run_ocibuild("build", "--context", str(parent), "--destination",
+                        f"{registry.host}/parent:1", "--insecure", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    child = _ctx(tmp_path / "child", f"FROM {registry.host}/parent:1\nCOPY c.txt /c\n",
+                 {"b.txt": "b", "c.txt": "c"})
+    work = tmp_path / "work"
+    work.mkdir()
+    built = builder.build(builder.Options(
+        str(child / "Dockerfile"), str(child),
+        registries=builder.Registries(insecure=(registry.host,))), str(work))
+    assert [h["created_by"] for h in built.config["history"]][-3:] == [
+        "COPY b.txt /b", "LABEL from=trigger", "COPY c.txt /c"]
+    assert "OnBuild" not in built.config["config"]
+    assert built.config["config"]["Labels"] == {"from": "trigger"}
+    assert built.base is not None and built.base.digest.startswith("sha256:")
+    (child / "Dockerfile").write_text(f"FROM {registry.host}/parent:2\n")
+    (parent / "Dockerfile").write_text("FROM scratch\nONBUILD RUN make\n")
+    assert run_ocibuild("build", "--context", str(parent), "--destination",
+                        f"{registry.host}/parent:2", "--insecure", cwd=tmp_path).returncode == 0
+    with pytest.raises(OciBuildError) as err:
+        builder.build(builder.Options(str(child / "Dockerfile"), str(child),
+                                      registries=builder.Registries(insecure=(registry.host,))),
+                      str(work))
+    assert str(err.value).startswith(f"ONBUILD trigger 1 of the base image {registry.host}/"
+                                     "parent:2: RUN: RUN is not supported yet")

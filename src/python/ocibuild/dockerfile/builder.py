@@ -192,7 +192,13 @@ class Builder:
             for node in nodes:
                 if node.keyword in ("ONBUILD", "FROM", "MAINTAINER"):
                     raise OciBuildError(f"{origin}: {node.keyword} is not allowed in ONBUILD")
-                check(Dockerfile(origin, (node,)), node)
+                try:
+                    check(Dockerfile(origin, (node,)), node)
+                except OciBuildError as err:  # the trigger is one line: no line number
+                    text = str(err)
+                    prefix = f"{origin}:{node.start_line}: "
+                    raise OciBuildError(f"{origin}: {text[len(prefix):]}"
+                                        if text.startswith(prefix) else text) from None
                 self._dispatch(state, node, f"{origin}: {node.keyword}")
 
     # -- instructions ----------------------------------------------------------------------
