@@ -139,13 +139,14 @@ def test_heredoc_copy_expands_unless_quoted(tmp_path: Path) -> None:
 FROM scratch
 ENV WHO=world
 COPY <<EOF <<"RAW" /etc/
-hello $WHO
+hello $WHO "quoted" 'too' \$WHO
 EOF
 hello $WHO
 RAW
 """)
     assert _layer(tmp_path, built, 0) == [("etc", "0o755", 0, 0, ""),
-                                          ("etc/EOF", "0o644", 0, 0, "hello world\n"),
+                                          ("etc/EOF", "0o644", 0, 0,
+                                           "hello world \"quoted\" 'too' $WHO\n"),
                                           ("etc/RAW", "0o644", 0, 0, "hello $WHO\n")]
 
 
@@ -312,3 +313,14 @@ def test_a_base_images_onbuild_triggers_run_first(tmp_path: Path, registry) -> N
                       str(work))
     assert str(err.value).startswith(f"ONBUILD trigger 1 of the base image {registry.host}/"
                                      "parent:2: RUN: RUN is not supported yet")
+
+
+def test_a_dockerignore_linking_out_of_the_context_is_not_read(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("[not a pattern: this file must never be quoted\n")
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a.txt /\n", {"a.txt": "a"})
+    os.symlink(secret, ctx / ".dockerignore")
+    with pytest.raises(OciBuildError) as err:
+        builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx)), str(tmp_path))
+    assert str(err.value) == (f"'{ctx}/.dockerignore' is a symbolic link to a file outside the "
+                              "build context; make it a file")

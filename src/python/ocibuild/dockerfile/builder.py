@@ -452,7 +452,10 @@ class Builder:
     def _heredoc_tree(self, state: State, doc, at: str) -> Tree:
         text = doc.content
         if doc.expand:
-            text = self._expand(state, text, at) if "$" in text else text
+            try:
+                text = shell.expand_heredoc(text, state.env())
+            except OciBuildError as err:
+                raise OciBuildError(f"{at}: {err}") from None
         path = self._work_file()
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

@@ -24,10 +24,18 @@ ORIGIN = "the build context"
 
 
 def ignore_file(context: str, dockerfile: Optional[str]) -> Optional[str]:
-    if dockerfile is not None and os.path.isfile(dockerfile + ".dockerignore"):
-        return dockerfile + ".dockerignore"
-    path = os.path.join(context, ".dockerignore")
-    return path if os.path.isfile(path) else None
+    for path in ([dockerfile + ".dockerignore"] if dockerfile else []) + \
+            [os.path.join(context, ".dockerignore")]:
+        if os.path.islink(path):
+            # A pushed context is not always the builder's own: a link to a file outside it
+            # (/etc/shadow) must not be read, nor quoted in an error about a bad pattern.
+            inside = os.path.realpath(context) + os.sep
+            if not os.path.realpath(path).startswith(inside):
+                raise OciBuildError(f"{path!r} is a symbolic link to a file outside the build "
+                                    "context; make it a file")
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _node(path: str, st: os.stat_result) -> Node:

@@ -23,8 +23,9 @@ _SPECIAL = set("@*#?-$!0")
 
 class _Word:
     def __init__(self, text: str, env: Mapping[str, str], escape: str, raw_quotes: bool,
-                 raw_escapes: bool, skip_unset: bool) -> None:
+                 raw_escapes: bool, skip_unset: bool, skip_quotes: bool = False) -> None:
         self.text, self.pos = text, 0
+        self.skip_quotes = skip_quotes
         self.env, self.escape = env, escape
         self.raw_quotes, self.raw_escapes, self.skip_unset = raw_quotes, raw_escapes, skip_unset
 
@@ -57,11 +58,11 @@ class _Word:
                 value = self.dollar()
                 result.append(value)
                 words.add_string(value)
-            elif ch == "'":
+            elif ch == "'" and not self.skip_quotes:
                 value = self.single_quote()
                 result.append(value)
                 words.add_raw(value)
-            elif ch == '"':
+            elif ch == '"' and not self.skip_quotes:
                 value = self.double_quote()
                 result.append(value)
                 words.add_raw(value)
@@ -311,6 +312,12 @@ def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
 
 def expand_words(word: str, env: Mapping[str, str], escape: str = "\\") -> List[str]:
     return _lexer(escape)(word, env)[1]
+
+
+def expand_heredoc(text: str, env: Mapping[str, str]) -> str:
+    """A COPY/ADD heredoc's content as BuildKit expands it: `$` and `\\` only (always the
+    backslash, whatever `# escape=` says); quotes are plain characters."""
+    return _Word(text, env, "\\", False, False, False, skip_quotes=True).run()[0]
 
 
 def split_raw(line: str, keep_quotes: bool = True) -> List[str]:
