@@ -498,7 +498,12 @@ def _fail(kind: str, message: str, exit_code: int, detail: str = "") -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    from ocibuild.cli_dockerfile import parser as dockerfile_parser, wants_dockerfile
+
+    argv = sys.argv[1:] if argv is None else argv
+    # `build --dockerfile/--context` is a Dockerfile build, with kaniko's flags: its own parser.
+    args = (dockerfile_parser().parse_args(argv[1:]) if wants_dockerfile(argv)
+            else parser().parse_args(argv))
     try:
         with _stop_signals_unwind():
             result = args.run(args)

@@ -1,0 +1,117 @@
+"""Where a file's bytes are: on disk already, or inside a layer blob (`fstree.LayerMember`).
+
+`Blobs` knows the layer blobs of the images in a build (digest -> media type and opener).
+`materialize` streams each layer that holds needed members once and copies those members
+into numbered files in a work directory: the tar's names never name a file on disk, so a
+hostile base cannot direct a write anywhere. Reads are bounded by the member's size as the
+tar header gave it; a layer that is not a readable tar is one error naming it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zlib
+from typing import BinaryIO, Callable, Dict, Iterable, Tuple
+
+from ocibuild.errors import OciBuildError
+from ocibuild.dockerfile.fstree import Content, LayerMember, Tree, apply_layer
+
+_CHUNK = 1 << 20
+
+
+def _errors() -> tuple:
+    errors: tuple = (tarfile.TarError, OSError, EOFError, zlib.error)
+    try:
+        import zstandard
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
+class Blobs:
+    def __init__(self) -> None:
+        self._blobs: Dict[str, Tuple[str, Callable[[], BinaryIO]]] = {}
+        self._small: Dict[LayerMember, bytes] = {}
+        self._count = 0  # names the files materialize writes
+
+    def add(self, digest: str, media_type: str, open_blob: Callable[[], BinaryIO]) -> None:
+        self._blobs[digest] = (media_type, open_blob)
+
+    def _tar(self, digest: str):
+        from ocibuild.accounts import _decompressed
+
+        media_type, open_blob = self._blobs[digest]
+        blob = open_blob()
+        return blob, tarfile.open(fileobj=_decompressed(media_type, blob), mode="r|")
+
+    def apply(self, tree: Tree, digest: str, origin: str) -> None:
+        """The layer's members over `tree` (see fstree.apply_layer)."""
+        try:
+            blob, tar = self._tar(digest)
+            with blob, tar:
+                apply_layer(tree, tar, digest, origin)
+        except _errors() as err:
+            raise OciBuildError(f"{origin}: the layer {digest} cannot be read as a tar "
+                                f"({type(err).__name__}: {err}); the image is damaged") from None
+
+    def materialize(self, members: Iterable[LayerMember], work: str) -> Dict[LayerMember, str]:
+        """Each member's bytes in a file of its own under `work`: {member: path}."""
+        wanted: Dict[str, Dict[int, LayerMember]] = {}
+        for m in members:
+            wanted.setdefault(m.layer, {})[m.index] = m
+        os.makedirs(work, exist_ok=True)
+        paths: Dict[LayerMember, str] = {}
+        for digest, by_index in sorted(wanted.items()):
+            try:
+                blob, tar = self._tar(digest)
+                with blob, tar:
+                    for index, member in enumerate(tar):
+                        m = by_index.get(index)
+                        if m is None:
+                            continue
+                        self._count += 1
+                        path = os.path.join(work, str(self._count))
+                        _copy(tar.extractfile(member), path, m.size, digest)
+                        paths[m] = path
+                        if index >= max(by_index):
+                            break
+            except _errors() as err:
+                raise OciBuildError(f"the layer {digest} cannot be read as a tar "
+                                    f"({type(err).__name__}: {err}); the image is "
+                                    "damaged") from None
+            missing = [i for i, m in by_index.items() if m not in paths]
+            if missing:
+                raise OciBuildError(f"the layer {digest} ended before its member {missing[0]}; "
+                                    "the image is damaged")
+        return paths
+
+    def opener(self, work: str) -> Callable[[Content], BinaryIO]:
+        """Opens a node's content for a small read (passwd, group)."""
+        def open_content(content: Content) -> BinaryIO:
+            if isinstance(content, str):
+                return open(content, "rb")
+            assert isinstance(content, LayerMember)
+            if content not in self._small:
+                path = self.materialize([content], os.path.join(work, "small"))[content]
+                with open(path, "rb") as f:
+                    self._small[content] = f.read()
+            return io.BytesIO(self._small[content])
+        return open_content
+
+
+def _copy(src, path: str, size: int, digest: str) -> None:
+    done = 0
+    with open(path, "wb") as out:
+        if src is not None:
+            while done < size:
+                chunk = src.read(min(_CHUNK, size - done))
+                if not chunk:
+                    break
+                out.write(chunk)
+                done += len(chunk)
+    if done != size:
+        raise OciBuildError(f"the layer {digest} holds a member shorter than its header says; "
+                            "the image is damaged")

@@ -1,0 +1,100 @@
+"""Base images and `COPY --from=IMAGE`: pulled once per (reference, platform) with the
+project's registry client (digest-verified, bounded), their layers registered with `Blobs`,
+their filesystem modelled as a `Tree` (never extracted). The digest pulled is recorded, so
+the build says exactly what it built on."""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from ocibuild.dockerfile.content import Blobs
+from ocibuild.dockerfile.fstree import DIR, Node, Tree
+from ocibuild.errors import OciBuildError
+from ocibuild.image.config import check_base_config
+from ocibuild.image.image import Image
+from ocibuild.layout import OciLayout, resolve_image
+from ocibuild.platform import Platform
+from ocibuild.reference import Reference, parse_reference
+
+SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class Registries:
+    """How to reach each registry: plain HTTP hosts (`--insecure-registry`, or all with
+    `insecure_all`), CA bundles per host, and kaniko's --skip-tls-verify."""
+
+    insecure: Tuple[str, ...] = ()
+    insecure_all: bool = False
+    ca_certs: Tuple[Tuple[str, str], ...] = ()
+    skip_tls_verify: bool = False
+
+    def transport(self, ref: Reference):
+        from ocibuild.registry.client import registry_transport
+
+        transport = registry_transport(
+            ref, insecure=self.insecure_all or ref.registry in self.insecure,
+            ca_cert=dict(self.ca_certs).get(ref.registry))
+        if self.skip_tls_verify:
+            # Asked for by name (kaniko's flag): the certificate is not checked. Digests still
+            # are, so a pulled image is what its digest says; credentials are not protected.
+            transport.session.verify = False
+        return transport
+
+
+@dataclass
+class Pulled:
+    ref: Reference
+    digest: str  # the manifest pulled
+    layout: str
+    image: Image
+    tree: Tree
+
+
+class Images:
+    def __init__(self, registries: Registries, blobs: Blobs, work: str) -> None:
+        self.registries, self.blobs, self.work = registries, blobs, work
+        self._pulled: Dict[Tuple[str, str], Pulled] = {}
+
+    def get(self, name: str, platform: Platform, where: str) -> Pulled:
+        key = (name, str(platform))
+        if key not in self._pulled:
+            self._pulled[key] = self._pull(name, platform, where)
+        return self._pulled[key]
+
+    def _pull(self, name: str, platform: Platform, where: str) -> Pulled:
+        from ocibuild.registry.pull import pull_to_layout
+
+        try:
+            ref = parse_reference(name)
+        except OciBuildError as err:
+            raise OciBuildError(f"{where}: {err}") from None
+        out = tempfile.mkdtemp(prefix="image-", dir=self.work)
+        os.rmdir(out)  # pull_to_layout makes it, complete or not at all
+        try:
+            image = pull_to_layout(self.registries.transport(ref), ref,
+                                   ref.digest or ref.tag or "latest", platform, out)
+        except OciBuildError as err:
+            raise OciBuildError(f"{where}: pulling {name!r}: {err}") from None
+        origin = f"the image {name}"
+        check_base_config(image.config, f"{origin} (config {image.config_descriptor.digest})")
+        layout = OciLayout(out)
+        tree = Tree({"": Node(DIR, 0o755, origin=origin)})
+        for layer in image.layers:
+            self.blobs.add(layer.digest, layer.media_type,
+                           lambda d=layer.digest: layout.open_blob(d))
+            self.blobs.apply(tree, layer.digest, origin)
+        return Pulled(ref, image.manifest_descriptor.digest, out, image, tree)
+
+
+def scratch_config(platform: Platform) -> dict:
+    return {**platform.to_json(), "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+            "history": []}
+
+
+def base_config(pulled: Optional[Pulled]) -> dict:
+    return copy.deepcopy(pulled.image.config) if pulled else {}
