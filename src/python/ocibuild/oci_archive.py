@@ -20,8 +20,10 @@ import tarfile
 import zlib
 from typing import Optional
 
+from ocibuild import mediatypes
 from ocibuild.atomic import TempFile, atomic_directory
 from ocibuild.errors import OciBuildError
+from ocibuild.image.kind import document_type
 from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout
 from ocibuild.untrusted import field, load_json, os_reason, read_file
@@ -88,6 +90,7 @@ def _check_complete(archive_path: str, layout: OciLayout) -> None:
     where = f"OCI archive {archive_path!r}: index.json"
     data = read_file(os.path.join(layout.path, "index.json"), where, _MAX_INDEX)
     index = load_json(data, where)
+    document_type(index, where, expect=mediatypes.INDEXES)
     for i, raw in enumerate(field(index, "manifests", list, where, required=True)):
         descriptor = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
         if not os.path.isfile(layout.blob_path(descriptor.digest)):

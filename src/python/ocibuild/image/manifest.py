@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from ocibuild import mediatypes
 from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
+from ocibuild.image.kind import DESCRIPTOR_KEYS, PLATFORM_KEYS, go_spelling
 from ocibuild.untrusted import field, str_list, str_map
 
 BASE_NAME = "org.opencontainers.image.base.name"
@@ -41,11 +42,12 @@ class Descriptor:
         """`where` names the descriptor's place (e.g. "index.json manifests[0]") for errors."""
         if not isinstance(raw, dict):
             raise OciBuildError(f"{where}: {raw!r} is not a descriptor object")
+        go_spelling(raw, DESCRIPTOR_KEYS, where)
         media_type, size = raw.get("mediaType"), raw.get("size")
         if not isinstance(media_type, str) or not media_type:
             raise OciBuildError(f"{where}: mediaType {media_type!r} must be a media type, "
                                 f'e.g. "{mediatypes.OCI_MANIFEST}"')
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 1 << 63:
             raise OciBuildError(f"{where}: size {size!r} must be a byte count, e.g. 1024")
         try:
             digest = validate_digest(raw.get("digest"))
@@ -59,6 +61,7 @@ def _platform(raw: dict, where: str) -> Optional[dict]:
     """The descriptor's `platform`, type-checked: matching and error messages read its fields."""
     platform = field(raw, "platform", dict, where)
     if platform is not None:
+        go_spelling(platform, PLATFORM_KEYS, f"{where} platform")
         for key in ("os", "architecture", "variant", "os.version"):
             field(platform, key, str, f"{where} platform")
         str_list(platform, "os.features", f"{where} platform")
