@@ -36,13 +36,27 @@ INDEX_KEYS = ("schemaVersion", "mediaType", "artifactType", "manifests", "subjec
 DESCRIPTOR_KEYS = ("mediaType", "digest", "size", "urls", "platform", "annotations", "data",
                    "artifactType")
 PLATFORM_KEYS = ("os", "architecture", "variant", "os.version", "os.features", "features")
+# The image config (OCI and Docker) and its `config` and `rootfs` objects, as Go reads them.
+CONFIG_KEYS = ("created", "author", "architecture", "os", "os.version", "os.features",
+               "variant", "config", "rootfs", "history", "container", "container_config",
+               "docker_version", "id", "parent", "comment")
+RUN_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
+                   "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell",
+                   "StopTimeout", "Hostname", "Domainname", "Image", "Memory", "MemorySwap",
+                   "CpuShares", "AttachStdin", "AttachStdout", "AttachStderr", "Tty",
+                   "OpenStdin", "StdinOnce", "NetworkDisabled", "MacAddress")
+ROOTFS_KEYS = ("type", "diff_ids")
+HISTORY_KEYS = ("created", "created_by", "author", "comment", "empty_layer")
 # A Content-Type that says "JSON" says nothing about which document; any other one is a claim.
 _GENERIC = ("", "application/json", "application/octet-stream", "text/plain")
 
 
 def go_spelling(doc: Dict[str, Any], fields: Iterable[str], where: str) -> None:
-    """Refuse a key Go would take for one of `fields` though it is spelled otherwise."""
+    """Refuse a key Go would take for one of `fields` though it is spelled otherwise, and two
+    keys Go would take for one field (`doc` is a JSON object Go reads into a struct; never a
+    map such as `annotations`, where "A" and "a" are two names)."""
     folded = {f.casefold(): f for f in fields}
+    seen: Dict[str, str] = {}
     for key in doc:
         name = folded.get(key.casefold())
         if name is not None and name != key:
@@ -50,6 +64,11 @@ def go_spelling(doc: Dict[str, Any], fields: Iterable[str], where: str) -> None:
                 f"{where}: the key {shown(key)!r} is not `{name}`, but Go readers (containerd, "
                 f"docker, registries) take it for `{name}`; a document read two ways is "
                 "refused")
+        other = seen.setdefault(key.casefold(), key)
+        if other != key:
+            raise OciBuildError(
+                f"{where}: the keys {shown(other)!r} and {shown(key)!r} differ only in case, "
+                "and Go readers take them for one field; a document read two ways is refused")
 
 
 def _media_type_of_shape(doc: Dict[str, Any], where: str) -> str:

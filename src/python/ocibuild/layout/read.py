@@ -33,9 +33,19 @@ def _read_document(layout: OciLayout, descriptor: Descriptor, where: str,
                    expect: Sequence[str]) -> Tuple[bytes, dict]:
     """The manifest or index `descriptor` names, its kind decided from its own bytes: the
     descriptor's `mediaType` must agree (one digest, one document)."""
-    data, doc = layout.read_json_blob(descriptor.digest)
+    data, doc = _read_sized(layout, descriptor, where)
     document_type(doc, where, claimed=descriptor.media_type, exact=True, expect=expect,
                   claimed_by="the descriptor pointing at it")
+    return data, doc
+
+
+def _read_sized(layout: OciLayout, descriptor: Descriptor, where: str) -> Tuple[bytes, dict]:
+    """A JSON blob whose size is the one its descriptor declares: a registry refuses a
+    descriptor whose size is wrong, so an image built on it could not be pushed."""
+    data, doc = layout.read_json_blob(descriptor.digest)
+    if len(data) != descriptor.size:
+        raise OciBuildError(f"{where}: the descriptor of {descriptor.digest} says {descriptor.size} "
+                            f"bytes, the blob has {len(data)}; the layout is corrupt")
     return data, doc
 
 
@@ -159,7 +169,7 @@ def _image(layout: OciLayout, descriptor: Descriptor) -> Image:
     where = f"layout {layout.path!r}: manifest {descriptor.digest}"
     data, manifest = _read_document(layout, descriptor, where, mediatypes.MANIFESTS)
     config_descriptor, layers = _manifest_blobs(layout, descriptor.digest, manifest)
-    config_bytes, config = layout.read_json_blob(config_descriptor.digest)
+    config_bytes, config = _read_sized(layout, config_descriptor, f"{where} config")
     diff_ids, created_by = _layer_history(config, len(layers))
     return Image(config_bytes,
                  tuple(Layer.of(d, diff_id=diff_ids[i], created_by=created_by[i])
