@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ocibuild import mediatypes
 from ocibuild.digest import bytes_digest
@@ -35,6 +37,8 @@ DIGEST = "sha256:" + "a" * 64
 CONFIG = {"mediaType": mediatypes.OCI_CONFIG, "digest": DIGEST, "size": 2}
 CHILD = {"mediaType": mediatypes.OCI_MANIFEST, "digest": DIGEST, "size": 2}
 ABSENT = object()
+DOCUMENT_TYPES = [mediatypes.OCI_INDEX, mediatypes.OCI_MANIFEST, mediatypes.DOCKER_MANIFEST_LIST,
+                  mediatypes.DOCKER_MANIFEST]
 MEDIA_TYPES = [ABSENT, None, 7, mediatypes.OCI_INDEX, mediatypes.OCI_MANIFEST,
                mediatypes.DOCKER_MANIFEST_LIST, mediatypes.DOCKER_MANIFEST,
                mediatypes.OCI_CONFIG, "application/vnd.oci.image.manifest.v1+json; x=1"]
@@ -105,6 +109,22 @@ def test_every_shape_with_every_content_type_is_one_kind_or_refused() -> None:
             assert got == spec_with_header(alone, content_type), (doc, content_type)
             cases += 1
     assert cases == 9 * 3 * 3 * 3 * 2 * 4 * len(CONTENT_TYPES) == 21384
+
+
+KEYS = st.sampled_from(["mediaType", "manifests", "config", "layers", "subject",
+                        "schemaVersion", "annotations", "artifactType", "MediaType", "Config",
+                        "MANIFESTS", "\u017fchemaVersion", "x"])
+VALUES = st.sampled_from([None, 2, 1, True, "", [], [CHILD], CONFIG, CHILD, {}, "x", *DOCUMENT_TYPES])
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(doc=st.dictionaries(KEYS, VALUES, max_size=6),
+       content_type=st.none() | st.sampled_from(CONTENT_TYPES) | st.text(max_size=20))
+def test_random_documents_have_one_kind_whatever_the_header(doc: dict,
+                                                            content_type: Optional[str]) -> None:
+    """Any document: a kind or an OciBuildError (nothing else), and a header never changes it."""
+    alone = kind_or_refused(doc, None)
+    assert kind_or_refused(doc, content_type) in (alone, None)
 
 
 AMBIGUOUS = json.dumps({"schemaVersion": 2, "config": CONFIG, "layers": [],

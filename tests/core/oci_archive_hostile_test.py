@@ -226,3 +226,18 @@ def test_docker_manifest_json_paths_are_never_followed(tmp_path: Path) -> None:
         "blobs", "index.json", "oci-layout"]
     image = resolve_image(OciLayout(tmp_path / "out"))
     assert image.manifest_descriptor.media_type == mediatypes.OCI_MANIFEST
+
+
+def test_an_index_entry_whose_size_is_not_the_blobs_is_refused(tmp_path: Path) -> None:
+    manifest = blob(b'{"schemaVersion": 2}')
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": mediatypes.OCI_MANIFEST, "digest": "sha256:" + manifest[0][13:],
+         "size": 1 << 30}]}).encode()
+    archive = tmp_path / "in" / "a.tar"
+    archive.parent.mkdir()
+    archive.write_bytes(tar_bytes([manifest, ("index.json", index)]))
+    message, _, _ = unpack_refused(archive, tmp_path / "out")
+    assert message == (
+        f"OCI archive {str(archive)!r}: index.json lists sha256:{manifest[0][13:]} as "
+        f"{1 << 30} bytes; the archive's blob has {len(manifest[1])}: the archive is corrupt; "
+        "create it again")

@@ -100,9 +100,14 @@ def _check_complete(archive_path: str, layout: OciLayout) -> None:
     document_type(index, where, expect=mediatypes.INDEXES)
     for i, raw in enumerate(field(index, "manifests", list, where, required=True)):
         descriptor = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
-        if not os.path.isfile(layout.blob_path(descriptor.digest)):
+        path = layout.blob_path(descriptor.digest)
+        if not os.path.isfile(path):
             raise OciBuildError(f"{where} lists {descriptor.digest}, which the archive lacks: "
                                 "it is incomplete (cut short?); create it again")
+        if os.path.getsize(path) != descriptor.size:
+            raise OciBuildError(f"{where} lists {descriptor.digest} as {descriptor.size} bytes; "
+                                f"the archive's blob has {os.path.getsize(path)}: the archive "
+                                "is corrupt; create it again")
 
 
 def _unpack(tar: tarfile.TarFile, stream: BoundedReader, archive_path: str,
