@@ -11,6 +11,7 @@ field name, BOM, trailing bytes, lone surrogates.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -24,6 +25,7 @@ from ocibuild import mediatypes
 from ocibuild.digest import bytes_digest
 from ocibuild.errors import OciBuildError
 from ocibuild.image.kind import document_type
+from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout, read_ref, resolve_image
 from ocibuild.reference import parse_reference
 from ocibuild.registry.pull import fetch_manifest, image_manifest
@@ -307,3 +309,29 @@ def test_a_duplicate_key_in_a_layout_manifest_is_refused(tmp_path: Path) -> None
         f"layout {str(layout)!r}: blob {digest} is not valid JSON: the key 'mediaType' appears "
         "twice in one object; a document whose keys repeat means different things to "
         "different readers")
+
+
+@pytest.mark.parametrize("data,message", [
+    ("e30=", None),  # "{}": the bytes the digest names
+    ("eHg=", "`data` holds 2 bytes of digest sha256:" + hashlib.sha256(b"xx").hexdigest()
+     + f", not the 2 bytes of {bytes_digest(b'{}')} the descriptor names; one descriptor "
+     "would name two contents"),
+    ("not base64!", "`data` is not base64"),
+])
+def test_embedded_data_must_be_what_the_digest_names(data: str, message: Optional[str]) -> None:
+    raw = {"mediaType": mediatypes.OCI_CONFIG, "digest": bytes_digest(b"{}"), "size": 2,
+           "data": data}
+    if message is None:
+        assert Descriptor.from_json(raw, where="d").digest == bytes_digest(b"{}")
+        return
+    with pytest.raises(OciBuildError) as err:
+        Descriptor.from_json(raw, where="d")
+    assert str(err.value) == f"d: {message}"
+
+
+@pytest.mark.parametrize("version", [2.0, True, "2", 1, 3])
+def test_schema_version_is_the_integer_2(version: object) -> None:
+    with pytest.raises(OciBuildError) as err:
+        document_type({"schemaVersion": version, "manifests": []}, "doc")
+    assert str(err.value) == (f"doc: `schemaVersion` is {version!r}, not 2: only OCI and Docker "
+                              "v2 schema 2 documents are supported")

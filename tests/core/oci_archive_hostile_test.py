@@ -241,3 +241,24 @@ def test_an_index_entry_whose_size_is_not_the_blobs_is_refused(tmp_path: Path) -
         f"OCI archive {str(archive)!r}: index.json lists sha256:{manifest[0][13:]} as "
         f"{1 << 30} bytes; the archive's blob has {len(manifest[1])}: the archive is corrupt; "
         "create it again")
+
+
+@pytest.mark.parametrize("spelling,cleaned", [
+    ("x/../index.json", "index.json"), ("/index.json", "index.json"),
+    ("INDEX.JSON", "index.json"), ("blobs//sha256/" + "a" * 64, "blobs/sha256/" + "a" * 64),
+    ("./blobs/./sha256/" + "A" * 64, "blobs/sha256/" + "a" * 64), ("Oci-Layout", "oci-layout"),
+])
+def test_a_layout_file_under_another_spelling_is_refused(tmp_path: Path, spelling: str,
+                                                         cleaned: str) -> None:
+    """We would skip it; an extractor that cleans paths (or a case-insensitive disk) would
+    take it for the layout's own file: one archive, two layouts."""
+    archive = one_image_archive(tmp_path)
+    with tarfile.open(archive, "a") as tar:
+        info = tarfile.TarInfo(spelling)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    with pytest.raises(OciBuildError) as err:
+        unpack_oci_archive(str(archive), str(tmp_path / "out"))
+    assert str(err.value) == (
+        f"OCI archive {str(archive)!r}: {spelling!r} is a layout file under another spelling, "
+        f"which extractors read differently; name it {cleaned!r} or leave it out")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import tarfile
 import zlib
@@ -110,6 +111,17 @@ def _check_complete(archive_path: str, layout: OciLayout) -> None:
                                 "is corrupt; create it again")
 
 
+def _check_not_a_layout_file(name: str, where: str) -> None:
+    """A member skipped here must not be a layout file to another extractor: most clean
+    `a/../index.json` or `/index.json` to index.json, and a case-insensitive file system makes
+    INDEX.JSON the same file. Skipping it here while another reader takes it would make one
+    archive two layouts."""
+    cleaned = posixpath.normpath("/" + name).lstrip("/").casefold()
+    if cleaned in _LAYOUT_FILES or _BLOB.match(cleaned):
+        raise OciBuildError(f"{where} is a layout file under another spelling, which "
+                            f"extractors read differently; name it {cleaned!r} or leave it out")
+
+
 def _unpack(tar: tarfile.TarFile, stream: BoundedReader, archive_path: str,
             out_dir: str) -> set:
     """The layout's members of `tar` written under `out_dir`; returns their names."""
@@ -127,6 +139,7 @@ def _unpack(tar: tarfile.TarFile, stream: BoundedReader, archive_path: str,
             continue
         blob = _BLOB.match(name)
         if name not in _LAYOUT_FILES and not blob:
+            _check_not_a_layout_file(name, where)
             continue
         if not member.isfile():
             raise OciBuildError(

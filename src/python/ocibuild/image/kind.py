@@ -107,7 +107,7 @@ def document_type(doc: Dict[str, Any], where: str, *, claimed: Optional[str] = N
     type at all (generic JSON). `expect` narrows the kinds accepted (index.json must be an index)."""
     go_spelling(doc, {*MANIFEST_KEYS, *INDEX_KEYS}, where)
     version = doc.get("schemaVersion", 2)
-    if version != 2 or isinstance(version, bool):
+    if type(version) is not int or version != 2:  # True and 2.0 are not 2 to Go
         raise OciBuildError(f"{where}: `schemaVersion` is {shown(repr(version))}, not 2: only "
                             "OCI and Docker v2 schema 2 documents are supported")
     if "manifests" in doc and ("config" in doc or "layers" in doc):

@@ -7,6 +7,9 @@ index is one clear error naming its place.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -53,8 +56,27 @@ class Descriptor:
             digest = validate_digest(raw.get("digest"))
         except OciBuildError as err:
             raise OciBuildError(f"{where}: {err}") from None
+        _check_data(raw, digest, size, where)
         return cls(media_type, digest, size, _platform(raw, where),
                    str_map(raw, "annotations", where))
+
+
+def _check_data(raw: dict, digest: str, size: int, where: str) -> None:
+    """A descriptor's embedded `data` (image-spec 1.1) is what its digest names: a reader that
+    uses it instead of fetching the blob must see the same bytes as one that fetches."""
+    data = field(raw, "data", str, where)
+    if data is None:
+        return
+    try:
+        content = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise OciBuildError(f"{where}: `data` is not base64") from None
+    algorithm = digest.split(":")[0]
+    actual = f"{algorithm}:{hashlib.new(algorithm, content).hexdigest()}"
+    if len(content) != size or actual != digest:
+        raise OciBuildError(f"{where}: `data` holds {len(content)} bytes of digest {actual}, "
+                            f"not the {size} bytes of {digest} the descriptor names; one "
+                            "descriptor would name two contents")
 
 
 def _platform(raw: dict, where: str) -> Optional[dict]:
