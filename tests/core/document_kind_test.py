@@ -335,3 +335,23 @@ def test_schema_version_is_the_integer_2(version: object) -> None:
         document_type({"schemaVersion": version, "manifests": []}, "doc")
     assert str(err.value) == (f"doc: `schemaVersion` is {version!r}, not 2: only OCI and Docker "
                               "v2 schema 2 documents are supported")
+
+
+def test_an_index_entry_whose_size_is_not_the_childs_is_refused() -> None:
+    child = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+                        "config": CONFIG, "layers": []}).encode()
+    entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": bytes_digest(child),
+             "size": len(child) + 7, "platform": {"os": "linux", "architecture": "amd64"}}
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
+                        "manifests": [entry]}).encode()
+    with HostileRegistry() as server:
+        server.on("GET", "/v2/app/manifests/1", answer(200, index))
+        server.on("GET", f"/v2/app/manifests/{bytes_digest(child)}", answer(200, child))
+        from ocibuild.platform import parse_platform
+        with pytest.raises(OciBuildError) as err:
+            image_manifest(_transport(server), parse_reference(f"{server.host}/app"), "1",
+                           parse_platform("linux/amd64"))
+    assert str(err.value) == (
+        f"{server.host}/app@{bytes_digest(child)}: the index {bytes_digest(index)} says "
+        f"{len(child) + 7} bytes, the manifest has {len(child)}; a registry refuses such an "
+        "index, so an image built on it could not be pushed")

@@ -149,6 +149,11 @@ def image_manifest(transport: Transport, ref: Reference, reference: str, platfor
         chain.append(cached_manifest(transport, ref, child.digest, cache_dir))
         check_claim(chain[-1].media_type, child.media_type, f"the index {chain[-2].digest}",
                     f"{ref.name}@{child.digest}", exact=True)
+        if len(chain[-1].content) != child.size:
+            raise OciBuildError(f"{ref.name}@{child.digest}: the index {chain[-2].digest} says "
+                                f"{child.size} bytes, the manifest has {len(chain[-1].content)}; "
+                                "a registry refuses such an index, so an image built on it "
+                                "could not be pushed")
     return chain
 
 
