@@ -176,7 +176,8 @@ def test_a_layout_file_twice_is_refused(tmp_path: Path, name: str) -> None:
     archive = one_image_archive(tmp_path)
     with tarfile.open(archive) as tar:
         names = [m.name for m in tar.getmembers()]
-        member = next(n for n in names if n == name or (name == "blob" and n.startswith("blobs/sha256/")))
+        member = next(n for n in names
+                      if n == name or (name == "blob" and n.startswith("blobs/sha256/")))
         content = tar.extractfile(member).read()  # type: ignore[union-attr]
     with tarfile.open(archive, "a") as tar:
         info = tarfile.TarInfo(member)

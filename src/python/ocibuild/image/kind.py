@@ -104,7 +104,8 @@ def document_type(doc: Dict[str, Any], where: str, *, claimed: Optional[str] = N
 
     `claimed` is what the outside says it is, by `claimed_by` ("the registry's Content-Type",
     "its descriptor in index.json"): it must agree, or (a header, unless `exact`) name no
-    type at all (generic JSON). `expect` narrows the kinds accepted (index.json must be an index)."""
+    type at all (generic JSON). `expect` narrows the kinds accepted (index.json must be an
+    index)."""
     go_spelling(doc, {*MANIFEST_KEYS, *INDEX_KEYS}, where)
     version = doc.get("schemaVersion", 2)
     if type(version) is not int or version != 2:  # True and 2.0 are not 2 to Go

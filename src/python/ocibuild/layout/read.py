@@ -44,8 +44,9 @@ def _read_sized(layout: OciLayout, descriptor: Descriptor, where: str) -> Tuple[
     descriptor whose size is wrong, so an image built on it could not be pushed."""
     data, doc = layout.read_json_blob(descriptor.digest)
     if len(data) != descriptor.size:
-        raise OciBuildError(f"{where}: the descriptor of {descriptor.digest} says {descriptor.size} "
-                            f"bytes, the blob has {len(data)}; the layout is corrupt")
+        raise OciBuildError(f"{where}: the descriptor of {descriptor.digest} says "
+                            f"{descriptor.size} bytes, the blob has {len(data)}; the layout is "
+                            "corrupt")
     return data, doc
 
 
