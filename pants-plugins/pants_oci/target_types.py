@@ -583,8 +583,10 @@ class OciLayoutPathField(StringField):
         """
         Path, relative to this BUILD file, of an OCI image layout: a directory holding
         `oci-layout`, `index.json` and `blobs/` (as `skopeo copy ... oci:DIR:TAG` or
-        `umoci` write), or a `.tar` of one (`skopeo copy ... oci-archive:FILE.tar:TAG`).
-        Every blob is verified against its digest when the image is used.
+        `umoci` write), or a `.tar` of one (`skopeo copy ... oci-archive:FILE.tar:TAG`),
+        possibly compressed: `.tar.gz`, `.tgz`, `.tar.bz2`, `.tar.xz`, `.tar.zst`. Every blob
+        is verified against its digest when the image is used; an archive that decompresses
+        to over 100 times its size (beyond the first 8 MiB) is refused as a decompression bomb.
         """
     )
 

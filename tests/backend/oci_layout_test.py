@@ -106,3 +106,36 @@ def test_assembling_reads_only_the_base_metadata(rule_runner: RuleRunner, tmp_pa
     assert kept == files - {f"blobs/sha256/{big_layer[7:]}"}
     assert {"index.json", "oci-layout", f"blobs/sha256/{small_layer[7:]}",
             f"blobs/sha256/{image.manifest_descriptor.digest[7:]}"} <= kept
+
+
+def test_a_compressed_archive_is_a_base_and_a_bomb_is_refused(rule_runner: RuleRunner) -> None:
+    import hashlib
+    import io
+
+    import zstandard
+
+    _setup(rule_runner)
+    plain = Path(rule_runner.build_root, "img/vendored.tar").read_bytes()
+    compress = zstandard.ZstdCompressor(level=19).compress
+    Path(rule_runner.build_root, "img/vendored.tar.zst").write_bytes(compress(plain))
+    zeros = bytes(64 << 20)
+    bomb = io.BytesIO()
+    with tarfile.open(fileobj=bomb, mode="w") as tar:
+        info = tarfile.TarInfo(f"blobs/sha256/{hashlib.sha256(zeros).hexdigest()}")
+        info.size = len(zeros)
+        tar.addfile(info, io.BytesIO(zeros))
+    Path(rule_runner.build_root, "img/bomb.tar.zst").write_bytes(compress(bomb.getvalue()))
+    rule_runner.write_files({"img/BUILD": BUILD + dedent(
+        """\
+        oci_layout(name="zst", layout="vendored.tar.zst")
+        oci_layout(name="bomb", layout="bomb.tar.zst")
+        oci_image(name="from-zst", base=":zst", dependencies=[":f"])
+        oci_image(name="from-bomb", base=":bomb", dependencies=[":f"])
+        """)})
+    message = _error(rule_runner, "from-bomb")  # first: package_error wants no dist/ yet
+    assert "img/bomb.tar.zst': 'blobs/sha256/" in message
+    assert ("declares 67108864 bytes, which would take OCI archive 'img/bomb.tar.zst' to "
+            "67108864 before any of it is written, past its 8388608-byte bound (zstd: at most "
+            "100x its") in message
+    _, dist = build(rule_runner, Address("img", target_name="from-zst"))
+    assert _config(dist, "img/from-zst")["config"]["Env"] == ["MARKER=amd64"]

@@ -288,15 +288,21 @@ _ARCHIVE = _archive_bytes()
 
 @settings(FUZZ, max_examples=300)
 @given(edits=EDITS, cut=st.none() | st.integers(0, len(_ARCHIVE)),
-       gzipped=st.booleans())
-def test_unpack_mutated_archives(edits, cut, gzipped) -> None:
+       compression=st.sampled_from([None, "gzip", "bzip2", "xz", "zstd"]))
+def test_unpack_mutated_archives(edits, cut, compression) -> None:
     data = mutate(_ARCHIVE, [(p * 7 % len(_ARCHIVE), k, c) for p, k, c in edits])
     if cut is not None:
         data = data[:cut]
-    if gzipped:
+    if compression:
+        import bz2
         import gzip
+        import lzma
 
-        data = mutate(gzip.compress(data, mtime=0), edits[:1])
+        import zstandard
+
+        compress = {"gzip": lambda d: gzip.compress(d, mtime=0), "bzip2": bz2.compress,
+                    "xz": lzma.compress, "zstd": zstandard.ZstdCompressor().compress}
+        data = mutate(compress[compression](data), edits[:1])
     with scratch() as root:
         (root / "a.tar").write_bytes(data)
         done = valid_or_user_error(unpack_oci_archive, str(root / "a.tar"), str(root / "out"))

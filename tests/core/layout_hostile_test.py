@@ -330,3 +330,47 @@ def test_a_base_config_holding_nan_is_refused_where_it_is_read(tmp_path: Path) -
                                                                size=len(nan_config)))
     assert assemble_error(tmp_path, layout) == (
         f"layout {str(layout)!r}: blob {digest} is not valid JSON: NaN is not a JSON number")
+
+
+GO = "but Go readers (containerd, docker, registries) take it for"
+FOLDED_CONFIG_CASES = [
+    (set_in("Config", {"User": "0"}),
+     f": the key 'Config' is not `config`, {GO} `config`; a document read two ways is refused"),
+    (set_in("config.user", "0"),
+     f", in `config`: the key 'user' is not `User`, {GO} `User`; a document read two ways is "
+     "refused"),
+    (set_in("config.x-vendor", {}), None),  # a field we do not know: folds onto nothing
+    (lambda c: c["config"].update({"x-vendor": 1, "X-Vendor": 2}),
+     ", in `config`: the keys 'x-vendor' and 'X-Vendor' differ only in case, and Go "
+     "readers take them for one field; a document read two ways is refused"),
+    (set_in("rootfs.Diff_IDs", []),
+     f", in `rootfs`: the key 'Diff_IDs' is not `diff_ids`, {GO} `diff_ids`; a document read "
+     "two ways is refused"),
+    (lambda c: c["history"][0].update(Empty_Layer=True),
+     f", in `history[0]`: the key 'Empty_Layer' is not `empty_layer`, {GO} `empty_layer`; a "
+     "document read two ways is refused"),
+]
+
+
+@pytest.mark.parametrize("edit,message", FOLDED_CONFIG_CASES)
+def test_base_config_keys_go_reads_otherwise_are_refused(tmp_path: Path, edit,
+                                                         message: Optional[str]) -> None:
+    """Go matches keys to fields case-insensitively: a "Config" beside (or instead of) "config"
+    would be merged into what a runtime runs, unseen by this tool, and kept in the new image."""
+    layout = tmp_path / "base"
+    h = Hostile(layout, edit_config=edit)
+    if message is None:
+        assemble_json({"base": {"layout": str(layout), "name": "//:base"}, "layers": []},
+                      tmp_path / "out")
+        return
+    where = f"the base '//:base' (layout {str(layout)!r}, config blob {h.config})"
+    assert assemble_error(tmp_path, layout) == where + message
+
+
+def test_a_descriptor_size_other_than_the_blob_is_refused(tmp_path: Path) -> None:
+    layout = tmp_path / "base"
+    h = Hostile(layout, edit_manifest=lambda m: m["config"].update(size=m["config"]["size"] + 1))
+    size = h.path(h.config).stat().st_size
+    assert assemble_error(tmp_path, layout) == (
+        f"layout {str(layout)!r}: manifest {h.manifest} config: the descriptor of {h.config} "
+        f"says {size + 1} bytes, the blob has {size}; the layout is corrupt")

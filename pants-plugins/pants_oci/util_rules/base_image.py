@@ -37,6 +37,11 @@ from pants_oci.target_types import (
 )
 
 
+# An OCI archive, plain or compressed: the core reads its compression from its first bytes
+# and bounds what it decompresses (ocibuild.bounded_decompress).
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")
+
+
 class OciBaseError(Exception):
     """The `base` of an `oci_image` cannot be used."""
 
@@ -109,7 +114,7 @@ async def read_oci_layout(request: OciLayoutBase) -> BaseImage:
     rel = target[OciLayoutPathField].value.strip("/")
     path = posixpath.normpath(posixpath.join(target.address.spec_path, rel))
     origin = f"the `layout` field of the oci_layout {target.address}"
-    if path.endswith(".tar"):
+    if path.endswith(ARCHIVE_SUFFIXES):
         archive = await Get(Snapshot, PathGlobs([path]))
         if not archive.files:
             raise OciBaseError(f"{origin}: no file at {path!r}. Point it at an OCI archive tar.")

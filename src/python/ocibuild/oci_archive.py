@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import tarfile
 import zlib
 from typing import Optional
 
+from ocibuild import mediatypes
 from ocibuild.atomic import TempFile, atomic_directory
+from ocibuild.bounded_decompress import BoundedReader, open_decompressed
 from ocibuild.errors import OciBuildError
+from ocibuild.image.kind import document_type
 from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout
 from ocibuild.untrusted import field, load_json, os_reason, read_file
@@ -55,21 +59,27 @@ def _copy_verified(src, dest_path: str, algorithm: Optional[str], expected: Opti
 
 
 def unpack_oci_archive(archive_path: str, out_dir: str) -> None:
-    """Extract the layout in `archive_path` into `out_dir`, verifying every blob."""
+    """Extract the layout in `archive_path` into `out_dir`, verifying every blob.
+
+    The archive may be compressed (gzip, bzip2, xz, zstd: as its first bytes say); what comes
+    out is bounded (`ocibuild.bounded_decompress`), and each member's declared size is checked
+    against the bound before any of it is written."""
     if not os.path.isfile(archive_path):
         raise OciBuildError(f"OCI archive {archive_path!r} does not exist.")
     try:
         archive = open(archive_path, "rb")
+        size = os.fstat(archive.fileno()).st_size
     except OSError as err:
         raise OciBuildError(f"cannot read the OCI archive {archive_path!r}: "
                             f"{os_reason(err)}") from None
+    where = f"OCI archive {archive_path!r}"
     with archive, atomic_directory(out_dir) as tmp:
         try:
-            with tarfile.open(fileobj=archive, mode="r:*") as tar:
-                seen = _unpack(tar, archive_path, tmp)
+            with open_decompressed(archive, where, size) as stream, \
+                    tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+                seen = _unpack(tar, stream, archive_path, tmp)
         except tarfile.TarError as err:
-            raise OciBuildError(f"OCI archive {archive_path!r} is not a readable tar: "
-                                f"{err}") from None
+            raise OciBuildError(f"{where} is not a readable tar: {err}") from None
         except (OSError, EOFError, zlib.error) as err:  # unreadable, truncated, or disk full
             reason = os_reason(err) if isinstance(err, OSError) else str(err)
             raise OciBuildError(f"unpacking the OCI archive {archive_path!r} into {out_dir!r} "
@@ -88,28 +98,59 @@ def _check_complete(archive_path: str, layout: OciLayout) -> None:
     where = f"OCI archive {archive_path!r}: index.json"
     data = read_file(os.path.join(layout.path, "index.json"), where, _MAX_INDEX)
     index = load_json(data, where)
+    document_type(index, where, expect=mediatypes.INDEXES)
     for i, raw in enumerate(field(index, "manifests", list, where, required=True)):
         descriptor = Descriptor.from_json(raw, where=f"{where} manifests[{i}]")
-        if not os.path.isfile(layout.blob_path(descriptor.digest)):
+        path = layout.blob_path(descriptor.digest)
+        if not os.path.isfile(path):
             raise OciBuildError(f"{where} lists {descriptor.digest}, which the archive lacks: "
                                 "it is incomplete (cut short?); create it again")
+        if os.path.getsize(path) != descriptor.size:
+            raise OciBuildError(f"{where} lists {descriptor.digest} as {descriptor.size} bytes; "
+                                f"the archive's blob has {os.path.getsize(path)}: the archive "
+                                "is corrupt; create it again")
 
 
-def _unpack(tar: tarfile.TarFile, archive_path: str, out_dir: str) -> set:
+def _check_not_a_layout_file(name: str, where: str) -> None:
+    """A member skipped here must not be a layout file to another extractor: most clean
+    `a/../index.json` or `/index.json` to index.json, and a case-insensitive file system makes
+    INDEX.JSON the same file. Skipping it here while another reader takes it would make one
+    archive two layouts."""
+    cleaned = posixpath.normpath("/" + name).lstrip("/").casefold()
+    if cleaned in _LAYOUT_FILES or _BLOB.match(cleaned):
+        raise OciBuildError(f"{where} is a layout file under another spelling, which "
+                            f"extractors read differently; name it {cleaned!r} or leave it out")
+
+
+def _unpack(tar: tarfile.TarFile, stream: BoundedReader, archive_path: str,
+            out_dir: str) -> set:
     """The layout's members of `tar` written under `out_dir`; returns their names."""
     seen: set = set()
     for member in tar:
         name = _member_name(member)
+        where = f"OCI archive {archive_path!r}: {member.name!r}"
+        if member.issparse():
+            # Its size is what it expands to, not what the archive holds; no layout writer
+            # makes one.
+            raise OciBuildError(f"{where} is a sparse file; an OCI layout holds plain files")
+        # Skipped members count too: skipping one decompresses it.
+        stream.declare(member.size, where)
         if member.isdir() or not name:
             continue
         blob = _BLOB.match(name)
         if name not in _LAYOUT_FILES and not blob:
+            _check_not_a_layout_file(name, where)
             continue
         if not member.isfile():
             raise OciBuildError(
                 f"OCI archive {archive_path!r}: {member.name!r} is a link or special "
                 "file; an OCI layout holds regular files only."
             )
+        if name in seen:
+            # Extractors disagree on which copy wins (the first, the last): one archive, two
+            # layouts. Blobs are verified, but index.json and oci-layout are not.
+            raise OciBuildError(f"{where} appears twice in the archive; which copy counts "
+                                "would depend on the reader, so the archive is refused")
         source = tar.extractfile(member)
         assert source is not None
         algorithm, expected = (blob.group(1), blob.group(2)) if blob else (None, None)

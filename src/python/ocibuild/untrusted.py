@@ -62,12 +62,32 @@ def load_json(data: Union[bytes, str], where: str, *, max_bytes: Optional[int] =
         raise OciBuildError(f"{where} nests deeper than {MAX_DEPTH} levels: not a document "
                             "this tool reads")
     try:
-        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite,
+                           object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as err:
         raise OciBuildError(f"{where} is not valid JSON: {err}") from None
     if not isinstance(value, expect):
         raise OciBuildError(f"{where} must be a JSON {_kind(expect)}, not {_kind(type(value))}")
     return value
+
+
+def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """An object whose keys are all different (after escapes: "\\u006dediaType" is mediaType).
+
+    JSON leaves duplicate keys undefined: Python keeps the last, some readers the first, so
+    `{"mediaType": A, "mediaType": B}` would be one digest read as two documents by two tools
+    (the CVE-2021-41190 class). A document that does not say one thing is refused."""
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {_short(key)} appears twice in one object; a document "
+                             "whose keys repeat means different things to different readers")
+        if any("\ud800" <= ch <= "\udfff" for ch in key):
+            # Go reads a lone surrogate as U+FFFD: two keys distinct here would be one there.
+            raise ValueError(f"the key {_short(key)} holds a lone UTF-16 surrogate, which is "
+                             "not text")
+        out[key] = value
+    return out
 
 
 def _not_json(constant: str) -> None:

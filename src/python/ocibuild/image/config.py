@@ -27,6 +27,7 @@ from typing import Optional, Sequence, Tuple
 from ocibuild import validate
 from ocibuild.digest import validate_digest
 from ocibuild.errors import OciBuildError
+from ocibuild.image import kind
 from ocibuild.platform import Platform
 from ocibuild.untrusted import field, str_list, str_map
 
@@ -117,10 +118,14 @@ def _optional(raw: dict, key: str, check) -> Optional[str]:
 def check_base_config(config: dict, where: str) -> None:
     """Refuse a base config whose fields we read or extend have the wrong JSON type (see the
     module doc); `where` names the base image and its config blob."""
+    # Go reads a config case-insensitively: "Config" beside "config" would be merged into what
+    # a runtime runs while this tool reads (and keeps, and reports) only "config".
+    kind.go_spelling(config, kind.CONFIG_KEYS, where)
     for key in ("os", "architecture", "variant"):
         field(config, key, str, where)
     inner = field(config, "config", dict, where) or {}
     in_config = f"{where}, in `config`"
+    kind.go_spelling(inner, kind.RUN_CONFIG_KEYS, in_config)
     for key in ("Env", "Entrypoint", "Cmd"):
         str_list(inner, key, in_config)
     str_map(inner, "Labels", in_config)
@@ -129,6 +134,7 @@ def check_base_config(config: dict, where: str) -> None:
     for key in ("WorkingDir", "User", "StopSignal"):
         field(inner, key, str, in_config)
     rootfs = field(config, "rootfs", dict, where) or {}
+    kind.go_spelling(rootfs, kind.ROOTFS_KEYS, f"{where}, in `rootfs`")
     for i, diff_id in enumerate(str_list(rootfs, "diff_ids", f"{where}, in `rootfs`") or []):
         try:
             validate_digest(diff_id)
@@ -137,6 +143,7 @@ def check_base_config(config: dict, where: str) -> None:
     for i, entry in enumerate(field(config, "history", list, where) or []):
         if not isinstance(entry, dict):
             raise OciBuildError(f"{where}: history[{i}] {entry!r} must be a JSON object")
+        kind.go_spelling(entry, kind.HISTORY_KEYS, f"{where}, in `history[{i}]`")
 
 
 def rfc3339(epoch: int) -> str:

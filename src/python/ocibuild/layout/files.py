@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from typing import BinaryIO, Sequence, Tuple
 
-from ocibuild import canonical_json
+from ocibuild import canonical_json, mediatypes
 from ocibuild.atomic import atomic_write
 from ocibuild.digest import bytes_digest, hex_of
 from ocibuild.errors import OciBuildError
+from ocibuild.image.kind import document_type
 from ocibuild.image.manifest import Descriptor, image_index
 from ocibuild.untrusted import field, load_json, os_reason, read_file
 
@@ -61,6 +62,8 @@ class OciLayout:
         where = f"layout {self.path!r}: index.json"
         index = _parse_json(read_file(path, "the index", MAX_JSON_BLOB), where)
         field(index, "manifests", list, where, required=True)
+        # index.json is an index; a manifest's mediaType there would be read two ways.
+        document_type(index, where, expect=mediatypes.INDEXES)
         return index
 
     def read_json_blob(self, digest: str) -> Tuple[bytes, dict]:

@@ -12,6 +12,7 @@ from ocibuild import mediatypes
 from ocibuild.errors import OciBuildError
 from ocibuild.image.image import Image
 from ocibuild.image.index import Child, Index
+from ocibuild.image.kind import document_type
 from ocibuild.image.layer import Layer
 from ocibuild.image.manifest import REF_NAME, Descriptor
 from ocibuild.image.referrer import REFERRER
@@ -26,6 +27,27 @@ _MAX_NESTING = 8
 def _descriptors(raw: dict, where: str) -> List[Descriptor]:
     return [Descriptor.from_json(m, where=f"{where} manifests[{i}]")
             for i, m in enumerate(field(raw, "manifests", list, where) or [])]
+
+
+def _read_document(layout: OciLayout, descriptor: Descriptor, where: str,
+                   expect: Sequence[str]) -> Tuple[bytes, dict]:
+    """The manifest or index `descriptor` names, its kind decided from its own bytes: the
+    descriptor's `mediaType` must agree (one digest, one document)."""
+    data, doc = _read_sized(layout, descriptor, where)
+    document_type(doc, where, claimed=descriptor.media_type, exact=True, expect=expect,
+                  claimed_by="the descriptor pointing at it")
+    return data, doc
+
+
+def _read_sized(layout: OciLayout, descriptor: Descriptor, where: str) -> Tuple[bytes, dict]:
+    """A JSON blob whose size is the one its descriptor declares: a registry refuses a
+    descriptor whose size is wrong, so an image built on it could not be pushed."""
+    data, doc = layout.read_json_blob(descriptor.digest)
+    if len(data) != descriptor.size:
+        raise OciBuildError(f"{where}: the descriptor of {descriptor.digest} says "
+                            f"{descriptor.size} bytes, the blob has {len(data)}; the layout is "
+                            "corrupt")
+    return data, doc
 
 
 def tag_of(ref: str) -> str:
@@ -108,7 +130,8 @@ def resolve_image(layout: OciLayout, *, ref_name: Optional[str] = None,
         if descriptor.media_type not in mediatypes.INDEXES:
             break
         where = f"layout {layout.path!r}: index {descriptor.digest}"
-        nested = _descriptors(layout.read_blob_json(descriptor.digest), where)
+        nested = _descriptors(_read_document(layout, descriptor, where,
+                                             mediatypes.INDEXES)[1], where)
         descriptor = _by_platform(layout, nested, platform, image)
     return _image(layout, descriptor)
 
@@ -120,8 +143,8 @@ def read_ref(layout: OciLayout, ref_name: Optional[str] = None) -> Union[Image, 
     descriptor = _by_platform(layout, _by_ref(layout, top, ref_name), None, None)
     if descriptor.media_type not in mediatypes.INDEXES:
         return _image(layout, descriptor)
-    data, index = layout.read_json_blob(descriptor.digest)
     where = f"layout {layout.path!r}: index {descriptor.digest}"
+    data, index = _read_document(layout, descriptor, where, mediatypes.INDEXES)
     children = []
     for child in _descriptors(index, where):
         if child.media_type in mediatypes.INDEXES:
@@ -144,10 +167,10 @@ def _image(layout: OciLayout, descriptor: Descriptor) -> Image:
     if descriptor.media_type not in mediatypes.MANIFESTS:
         raise OciBuildError(f"layout {layout.path!r}: {descriptor.digest} has media type "
                             f"{descriptor.media_type!r} where an image manifest belongs")
-    data, manifest = layout.read_json_blob(descriptor.digest)
-    config_descriptor, layers = _manifest_blobs(layout, descriptor.digest, manifest)
-    config_bytes, config = layout.read_json_blob(config_descriptor.digest)
     where = f"layout {layout.path!r}: manifest {descriptor.digest}"
+    data, manifest = _read_document(layout, descriptor, where, mediatypes.MANIFESTS)
+    config_descriptor, layers = _manifest_blobs(layout, descriptor.digest, manifest)
+    config_bytes, config = _read_sized(layout, config_descriptor, f"{where} config")
     diff_ids, created_by = _layer_history(config, len(layers))
     return Image(config_bytes,
                  tuple(Layer.of(d, diff_id=diff_ids[i], created_by=created_by[i])

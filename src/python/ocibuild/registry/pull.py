@@ -20,6 +20,7 @@ from ocibuild.atomic import TempFile, atomic_directory, atomic_write
 from ocibuild.digest import HashingWriter, bytes_digest, hex_of
 from ocibuild.errors import OciBuildError
 from ocibuild.image.image import Image
+from ocibuild.image.kind import check_claim, document_type
 from ocibuild.image.manifest import Descriptor
 from ocibuild.layout import OciLayout, resolve_image
 from ocibuild.platform import Platform, describe
@@ -69,15 +70,11 @@ def fetch_manifest(transport: Transport, ref: Reference, reference: str) -> Mani
 
 
 def manifest_media_type(content: bytes, content_type: str, where: str) -> str:
-    """The manifest's own `mediaType`, else the answer's Content-Type; only images and indexes."""
+    """The manifest's kind from its own bytes (`ocibuild.image.kind`); the answer's
+    Content-Type may only agree with it, never decide it."""
     doc = load_json(content, f"{where}: the manifest", max_bytes=MAX_MANIFEST)
-    media_type = field(doc, "mediaType", str, f"{where}: the manifest")
-    media_type = media_type or content_type.split(";")[0].strip()
-    if media_type not in (*mediatypes.INDEXES, *mediatypes.MANIFESTS):
-        raise OciBuildError(f"{where}: media type {media_type[:100]!r} is neither an image "
-                            "manifest nor an index; only OCI and Docker v2 schema 2 images are "
-                            "supported")
-    return media_type
+    return document_type(doc, f"{where}: the manifest", claimed=content_type,
+                         claimed_by="the registry's Content-Type")
 
 
 def cached_manifest(transport: Transport, ref: Reference, reference: str,
@@ -91,10 +88,8 @@ def cached_manifest(transport: Transport, ref: Reference, reference: str,
     try:
         with open(path, "rb") as f:
             content = f.read(MAX_MANIFEST + 1)
-        with open(path + ".media-type") as f:
-            media_type = f.read().strip()
-        if bytes_digest(content) == reference:
-            return Manifest(reference, media_type, content)
+        if bytes_digest(content) == reference:  # the kind from the bytes, as when fetched
+            return Manifest(reference, manifest_media_type(content, "", f"{ref.name}@{reference}"), content)
     except FileNotFoundError:
         pass
     manifest = fetch_manifest(transport, ref, reference)
@@ -152,6 +147,13 @@ def image_manifest(transport: Transport, ref: Reference, reference: str, platfor
             raise OciBuildError(f"{ref.name}@{chain[0].digest}: indexes nested too deep")
         child = select_platform(chain[-1], platform, f"{ref.name}@{chain[-1].digest}")
         chain.append(cached_manifest(transport, ref, child.digest, cache_dir))
+        check_claim(chain[-1].media_type, child.media_type, f"the index {chain[-2].digest}",
+                    f"{ref.name}@{child.digest}", exact=True)
+        if len(chain[-1].content) != child.size:
+            raise OciBuildError(f"{ref.name}@{child.digest}: the index {chain[-2].digest} says "
+                                f"{child.size} bytes, the manifest has {len(chain[-1].content)}; "
+                                "a registry refuses such an index, so an image built on it "
+                                "could not be pushed")
     return chain
 
 
