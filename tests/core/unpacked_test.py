@@ -348,3 +348,69 @@ def test_users_deleted_by_a_whiteout_of_the_parent_do_not_come_back(tmp_path: Pa
         assert tar.extractfile("etc/passwd").read() == \
             b"app:x:1000:1000:app:/home/app:/sbin/nologin\n"
         assert tar.extractfile("etc/group").read() == b"app:x:1000:\n"
+
+
+def _many(members: List[Member]):
+    return _layers([members])[1][0]
+
+
+def test_a_repeated_opaque_whiteout_costs_once() -> None:
+    """A layer repeating `d/.wh..wh..opq` over its own many files in d would walk them all
+    each time (quadratic); the same whiteout again in a layer is a no-op, as its effect is."""
+    import time
+
+    lower = _many([(f"d/f{i}", "file", "") for i in range(100)])
+    upper = _many([*((f"d/g{i}", "file", "") for i in range(20000)),
+                   *(("d/.wh..wh..opq", "file", "") for _ in range(20000)),
+                   ("etc/passwd", "file", "p\n")])
+    start = time.monotonic()
+    assert read_files([lower, upper], [PASSWD], 1 << 20).files == {PASSWD: b"p\n"}
+    assert time.monotonic() - start < 20  # quadratic: 4 * 10^8 steps, many minutes
+
+
+def test_symlink_chains_and_member_counts_are_bounded() -> None:
+    chain = [(f"l{i}", "symlink", f"l{i + 1}") for i in range(200)] + [("l200", "dir", "")]
+    layer = _many([*chain, *((f"l0/f{i}", "file", "") for i in range(100))])
+    with pytest.raises(OciBuildError) as err:
+        read_files([layer], [PASSWD], 1 << 20, Budget(steps=10000))
+    assert str(err.value) == (
+        f"the base's layer {layer[0]}: its paths take over 10000 steps to resolve (deep "
+        "symlink chains), more than any base needs; the base cannot be read as an unpacker "
+        "would read it")
+    assert read_files([layer], [PASSWD], 1 << 20).files == {}
+    with pytest.raises(OciBuildError) as err:
+        read_files([layer, layer], [PASSWD], 1 << 20, Budget(members=400))
+    assert str(err.value).startswith(f"the base's layer {layer[0]}: the base has over 400 "
+                                     "members in its layers")
+
+
+def test_a_member_name_longer_than_path_max_is_refused() -> None:
+    layer = _many([("a/" * 2100 + "x", "file", "")])
+    with pytest.raises(OciBuildError) as err:
+        read_files([layer], [PASSWD], 1 << 20)
+    assert "has a name or link target over 4096 characters" in str(err.value)
+
+
+def test_the_accounts_layer_writes_through_the_bases_symlinked_directories(
+        tmp_path: Path) -> None:
+    """/etc -> usr/etc and /home -> var/home in the base: the new layer writes usr/etc/passwd
+    and var/home/app, never an `etc` or `home` directory entry, which an unpacker would put
+    in place of the base's symlink (hiding the rest of /usr/etc)."""
+    from .conftest import run_ocibuild, write
+
+    _layout([[("usr/etc/passwd", "file", DECOY), ("usr/etc/group", "file", "root:x:0:\n"),
+              ("usr/etc/ssl/cert.pem", "file", "cert\n"), ("etc", "symlink", "usr/etc"),
+              ("var/home", "dir", ""), ("home", "symlink", "/var/home")]], tmp_path / "base")
+    write(tmp_path / "image.yaml", b"base: oci:base:t\naccounts:\n  users:\n"
+          b"    - {username: app, uid: 1000}\n")
+    proc = run_ocibuild("build", "-f", "image.yaml", "--output", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    subprocess.run([need("umoci"), "raw", "unpack", "--image", f"{tmp_path / 'out'}:latest",
+                    str(tmp_path / "rootfs")], check=True, capture_output=True)
+    rootfs = tmp_path / "rootfs"
+    assert os.readlink(rootfs / "etc") == "usr/etc"
+    assert os.readlink(rootfs / "home") == "/var/home"
+    assert (rootfs / "usr/etc/passwd").read_text() == \
+        DECOY + "app:x:1000:1000:app:/home/app:/sbin/nologin\n"
+    assert (rootfs / "usr/etc/ssl/cert.pem").read_text() == "cert\n"
+    assert (rootfs / "var/home/app").stat().st_uid == 1000

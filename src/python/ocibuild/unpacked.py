@@ -33,7 +33,7 @@ import io
 import posixpath
 import tarfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ocibuild import mediatypes
@@ -45,6 +45,10 @@ MAX_RATIO = 100  # real layers compress 2-10x; a run of zeros to 1000x (gzip) an
 RATIO_FLOOR = 64 << 20
 MAX_LINKS = 40  # the kernel's limit when it resolves a path (ELOOP beyond)
 MAX_LINKS_UNPACK = 255  # filepath-securejoin's, which umoci resolves member parents with
+# What a base may ask of the model: a big distribution base has ~10^5 paths of ~8 names.
+MAX_MEMBERS = 2_000_000
+MAX_STEPS = 10_000_000  # a few seconds of Python
+MAX_NAME = 4096  # PATH_MAX: a longer member name is one no extractor can write
 
 Layer = Tuple[str, str, Callable[[], BinaryIO]]  # digest, media type, open the blob
 Parts = Tuple[str, ...]
@@ -56,16 +60,20 @@ _KINDS = {tarfile.REGTYPE: FILE, tarfile.AREGTYPE: FILE, tarfile.GNUTYPE_SPARSE:
 WHITEOUT, OPAQUE = ".wh.", ".wh..wh..opq"
 
 
-@dataclass(eq=False)
 class Node:
     """One inode: a hardlink shares it. `source`: (layer, member number) holding a file's
-    bytes; `target`: a symlink's."""
+    bytes; `target`: a symlink's. Slots, and children only for directories: a base has a
+    node per path, up to MAX_MEMBERS of them."""
 
-    kind: str
-    children: Dict[str, "Node"] = field(default_factory=dict)
-    target: str = ""
-    source: Tuple[int, int] = (-1, -1)
-    size: int = 0
+    __slots__ = ("kind", "children", "target", "source", "size")
+
+    def __init__(self, kind: str, target: str = "", source: Tuple[int, int] = (-1, -1),
+                 size: int = 0) -> None:
+        self.kind, self.target, self.source, self.size = kind, target, source, size
+        self.children: Dict[str, "Node"] = {} if kind == DIR else _NO_CHILDREN
+
+
+_NO_CHILDREN: Dict[str, Node] = {}
 
 
 def shown(text: str) -> str:
@@ -78,8 +86,9 @@ class Refused(Exception):
 
 
 class _Tree:
-    def __init__(self) -> None:
+    def __init__(self, max_steps: int = MAX_STEPS) -> None:
         self.root = Node(DIR)
+        self.steps, self.max_steps = 0, max_steps  # names resolved so far, over all members
 
     def lookup(self, parts: Parts) -> Optional[Node]:
         node: Optional[Node] = self.root
@@ -94,27 +103,37 @@ class _Tree:
         filepath-securejoin (umoci's, for a member's directory) does, a missing name is taken
         as it is; `strict`, as the kernel does when the container opens it: None when a name
         on the way is missing or no directory."""
-        todo, real, links = list(parts), [], 0
+        todo = list(reversed(parts))  # a stack: a link's target goes on top
+        real: List[str] = []
+        nodes: List[Optional[Node]] = [self.root]  # nodes[i]: the node at real[:i]
+        links = 0
         while todo:
-            part = todo.pop(0)
+            self.steps += 1
+            if self.steps > self.max_steps:
+                raise Refused(f"its paths take over {self.max_steps} steps to resolve (deep "
+                              "symlink chains), more than any base needs")
+            part = todo.pop()
             if part in ("", "."):
                 continue
             if part == "..":
                 if real:
                     real.pop()
+                    nodes.pop()
                 continue
-            node = self.lookup((*real, part))
+            here = nodes[-1]
+            node = here.children.get(part) if here is not None and here.kind == DIR else None
             if node is not None and node.kind == LINK:
                 links += 1
                 if links > limit:
                     raise Refused(f"more than {limit} symlinks on the way (a loop)")
                 if node.target.startswith("/"):
-                    real = []
-                todo[:0] = node.target.split("/")
+                    real, nodes = [], [self.root]
+                todo.extend(reversed(node.target.split("/")))
                 continue
             if strict and todo and (node is None or node.kind != DIR):
                 return None
             real.append(part)
+            nodes.append(node)
         return tuple(real)
 
     def directory(self, parts: Parts) -> Node:
@@ -142,12 +161,21 @@ def _clean(name: str) -> Parts:
 class _Replay:
     """The tree as one layer after another leaves it."""
 
-    def __init__(self) -> None:
-        self.tree = _Tree()
+    def __init__(self, budget: "Budget") -> None:
+        self.tree = _Tree(budget.steps)
+        self.members, self.max_members = 0, budget.members
 
     def layer(self, index: int, members) -> None:
         upper: Set[Parts] = set()  # this layer's paths and their directories
+        self.whited: Set[Tuple[Parts, bool]] = set()  # whiteouts done in this layer
         for number, member in enumerate(members):
+            self.members += 1
+            if self.members > self.max_members:
+                raise Refused(f"the base has over {self.max_members} members in its layers, "
+                              "more than any base has")
+            if len(member.name) > MAX_NAME or len(member.linkname) > MAX_NAME:
+                raise Refused(f"the member {shown(member.name)} has a name or link target "
+                              f"over {MAX_NAME} characters, which no extractor can write")
             parts = _clean(member.name)
             if not parts:
                 if member.type != tarfile.DIRTYPE:
@@ -191,6 +219,11 @@ class _Replay:
         path = where if opaque else (*where, name[len(WHITEOUT):])
         if not opaque and path[-1] in ("", ".", ".."):
             raise Refused(f"the whiteout {shown(name)} names no file")
+        # What the first one left is all of this layer's (or nothing): the same whiteout again
+        # would walk the same tree for nothing, and a layer could repeat it without end.
+        if (path, opaque) in self.whited:
+            return
+        self.whited.add((path, opaque))
         node = self.tree.lookup(path)
         if node is None:
             return
@@ -254,12 +287,14 @@ class _Counting(io.RawIOBase):
 
 
 class Budget:
-    """Decompressed bytes left over all the layers read (MAX_TOTAL)."""
+    """What reading a base may cost: decompressed bytes over all its layers, the ratio,
+    members modelled, names resolved."""
 
     def __init__(self, total: int = MAX_TOTAL, ratio: int = MAX_RATIO,
-                 floor: int = RATIO_FLOOR) -> None:
+                 floor: int = RATIO_FLOOR, members: int = MAX_MEMBERS,
+                 steps: int = MAX_STEPS) -> None:
         self.left, self.ratio, self.floor = total, ratio, floor
-        self.total = total
+        self.total, self.members, self.steps = total, members, steps
 
 
 class _Bounded(io.RawIOBase):
@@ -347,7 +382,7 @@ def read_files(layers: Sequence[Layer], paths: Sequence[str], max_file: int,
     """Each of `paths` (relative, e.g. "etc/passwd") that is a file in the image `layers`
     (bottom first) make, with its bytes. A file over `max_file` bytes is an error."""
     budget = budget or Budget()
-    replay = _Replay()
+    replay = _Replay(budget)
     for index, layer in enumerate(layers):
         reading = _Reading(layer, budget)
         reading.members(lambda tar, index=index: replay.layer(index, tar))
