@@ -414,3 +414,42 @@ def test_the_accounts_layer_writes_through_the_bases_symlinked_directories(
         DECOY + "app:x:1000:1000:app:/home/app:/sbin/nologin\n"
     assert (rootfs / "usr/etc/ssl/cert.pem").read_text() == "cert\n"
     assert (rootfs / "var/home/app").stat().st_uid == 1000
+
+
+def test_a_layer_that_changes_between_the_two_readings_is_an_error() -> None:
+    """The model keeps no content: the file's bytes are read in a second pass. A blob that
+    is not the same the second time (a layout changed underneath) is one error."""
+    readings = iter([_tar([("etc/passwd", "file", "first\n")]),
+                     _tar([("etc/passwd", "file", "second, longer\n")])])
+    layer = ("sha256:moving", mediatypes.OCI_LAYER, lambda: io.BytesIO(next(readings)))
+    with pytest.raises(OciBuildError) as err:
+        read_files([layer], [PASSWD], 1 << 20)
+    assert str(err.value) == ("the base's layer sha256:moving: the member 'etc/passwd' changed "
+                              "between two readings; the base cannot be read as an unpacker "
+                              "would read it")
+
+
+def test_many_small_bombs_add_up() -> None:
+    """Each layer under the floor, together far over the ratio: stopped."""
+    info = tarfile.TarInfo("zeros")
+    info.size = 3 << 20
+    bomb = gzip.compress(info.tobuf() + b"\0" * (info.size + 1024), 9)
+    layers = [(f"sha256:{i}", mediatypes.OCI_LAYER_GZIP, lambda: io.BytesIO(bomb))
+              for i in range(10)]
+    with pytest.raises(OciBuildError) as err:
+        read_files(layers, [PASSWD], 1 << 20, Budget(ratio=100, floor=8 << 20))
+    assert "with the layers read before it, the base expands to over " in str(err.value)
+    assert "more than 100 times its size (decompression bombs)" in str(err.value)
+
+
+def test_two_homes_that_are_one_place_in_the_base_are_refused(tmp_path: Path) -> None:
+    from .conftest import run_ocibuild, write
+
+    _layout([[("home/a", "dir", ""), ("h", "symlink", "home")]], tmp_path / "base")
+    write(tmp_path / "image.yaml", b"base: oci:base:t\naccounts:\n  users:\n"
+          b"    - {username: a, uid: 1000}\n    - {username: b, uid: 1001, homedir: /h/a}\n")
+    proc = run_ocibuild("build", "-f", "image.yaml", "--output", "out", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == ("ocibuild: error: accounts.users[1].homedir '/h/a' is, in the base, "
+                           "/home/a: also the home of accounts.users[0]; each user's home is "
+                           "made theirs, so give each its own\n")

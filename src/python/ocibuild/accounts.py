@@ -241,9 +241,15 @@ def write_layer(out: BinaryIO, passwd: bytes, group: bytes, users: Sequence[User
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = len(data), 0o644, mtime
         entries[name] = info
+    homes: Dict[str, int] = {}
     for i, user in enumerate(users):
         check_path(home(user), f"accounts.users[{i}].homedir", "/home/app")
         path = place(home(user).lstrip("/"))
+        if path in homes:  # two homes, one place (through the base's symlinks)
+            raise OciBuildError(f"accounts.users[{i}].homedir {home(user)!r} is, in the base, "
+                                f"/{path}: also the home of accounts.users[{homes[path]}]; "
+                                "each user's home is made theirs, so give each its own")
+        homes[path] = i
         if path in contents or any(c.startswith(path + "/") for c in contents):
             raise OciBuildError(f"accounts.users[{i}].homedir {home(user)!r} is where the "
                                 "base keeps /etc/passwd or /etc/group, which must stay "

@@ -273,8 +273,8 @@ class _Replay:
 class _Counting(io.RawIOBase):
     """Counts the bytes read through it: the compressed side of the ratio."""
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.count = raw, 0
+    def __init__(self, raw: BinaryIO, budget: "Budget") -> None:
+        self.raw, self.count, self.budget = raw, 0, budget
 
     def readable(self) -> bool:
         return True
@@ -283,6 +283,7 @@ class _Counting(io.RawIOBase):
         data = self.raw.read(len(buffer))
         buffer[:len(data)] = data
         self.count += len(data)
+        self.budget.compressed += len(data)
         return len(data)
 
 
@@ -295,6 +296,7 @@ class Budget:
                  steps: int = MAX_STEPS) -> None:
         self.left, self.ratio, self.floor = total, ratio, floor
         self.total, self.members, self.steps = total, members, steps
+        self.compressed = self.expanded = 0  # over all layers so far: many small bombs add up
 
 
 class _Bounded(io.RawIOBase):
@@ -318,6 +320,12 @@ class _Bounded(io.RawIOBase):
             raise Refused(f"it expands to over {self.count} bytes from "
                           f"{self.compressed.count}, more than {self.budget.ratio} times its "
                           "size (a decompression bomb)")
+        self.budget.expanded += len(data)
+        if self.budget.expanded > self.budget.floor and \
+                self.budget.expanded > self.budget.ratio * max(self.budget.compressed, 1):
+            raise Refused(f"with the layers read before it, the base expands to over "
+                          f"{self.budget.expanded} bytes from {self.budget.compressed}, more "
+                          f"than {self.budget.ratio} times its size (decompression bombs)")
         buffer[:len(data)] = data
         return len(data)
 
@@ -353,7 +361,7 @@ class _Reading:
     def members(self, use: Callable) -> object:
         try:
             with self.open_blob() as blob:
-                counted = _Counting(blob)
+                counted = _Counting(blob, self.budget)
                 stream = io.BufferedReader(_Bounded(
                     _decompressed(self.media_type, io.BufferedReader(counted)), counted,
                     self.budget), 1 << 16)
@@ -386,7 +394,7 @@ def read_files(layers: Sequence[Layer], paths: Sequence[str], max_file: int,
     for index, layer in enumerate(layers):
         reading = _Reading(layer, budget)
         reading.members(lambda tar, index=index: replay.layer(index, tar))
-    wanted: Dict[Tuple[int, int], List[str]] = {}
+    wanted: Dict[Tuple[int, int], Tuple[int, List[str]]] = {}
     for path in paths:
         try:
             node = replay.final(path)
@@ -397,23 +405,27 @@ def read_files(layers: Sequence[Layer], paths: Sequence[str], max_file: int,
             continue
         if node.size > max_file:
             raise OciBuildError(f"the base's /{path} is over {max_file} bytes")
-        wanted.setdefault(node.source, []).append(path)
+        wanted.setdefault(node.source, (node.size, []))[1].append(path)
     found: Dict[str, bytes] = {}
     for index in sorted({layer for layer, _ in wanted}):
         numbers = {n: p for (i, n), p in wanted.items() if i == index}
-        _Reading(layers[index], budget).members(
-            lambda tar: _contents(tar, numbers, max_file, found))
+        _Reading(layers[index], budget).members(lambda tar: _contents(tar, numbers, found))
     return BaseFiles(found, replay.place)
 
 
-def _contents(tar: tarfile.TarFile, numbers: Dict[int, List[str]], max_file: int,
+def _contents(tar: tarfile.TarFile, numbers: Dict[int, Tuple[int, List[str]]],
               found: Dict[str, bytes]) -> None:
+    """The bytes of the members numbered so, read again (the model kept no content). They
+    are what the first reading saw: the layer is read anew, so say so if it changed."""
     last = max(numbers)
     for number, member in enumerate(tar):
         if number in numbers:
-            data = tar.extractfile(member)
-            content = data.read(max_file + 1) if data else b""
-            for path in numbers[number]:
+            size, paths = numbers[number]
+            data = tar.extractfile(member) if _KINDS.get(member.type) == FILE else None
+            content = data.read(size + 1) if data else b""
+            if data is None or len(content) != size:
+                raise Refused(f"the member {shown(member.name)} changed between two readings")
+            for path in paths:
                 found[path] = content
         if number == last:
             return
