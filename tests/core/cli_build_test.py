@@ -312,3 +312,30 @@ def test_zstd_layers_and_an_output_directory_in_use_is_left_alone(tmp_path: Path
                            "empty; it is left as it is: give a new directory, or remove it "
                            "first")
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == before
+
+
+def test_a_push_only_build_with_accounts_fetches_the_base_layers_it_reads(
+        registry: Registry, tmp_path: Path) -> None:
+    """`accounts.users` on a registry base with --push alone: the accounts step reads the
+    base's /etc/passwd as unpacked, so each base layer is fetched once (verified) and the
+    image pushed is complete; the base's users are kept, the new one appended."""
+    write(tmp_path / "root/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    write(tmp_path / "root/etc/group", b"root:x:0:\n")
+    write(tmp_path / "image.yaml", b"accounts:\n  users:\n    - {username: app, uid: 1000}\n"
+          b"  run-as: app\n")
+    with FaultProxy(registry.host) as source:
+        insecure = ["--insecure-registry", source.host]
+        build("--base", "scratch", "--layer", f"{tmp_path / 'root'}/:/", "--push",
+              f"{source.host}/team/base:1", *insecure, cwd=tmp_path)
+        base_layer = _skopeo_raw(registry, f"{registry.host}/team/base:1")["layers"][0]["digest"]
+        pushed = build("-f", str(tmp_path / "image.yaml"), "--base",
+                       f"{source.host}/team/base:1", "--push", f"{source.host}/team/app:1",
+                       *insecure, cwd=tmp_path)
+        assert source.count("GET", f"/blobs/{base_layer}") == 1
+        assert pushed["mounted"] == [base_layer]
+    run([require("skopeo"), "copy", "--quiet", *registry.skopeo_src_flags(),
+         f"docker://{registry.host}/team/app:1", f"oci:{tmp_path / 'copied'}:app"])
+    rootfs = umoci_unpack(tmp_path / "copied", "app", tmp_path / "bundle")
+    assert (rootfs / "etc/passwd").read_bytes() == (
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/sbin/nologin\n")
+    assert (rootfs / "home/app").is_dir()

@@ -400,3 +400,57 @@ def test_a_reader_that_went_away_is_no_traceback(tmp_path: Path) -> None:
     finally:
         os.close(write_end)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def _push_with_file_size_limit(tmp_path: Path, host: str, limit: int, *extra: str):
+    """`ocibuild push` whose process may write at most `limit` bytes to any file: a write past
+    it fails (EFBIG; Python ignores SIGXFSZ), as a full disk or a crash half-way would."""
+    import resource
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    # No .pyc written: one cut short by the limit would break every later import.
+    env = {"PATH": os.environ.get("PATH", SYSTEM_PATH), "PYTHONPATH": SOURCE_ROOT,
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "ocibuild", "push", "--layout", str(tmp_path / "out"),
+         "--to", f"{host}/team/app:1", "--insecure", *extra], cwd=tmp_path, env=env,
+        capture_output=True, text=True, preexec_fn=limited)
+
+
+def test_digest_and_refs_files_are_replaced_whole_or_left_as_they_were(tmp_path: Path) -> None:
+    """--digest-file and --refs-file (the plugin's dist/*.digest and *.refs) are written to a
+    temp file and renamed: a push failing while writing them leaves the old file whole (the
+    same holds for a kill: the temp is all it had written), and a reader holding the old
+    file keeps its content."""
+    from tests.fixtures.registry import start_registry
+
+    make_tree(tmp_path / "app")
+    built = run_ocibuild("build", "--base", "scratch", "--layer", "app/:/app", "--output",
+                         "out", "--quiet", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    digest_file, refs_file = tmp_path / "dist/app.digest", tmp_path / "dist/app.refs"
+    digest_file.parent.mkdir()
+    with start_registry(tmp_path / "registry") as registry:
+        files = ["--digest-file", str(digest_file), "--refs-file", str(refs_file)]
+        old = b"sha256:" + b"0" * 64 + b"\n"
+        for path in (digest_file, refs_file):
+            path.write_bytes(old)
+        os.link(digest_file, tmp_path / "held")  # a reader's open file: its inode
+        killed = _push_with_file_size_limit(tmp_path, registry.host, 40, *files)
+        assert killed.stderr == f"ocibuild: error: cannot write the digest file " \
+            f"{str(digest_file)!r}: File too large; it is left as it was\n"
+        assert digest_file.read_bytes() == old and refs_file.read_bytes() == old
+        pushed = _push_with_file_size_limit(tmp_path, registry.host, 1 << 20, *files)
+        assert pushed.returncode == 0, pushed.stderr
+        digest = json.loads(pushed.stdout)["manifest_digest"]
+        assert digest_file.read_text() == digest + "\n"
+        assert refs_file.read_text() == f"{registry.host}/team/app:1@{digest}\n"
+        assert (tmp_path / "held").read_bytes() == old  # replaced, not rewritten in place
+        again = _push_with_file_size_limit(tmp_path, registry.host, 1 << 20, *files,
+                                           "--append-refs")
+        assert again.returncode == 0, again.stderr
+        assert refs_file.read_text() == f"{registry.host}/team/app:1@{digest}\n" * 2
+    assert [p.name for p in digest_file.parent.iterdir() if p.name.startswith(".partial-")] \
+        == []  # the killed push's temp was swept by the next one

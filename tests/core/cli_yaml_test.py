@@ -231,8 +231,8 @@ DEBIAN = "contents:\n  repositories: [http://deb.debian.org/debian trixie]\n"
     (HEAD + "accounts:\n  users:\n    - {username: app, uid: -1}\n",
      "image.yaml:6: `accounts.users[0].uid` must be a whole number below 2^31, not '-1'"),
     (HEAD + "accounts:\n  groups:\n    - {groupname: 'a b', gid: 5}\n",
-     "image.yaml:6: `accounts.groups[0]` 'a b' must be 1 to 32 letters, digits, '.', '_' or "
-     "'-' (not starting with '-'), e.g. app"),
+     "image.yaml:6: accounts.groups[0].groupname 'a b' must be 1 to 32 letters, digits, '.', "
+     "'_' or '-' (not starting with '-' or '.', not all digits), e.g. app"),
     (HEAD + "accounts:\n  user: []\n",
      "image.yaml:5: unknown key `accounts.user`; the keys here are `run-as`, `users`, `groups`"),
     ("paths:\n  - source: app/\n", "image.yaml: give the base image: `base: scratch` (or "

@@ -1,28 +1,32 @@
 """Users and groups an image file adds (`accounts.users`, `accounts.groups`, as apko names them).
 
-They become one layer: the base's /etc/passwd and /etc/group (read from its layers, top layer
-first, whiteouts honoured; empty on scratch) with the new entries appended, and each user's
-home directory, owned by the user. Nothing of the base is rewritten: an entry whose name or id
-is already taken is an error naming it, so a user never silently gets someone else's uid.
+They become one layer: the base's /etc/passwd and /etc/group (as an unpacker leaves them:
+ocibuild.unpacked; empty on scratch) with the new entries appended, and each user's home
+directory, owned by the user. Nothing of the base is rewritten: an entry whose name or id is
+already taken (as any C library reads the base's lines) is an error naming it, so a user never
+silently gets someone else's uid. Every field written is checked first: no value can hold a
+':', ',', newline or other control character, so no value adds a field or a line.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import posixpath
 import tarfile
-import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from ocibuild import mediatypes
 from ocibuild.errors import OciBuildError
 from ocibuild.protocol.document import Part
+from ocibuild.unpacked import BaseFiles, Budget, read_files
 
 PASSWD, GROUP = "etc/passwd", "etc/group"
 MAX_FILE = 1 << 20  # a passwd of thousands of users is well under this
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+# A home or a shell is a path: nothing that could end a field (':'), a list item (','), a line
+# (any control character) or a word; the few marks paths of real systems use.
+PATH_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/+@")
+MAX_ID = 2**31 - 1  # ids above are -1 as an int32 somewhere (65535 / 2^32-1 are "nobody" holes)
 
 
 @dataclass(frozen=True)
@@ -42,47 +46,141 @@ class User(Part):
 
 
 def check_name(name: str, what: str) -> None:
-    if not name or not set(name) <= NAME_CHARS or name[0] == "-" or len(name) > 32:
+    """A user or group name as useradd takes it: it goes into line files as a field, and
+    `USER name` must never read as a uid (so not all digits)."""
+    if not isinstance(name, str) or not name or not set(name) <= NAME_CHARS or \
+            name[0] in "-." or name.isdigit() or len(name) > 32:
         raise OciBuildError(f"{what} {name!r} must be 1 to 32 letters, digits, '.', '_' or '-' "
-                            "(not starting with '-'), e.g. app")
+                            "(not starting with '-' or '.', not all digits), e.g. app")
 
 
-def _entries(text: bytes, where: str) -> List[List[str]]:
-    try:
-        lines = text.decode("utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise OciBuildError(f"the base's /{where} is not UTF-8 text") from None
-    return [line.split(":") for line in lines if line and not line.startswith("#")]
+def check_path(path: object, what: str, example: str) -> None:
+    """A home or shell: an absolute, normalised path of PATH_CHARS (it is a field of
+    /etc/passwd: a ':' or a newline in it would add fields or lines, e.g. a uid-0 user)."""
+    if not isinstance(path, str) or not path.startswith("/") or not set(path) <= PATH_CHARS \
+            or posixpath.normpath(path) != path or path == "/" or len(path) > 4096:
+        raise OciBuildError(f"{what} {path!r} must be an absolute path below / of letters, "
+                            "digits and '/._-+@' only, without '.', '..' or '//' (a ':', ',' or "
+                            f"control character would split /etc/passwd), e.g. {example}")
+
+
+def check_id(value: object, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise OciBuildError(f"{what} {value!r} must be a whole number from 0 to {MAX_ID}")
+
+
+def check_user(user: User, what: str) -> None:
+    """Every field of `user` that is written into /etc/passwd or /etc/group."""
+    check_name(user.username, f"{what}.username")
+    check_id(user.uid, f"{what}.uid")
+    if user.gid is not None:
+        check_id(user.gid, f"{what}.gid")
+    check_path(home(user), f"{what}.homedir", "/home/app")
+    if home(user).split("/")[1] == "etc" and home(user).count("/") == 1:
+        raise OciBuildError(f"{what}.homedir {home(user)!r}: /etc holds /etc/passwd and "
+                            "/etc/group, which must stay root's; give e.g. /home/app")
+    check_path(user.shell, f"{what}.shell", "/bin/sh")
+
+
+def check_group(group: Group, what: str) -> None:
+    check_name(group.groupname, f"{what}.groupname")
+    check_id(group.gid, f"{what}.gid")
+    if not isinstance(group.members, tuple):
+        raise OciBuildError(f"{what}.members must be a list of user names")
+    for i, member in enumerate(group.members):
+        check_name(member, f"{what}.members[{i}]")
+
+
+def check_accounts(users: Sequence[User], groups: Sequence[Group]) -> None:
+    """What can be checked of the file's own entries, before any base is read."""
+    for i, g in enumerate(groups):
+        check_group(g, f"accounts.groups[{i}]")
+    homes: Dict[str, int] = {}
+    for i, u in enumerate(users):
+        check_user(u, f"accounts.users[{i}]")
+        if home(u) in homes:
+            raise OciBuildError(f"accounts.users[{i}].homedir {home(u)!r} is also the home "
+                                f"of accounts.users[{homes[home(u)]}]; each user's home is "
+                                "made theirs, so give each its own")
+        homes[home(u)] = i
+
+
+def libc_ids(field: str) -> Set[int]:
+    """The ids a C library reads out of an id field: glibc (strtoul: leading blanks, a sign,
+    wrapping to 32 bits: "01000", " 1000" and "4294968296" are uid 1000) and musl (digits
+    only, an empty field is 0). Both count as taken, whichever libc the image has."""
+    found: Set[int] = set()
+    text = field.lstrip(" \t\n\v\f\r")
+    sign = text[:1] if text[:1] in "+-" else ""
+    digits = len(text[len(sign):]) - len(text[len(sign):].lstrip("0123456789"))
+    if digits:
+        value = int(text[len(sign):len(sign) + digits])
+        value = 2**64 - 1 if value >= 2**64 else -value if sign == "-" else value
+        found.add(value % 2**64 % 2**32)
+    musl = len(field) - len(field.lstrip("0123456789"))
+    if musl == len(field):
+        found.add(int(field or "0") % 2**32)
+    return found
+
+
+@dataclass
+class _Table:
+    """One line file's entries: names and ids taken, each with the line that took it."""
+
+    lines: List[List[str]]
+    names: Dict[str, List[str]]
+    ids: Dict[int, List[str]]
+
+    @classmethod
+    def read(cls, text: bytes, where: str, id_field: int) -> "_Table":
+        if b"\0" in text:
+            raise OciBuildError(f"the base's /{where} holds a NUL byte; C libraries read such "
+                                "a line differently, so it is not added to; fix the base")
+        try:
+            lines = text.decode("utf-8").split("\n")  # libc's lines end at \n, nothing else
+        except UnicodeDecodeError:
+            raise OciBuildError(f"the base's /{where} is not UTF-8 text") from None
+        table = cls([], {}, {})
+        for line in lines:
+            if line and not line.startswith("#"):
+                table.add(line.split(":"), id_field)
+        return table
+
+    def add(self, entry: List[str], id_field: int) -> None:
+        self.lines.append(entry)
+        # "+name" / "-name" are NIS compat entries: they bring (or hide) the NIS user `name`.
+        for name in {entry[0], entry[0].lstrip("+-@")}:
+            self.names.setdefault(name, entry)
+        for number in libc_ids(entry[id_field]) if len(entry) > id_field else ():
+            self.ids.setdefault(number, entry)
+
+    def taken(self, name: str, number: int) -> Optional[List[str]]:
+        return self.names.get(name) or self.ids.get(number)
 
 
 def merged(base_passwd: bytes, base_group: bytes, users: Sequence[User],
            groups: Sequence[Group]) -> Tuple[bytes, bytes]:
     """The base's files with `groups` and `users` appended (and a group per user without one)."""
-    passwd, group = _entries(base_passwd, PASSWD), _entries(base_group, GROUP)
-    names = {e[0]: e for e in group}
-    gids = {e[2]: e for e in group if len(e) > 2}
+    check_accounts(users, groups)
+    passwd, group = _Table.read(base_passwd, PASSWD, 2), _Table.read(base_group, GROUP, 2)
     new_groups: List[str] = []
 
     def add_group(name: str, gid: int, members: Sequence[str], what: str) -> None:
-        check_name(name, what)
-        taken = names.get(name) or gids.get(str(gid))
+        taken = group.taken(name, gid)
         if taken:
             raise OciBuildError(f"{what} {name!r} (gid {gid}): the group {taken[0]!r} (gid "
                                 f"{taken[2] if len(taken) > 2 else '?'}) is already in the "
                                 "base's /etc/group or the file; pick another name and gid")
         entry = [name, "x", str(gid), ",".join(members)]
-        names[name], gids[str(gid)] = entry, entry
+        group.add(entry, 2)
         new_groups.append(":".join(entry))
 
     for i, g in enumerate(groups):
         add_group(g.groupname, g.gid, g.members, f"accounts.groups[{i}]")
-    users_by_name = {e[0]: e for e in passwd}
-    uids = {e[2]: e for e in passwd if len(e) > 2}
     new_users = []
     for i, u in enumerate(users):
         what = f"accounts.users[{i}]"
-        check_name(u.username, what)
-        taken = users_by_name.get(u.username) or uids.get(str(u.uid))
+        taken = passwd.taken(u.username, u.uid)
         if taken:
             raise OciBuildError(f"{what} {u.username!r} (uid {u.uid}): the user {taken[0]!r} "
                                 f"(uid {taken[2] if len(taken) > 2 else '?'}) is already in "
@@ -90,15 +188,21 @@ def merged(base_passwd: bytes, base_group: bytes, users: Sequence[User],
         gid = u.gid
         if gid is None:
             gid = u.uid
-            if str(gid) not in gids:
+            if gid not in group.ids:
                 add_group(u.username, gid, (), f"{what}: its group")
-        elif str(gid) not in gids:
+        elif gid not in group.ids:
             raise OciBuildError(f"{what} {u.username!r}: no group has gid {gid}; add it under "
                                 "`accounts.groups` or leave `gid` out (a group of the user's "
                                 "name is made)")
         entry = [u.username, "x", str(u.uid), str(gid), u.username, home(u), u.shell]
-        users_by_name[u.username], uids[str(u.uid)] = entry, entry
+        passwd.add(entry, 2)
         new_users.append(":".join(entry))
+    for i, g in enumerate(groups):
+        for j, member in enumerate(g.members):
+            if member not in passwd.names:
+                raise OciBuildError(f"accounts.groups[{i}].members[{j}] {member!r} is no user "
+                                    "of the base's /etc/passwd or `accounts.users`; add the "
+                                    "user or drop the name")
     return (_append(base_passwd, new_users), _append(base_group, new_groups))
 
 
@@ -113,10 +217,13 @@ def _append(text: bytes, lines: List[str]) -> bytes:
 
 
 def write_layer(out: BinaryIO, passwd: bytes, group: bytes, users: Sequence[User],
-                mtime: int = 0) -> None:
-    """passwd, group and the home directories (the user's, mode 0755), sorted, as a tar."""
+                mtime: int = 0, place: Callable[[str], str] = lambda path: path) -> None:
+    """passwd, group and the home directories (the user's, mode 0755), sorted, as a tar.
+    `place`: where a path lands in the base (its directories resolved through the base's
+    symlinks), so that no directory entry of ours replaces a symlink of the base's (/etc ->
+    /usr/etc): an unpacker clobbers a symlink with a directory member."""
     entries: Dict[str, tarfile.TarInfo] = {}
-    contents: Dict[str, bytes] = {PASSWD: passwd, GROUP: group}
+    contents: Dict[str, bytes] = {place(PASSWD): passwd, place(GROUP): group}
 
     def directory(path: str, uid: int = 0, gid: int = 0) -> None:
         info = tarfile.TarInfo(path)
@@ -134,11 +241,19 @@ def write_layer(out: BinaryIO, passwd: bytes, group: bytes, users: Sequence[User
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = len(data), 0o644, mtime
         entries[name] = info
-    for user in users:
-        path = posixpath.normpath(home(user)).lstrip("/")
-        if not home(user).startswith("/") or ".." in home(user).split("/") or not path:
-            raise OciBuildError(f"the home directory {home(user)!r} of {user.username!r} must "
-                                "be an absolute path below /, e.g. /home/app")
+    homes: Dict[str, int] = {}
+    for i, user in enumerate(users):
+        check_path(home(user), f"accounts.users[{i}].homedir", "/home/app")
+        path = place(home(user).lstrip("/"))
+        if path in homes:  # two homes, one place (through the base's symlinks)
+            raise OciBuildError(f"accounts.users[{i}].homedir {home(user)!r} is, in the base, "
+                                f"/{path}: also the home of accounts.users[{homes[path]}]; "
+                                "each user's home is made theirs, so give each its own")
+        homes[path] = i
+        if path in contents or any(c.startswith(path + "/") for c in contents):
+            raise OciBuildError(f"accounts.users[{i}].homedir {home(user)!r} is where the "
+                                "base keeps /etc/passwd or /etc/group, which must stay "
+                                "root's; give e.g. /home/app")
         parents(path)
         directory(path, user.uid, user.gid if user.gid is not None else user.uid)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
@@ -148,77 +263,10 @@ def write_layer(out: BinaryIO, passwd: bytes, group: bytes, users: Sequence[User
 
 
 def read_base_files(layers: Sequence[Tuple[str, str, Callable[[], BinaryIO]]],
-                    paths: Sequence[str]) -> Dict[str, bytes]:
-    """Each of `paths` as the image's filesystem holds it: `layers` are (digest, media type, a
-    function opening the blob), top layer first; a whiteout (or an opaque directory) above
-    hides what is below. Layers below the last path found are not read. A layer that is not
-    a readable tar (a base is untrusted) is an error naming it."""
-    found: Dict[str, bytes] = {}
-    gone: set = set()
-    unreadable = _unreadable()
-    for digest, media_type, open_blob in layers:
-        try:
-            gone |= _read_layer(media_type, open_blob, paths, found, gone)
-        except unreadable as err:  # corrupt gzip, zstd or tar: the base's bytes, not a bug
-            raise OciBuildError(f"the base's layer {digest} cannot be read as a "
-                                f"{media_type} ({type(err).__name__}: {err}); the base image is "
-                                "damaged") from None
-        if all(p in found or p in gone for p in paths):
-            break
-    return found
-
-
-def _unreadable() -> tuple:
-    """What a damaged layer raises while it is decompressed and read as a tar (OSError covers
-    gzip.BadGzipFile). zstandard is imported only here: most processes never need it."""
-    errors: tuple = (tarfile.TarError, OSError, EOFError, zlib.error)
-    try:
-        import zstandard
-        errors += (zstandard.ZstdError,)
-    except ImportError:
-        pass
-    return errors
-
-
-def _member_path(name: str) -> Optional[str]:
-    """A tar member's path as unpackers place it, or None for one they refuse (`..`)."""
-    name = posixpath.normpath("/" + name).lstrip("/") if ".." not in name.split("/") else ""
-    return name or None
-
-
-def _read_layer(media_type: str, open_blob: Callable[[], BinaryIO], paths: Sequence[str],
-                found: Dict[str, bytes], gone: set) -> set:
-    """Fill `found` from one layer; the paths it deletes (for the layers below)."""
-    deleted = set()
-    with open_blob() as blob, \
-            tarfile.open(fileobj=_decompressed(media_type, blob), mode="r|") as tar:
-        for member in tar:
-            name = _member_path(member.name)
-            if name is None:
-                continue
-            directory, base = posixpath.split(name)
-            for path in paths:
-                if path in found or path in gone:
-                    continue
-                if name == path and member.isfile():
-                    if member.size > MAX_FILE:
-                        raise OciBuildError(f"the base's /{path} is over {MAX_FILE} bytes")
-                    data = tar.extractfile(member)
-                    found[path] = data.read() if data else b""
-                elif (base == ".wh." + posixpath.basename(path)
-                      and directory == posixpath.dirname(path)) or \
-                        (base == ".wh..wh..opq" and path.startswith(directory + "/")):
-                    deleted.add(path)
-    return deleted
-
-
-def _decompressed(media_type: str, blob: BinaryIO) -> BinaryIO:
-    if media_type in (mediatypes.OCI_LAYER_GZIP, mediatypes.DOCKER_LAYER_GZIP):
-        return gzip.GzipFile(fileobj=blob)  # type: ignore[return-value]
-    if media_type == mediatypes.OCI_LAYER_ZSTD:
-        import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(blob)  # type: ignore[return-value]
-    return blob
+                    paths: Sequence[str], budget: Optional[Budget] = None) -> BaseFiles:
+    """Each of `paths` as the image's filesystem holds it (ocibuild.unpacked): `layers` are
+    (digest, media type, a function opening the blob), bottom layer first."""
+    return read_files(layers, paths, MAX_FILE, budget)
 
 
 def accounts_layer(base_layout: Optional[str], base_ref_name: Optional[str],
@@ -230,14 +278,16 @@ def accounts_layer(base_layout: Optional[str], base_ref_name: Optional[str],
     from ocibuild.layout import OciLayout, resolve_image
     from ocibuild.protocol.layer import LayerDescriptor
 
-    files: Dict[str, bytes] = {}
+    base = BaseFiles({}, lambda path: path)
     if base_layout is not None:
         layout = OciLayout(base_layout)
         image = resolve_image(layout, ref_name=base_ref_name)
-        files = read_base_files(
+        base = read_base_files(
             [(d.digest, d.media_type, lambda d=d: layout.open_blob(d.digest))
-             for d in reversed(image.layers)], (PASSWD, GROUP))
-    passwd, group = merged(files.get(PASSWD, b""), files.get(GROUP, b""), users, groups)
-    blob = build_layer_with(lambda out: write_layer(out, passwd, group, users, mtime), out_dir,
-                            compression=compression)
+             for d in image.layers], (PASSWD, GROUP))
+    passwd, group = merged(base.files.get(PASSWD, b""), base.files.get(GROUP, b""), users,
+                           groups)
+    blob = build_layer_with(
+        lambda out: write_layer(out, passwd, group, users, mtime, base.place), out_dir,
+        compression=compression)
     return LayerDescriptor(blob.media_type, blob.digest, blob.size, blob.diff_id)

@@ -102,9 +102,9 @@ def _check(request: BuildRequest) -> Tuple[Base, List[Optional[str]], List[str]]
         raise OciBuildError("give where the image goes: --output DIR (an OCI layout) or "
                             "--push REGISTRY/REPO[:TAG], one of the two")
     if request.users or request.groups:
-        from ocibuild.accounts import merged
+        from ocibuild.accounts import check_accounts
 
-        merged(b"", b"", request.users, request.groups)  # names, ids, groups: before any work
+        check_accounts(request.users, request.groups)  # every field: before any work
     if not request.layers and request.base == SCRATCH and not request.debian and \
             not request.users:
         raise OciBuildError("an image on scratch needs at least one --layer SRC[:DEST]")
@@ -210,6 +210,27 @@ def _base_layout(base: Base, request: BuildRequest, platform: Optional[str],
     return BaseRef(where, None, str(ref))
 
 
+def _fetch_layers(base_ref: Optional[BaseRef], ref: Reference, registries: Registries,
+                  progress: Progress) -> None:
+    """The base's layers into its shallow layout, each verified: the accounts step reads the
+    base's /etc/passwd as an unpacker leaves it, which any layer can change (a symlink or a
+    whiteout in one, the file in another), so it needs them all. The push then uploads them
+    from there, or mounts them, as it would any layer the layout holds."""
+    from ocibuild.layout import resolve_image
+    from ocibuild.registry.pull import download_blob
+
+    assert base_ref is not None
+    layout = OciLayout(base_ref.layout)
+    layers = resolve_image(layout, ref_name=base_ref.ref_name).layers
+    progress.step(f"fetching the base's {len(layers)} layer(s) to read its /etc/passwd")
+    transport = registries.transport(ref)
+    try:
+        for descriptor in layers:
+            download_blob(transport, ref, descriptor, layout.blob_path(descriptor.digest))
+    except OciBuildError as err:
+        raise OciBuildError(f"pulling the base image {str(ref)!r}: {err}") from None
+
+
 def _created_by(dest: str) -> str:
     # The destination, not the source: a source path (a temp or checkout directory) would
     # make the config's digest depend on where the build ran.
@@ -233,6 +254,8 @@ def _assemble(request: BuildRequest, base: Base, platforms: List[Optional[str]],
         if request.users or request.groups:
             from ocibuild.accounts import accounts_layer
 
+            if base.ref is not None and _shallow(request):
+                _fetch_layers(base_ref, base.ref, registries, progress)
             these.insert(0, accounts_layer(
                 base_ref.layout if base_ref else None, base_ref.ref_name if base_ref else None,
                 request.users, request.groups, layout_dir, request.compression,

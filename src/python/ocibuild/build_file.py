@@ -241,16 +241,19 @@ class _Reader:
 
     def checked(self, node: yaml.Node, key: str, kind, found: Dict[str, object],
                 needed: Tuple[str, ...]):
-        from ocibuild.accounts import check_name
+        """A user or group, each of its fields checked as it will be written into /etc/passwd
+        or /etc/group (no separator, no control character: no injected line)."""
+        from ocibuild.accounts import check_group, check_user
 
         missing = [f"`{n}`" for n in needed if n not in found]
         if missing:
             raise self.error(node, f"`{key}` needs {' and '.join(missing)}")
+        entry = kind(**found)
         try:
-            check_name(str(found.get("username", found.get("groupname"))), f"`{key}`")
+            (check_user if kind is User else check_group)(entry, key)
         except OciBuildError as err:
             raise self.error(node, str(err)) from None
-        return kind(**found)
+        return entry
 
     def contents(self, node: yaml.Node, key: str) -> DebianContents:
         """Debian packages as the base (apko's `contents`, with Debian's repositories)."""

@@ -147,11 +147,20 @@ def _transport(ref, insecure: bool, ca_cert: Optional[str]):
     return registry_transport(ref, insecure=insecure, ca_cert=ca_cert)
 
 
-def _write_lines(path: str, lines: List[str], append: bool) -> None:
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    with open(path, "a" if append else "w") as f:
-        f.writelines(line + "\n" for line in lines)
+def _write_lines(path: str, lines: List[str], append: bool, what: str) -> None:
+    """Written whole or not at all (a temp beside it, renamed): a reader, or a push killed
+    half-way, never sees half a digest. `append`: the old lines are kept, before these."""
+    from ocibuild.atomic import atomic_write
+    from ocibuild.untrusted import os_reason, read_file
+
+    old = read_file(path, what, 16 << 20) if append and os.path.exists(path) else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    try:
+        atomic_write(path, old + "".join(line + "\n" for line in lines).encode())
+    except OSError as err:
+        raise OciBuildError(f"cannot write {what} {path!r}: {os_reason(err)}; it is left as "
+                            "it was") from None
 
 
 def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
@@ -172,9 +181,9 @@ def run_push(request: PushRequest, out_dir: Optional[str]) -> PushResult:
                   chunk_size=request.chunk_size)
     refs = [f"{dest.name}:{tag}@{result.manifest_digest}" for tag in tags] or [result.reference]
     if request.digest_file:
-        _write_lines(request.digest_file, [result.manifest_digest], append=False)
+        _write_lines(request.digest_file, [result.manifest_digest], False, "the digest file")
     if request.refs_file:
-        _write_lines(request.refs_file, refs, append=request.append_refs)
+        _write_lines(request.refs_file, refs, request.append_refs, "the refs file")
     return PushResult(result.reference, result.manifest_digest, tuple(refs),
                       tuple(result.uploaded), tuple(result.mounted), tuple(result.tags_written),
                       transport.retries, tuple(result.referrers))
