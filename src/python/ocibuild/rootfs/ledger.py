@@ -22,7 +22,7 @@ import base64
 import os
 import stat
 from dataclasses import dataclass, replace
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
@@ -107,8 +107,22 @@ class Ledger:
         mode = meta.mode if bits == record.disk_mode else bits
         return replace(meta, kind=kind, mode=mode)
 
-    def paths(self) -> Iterator[str]:
-        return iter(self.records)
+    def adopt(self, root: str, uid: int, gid: int) -> None:
+        """After a step: what it made and nothing recorded is `uid:gid`'s (the step's user),
+        with the disk's mode, so a later step under another USER does not change its owner."""
+        if self.real:
+            return
+        from ocibuild.rootfs.paths import walk
+
+        for path, st in walk(root):
+            record = self.records.get(path)
+            if record is not None and record.ino == st.st_ino:
+                continue
+            if st.st_nlink > 1 and self._by_ino.get(st.st_ino) in self.records and \
+                    self.records[self._by_ino[st.st_ino]].ino == st.st_ino:
+                continue  # a new hard link to a recorded file
+            kind = disk_kind(st.st_mode)
+            self.record(path, Meta(kind, stat.S_IMODE(st.st_mode), uid, gid), st)
 
     def to_json(self) -> dict:
         rows: List[list] = []

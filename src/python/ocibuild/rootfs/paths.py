@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import List
+from typing import Iterator, List, Tuple
 
 from ocibuild.errors import OciBuildError
 
@@ -17,6 +17,8 @@ WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 # The executor's own files live here during a step; no snapshot sees them.
 RUN_DIR = ".ocibuild-run"
+# The executor mounts or binds the host's own here; Docker never layers their contents.
+NOT_LISTED = ("dev", "proc", "sys")
 
 
 def normalize(name: str, what: str) -> str:
@@ -50,6 +52,22 @@ def parent_dir(root: str, path: str, what: str, create: bool = True) -> str:
             raise OciBuildError(f"{what}: /{path} lies under /{os.path.relpath(current, root)}, "
                                 "which is not a directory (a symlink is never followed here)")
     return current
+
+
+def walk(root: str) -> Iterator[Tuple[str, os.stat_result]]:
+    """(relative path, lstat) of everything under `root` a snapshot lists, symlinks not
+    followed (see snapshot.py for what is left out)."""
+    stack = [("", root)]
+    while stack:
+        prefix, directory = stack.pop()
+        with os.scandir(directory) as listing:
+            for item in listing:
+                if not prefix and item.name == RUN_DIR:
+                    continue
+                st = item.stat(follow_symlinks=False)
+                yield prefix + item.name, st
+                if stat.S_ISDIR(st.st_mode) and not (not prefix and item.name in NOT_LISTED):
+                    stack.append((prefix + item.name + "/", item.path))
 
 
 def on_disk(root: str, path: str) -> str:

@@ -24,11 +24,10 @@ from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import DIR, FILE, SYMLINK
 from ocibuild.rootfs.birth import birth_ns
 from ocibuild.rootfs.ledger import Ledger, Meta
-from ocibuild.rootfs.paths import RUN_DIR, WHITEOUT
+from ocibuild.rootfs.paths import NOT_LISTED, RUN_DIR, WHITEOUT
 from ocibuild.untrusted import os_reason
 
 RACY_NS = 2_000_000_000
-_NOT_LISTED = ("dev", "proc", "sys")
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def snapshot(root: str, ledger: Ledger) -> Snapshot:
                             "deletion marker in a layer; rename or delete it in the step")
                     st = item.stat(follow_symlinks=False)
                     nodes[path] = _node(path, item.path, st, ledger, taken_ns)
-                    if stat.S_ISDIR(st.st_mode) and not (not prefix and item.name in _NOT_LISTED):
+                    if stat.S_ISDIR(st.st_mode) and not (not prefix and item.name in NOT_LISTED):
                         stack.append((path + "/", item.path))
     except OSError as err:
         where = err.filename if isinstance(err.filename, str) else root
