@@ -106,3 +106,56 @@ def debian_layers(dest: Path) -> List[Tuple[str, str]]:
               (_info("usr/local/sbin/ldconfig", mode=0o755), b"#!/bin/sh\nexit 0\n")]
     layers.append(_tar(dest / "tools.tar", tools))
     return layers
+
+
+FULL_LOCK = Path(__file__).resolve().parent / "rootfs_debian.lock.json"
+
+
+def _status(debs: List[str]) -> bytes:
+    """/var/lib/dpkg/status for packages laid out without dpkg: each control paragraph,
+    marked installed, so dpkg and apt know what the image holds."""
+    from ocibuild.debian.layers import _control
+
+    paragraphs = []
+    for deb in debs:
+        _, paragraph, _ = _control(deb)
+        lines = paragraph.strip("\n").split("\n")
+        lines.insert(1, "Status: install ok installed")
+        paragraphs.append("\n".join(lines) + "\n")
+    return "\n".join(sorted(paragraphs)).encode()
+
+
+def debian_full_layers(dest: Path) -> List[Tuple[str, str]]:
+    """Debian trixie with apt, passwd (useradd), coreutils, dash and python3-minimal, from
+    tests/core/rootfs_debian.lock.json (fetched by tests/fetch-example-debs)."""
+    import json
+
+    if os.uname().machine != "x86_64":
+        pytest.skip("the RUN tests' Debian lockfile is amd64")
+    lock = json.loads(FULL_LOCK.read_text())
+    debs = [str(DEBIAN_CACHE / p["filename"]) for p in lock["packages"]["amd64"]]
+    missing = [d for d in debs if not os.path.isfile(d)]
+    if missing:
+        pytest.fail(f"missing cached Debian packages ({len(missing)}, e.g. {missing[0]}): "
+                    "run tests/fetch-example-debs")
+    layers = []
+    for name, write in (("root", lambda out: write_root_layer(out)),
+                        ("packages", lambda out: write_packages_layer(debs, out)),
+                        ("config", lambda out: write_config_layer(out, debs=debs,
+                                                                  suite="trixie"))):
+        with open(dest / f"full-{name}.tar", "wb") as out:
+            write(out)
+        layers.append((str(dest / f"full-{name}.tar"), TAR))
+    dirs = ("dev", "proc", "sys", "var/lib/dpkg/info", "var/lib/dpkg/updates",
+            "var/lib/dpkg/triggers", "var/lib/apt/lists/partial", "var/cache/apt/archives/partial",
+            "var/log/apt", "etc/apt/sources.list.d", "etc/apt/keyrings")
+    tools = [(_info(d, tarfile.DIRTYPE, 0o755), b"") for d in dirs]
+    tools += [(_info("var/lib/dpkg/status"), _status(debs)),
+              (_info("var/lib/dpkg/available"), b""),
+              (_info("etc/shadow", mode=0o640), b"root:*:19000:0:99999:7:::\n"),
+              (_info("etc/gshadow", mode=0o640), b"root:*::\n")]
+    for info, _ in tools:
+        if info.name in ("etc/shadow", "etc/gshadow"):
+            info.gid = 42  # shadow, as Debian ships it
+    layers.append(_tar(dest / "full-tools.tar", tools))
+    return layers

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import ocibuild
-from tests.core.rootfs_base import busybox_layers, debian_layers, world_dir
+from tests.core.rootfs_base import busybox_layers, debian_full_layers, debian_layers, world_dir
 from tests.fixtures.debian_repo import ar_archive
 
 SOURCE_ROOT = str(Path(ocibuild.__file__).resolve().parent.parent)
@@ -210,3 +210,35 @@ def test_dpkg_install_keeps_owners_setgid_and_devices(work, where):
     assert second["srv/listing"][6] == b"7 7 True 1\n"
     if where != "root":
         assert {s["result"]["ownership"] for s in result["steps"]} == {"fakeroot"}
+
+
+@pytest.fixture(scope="module")
+def full_base():
+    path = world_dir(tempfile.mkdtemp(prefix="ocibuild-rootfs-debian-"))
+    yield debian_full_layers(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_useradd_and_chown_to_the_new_user(work, full_base, where):
+    result = pod(work, full_base, [
+        {"argv": ["/bin/sh", "-c", "useradd -m -u 1001 -s /bin/sh app && mkdir /data "
+                                   "&& chown app:app /data && chmod 2770 /data "
+                                   "&& install -o app -m 4750 /bin/true /data/tool"]},
+        {"argv": ["/bin/sh", "-c", "id > /data/whoami; touch /data/made"],
+         "user": [1001, 1001], "cwd": "/data"},
+    ], where)
+    assert "error" not in result, result["error"]
+    _mechanism_ok(where, result)
+    assert [s["result"]["exit_code"] for s in result["steps"]] == [0, 0], "\n".join(result["logs"])
+    layer = entries(result, 0)
+    assert b"\napp:x:1001:1001::/home/app:/bin/sh\n" in layer["etc/passwd"][6]
+    assert layer["etc/shadow"][:4] == ("0", "0o640", 0, 42)
+    assert layer["home/app"][:4] == ("5", "0o700", 1001, 1001)
+    assert layer["home/app/.bashrc"][2:4] == (1001, 1001)
+    assert layer["data"][:4] == ("5", "0o2770", 1001, 1001)
+    # The group of the set-gid /data, as the kernel gives it (fakeroot alone would say 0).
+    assert layer["data/tool"][:4] == ("0", "0o4750", 1001, 1001)
+    second = entries(result, 1)
+    assert second["data/whoami"][6] == b"uid=1001(app) gid=1001(app) groups=1001(app)\n"
+    assert second["data/made"][:4] == ("0", "0o644", 1001, 1001)

@@ -22,7 +22,7 @@ import stat
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
@@ -146,10 +146,12 @@ class Fakeroot:
             env["FAKEROOT" + name] = str(gid)
         return env
 
-    def finish(self) -> None:
-        """Stop faked (it writes its table as it exits) and fold what changed into the ledger."""
+    def finish(self) -> Set[str]:
+        """Stop faked (it writes its table as it exits) and fold what changed into the ledger;
+        the paths of inodes the step made (for Ledger.adopt)."""
+        fresh: Set[str] = set()
         if not self.pid:
-            return
+            return fresh
         try:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -176,6 +178,9 @@ class Fakeroot:
                 device = (os.major(rdev), os.minor(rdev)) if kind in (CHARDEV, BLOCKDEV) else (0, 0)
                 self.ledger.record(path, Meta(kind, stat.S_IMODE(mode), uid, gid, device, xattrs),
                                    st)
+                if key not in self._loaded:
+                    fresh.add(path)
+        return fresh
 
 
 def _faked_kind(mode: int, st: os.stat_result) -> str:

@@ -22,7 +22,7 @@ import base64
 import os
 import stat
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
@@ -107,22 +107,47 @@ class Ledger:
         mode = meta.mode if bits == record.disk_mode else bits
         return replace(meta, kind=kind, mode=mode)
 
-    def adopt(self, root: str, uid: int, gid: int) -> None:
+    def adopt(self, root: str, uid: int, gid: int, fresh: Set[str] = frozenset()) -> None:
         """After a step: what it made and nothing recorded is `uid:gid`'s (the step's user),
-        with the disk's mode, so a later step under another USER does not change its owner."""
+        with the disk's mode, so a later step under another USER does not change its owner.
+
+        A set-group-id directory gives what is made in it its group (and a directory its
+        set-gid bit), as the kernel does: on disk, without privilege, that directory has no
+        set-gid bit to act on. `fresh`: paths recorded during the step for new inodes
+        (fakeroot), whose group is the user's unless set otherwise."""
         if self.real:
             return
         from ocibuild.rootfs.paths import walk
 
+        seen: Dict[str, Tuple[os.stat_result, Meta]] = {}
         for path, st in walk(root):
-            record = self.records.get(path)
-            if record is not None and record.ino == st.st_ino:
-                continue
-            if st.st_nlink > 1 and self._by_ino.get(st.st_ino) in self.records and \
-                    self.records[self._by_ino[st.st_ino]].ino == st.st_ino:
-                continue  # a new hard link to a recorded file
-            kind = disk_kind(st.st_mode)
-            self.record(path, Meta(kind, stat.S_IMODE(st.st_mode), uid, gid), st)
+            full = os.path.join(root, path)
+            parent = seen.get(os.path.dirname(path))
+            inherit = parent is not None and parent[1].kind == DIR and \
+                parent[1].mode & stat.S_ISGID
+            record = self._current(path, st)
+            if record is None:
+                kind = disk_kind(st.st_mode)
+                mode = stat.S_IMODE(st.st_mode)
+                meta = Meta(kind, mode, uid, gid)
+                if inherit:
+                    meta = replace(meta, gid=parent[1].gid,
+                                   mode=mode | stat.S_ISGID if kind == DIR else mode)
+                self.record(path, meta, st)
+            elif inherit and path in fresh and record.meta.gid == gid:
+                self.record(path, replace(record.meta, gid=parent[1].gid), st)
+            if stat.S_ISDIR(st.st_mode):
+                seen[path] = (st, self.resolve(path, st, full))
+
+    def _current(self, path: str, st: os.stat_result) -> Optional[Record]:
+        record = self.records.get(path)
+        if record is not None and record.ino == st.st_ino:
+            return record
+        if st.st_nlink > 1:  # a new hard link to a recorded file
+            other = self.records.get(self._by_ino.get(st.st_ino, ""))
+            if other is not None and other.ino == st.st_ino:
+                return other
+        return None
 
     def to_json(self) -> dict:
         rows: List[list] = []

@@ -63,7 +63,7 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
     env.setdefault("PATH", DEFAULT_PATH)
     work = tempfile.mkdtemp(prefix="ocibuild-run-")
     run_dir = os.path.join(root, RUN_DIR)
-    fake, lost, preload = None, [], None
+    fake, lost, preload, fresh = None, [], None, set()
     try:
         if name != "root":
             preload = host_library()
@@ -85,10 +85,10 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
     finally:
         try:
             if fake is not None:
-                fake.finish()
+                fresh = fake.finish()
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
-    ledger.adopt(root, *user)
+    ledger.adopt(root, user[0], user[1], fresh)
     ownership = "real" if name == "root" else ("fakeroot" if fake is not None else "none")
     return RunResult(name, code, ownership, tuple(lost))
