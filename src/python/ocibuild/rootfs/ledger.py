@@ -72,12 +72,14 @@ class Ledger:
         self.real = real
         self.records: Dict[str, Record] = dict(records or {})
         # A hard link made in a step has no record of its own: its inode's other path does.
-        self._by_ino = {r.ino: path for path, r in self.records.items()}
+        self._by_ino: Dict[int, Set[str]] = {}
+        for path, r in self.records.items():
+            self._by_ino.setdefault(r.ino, set()).add(path)
 
     def record(self, path: str, meta: Meta, st: os.stat_result) -> None:
         if not self.real:
             self.records[path] = Record(meta, st.st_ino, stat.S_IMODE(st.st_mode))
-            self._by_ino[st.st_ino] = path
+            self._by_ino.setdefault(st.st_ino, set()).add(path)
 
     def forget(self, path: str) -> None:
         """`path` and everything under it."""
@@ -94,10 +96,8 @@ class Ledger:
             device = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in (CHARDEV, BLOCKDEV) \
                 else (0, 0)
             return Meta(kind, bits, st.st_uid, st.st_gid, device, _disk_xattrs(full_path, kind))
-        record = self.records.get(path)
-        if (record is None or record.ino != st.st_ino) and st.st_nlink > 1:
-            record = self.records.get(self._by_ino.get(st.st_ino, ""))
-        if record is None or record.ino != st.st_ino:
+        record = self._current(path, st)
+        if record is None:
             return Meta(kind, bits)
         meta = record.meta
         if kind == FILE and meta.kind in SPECIAL and st.st_size == 0:
@@ -126,6 +126,10 @@ class Ledger:
             inherit = parent is not None and parent[1].kind == DIR and \
                 parent[1].mode & stat.S_ISGID
             record = self._current(path, st)
+            if record is not None and path not in self.records:
+                # A new hard link: a record of its own, which outlives the other path's.
+                self.records[path] = record
+                self._by_ino.setdefault(st.st_ino, set()).add(path)
             if record is None:
                 kind = disk_kind(st.st_mode)
                 mode = stat.S_IMODE(st.st_mode)
@@ -143,10 +147,11 @@ class Ledger:
         record = self.records.get(path)
         if record is not None and record.ino == st.st_ino:
             return record
-        if st.st_nlink > 1:  # a new hard link to a recorded file
-            other = self.records.get(self._by_ino.get(st.st_ino, ""))
-            if other is not None and other.ino == st.st_ino:
-                return other
+        if st.st_nlink > 1:  # a hard link to a file recorded under another path
+            for other_path in sorted(self._by_ino.get(st.st_ino, ())):
+                other = self.records.get(other_path)
+                if other is not None and other.ino == st.st_ino:
+                    return other
         return None
 
     def to_json(self) -> dict:

@@ -184,7 +184,7 @@ def _hardlink(root: str, path: str, target: str, ledger: Ledger, what: str) -> N
     os.link(on_disk(root, target), full, follow_symlinks=False)
     record = ledger.records.get(target)
     if record is not None:
-        ledger.records[path] = record
+        ledger.record(path, record.meta, os.lstat(full))
 
 
 def _xattrs(member: tarfile.TarInfo) -> Tuple[Tuple[str, bytes], ...]:
