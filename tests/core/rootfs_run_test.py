@@ -242,3 +242,67 @@ def test_useradd_and_chown_to_the_new_user(work, full_base, where):
     second = entries(result, 1)
     assert second["data/whoami"][6] == b"uid=1001(app) gid=1001(app) groups=1001(app)\n"
     assert second["data/made"][:4] == ("0", "0o644", 1001, 1001)
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_apt_get_install_from_a_mirror_on_loopback(work, full_base, where, tmp_path):
+    from tests.fixtures.debian_repo import DebianRepo, make_deb
+
+    repo_root = world_dir(str(work / "repo"))
+    with DebianRepo(repo_root) as repo:
+        repo.add(make_deb(tmp_path, "hello-run", files={
+            "usr/share/hello-run/greeting": b"hello\n",
+            "usr/bin/hello-run": (b"#!/bin/sh\necho hello\n", 0o4755)}))
+        repo.publish()
+        keyring = work / "test-archive.gpg"
+        shutil.copy(repo.keyring, keyring)
+        keyring.chmod(0o644)
+        copy = work / f"apt-{where}.tar"
+        with tarfile.open(copy, "w") as t:
+            t.add(keyring, "etc/apt/keyrings/test.gpg")
+            line = f"deb [signed-by=/etc/apt/keyrings/test.gpg] {repo.url} testing main\n".encode()
+            info = tarfile.TarInfo("etc/apt/sources.list")
+            info.size = len(line)
+            t.addfile(info, io.BytesIO(line))
+        copy.chmod(0o644)
+        result = pod(work, full_base + [(str(copy), "application/vnd.oci.image.layer.v1.tar")], [
+            {"argv": ["/bin/sh", "-c", "apt-get -o APT::Sandbox::User=root update && "
+                                       "apt-get -o APT::Sandbox::User=root install -y hello-run"
+                                       " && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin"],
+             "env": {"DEBIAN_FRONTEND": "noninteractive"}},
+        ], where)
+    assert "error" not in result, result["error"]
+    _mechanism_ok(where, result)
+    assert [s["result"]["exit_code"] for s in result["steps"]] == [0], "\n".join(result["logs"])
+    layer = entries(result, 0)
+    assert layer["usr/share/hello-run/greeting"] == ("0", "0o644", 0, 0, None, None, b"hello\n")
+    assert layer["usr/bin/hello-run"][:4] == ("0", "0o4755", 0, 0)
+    assert b"Package: hello-run\nStatus: install ok installed" in layer["var/lib/dpkg/status"][6]
+    assert not [p for p in layer if p.startswith("var/lib/apt/lists/") and "partial" not in p]
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_what_a_static_binarys_chown_gives_under_each_mechanism(work, where):
+    """busybox-static's chown bypasses fakeroot: proot -0 makes it 'succeed' and it is lost,
+    a user namespace refuses it (only the build user is mapped), root does it. Each result
+    says so."""
+    result = pod(work, busybox_layers(work), [
+        {"argv": ["/bin/sh", "-c", "touch /x && chown 1000:1000 /x"]},
+    ], where)
+    assert "error" not in result, result["error"]
+    _mechanism_ok(where, result)
+    step = result["steps"][0]["result"]
+    mechanism = step["mechanism"]
+    if mechanism == "root":
+        assert (step["exit_code"], step["ownership"], step["lost"]) == (0, "real", [])
+        assert entries(result, 0)["x"][:4] == ("0", "0o644", 1000, 1000)
+        return
+    assert step["ownership"] == "none"
+    assert step["lost"] == ["chown, chmod of set-id bits and mknod are not recorded: the image "
+                            "has no glibc as new as the host's libfakeroot needs"]
+    if mechanism == "proot":
+        assert step["exit_code"] == 0
+        assert entries(result, 0)["x"][:4] == ("0", "0o644", 0, 0)
+    else:
+        assert step["exit_code"] == 1
+        assert "Invalid argument" in result["logs"][0]
