@@ -298,11 +298,34 @@ def test_what_a_static_binarys_chown_gives_under_each_mechanism(work, where):
         assert entries(result, 0)["x"][:4] == ("0", "0o644", 1000, 1000)
         return
     assert step["ownership"] == "none"
-    assert step["lost"] == ["chown, chmod of set-id bits and mknod are not recorded: the image "
-                            "has no glibc as new as the host's libfakeroot needs"]
+    assert step["lost"] == ["chown and mknod are not recorded: the image has no glibc as new "
+                            "as the host's libfakeroot needs"]
     if mechanism == "proot":
         assert step["exit_code"] == 0
         assert entries(result, 0)["x"][:4] == ("0", "0o644", 0, 0)
     else:
         assert step["exit_code"] == 1
         assert "Invalid argument" in result["logs"][0]
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_an_image_cannot_aim_the_executors_own_files_at_the_host(work, where):
+    """/.ocibuild-run is where the userns executor puts libfakeroot: an image holding it as
+    a symlink to a host directory is refused, and nothing is written there."""
+    victim = world_dir(str(work / "victim"))
+    if os.geteuid() == 0:
+        os.chown(victim, NOBODY, NOBODY)
+    hostile = work / f"hostile-{where}.tar"
+    with tarfile.open(hostile, "w") as t:
+        info = tarfile.TarInfo(".ocibuild-run")
+        info.type, info.linkname = tarfile.SYMTYPE, str(victim)
+        t.addfile(info)
+    hostile.chmod(0o644)
+    result = pod(work, debian_layers(work) + [(str(hostile), "application/vnd.oci.image.layer.v1.tar")],
+                 [{"argv": ["/bin/sh", "-c", "true"]}], where)
+    assert os.listdir(victim) == []
+    if result.get("error"):
+        assert result["error"] == ("the image has /.ocibuild-run, a name RUN steps reserve for "
+                                   "their own files; remove it in the step that made it")
+    else:  # root and proot never write there
+        assert result["steps"][0]["result"]["mechanism"] in ("root", "proot")

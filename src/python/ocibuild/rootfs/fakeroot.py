@@ -108,9 +108,9 @@ class Fakeroot:
         if faked is None:
             raise OciBuildError("fakeroot's faked-sysv is not installed; install the fakeroot "
                                 "package, or build as root")
-        lines = []
-        for path, st in ((p, os.lstat(os.path.join(self.root, p))) for p in self._present()):
-            lines.append(_line(st, self.ledger.resolve(path, st, os.path.join(self.root, path))))
+        # Walked, never looked up by path: a symlink a step left in a parent is not followed.
+        lines = [_line(st, self.ledger.resolve(path, st, os.path.join(self.root, path)))
+                 for path, st in walk(self.root) if self.ledger.current(path, st) is not None]
         self._loaded = _parse("".join(lines))
         load = os.path.join(self.work, "faked.load")
         with open(load, "w") as f:
@@ -123,16 +123,6 @@ class Fakeroot:
             raise OciBuildError(f"fakeroot's daemon did not start: {out.stderr.strip()[:500]}")
         self.key, pid = out.stdout.strip().split(":", 1)
         self.pid = int(pid)
-
-    def _present(self) -> List[str]:
-        present = []
-        for path, record in self.ledger.records.items():
-            try:
-                if os.lstat(os.path.join(self.root, path)).st_ino == record.ino:
-                    present.append(path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-        return present
 
     def env(self) -> Dict[str, str]:
         uid, gid = self.user

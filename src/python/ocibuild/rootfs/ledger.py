@@ -96,7 +96,7 @@ class Ledger:
             device = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in (CHARDEV, BLOCKDEV) \
                 else (0, 0)
             return Meta(kind, bits, st.st_uid, st.st_gid, device, _disk_xattrs(full_path, kind))
-        record = self._current(path, st)
+        record = self.current(path, st)
         if record is None:
             return Meta(kind, bits)
         meta = record.meta
@@ -125,7 +125,7 @@ class Ledger:
             parent = seen.get(os.path.dirname(path))
             inherit = parent is not None and parent[1].kind == DIR and \
                 parent[1].mode & stat.S_ISGID
-            record = self._current(path, st)
+            record = self.current(path, st)
             if record is not None and path not in self.records:
                 # A new hard link: a record of its own, which outlives the other path's.
                 self.records[path] = record
@@ -143,7 +143,7 @@ class Ledger:
             if stat.S_ISDIR(st.st_mode):
                 seen[path] = (st, self.resolve(path, st, full))
 
-    def _current(self, path: str, st: os.stat_result) -> Optional[Record]:
+    def current(self, path: str, st: os.stat_result) -> Optional[Record]:
         record = self.records.get(path)
         if record is not None and record.ino == st.st_ino:
             return record

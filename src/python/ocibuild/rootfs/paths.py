@@ -65,6 +65,8 @@ def walk(root: str) -> Iterator[Tuple[str, os.stat_result]]:
                 if not prefix and item.name == RUN_DIR:
                     continue
                 st = item.stat(follow_symlinks=False)
+                if stat.S_ISSOCK(st.st_mode):
+                    continue  # as Docker: a socket is never layered
                 yield prefix + item.name, st
                 if stat.S_ISDIR(st.st_mode) and not (not prefix and item.name in NOT_LISTED):
                     stack.append((prefix + item.name + "/", item.path))

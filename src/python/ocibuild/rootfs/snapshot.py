@@ -97,6 +97,8 @@ def snapshot(root: str, ledger: Ledger) -> Snapshot:
                             f"the RUN step left /{path}: a name starting with '.wh.' is a "
                             "deletion marker in a layer; rename or delete it in the step")
                     st = item.stat(follow_symlinks=False)
+                    if stat.S_ISSOCK(st.st_mode):
+                        continue  # as Docker: a socket a step left is never layered
                     nodes[path] = _node(path, item.path, st, ledger, taken_ns)
                     if stat.S_ISDIR(st.st_mode) and not (not prefix and item.name in NOT_LISTED):
                         stack.append((path + "/", item.path))

@@ -44,6 +44,16 @@ def _check(root: str, argv: Sequence[str], cwd: str) -> None:
         raise OciBuildError(f"RUN step: the tree {root!r} does not exist; unpack the base first")
 
 
+def _make_run_dir(run_dir: str) -> None:
+    """Ours alone: an image's own /.ocibuild-run (a symlink to a host directory, say) is
+    refused rather than written through."""
+    try:
+        os.mkdir(run_dir, 0o755)
+    except FileExistsError:
+        raise OciBuildError(f"the image has /{RUN_DIR}, a name RUN steps reserve for their "
+                            "own files; remove it in the step that made it") from None
+
+
 def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
         cwd: str = "/", user: Tuple[int, int] = (0, 0), mechanism: Optional[str] = None,
         stdout: Output = None, stderr: Output = None,
@@ -63,14 +73,14 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
     env.setdefault("PATH", DEFAULT_PATH)
     work = tempfile.mkdtemp(prefix="ocibuild-run-")
     run_dir = os.path.join(root, RUN_DIR)
-    fake, lost, preload, fresh = None, [], None, set()
+    fake, lost, preload, fresh, made_run_dir = None, [], None, set(), False
     try:
         if name != "root":
             preload = host_library()
             if preload is None or not guest_can_load(root, preload):
                 why = ("fakeroot is not installed" if preload is None
                        else "the image has no glibc as new as the host's libfakeroot needs")
-                lost.append(f"chown, chmod of set-id bits and mknod are not recorded: {why}")
+                lost.append(f"chown and mknod are not recorded: {why}")
                 preload = None
             else:
                 fake = Fakeroot(root, ledger, work, user)
@@ -78,7 +88,8 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
                 env.update(fake.env())
                 lost.append(STATIC_LOST)
                 if name == "userns":
-                    os.makedirs(run_dir, exist_ok=True)
+                    _make_run_dir(run_dir)
+                    made_run_dir = True
                     shutil.copy(preload, os.path.join(run_dir, os.path.basename(preload)))
         step = Step(root, list(argv), env, cwd, user, work, preload, stdout, stderr, timeout)
         code = MECHANISMS[name].run(step)
@@ -87,7 +98,8 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
             if fake is not None:
                 fresh = fake.finish()
         finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            if made_run_dir:
+                shutil.rmtree(run_dir, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
     ledger.adopt(root, user[0], user[1], fresh)
     ownership = "real" if name == "root" else ("fakeroot" if fake is not None else "none")
