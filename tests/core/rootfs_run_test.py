@@ -329,3 +329,23 @@ def test_an_image_cannot_aim_the_executors_own_files_at_the_host(work, where):
                                    "their own files; remove it in the step that made it")
     else:  # root and proot never write there
         assert result["steps"][0]["result"]["mechanism"] in ("root", "proot")
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_unreadable_and_set_uid_files_made_by_static_binaries(work, where):
+    """A static chmod 000 leaves a file the build user cannot read, chmod u+s a set-uid file of
+    the build user's on the host: both are kept as modes in the layer, and on disk the tree is
+    usable and set-id free again for the next step."""
+    result = pod(work, busybox_layers(work), [
+        {"argv": ["/bin/sh", "-c", "echo s > /secret && chmod 000 /secret && mkdir /locked && "
+                                   "echo x > /locked/x && chmod 000 /locked && "
+                                   "cp /bin/busybox /suid && chmod 4755 /suid"]},
+        {"argv": ["/bin/sh", "-c", "echo more > /after"]},
+    ], where)
+    assert "error" not in result, result["error"]
+    _mechanism_ok(where, result)
+    layer = entries(result, 0)
+    assert layer["secret"] == ("0", "0o0", 0, 0, None, None, b"s\n")
+    assert layer["locked"][:2] == ("5", "0o0") and layer["locked/x"][6] == b"x\n"
+    assert layer["suid"][:2] == ("0", "0o4755")
+    assert list(entries(result, 1)) == ["after"]

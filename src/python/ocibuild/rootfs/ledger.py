@@ -109,7 +109,8 @@ class Ledger:
 
     def adopt(self, root: str, uid: int, gid: int, fresh: Set[str] = frozenset()) -> None:
         """After a step: what it made and nothing recorded is `uid:gid`'s (the step's user),
-        with the disk's mode, so a later step under another USER does not change its owner.
+        with the disk's mode, so a later step under another USER does not change its owner;
+        and the disk is a usable stand-in again (`_restore_stand_in`).
 
         A set-group-id directory gives what is made in it its group (and a directory its
         set-gid bit), as the kernel does: on disk, without privilege, that directory has no
@@ -140,8 +141,24 @@ class Ledger:
                 self.record(path, meta, st)
             elif inherit and path in fresh and record.meta.gid == gid:
                 self.record(path, replace(record.meta, gid=parent[1].gid), st)
+            meta = self.resolve(path, st, full)
+            if meta.kind != SYMLINK:
+                self._restore_stand_in(full, st, meta)
             if stat.S_ISDIR(st.st_mode):
-                seen[path] = (st, self.resolve(path, st, full))
+                seen[path] = (st, meta)
+
+    def _restore_stand_in(self, full: str, st: os.stat_result, meta: Meta) -> None:
+        """Back to the usable, set-id-free bits on disk, the truth kept in the ledger: a step's
+        `chmod 000` (read by no later snapshot) or `chmod u+s` by a static binary (a set-uid
+        file of the build user's on the host) does not outlast the step on disk."""
+        usable = usable_mode(disk_kind(st.st_mode), meta.mode)
+        if stat.S_IMODE(st.st_mode) == usable:
+            return
+        os.chmod(full, usable)
+        for path in self._by_ino.get(st.st_ino, set()):
+            record = self.records.get(path)
+            if record is not None and record.ino == st.st_ino:
+                self.records[path] = Record(meta, st.st_ino, usable)
 
     def current(self, path: str, st: os.stat_result) -> Optional[Record]:
         record = self.records.get(path)
