@@ -34,6 +34,9 @@ from ocibuild.layer.symlinks import check_symlinks
 from ocibuild.untrusted import os_reason
 
 FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
+# Only layers diffed from a RUN step's tree (ocibuild.rootfs) hold these; collect_entries
+# refuses them.
+CHARDEV, BLOCKDEV, FIFO = "chardev", "blockdev", "fifo"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class LayerEntry:
     gname: str = ""
     link_target: Optional[str] = None  # SYMLINK: verbatim target; HARDLINK: an entry path
     size: int = 0
+    # The three below are for ocibuild.rootfs (RUN-step layers); their defaults leave the
+    # bytes of every other layer as they were.
+    mtime: Optional[int] = None  # None: write_tar's mtime
+    device: Tuple[int, int] = (0, 0)  # (major, minor) of a CHARDEV or BLOCKDEV
+    xattrs: Tuple[Tuple[str, bytes], ...] = ()  # sorted (name, value): SCHILY.xattr records
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import BinaryIO, Dict, Iterable
+from typing import BinaryIO, Dict, Iterable, Union
 
 from ocibuild.errors import OciBuildError
-from ocibuild.layer.entries import DIR, FILE, HARDLINK, SYMLINK, LayerEntry
+from ocibuild.layer.entries import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK,
+                                    LayerEntry)
 from ocibuild.untrusted import os_reason
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar pads the archive to whole records of 20 blocks
-_TYPES = {FILE: b"0", HARDLINK: b"1", SYMLINK: b"2", DIR: b"5"}
+_TYPES = {FILE: b"0", HARDLINK: b"1", SYMLINK: b"2", CHARDEV: b"3", BLOCKDEV: b"4", DIR: b"5",
+          FIFO: b"6"}
 _PAX = b"x"
 _MAGIC = b"ustar\x0000"
 # Only the chunking of writes, never the bytes.
@@ -42,19 +44,21 @@ def _text(value: str, length: int) -> bytes:
 
 
 def _header_block(name: str, kind: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
-                  linkname: str, uname: str, gname: str) -> bytes:
+                  linkname: str, uname: str, gname: str, device: bytes = _NO_DEVICE) -> bytes:
     block = b"".join((
         _text(name, 100), b"%07o\0" % mode, b"%07o\0" % uid, b"%07o\0" % gid,
         b"%011o\0" % size, b"%011o\0" % mtime, b"        ", kind, _text(linkname, 100), _MAGIC,
-        _text(uname, 32), _text(gname, 32), _NO_DEVICE, bytes(155 + 12),  # prefix unused; pad
+        _text(uname, 32), _text(gname, 32), device, bytes(155 + 12),  # prefix unused; pad
     ))
     checksum = sum(block)  # with the checksum field as eight spaces
     return block[:148] + b"%06o\0 " % checksum + block[156:]
 
 
-def _pax_record(keyword: str, value: str) -> bytes:
-    """`"%d %s=%s\\n"` where the leading length counts itself."""
-    body = b" " + keyword.encode("ascii") + b"=" + value.encode("utf-8") + b"\n"
+def _pax_record(keyword: str, value: Union[str, bytes]) -> bytes:
+    """`"%d %s=%s\\n"` where the leading length counts itself. An xattr's value is bytes,
+    written as they are (as GNU tar and Go's archive/tar do)."""
+    raw = value if isinstance(value, bytes) else value.encode("utf-8")
+    body = b" " + keyword.encode("utf-8") + b"=" + raw + b"\n"
     length = len(body) + 1
     while len(str(length)) + len(body) != length:
         length += 1
@@ -70,8 +74,9 @@ def header(entry: LayerEntry, mtime: int) -> bytes:
     name = entry.path + "/" if entry.kind == DIR and not entry.path.endswith("/") else entry.path
     linkname = entry.link_target or ""
     size = entry.size if entry.kind == FILE else 0
-    fields = {"uid": entry.uid, "gid": entry.gid, "size": size, "mtime": mtime}
-    pax: Dict[str, str] = {}
+    fields = {"uid": entry.uid, "gid": entry.gid, "size": size,
+              "mtime": mtime if entry.mtime is None else entry.mtime}
+    pax: Dict[str, Union[str, bytes]] = {}
     for keyword, value, length in (("path", name, 100), ("linkpath", linkname, 100),
                                    ("uname", entry.uname, 32), ("gname", entry.gname, 32)):
         if not value.isascii() or len(value) > length:
@@ -80,9 +85,14 @@ def header(entry: LayerEntry, mtime: int) -> bytes:
         if not 0 <= fields[keyword] < 8 ** digits:
             pax[keyword] = str(fields[keyword])
             fields[keyword] = 0
+    for xattr, value in entry.xattrs:
+        pax["SCHILY.xattr." + xattr] = value
+    device = _NO_DEVICE
+    if entry.kind in (CHARDEV, BLOCKDEV):
+        device = b"%07o\0%07o\0" % entry.device
     block = _header_block(name, _TYPES[entry.kind], entry.mode & 0o7777, fields["uid"],
                           fields["gid"], fields["size"], fields["mtime"], linkname, entry.uname,
-                          entry.gname)
+                          entry.gname, device)
     if not pax:
         return block
     try:
@@ -188,7 +198,8 @@ def write_tar(entries: Iterable[LayerEntry], fileobj: BinaryIO, *, mtime: int) -
     out = _Chunks(fileobj)
     for entry in entries:
         out.write(header(entry, mtime))
-        if entry.kind == FILE:
+        # An empty FILE without a source is a whiteout (ocibuild.rootfs): nothing to read.
+        if entry.kind == FILE and (entry.size or entry.source is not None):
             _add_file(out, entry)
     out.skip(2 * BLOCK)  # end of archive
     out.skip(-out.offset % RECORD)

@@ -1,0 +1,182 @@
+"""Ownership, modes and devices a RUN step sets without privilege, kept by fakeroot's daemon.
+
+`faked` keeps a table of inode -> (mode, uid, gid, rdev); `libfakeroot`, preloaded into the
+step's dynamically linked programs, turns their chown, chmod, mknod and stat calls into
+questions to it. We load the table from the ledger before the step (so `ls -l`, `stat` and
+dpkg see the image's owners and devices, not the build user) and read it back after, into
+the ledger, for every path of each inode the step changed.
+
+What it cannot see: statically linked programs (busybox-static, Go binaries) call the kernel
+directly; their chown and mknod change nothing here (under proot -0 they "succeed"), their
+chmod is seen on disk (ledger.py). The library must be loadable by the image's libc: it is
+the host's, built for glibc, so images without glibc, or with an older one, run without it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Set, Tuple
+
+from ocibuild.errors import OciBuildError
+from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
+from ocibuild.rootfs.ledger import Ledger, Meta, disk_kind
+from ocibuild.rootfs.paths import walk
+
+_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu/libfakeroot", "/usr/lib/aarch64-linux-gnu/libfakeroot",
+             "/usr/lib/libfakeroot", "/usr/lib64/libfakeroot")
+LIB_NAME = "libfakeroot-sysv.so"
+_LIBC_PLACES = ("usr/lib/{t}/libc.so.6", "lib/{t}/libc.so.6", "usr/lib64/libc.so.6",
+                "lib64/libc.so.6")
+_TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
+_GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
+_S_IF = {FILE: stat.S_IFREG, DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK, CHARDEV: stat.S_IFCHR,
+         BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}
+Key = Tuple[int, int]  # (st_dev, st_ino)
+
+
+def host_library() -> Optional[str]:
+    for directory in _LIB_DIRS:
+        path = os.path.join(directory, LIB_NAME)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _newest_glibc(path: str) -> int:
+    with open(path, "rb") as f:
+        return max((int(m) for m in _GLIBC.findall(f.read())), default=-1)
+
+
+def guest_can_load(root: str, library: str) -> bool:
+    """The image has a glibc at least as new as the one the host's library needs.
+
+    Read from the files (with the image's own relative links resolved under the root), never
+    by running anything: an older glibc fails every program the library is preloaded into."""
+    triplet = _TRIPLETS.get(os.uname().machine, "")
+    for place in _LIBC_PLACES:
+        candidate = os.path.realpath(os.path.join(root, place.format(t=triplet)))
+        if candidate.startswith(os.path.realpath(root) + os.sep) and os.path.isfile(candidate):
+            return _newest_glibc(candidate) >= _newest_glibc(library)
+    return False
+
+
+def _line(st: os.stat_result, meta: Meta) -> str:
+    rdev = os.makedev(*meta.device) if meta.kind in (CHARDEV, BLOCKDEV) else 0
+    return (f"dev={st.st_dev:x},ino={st.st_ino},mode={_S_IF[meta.kind] | meta.mode:o},"
+            f"uid={meta.uid},gid={meta.gid},nlink={st.st_nlink},rdev={rdev}\n")
+
+
+def _parse(text: str) -> Dict[Key, Tuple[int, int, int, int]]:
+    table = {}
+    for line in text.splitlines():
+        fields = dict(part.split("=", 1) for part in line.strip().split(",") if "=" in part)
+        try:
+            key = (int(fields["dev"], 16), int(fields["ino"]))
+            table[key] = (int(fields["mode"], 8), int(fields["uid"]), int(fields["gid"]),
+                          int(fields["rdev"]))
+        except (KeyError, ValueError):
+            continue  # a line faked did not write: ignore rather than guess
+    return table
+
+
+def _inodes(root: str) -> Dict[Key, List[Tuple[str, os.stat_result]]]:
+    found: Dict[Key, List[Tuple[str, os.stat_result]]] = {}
+    for path, st in walk(root):
+        found.setdefault((st.st_dev, st.st_ino), []).append((path, st))
+    return found
+
+
+@dataclass
+class Fakeroot:
+    """One faked daemon for one step: `start`, run the step with `env()`, then `finish`."""
+    root: str
+    ledger: Ledger
+    work: str  # a private directory for the load and save files
+    user: Tuple[int, int]
+    key: str = ""
+    pid: int = 0
+
+    def start(self) -> None:
+        faked = shutil.which("faked-sysv") or shutil.which("faked")
+        if faked is None:
+            raise OciBuildError("fakeroot's faked-sysv is not installed; install the fakeroot "
+                                "package, or build as root")
+        # Walked, never looked up by path: a symlink a step left in a parent is not followed.
+        lines = [_line(st, self.ledger.resolve(path, st, os.path.join(self.root, path)))
+                 for path, st in walk(self.root) if self.ledger.current(path, st) is not None]
+        self._loaded = _parse("".join(lines))
+        load = os.path.join(self.work, "faked.load")
+        with open(load, "w") as f:
+            f.writelines(lines)
+        self._save = os.path.join(self.work, "faked.save")
+        with open(load) as stdin:
+            out = subprocess.run([faked, "--load", "--save-file", self._save], stdin=stdin,
+                                 capture_output=True, text=True, check=False)
+        if out.returncode != 0 or ":" not in out.stdout:
+            raise OciBuildError(f"fakeroot's daemon did not start: {out.stderr.strip()[:500]}")
+        self.key, pid = out.stdout.strip().split(":", 1)
+        self.pid = int(pid)
+
+    def env(self) -> Dict[str, str]:
+        uid, gid = self.user
+        # LD_PRELOAD is the executor's: its path differs. FAKEROOTDONTTRYCHOWN: in a user
+        # namespace the real chown to an unmapped id fails with EINVAL, which libfakeroot
+        # passes on (it forgives only EPERM); the disk's owner does not matter anyway.
+        env = {"FAKEROOTKEY": self.key, "FAKEROOTDONTTRYCHOWN": "1"}
+        for name in ("UID", "EUID", "SUID", "FUID"):
+            env["FAKEROOT" + name] = str(uid)
+        for name in ("GID", "EGID", "SGID", "FGID"):
+            env["FAKEROOT" + name] = str(gid)
+        return env
+
+    def finish(self) -> Set[str]:
+        """Stop faked (it writes its table as it exits) and fold what changed into the ledger;
+        the paths of inodes the step made (for Ledger.adopt)."""
+        fresh: Set[str] = set()
+        if not self.pid:
+            return fresh
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.pid = 0
+        try:
+            with open(self._save) as f:
+                table = _parse(f.read())
+        except FileNotFoundError:
+            raise OciBuildError("fakeroot's daemon exited without saving what the RUN step "
+                                "changed; ownership would be lost, so the step fails") from None
+        changed = {k: v for k, v in table.items() if self._loaded.get(k) != v}
+        for key, paths in _inodes(self.root).items():
+            if key not in changed:
+                continue
+            mode, uid, gid, rdev = changed[key]
+            for path, st in paths:
+                kind = _faked_kind(mode, st)
+                old = self.ledger.records.get(path)
+                xattrs = old.meta.xattrs if old is not None and old.ino == st.st_ino else ()
+                device = (os.major(rdev), os.minor(rdev)) if kind in (CHARDEV, BLOCKDEV) else (0, 0)
+                self.ledger.record(path, Meta(kind, stat.S_IMODE(mode), uid, gid, device, xattrs),
+                                   st)
+                if key not in self._loaded:
+                    fresh.add(path)
+        return fresh
+
+
+def _faked_kind(mode: int, st: os.stat_result) -> str:
+    """faked's kind, except where the disk disagrees other than by a device stand-in."""
+    kind = disk_kind(stat.S_IFMT(mode) | 0) if stat.S_IFMT(mode) else disk_kind(st.st_mode)
+    on_disk = disk_kind(st.st_mode)
+    if on_disk == FILE and kind in (CHARDEV, BLOCKDEV, FIFO) and st.st_size == 0:
+        return kind
+    return on_disk

@@ -1,0 +1,109 @@
+"""What a RUN step's tree holds at one moment: every path's image metadata and a change stamp.
+
+Taking one costs an lstat a path: a file counts as unchanged when its inode, size, mtime,
+ctime and link count are all the same later (any write, chmod, chown, link or rename moves
+ctime). The kernel's file clock is coarse (a few ms), so a file changed within the same tick
+as the snapshot could keep its stamp: like git's "racily clean" index entries, files whose
+ctime is within `RACY_NS` of the snapshot also get a content hash, compared later.
+
+Never followed: symlinks. Never listed: the contents of dev/, proc/ and sys/ (the executor
+mounts or binds the host's there, and Docker never layers them either) and the executor's
+own RUN_DIR. Names starting with ".wh." are refused: in a layer they would delete files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from ocibuild.errors import OciBuildError
+from ocibuild.layer.entries import DIR, FILE, SYMLINK
+from ocibuild.rootfs.birth import birth_ns
+from ocibuild.rootfs.ledger import Ledger, Meta
+from ocibuild.rootfs.paths import NOT_LISTED, RUN_DIR, WHITEOUT
+from ocibuild.untrusted import os_reason
+
+RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class Node:
+    meta: Meta
+    ino: int
+    size: int
+    mtime: int  # whole seconds
+    stamp: Tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, nlink
+    link_target: Optional[str] = None
+    digest: Optional[str] = None  # racy files only
+    birth_ns: int = 0  # directories only (birth.py)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    nodes: Dict[str, Node]  # by relative image path; "" is not listed
+    taken_ns: int
+
+
+def content_digest(full_path: str) -> str:
+    h = hashlib.sha256()
+    with open(full_path, "rb", buffering=0) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _utf8(path: str) -> None:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise OciBuildError(f"the RUN step left /{shown}, whose name is not valid UTF-8, which "
+                            "a layer's tar headers need; rename or delete it in the step") from None
+
+
+def _node(path: str, full: str, st: os.stat_result, ledger: Ledger, taken_ns: int) -> Node:
+    meta = ledger.resolve(path, st, full)
+    link = None
+    if meta.kind == SYMLINK:
+        link = os.readlink(full)
+        _utf8(link)
+    digest = None
+    if meta.kind == FILE and taken_ns - st.st_ctime_ns < RACY_NS:
+        digest = content_digest(full)
+    return Node(meta, st.st_ino, st.st_size if meta.kind == FILE else 0, int(st.st_mtime),
+                (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_nlink), link, digest,
+                birth_ns(full) if meta.kind == DIR else 0)
+
+
+def snapshot(root: str, ledger: Ledger) -> Snapshot:
+    taken_ns = time.time_ns()
+    nodes: Dict[str, Node] = {}
+    stack = [("", root)]
+    try:
+        while stack:
+            prefix, directory = stack.pop()
+            with os.scandir(directory) as listing:
+                for item in listing:
+                    path = prefix + item.name
+                    if not prefix and item.name == RUN_DIR:
+                        continue
+                    _utf8(path)
+                    if item.name.startswith(WHITEOUT):
+                        raise OciBuildError(
+                            f"the RUN step left /{path}: a name starting with '.wh.' is a "
+                            "deletion marker in a layer; rename or delete it in the step")
+                    st = item.stat(follow_symlinks=False)
+                    if stat.S_ISSOCK(st.st_mode):
+                        continue  # as Docker: a socket a step left is never layered
+                    nodes[path] = _node(path, item.path, st, ledger, taken_ns)
+                    if stat.S_ISDIR(st.st_mode) and not (not prefix and item.name in NOT_LISTED):
+                        stack.append((path + "/", item.path))
+    except OSError as err:
+        where = err.filename if isinstance(err.filename, str) else root
+        raise OciBuildError(f"cannot read the RUN step's tree at {where!r}: "
+                            f"{os_reason(err)}") from None
+    return Snapshot(nodes, taken_ns)

@@ -1,0 +1,106 @@
+"""Run one RUN step in a tree: choose the mechanism, fake ownership when not root, record
+what the step made in the ledger."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+from ocibuild.errors import OciBuildError
+from ocibuild.rootfs.executors import Output, Step
+from ocibuild.rootfs.fakeroot import Fakeroot, guest_can_load, host_library
+from ocibuild.rootfs.ledger import Ledger
+from ocibuild.rootfs.paths import RUN_DIR
+from ocibuild.rootfs.select import MECHANISMS, choose
+
+# Docker's PATH for a RUN step whose image sets none.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+STATIC_LOST = ("chown and mknod by statically linked programs are not recorded "
+               "(they keep the step's user as owner and stay regular files)")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    mechanism: str  # "root", "userns" or "proot"
+    exit_code: int
+    ownership: str  # "real" (root), "fakeroot" (recorded by faked), "none" (not recorded)
+    lost: Tuple[str, ...]  # what this mechanism could not record, in words for the build log
+
+    def to_json(self) -> dict:
+        return {"mechanism": self.mechanism, "exit_code": self.exit_code,
+                "ownership": self.ownership, "lost": list(self.lost)}
+
+
+def _check(root: str, argv: Sequence[str], cwd: str) -> None:
+    if not argv:
+        raise OciBuildError("RUN step: the command is empty; give a command, e.g. "
+                            "RUN [\"/bin/sh\", \"-c\", \"true\"]")
+    if not cwd.startswith("/"):
+        raise OciBuildError(f"RUN step: working directory {cwd!r} must be absolute, e.g. /app")
+    if not os.path.isdir(root):
+        raise OciBuildError(f"RUN step: the tree {root!r} does not exist; unpack the base first")
+
+
+def _make_run_dir(run_dir: str) -> None:
+    """Ours alone: an image's own /.ocibuild-run (a symlink to a host directory, say) is
+    refused rather than written through."""
+    try:
+        os.mkdir(run_dir, 0o755)
+    except FileExistsError:
+        raise OciBuildError(f"the image has /{RUN_DIR}, a name RUN steps reserve for their "
+                            "own files; remove it in the step that made it") from None
+
+
+def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
+        cwd: str = "/", user: Tuple[int, int] = (0, 0), mechanism: Optional[str] = None,
+        stdout: Output = None, stderr: Output = None,
+        timeout: Optional[float] = None) -> RunResult:
+    """Run `argv` with exactly `env` (PATH defaulted as Docker does) in `root` as `user`.
+
+    A non-zero exit is a result, not an error: the caller names the Dockerfile line."""
+    _check(root, argv, cwd)
+    name = choose(mechanism)
+    if name == "root" and not ledger.real:
+        raise OciBuildError("RUN mechanism 'root' cannot use a tree unpacked without root "
+                            "(its owners are in the ledger, not on disk); unpack it as root")
+    if name != "root" and ledger.real:
+        raise OciBuildError(f"RUN mechanism {name!r} cannot use a tree unpacked as root; "
+                            "unpack it as the user that runs the steps")
+    env = dict(env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    work = tempfile.mkdtemp(prefix="ocibuild-run-")
+    run_dir = os.path.join(root, RUN_DIR)
+    fake, lost, preload, fresh, made_run_dir = None, [], None, set(), False
+    try:
+        if name != "root":
+            preload = host_library()
+            if preload is None or not guest_can_load(root, preload):
+                why = ("fakeroot is not installed" if preload is None
+                       else "the image has no glibc as new as the host's libfakeroot needs")
+                lost.append(f"chown and mknod are not recorded: {why}")
+                preload = None
+            else:
+                fake = Fakeroot(root, ledger, work, user)
+                fake.start()
+                env.update(fake.env())
+                lost.append(STATIC_LOST)
+                if name == "userns":
+                    _make_run_dir(run_dir)
+                    made_run_dir = True
+                    shutil.copy(preload, os.path.join(run_dir, os.path.basename(preload)))
+        step = Step(root, list(argv), env, cwd, user, work, preload, stdout, stderr, timeout)
+        code = MECHANISMS[name].run(step)
+    finally:
+        try:
+            if fake is not None:
+                fresh = fake.finish()
+        finally:
+            if made_run_dir:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+    ledger.adopt(root, user[0], user[1], fresh)
+    ownership = "real" if name == "root" else ("fakeroot" if fake is not None else "none")
+    return RunResult(name, code, ownership, tuple(lost))

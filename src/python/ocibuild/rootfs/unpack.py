@@ -1,0 +1,194 @@
+"""Apply image layers to a directory, as the build user, for RUN steps to run in.
+
+OCI's layer semantics (image-spec layer.md, as containerd and moby apply them): entries in
+order; `.wh.NAME` deletes NAME from the layers below; `.wh..wh..opq` in a directory hides
+everything the layers below put there; an entry replaces what is at its path unless both
+are directories; a hard link names a path already in the tree.
+
+Without privilege the owners, set-id bits, devices and xattrs go to the ledger (see
+ledger.py) and the disk keeps a usable stand-in; as root they are applied for real. Writes
+never leave the root: member names are normalized ('..' refused) and parents are walked
+without following symlinks (paths.py). mtimes are kept, so unchanged files stay older than
+SOURCE_DATE_EPOCH in later layers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tarfile
+from typing import BinaryIO, Iterable, Optional, Set, Tuple
+
+from ocibuild.errors import OciBuildError
+from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
+from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
+from ocibuild.rootfs.paths import OPAQUE, WHITEOUT, normalize, on_disk, parent_dir
+from ocibuild.untrusted import os_reason
+
+_KINDS = {tarfile.REGTYPE: FILE, tarfile.AREGTYPE: FILE, tarfile.CONTTYPE: FILE,
+          tarfile.DIRTYPE: DIR, tarfile.SYMTYPE: SYMLINK, tarfile.CHRTYPE: CHARDEV,
+          tarfile.BLKTYPE: BLOCKDEV, tarfile.FIFOTYPE: FIFO}
+_S_IF = {CHARDEV: stat.S_IFCHR, BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}
+
+
+def unpack(layers: Iterable[Tuple[str, str]], root: str,
+           ledger: Optional[Ledger] = None) -> Ledger:
+    """Apply `layers` ((blob path, media type), lowest first) to `root` (made if absent)."""
+    if ledger is None:
+        ledger = Ledger(real=os.geteuid() == 0)
+    os.makedirs(root, exist_ok=True)
+    for blob, media_type in layers:
+        try:
+            with open(blob, "rb") as raw:
+                _apply(_decompressed(raw, blob), root, ledger, f"layer {blob!r} ({media_type})")
+        except OSError as err:
+            raise OciBuildError(f"applying layer {blob!r} to {root!r}: {os_reason(err)}") from None
+        except tarfile.TarError as err:
+            raise OciBuildError(f"layer {blob!r} is not a valid tar stream: {err}") from None
+    return ledger
+
+
+def _decompressed(raw: BinaryIO, blob: str) -> BinaryIO:
+    """By the bytes, not the media type: Docker's v2 media types say gzip for plain tars too."""
+    head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+    if head[:2] == b"\x1f\x8b":
+        import gzip
+
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if head == b"\x28\xb5\x2f\xfd":
+        try:
+            import zstandard
+        except ImportError:
+            raise OciBuildError(f"layer {blob!r} is zstd-compressed, which needs the Python "
+                                "package zstandard") from None
+        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[return-value]
+    return raw
+
+
+def _apply(stream: BinaryIO, root: str, ledger: Ledger, what: str) -> None:
+    # This layer's paths and their parents: its own whiteouts and opaque markers spare them.
+    written: Set[str] = set()
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            path = normalize(member.name, what)
+            if not path:
+                continue  # the root directory itself keeps the root's metadata
+            name = os.path.basename(path)
+            if name == OPAQUE:
+                _clear(root, os.path.dirname(path), written, ledger, what)
+            elif name.startswith(WHITEOUT):
+                target = os.path.join(os.path.dirname(path), name[len(WHITEOUT):])
+                if target not in written:
+                    _remove(root, target, ledger, what)
+            else:
+                _entry(tar, member, root, path, ledger, what)
+                while path and path not in written:
+                    written.add(path)
+                    path = os.path.dirname(path)
+
+
+def _remove(root: str, path: str, ledger: Ledger, what: str) -> None:
+    try:
+        parent_dir(root, path, what, create=False)
+    except (FileNotFoundError, OciBuildError):
+        return  # nothing there to delete, or under a non-directory: nothing to do either
+    full = on_disk(root, path)
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(full)
+    else:
+        os.unlink(full)
+    ledger.forget(path)
+
+
+def _clear(root: str, directory: str, written: Set[str], ledger: Ledger, what: str) -> None:
+    full = on_disk(root, directory)
+    if not os.path.isdir(full) or os.path.islink(full):
+        return
+    prefix = directory + "/" if directory else ""
+    for name in os.listdir(full):
+        child = prefix + name
+        if child not in written:
+            _remove(root, child, ledger, what)
+
+
+def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, path: str,
+           ledger: Ledger, what: str) -> None:
+    parent_dir(root, path, what)
+    full = on_disk(root, path)
+    if member.islnk():
+        _hardlink(root, path, normalize(member.linkname, what), ledger, what)
+        return
+    kind = _KINDS.get(member.type)
+    if kind is None:
+        raise OciBuildError(f"{what}: entry {member.name!r} has tar type {member.type!r}, "
+                            "which a layer cannot hold")
+    try:
+        existing = os.lstat(full)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not (kind == DIR and stat.S_ISDIR(existing.st_mode)):
+        _remove(root, path, ledger, what)
+    mode = member.mode & 0o7777
+    real = ledger.real
+    if kind == DIR:
+        if existing is None or not stat.S_ISDIR(existing.st_mode):
+            os.mkdir(full, 0o700)
+        os.chmod(full, mode if real else usable_mode(DIR, mode))
+    elif kind == FILE:
+        _write_file(tar, member, full, mode if real else usable_mode(FILE, mode))
+    elif kind == SYMLINK:
+        os.symlink(member.linkname, full)
+    elif real:
+        os.mknod(full, mode | _S_IF[kind], os.makedev(member.devmajor, member.devminor))
+    else:
+        os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, usable_mode(FILE, mode)))
+        os.chmod(full, usable_mode(FILE, mode))
+    if real:
+        os.chown(full, member.uid, member.gid, follow_symlinks=False)
+        if kind not in (SYMLINK, DIR):
+            os.chmod(full, mode)  # after chown, which clears set-id bits
+    if kind != SYMLINK or os.utime in os.supports_follow_symlinks:
+        os.utime(full, (member.mtime, member.mtime), follow_symlinks=False)
+    device = (member.devmajor, member.devminor) if kind in (CHARDEV, BLOCKDEV) else (0, 0)
+    meta = Meta(kind, mode if kind != SYMLINK else 0o777, member.uid, member.gid, device,
+                _xattrs(member))
+    ledger.record(path, meta, os.lstat(full))
+
+
+def _write_file(tar: tarfile.TarFile, member: tarfile.TarInfo, full: str, mode: int) -> None:
+    source = tar.extractfile(member)
+    assert source is not None
+    fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    os.chmod(full, mode)
+
+
+def _hardlink(root: str, path: str, target: str, ledger: Ledger, what: str) -> None:
+    try:
+        parent_dir(root, target, what, create=False)
+        st = os.lstat(on_disk(root, target))
+    except (FileNotFoundError, OciBuildError):
+        raise OciBuildError(f"{what}: hard link /{path} names /{target}, which is not in the "
+                            "image (a hard link must name a file written before it)") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OciBuildError(f"{what}: hard link /{path} names the directory /{target}")
+    full = on_disk(root, path)
+    if os.path.lexists(full):
+        _remove(root, path, ledger, what)
+    os.link(on_disk(root, target), full, follow_symlinks=False)
+    record = ledger.records.get(target)
+    if record is not None:
+        ledger.record(path, record.meta, os.lstat(full))
+
+
+def _xattrs(member: tarfile.TarInfo) -> Tuple[Tuple[str, bytes], ...]:
+    prefix = "SCHILY.xattr."
+    return tuple(sorted(
+        (key[len(prefix):], value.encode("utf-8", "surrogateescape"))
+        for key, value in member.pax_headers.items() if key.startswith(prefix)))

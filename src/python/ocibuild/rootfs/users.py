@@ -1,0 +1,59 @@
+"""USER's uid and gid from the image's /etc/passwd and /etc/group, as Docker resolves them:
+"name", "uid", "name:group", "uid:gid"; a numeric uid needs no passwd entry (group 0 then),
+a name does."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Dict, Optional, Tuple
+
+from ocibuild.errors import OciBuildError
+from ocibuild.rootfs.paths import parent_dir
+
+_LIMIT = 4 << 20
+
+
+def _table(root: str, name: str) -> Dict[str, Tuple[int, int]]:
+    """name -> (id, gid for passwd) of etc/passwd or etc/group; never through a symlink."""
+    path = f"etc/{name}"
+    try:
+        parent_dir(root, path, f"/etc/{name}", create=False)
+        fd = os.open(os.path.join(root, path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (OSError, OciBuildError):
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return {}
+        text = f.read(_LIMIT).decode("utf-8", "replace")
+    table = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
+            table.setdefault(fields[0], (int(fields[2]), int(fields[3])))
+        elif len(fields) >= 3 and fields[2].isdigit():
+            table.setdefault(fields[0], (int(fields[2]), 0))
+    return table
+
+
+def resolve_user(root: str, spec: str) -> Tuple[int, int]:
+    user, _, group = (spec or "root").partition(":")
+    passwd = _table(root, "passwd")
+    if user.isdigit():
+        uid = int(user)
+        gid: Optional[int] = next((g for u, g in passwd.values() if u == uid), 0)
+    elif user in passwd:
+        uid, gid = passwd[user]
+    else:
+        raise OciBuildError(f"USER {spec!r}: no user {user!r} in the image's /etc/passwd; "
+                            "create it in an earlier RUN step (useradd) or give a numeric uid")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            groups = _table(root, "group")
+            if group not in groups:
+                raise OciBuildError(f"USER {spec!r}: no group {group!r} in the image's "
+                                    "/etc/group; create it first or give a numeric gid")
+            gid = groups[group][0]
+    return uid, gid

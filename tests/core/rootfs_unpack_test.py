@@ -1,0 +1,110 @@
+"""unpack: OCI whiteout semantics, the ledger it keeps, and no write ever leaving the root."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+
+import pytest
+
+from ocibuild.errors import OciBuildError
+from ocibuild.rootfs.ledger import Ledger
+from ocibuild.rootfs.unpack import unpack
+
+TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def make_layer(path, members):
+    """members: (name, type, extra) with extra the content, or link target."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, extra in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, 0o644
+            data = extra if kind == tarfile.REGTYPE else b""
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = extra
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(out.getvalue())
+    return (str(path), TAR)
+
+
+def test_whiteouts_and_opaque_directories(tmp_path):
+    d, f = tarfile.DIRTYPE, tarfile.REGTYPE
+    low = make_layer(tmp_path / "1.tar", [("a", d, b""), ("a/x", f, b"x"), ("a/y", f, b"y"),
+                                          ("b", f, b"b"), ("c", d, b""), ("c/z", f, b"z")])
+    up = make_layer(tmp_path / "2.tar", [("a/.wh..wh..opq", f, b""), ("a/new", f, b"n"),
+                                         (".wh.b", f, b""), ("c/.wh.z", f, b"")])
+    unpack([low, up], str(tmp_path / "r"), Ledger(real=False))
+    found = sorted(os.path.relpath(os.path.join(p, n), tmp_path / "r")
+                   for p, ds, fs in os.walk(tmp_path / "r") for n in ds + fs)
+    assert found == ["a", "a/new", "c"]
+
+
+def test_owners_setid_and_devices_go_to_the_ledger_not_the_disk(tmp_path):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        su = tarfile.TarInfo("su")
+        su.mode, su.uid, su.gid, su.size = 0o4755, 0, 0, 2
+        su.pax_headers = {"SCHILY.xattr.security.capability": "\x01\x00"}
+        tar.addfile(su, io.BytesIO(b"su"))
+        null = tarfile.TarInfo("null")
+        null.type, null.mode, null.devmajor, null.devminor = tarfile.CHRTYPE, 0o666, 1, 3
+        tar.addfile(null)
+        home = tarfile.TarInfo("home")
+        home.type, home.mode, home.uid, home.gid = tarfile.DIRTYPE, 0o500, 1000, 1000
+        tar.addfile(home)
+    (tmp_path / "l.tar").write_bytes(out.getvalue())
+    root = tmp_path / "r"
+    ledger = unpack([(str(tmp_path / "l.tar"), TAR)], str(root), Ledger(real=False))
+    assert oct(os.lstat(root / "su").st_mode) == "0o100755"  # no set-id bit on the host
+    assert oct(os.lstat(root / "null").st_mode) == "0o100666"  # a stand-in file
+    assert oct(os.lstat(root / "home").st_mode) == "0o40700"  # the build user can write in it
+    su_meta = ledger.records["su"].meta
+    assert (su_meta.mode, su_meta.xattrs) == (0o4755, (("security.capability", b"\x01\x00"),))
+    null_meta = ledger.records["null"].meta
+    assert (null_meta.kind, null_meta.mode, null_meta.device) == ("chardev", 0o666, (1, 3))
+    home_meta = ledger.records["home"].meta
+    assert (home_meta.mode, home_meta.uid, home_meta.gid) == (0o500, 1000, 1000)
+    assert Ledger.from_json(ledger.to_json()).to_json() == ledger.to_json()
+
+
+# Every way we know for a layer to aim a write outside the root: through a symlink made in
+# the same or an earlier layer (absolute, relative, chained, to the root's parent), by '..'
+# in a name, and by a hard link naming a host path.
+ESCAPES = [
+    [[("etc", tarfile.SYMTYPE, "/OUTSIDE")], [("etc/x", tarfile.REGTYPE, b"pwned")]],
+    [[("etc", tarfile.SYMTYPE, "../OUTSIDE"), ("etc/x", tarfile.REGTYPE, b"pwned")]],
+    [[("a", tarfile.SYMTYPE, ".."), ("b", tarfile.SYMTYPE, "a/OUTSIDE"),
+      ("b/x", tarfile.REGTYPE, b"pwned")]],
+    [[("d", tarfile.DIRTYPE, b""), ("d/../../OUTSIDE/x", tarfile.REGTYPE, b"pwned")]],
+    [[("x", tarfile.LNKTYPE, "../OUTSIDE/victim")]],
+    [[("etc", tarfile.SYMTYPE, "../OUTSIDE")], [("etc/.wh.victim", tarfile.REGTYPE, b"")]],
+    [[("etc", tarfile.SYMTYPE, "../OUTSIDE")], [("etc/.wh..wh..opq", tarfile.REGTYPE, b"")]],
+    [[("etc", tarfile.SYMTYPE, "../OUTSIDE")], [("etc", tarfile.DIRTYPE, b"")],
+     [("etc/victim", tarfile.REGTYPE, b"pwned")]],
+    [[("l", tarfile.SYMTYPE, "../OUTSIDE/victim")], [("x", tarfile.LNKTYPE, "l")],
+     [("x", tarfile.REGTYPE, b"pwned")]],
+]
+
+
+@pytest.mark.parametrize("layers", ESCAPES, ids=[str(i) for i in range(len(ESCAPES))])
+def test_no_layer_writes_outside_the_root(tmp_path, layers):
+    outside = tmp_path / "OUTSIDE"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"safe")
+    work = tmp_path / "layers"
+    work.mkdir()
+    blobs = [make_layer(work / f"{i}.tar", members) for i, members in enumerate(layers)]
+    root = tmp_path / "r"  # so "../OUTSIDE" from the root is the real OUTSIDE
+    try:
+        unpack(blobs, str(root), Ledger(real=False))
+    except OciBuildError as err:
+        assert "which is not a directory" in str(err) or "climbs out" in str(err), str(err)
+    # Symlinks to /OUTSIDE resolve on the host to /OUTSIDE, which does not exist; the ones
+    # that could reach tmp_path/OUTSIDE are relative. Either way nothing there changed.
+    assert sorted(os.listdir(outside)) == ["victim"]
+    assert (outside / "victim").read_bytes() == b"safe"
+    assert not os.path.exists("/OUTSIDE")
