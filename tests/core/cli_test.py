@@ -103,7 +103,7 @@ def test_layer_output_does_not_depend_on_umask_or_cwd_path(tmp_path: Path) -> No
      "or an octal string, e.g. \"0755\" or 493\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compresion": "zstd"},
      "ocibuild: error: the layer spec 's.json': unknown key(s) compresion; known: mappings, "
-     "compression, level, mtime, owner, compressor, gzip_engine\n"),
+     "compression, level, mtime, owner, compressor, gzip_engine, executables\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compression": "lz4"},
      "ocibuild: error: compression 'lz4': must be gzip, zstd or none, e.g. \"gzip\"\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "mtime": -1},

@@ -6,7 +6,9 @@
                "owner": null | [UID, GID] (for everything under the mappings' dests),
                "compressor": null | "the version the caller keyed its cache on",
                "gzip_engine": null | "libdeflate" | "zlib" (null: libdeflate, the same bytes on
-               every machine; zlib: the Python's own zlib, whose bytes depend on its build)}
+               every machine; zlib: the Python's own zlib, whose bytes depend on its build),
+               "executables": null | [PATH, ...] (the executable inputs, as a file store
+               records them; other files are 0644 whatever the disk says; null: the disk)}
         Writes OUT/blobs/sha256/<hex> and OUT/layer.json {"mediaType", "digest", "size",
         "diffID"}, and prints the latter. (SPEC is a `LayerRequest`: ocibuild.protocol.layer.)
     ocibuild run --request REQUEST.json [--out-dir OUT]   (what the Pants plugin runs: a typed,
