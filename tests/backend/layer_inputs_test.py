@@ -66,3 +66,54 @@ def test_a_whiteout_input_is_refused_naming_the_dependency(rule_runner: RuleRunn
     assert (f"The dependency app:data of the oci_image app:image puts /{path} in the image, "
             f"and {name!r} is a whiteout name (.wh.*): unpacking the layer would delete or "
             "hide files of the base instead.") in package_error(rule_runner, "app:image")
+
+
+def _merged_usr_base(rule_runner: RuleRunner) -> None:
+    from tests.core.base_tree_test import layout_of, tar_of
+
+    layout_of(Path(rule_runner.build_root, "app/base"), [tar_of([
+        ("usr/", "dir", ""), ("usr/bin/", "dir", ""), ("usr/bin/sh", "file", ""),
+        ("bin", "symlink", "usr/bin"), ("app/", "dir", ""), ("app/srv/", "dir", ""),
+        ("app/srv/index.html", "file", "")])])
+
+
+@pytest.mark.parametrize("build_file, message", [
+    ('files(name="raw", sources=["tools/run.sh"])\n'
+     'relocated_files(name="data", files_targets=[":raw"], src="app/tools", dest="bin")\n',
+     "The dependency app:data of the oci_image app:image puts files under /bin, but the base "
+     "'app:base' has /bin as a symlink to 'usr/bin': unpacking the layer would replace the link by "
+     "a directory holding only these files, and hide what the base has in /usr/bin. Put them "
+     "under /usr/bin instead (with `relocated_files` or an `oci_layer`'s `destination`)."),
+    ('files(name="data", sources=["srv"])\n',
+     "The dependency app:data of the oci_image app:image writes the file /app/srv, but the base "
+     "'app:base' has a directory there: unpacking the layer would delete /app/srv and everything "
+     "the base has in it. Put the file elsewhere (with `relocated_files` or an `oci_layer`'s "
+     "`destination`)."),
+])
+def test_a_layer_never_replaces_a_base_link_or_directory(rule_runner: RuleRunner,
+                                                         build_file: str, message: str) -> None:
+    rule_runner.write_files({
+        "app/BUILD": 'oci_layout(name="base", layout="base")\n' + build_file
+        + 'oci_image(name="image", base=":base", dependencies=[":data"])\n',
+        "app/tools/run.sh": "#!/bin/sh\n", "app/srv": "a file\n",
+    })
+    _merged_usr_base(rule_runner)
+    error = package_error(rule_runner, "app:image")
+    assert message in error, error
+
+
+def test_files_under_the_links_target_are_fine(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({
+        "app/BUILD": 'oci_layout(name="base", layout="base")\n'
+                     'files(name="raw", sources=["tools/run.sh"])\n'
+                     'relocated_files(name="data", files_targets=[":raw"], src="app/tools", '
+                     'dest="usr/bin")\n'
+                     'oci_image(name="image", base=":base", dependencies=[":data"])\n',
+        "app/tools/run.sh": "#!/bin/sh\n",
+    })
+    _merged_usr_base(rule_runner)
+    _, dist = build(rule_runner, Address("app", target_name="image"))
+    image = resolve_image(OciLayout(dist / "app/image"), ref_name="latest")
+    with tarfile.open(OciLayout(dist / "app/image").blob_path(image.layers[-1].digest),
+                      "r:gz") as tar:
+        assert tar.getnames() == ["usr", "usr/bin", "usr/bin/run.sh"]

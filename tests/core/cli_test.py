@@ -361,7 +361,7 @@ def test_run_takes_a_typed_request_and_checks_its_version_and_kind(tmp_path: Pat
     for bad, message in (
             ({**request, "version": 2}, "is version 2 of the ocibuild protocol; this ocibuild "
              "reads version 1"),
-            ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, build, "
+            ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, base-tree, build, "
              "compressor-version, debian-layer, docker-archive, index, layer, provenance, push, "
              "referrers, sbom, sign, unpack-layout, verify"),
             ({**request, "mappings": [{"source": "in", "dest": 7}]},

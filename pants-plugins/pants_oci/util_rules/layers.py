@@ -97,4 +97,6 @@ async def build_layer(request: BuildLayerRequest, compressor: Compressor) -> Bui
 
 
 def rules():
-    return collect_rules()
+    from pants_oci.util_rules import base_tree
+
+    return (*collect_rules(), *base_tree.rules())

@@ -104,6 +104,12 @@ def run_compressor_version(request: CompressorRequest, out_dir: Optional[str]
     return CompressorVersion(compressor_version())
 
 
+def run_base_tree(request, out_dir: Optional[str]):
+    from ocibuild.layer.base_tree import tree_of
+
+    return tree_of(request)
+
+
 def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescriptor:
     from ocibuild.debian.base import build_layer
 
@@ -227,6 +233,7 @@ def run_referrers(request: ReferrersRequest, out_dir: str) -> ReferrersResult:
 RUNNERS: Dict[str, Tuple[str, str, Callable]] = {
     "layer": ("layer", "LayerRequest", run_layer),
     "compressor-version": ("layer", "CompressorRequest", run_compressor_version),
+    "base-tree": ("layer", "BaseTreeRequest", run_base_tree),
     "assemble": ("assemble", "AssembleRequest", run_assemble),
     "index": ("index", "IndexRequest", run_index),
     "debian-layer": ("debian", "DebianLayerRequest", run_debian_layer),

@@ -115,3 +115,24 @@ class CompressorVersion(Document):
     KIND = "compressor"
 
     compressor: str
+
+
+@dataclass(frozen=True)
+class BaseTreeRequest(Document):
+    """The directories and symlinks a base image's layers leave (ocibuild.layer.base_tree),
+    for the check that new layers do not replace them."""
+
+    KIND = "base-tree"
+
+    layout: str = field(metadata={"check": _path})
+    ref_name: Optional[str] = None
+    # As the image is assembled: None is linux/amd64 (ocibuild.assemble).
+    platform: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class BaseTree(Document):
+    KIND = "base-tree-result"
+
+    directories: Tuple[str, ...]
+    symlinks: Tuple[Tuple[str, str], ...]  # (path, target as written)
