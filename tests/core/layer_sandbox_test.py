@@ -190,3 +190,28 @@ def test_inputs_are_reached_through_no_symlink(tmp_path: Path, monkeypatch) -> N
     blob = sandbox / "out/blobs/sha256" / descriptor.digest.split(":")[1]
     assert [(m.name, m.issym(), m.linkname) for m, _ in tar_members(decompressed(blob))] == [
         ("etc", False, ""), ("etc/x", True, str(host / "etc"))]
+
+
+def test_owners_xattrs_and_hardlinks_of_the_sandbox_never_reach_the_layer(
+        tmp_path: Path, monkeypatch) -> None:
+    """The host's uid/gid and names, extended attributes, and hard links between inputs (a
+    local sandbox links equal large files to one store file) change no byte of the layer."""
+    files = {"in/a.bin": (bytes(LARGE), False), "in/b.bin": (bytes(LARGE), False),
+             "in/c.txt": (b"c", False)}
+    stage_local(tmp_path / "local", files, tmp_path / "store")
+    assert (tmp_path / "local/in/a.bin").stat().st_ino == (tmp_path / "local/in/b.bin").stat().st_ino
+    stage_remote(tmp_path / "remote", files, all_plain=True)
+    try:
+        os.setxattr(tmp_path / "remote/in/c.txt", "user.origin", b"host")
+    except OSError:
+        pass  # a file system without user xattrs: the owner change below still counts
+    os.chown(tmp_path / "remote/in/c.txt", 4242, 4343)
+    request = request_for(files, [("in", "d")])
+    local, remote = (build_in(tmp_path / n, request, monkeypatch) for n in ("local", "remote"))
+    assert local == remote
+    monkeypatch.chdir(tmp_path / "remote")
+    blob = Path("out/blobs/sha256") / local[0].split(":")[1]
+    members = tar_members(decompressed(blob))
+    assert {(m.uid, m.gid, m.uname, m.gname, m.type, tuple(m.pax_headers)) for m, _ in members} \
+        == {(0, 0, "", "", t, ()) for t in {m.type for m, _ in members}}
+    assert {m.type for m, _ in members} == {b"0", b"5"}  # files and directories: no hard link
