@@ -103,7 +103,7 @@ def test_layer_output_does_not_depend_on_umask_or_cwd_path(tmp_path: Path) -> No
      "or an octal string, e.g. \"0755\" or 493\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compresion": "zstd"},
      "ocibuild: error: the layer spec 's.json': unknown key(s) compresion; known: mappings, "
-     "compression, level, mtime, owner, compressor, gzip_engine\n"),
+     "compression, level, mtime, owner, compressor, gzip_engine, executables\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "compression": "lz4"},
      "ocibuild: error: compression 'lz4': must be gzip, zstd or none, e.g. \"gzip\"\n"),
     ({"mappings": [{"source": "in", "dest": "x"}], "mtime": -1},
@@ -361,7 +361,7 @@ def test_run_takes_a_typed_request_and_checks_its_version_and_kind(tmp_path: Pat
     for bad, message in (
             ({**request, "version": 2}, "is version 2 of the ocibuild protocol; this ocibuild "
              "reads version 1"),
-            ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, build, "
+            ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, base-tree, build, "
              "compressor-version, debian-layer, docker-archive, index, layer, provenance, push, "
              "referrers, sbom, sign, unpack-layout, verify"),
             ({**request, "mappings": [{"source": "in", "dest": 7}]},

@@ -25,6 +25,8 @@ from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import Document
 from ocibuild.protocol.error import BAD_INPUT, INTERRUPTED, ErrorResult
 from ocibuild.protocol.layer import (
+    BaseTree,
+    BaseTreeRequest,
     CompressorRequest,
     CompressorVersion,
     LayerDescriptor,
@@ -175,6 +177,7 @@ RESULTS: dict[str, type[Document]] = {
     DockerArchiveRequest.KIND: DockerArchiveResult,
     UnpackLayoutRequest.KIND: UnpackLayoutResult,
     CompressorRequest.KIND: CompressorVersion,
+    BaseTreeRequest.KIND: BaseTree,
     AssembleRequest.KIND: AssembleResult,
     IndexRequest.KIND: IndexResult,
     SbomRequest.KIND: SbomResult,

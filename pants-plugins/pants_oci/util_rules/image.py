@@ -25,6 +25,7 @@ from ocibuild.platform import Platform, parse_platform
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
 from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import pairs
+from ocibuild.protocol.layer import BaseTree
 from pants_oci.target_types import (
     OciImageBaseField,
     OciImageCmdField,
@@ -56,6 +57,7 @@ from pants_oci.util_rules.layer_content import (
     check_no_conflicts,
 )
 from pants_oci.util_rules.image_names import ImageNames, ImageNamesRequest
+from pants_oci.util_rules.base_tree import BaseTreeOf, check_base_kinds
 from pants_oci.util_rules.layers import BuildLayerRequest, BuiltLayer
 from pants_oci.util_rules.vcs import VcsAnnotations, VcsAnnotationsRequest
 
@@ -282,6 +284,9 @@ async def build_oci_image(request: OciImageRequest) -> OciImage:
         ),
     )
     check_wheels_serve(contents, parse_platform(assembled.result.platform), what)
+    if not base.is_scratch:  # after assembling, which names a base's missing blobs
+        tree = await Get(BaseTree, BaseTreeOf(base, platform))
+        check_base_kinds(contents, tree, request.address, base.spec)
     return OciImage(
         address=request.address,
         layout=assembled.layout,

@@ -6,7 +6,9 @@
                "owner": null | [UID, GID] (for everything under the mappings' dests),
                "compressor": null | "the version the caller keyed its cache on",
                "gzip_engine": null | "libdeflate" | "zlib" (null: libdeflate, the same bytes on
-               every machine; zlib: the Python's own zlib, whose bytes depend on its build)}
+               every machine; zlib: the Python's own zlib, whose bytes depend on its build),
+               "executables": null | [PATH, ...] (the executable inputs, as a file store
+               records them; other files are 0644 whatever the disk says; null: the disk)}
         Writes OUT/blobs/sha256/<hex> and OUT/layer.json {"mediaType", "digest", "size",
         "diffID"}, and prints the latter. (SPEC is a `LayerRequest`: ocibuild.protocol.layer.)
     ocibuild run --request REQUEST.json [--out-dir OUT]   (what the Pants plugin runs: a typed,
@@ -100,6 +102,12 @@ def run_compressor_version(request: CompressorRequest, out_dir: Optional[str]
     from ocibuild.protocol.layer import CompressorVersion
 
     return CompressorVersion(compressor_version())
+
+
+def run_base_tree(request, out_dir: Optional[str]):
+    from ocibuild.layer.base_tree import tree_of
+
+    return tree_of(request)
 
 
 def run_debian_layer(request: DebianLayerRequest, out_dir: str) -> LayerDescriptor:
@@ -234,6 +242,7 @@ def run_referrers(request: ReferrersRequest, out_dir: str) -> ReferrersResult:
 RUNNERS: Dict[str, Tuple[str, str, Callable]] = {
     "layer": ("layer", "LayerRequest", run_layer),
     "compressor-version": ("layer", "CompressorRequest", run_compressor_version),
+    "base-tree": ("layer", "BaseTreeRequest", run_base_tree),
     "assemble": ("assemble", "AssembleRequest", run_assemble),
     "index": ("index", "IndexRequest", run_index),
     "debian-layer": ("debian", "DebianLayerRequest", run_debian_layer),

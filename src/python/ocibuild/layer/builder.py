@@ -27,8 +27,10 @@ class LayerBlob:
 
 def build_layer(entries: Sequence[LayerEntry], out_dir: str, *, compression: str = GZIP,
                 level: Optional[int] = None, mtime: int = 0,
-                engine: Optional[str] = None) -> LayerBlob:
-    return build_layer_with(lambda out: write_tar(entries, out, mtime=mtime), out_dir,
+                engine: Optional[str] = None, whiteouts: bool = False) -> LayerBlob:
+    """`whiteouts`: `entries` are a diff whose `.wh.*` names are deletions (see write_tar)."""
+    return build_layer_with(lambda out: write_tar(entries, out, mtime=mtime,
+                                                  whiteouts=whiteouts), out_dir,
                             compression=compression, level=level, engine=engine)
 
 

@@ -7,8 +7,16 @@ directory's contents to the image root.
 Policy. Why: a layer's digest must depend on the content alone, never on the umask, the git
 checkout (which records only the execute bit), the build user, the checkout path or the clock.
 * owner uid/gid 0 with empty user/group names, whoever owns the files on disk;
-* regular files 0755 if any execute bit is set on disk, else 0644; directories 0755;
-  symlinks 0777; an explicit mapping mode overrides for the files of that mapping;
+* regular files 0755 if executable, else 0644; directories 0755; symlinks 0777; an explicit
+  mapping mode overrides for the files of that mapping. "Executable" is what the caller's
+  file store says of each file when it says (`executables`: Pants' `is_executable`), else any
+  execute bit on disk. Why: a Pants sandbox's modes are not the digest's. Pants 2.17 keeps
+  files of 512 KiB and more (`LARGE_FILE_SIZE_LIMIT`, fs/store/src/local.rs) as files of
+  mode 0555 in its store and hardlinks them into local sandboxes (`materialize_directory`
+  in fs/store/src/lib.rs: a hardlink shares the store file's mode, whatever `is_executable`
+  says), while smaller files and a remote worker's files get 0755 or 0644 from
+  `is_executable`. Taken from disk, a 600 KiB zip would be 0755 built here and 0644 built
+  remotely or restored from a cache: other digests;
 * every parent directory is an explicit entry (runtimes otherwise invent missing ones, with
   modes that differ between tools);
 * entries de-duplicated and sorted by path components in UTF-8 byte order, which puts
@@ -17,7 +25,9 @@ checkout (which records only the execute bit), the build user, the checkout path
 * hard links are not preserved by default (`preserve_hardlinks=False`): Pants may
   materialize identical files as hard links to one store file, and that must not change
   the layer's bytes;
-* devices, FIFOs and sockets are refused: a layer built without privilege cannot carry them.
+* devices, FIFOs and sockets are refused: a layer built without privilege cannot carry them;
+* whiteout names (`.wh.*`) are refused in every path and link target (`whiteouts.py`): a
+  layer of inputs must never delete or hide the files of the layers below.
 """
 
 from __future__ import annotations
@@ -27,10 +37,11 @@ import os
 import posixpath
 import stat
 from dataclasses import dataclass, replace
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.symlinks import check_symlinks
+from ocibuild.layer.whiteouts import whiteout_component
 from ocibuild.untrusted import os_reason
 
 FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
@@ -68,6 +79,9 @@ class ModePolicy:
     def for_file(self, st_mode: int) -> int:
         return self.executable if st_mode & 0o111 else self.file
 
+    def for_flag(self, is_executable: bool) -> int:
+        return self.executable if is_executable else self.file
+
 
 DEFAULT_MODE_POLICY = ModePolicy()
 
@@ -104,24 +118,51 @@ def _utf8(path: str, source: str) -> None:
                             "need; rename it") from None
 
 
-def _entry(source: str, st: os.stat_result, dest: str, mode: Optional[int],
-           policy: ModePolicy) -> LayerEntry:
+def _no_whiteout(path: str, source: str, what: str) -> None:
+    name = whiteout_component(path)
+    if name is not None:
+        raise OciBuildError(
+            f"{source!r} would put {what} {path!r} in the layer, and {name!r} is a whiteout "
+            "name (.wh.*): unpacking the layer would delete or hide files of the image below "
+            "instead of writing this one. Rename it, or leave it out of the layer's inputs")
+
+
+@dataclass(frozen=True)
+class _Modes:
+    """How one mapping's files get their mode."""
+
+    policy: ModePolicy
+    mode: Optional[int]  # the mapping's own mode, for all its files
+    executables: Optional[AbstractSet[str]]  # normalized source paths; None: ask the disk
+
+    def of_file(self, source: str, st: os.stat_result) -> int:
+        if self.mode is not None:
+            return self.mode
+        if self.executables is None:
+            return self.policy.for_file(st.st_mode)
+        return self.policy.for_flag(os.path.normpath(source) in self.executables)
+
+
+def _entry(source: str, st: os.stat_result, dest: str, modes: _Modes) -> LayerEntry:
     _utf8(dest, source)
+    _no_whiteout(dest, source, "the path")
+    policy = modes.policy
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(source)
         _utf8(target, source)
+        _no_whiteout(target, source, "the symlink target")
         return LayerEntry(dest, SYMLINK, mode=policy.symlink, link_target=target)
     if stat.S_ISDIR(st.st_mode):
         return LayerEntry(dest, DIR, mode=policy.directory)
     if stat.S_ISREG(st.st_mode):
-        file_mode = policy.for_file(st.st_mode) if mode is None else mode
-        return LayerEntry(dest, FILE, source=source, mode=file_mode, size=st.st_size)
+        return LayerEntry(dest, FILE, source=source, mode=modes.of_file(source, st),
+                          size=st.st_size)
     raise OciBuildError(f"{source!r} is a device, FIFO or socket; a layer holds only files, "
                         "directories and symlinks: remove it from the input")
 
 
 def _walk(mapping: Mapping,
-          policy: ModePolicy) -> Iterator[Tuple[LayerEntry, str, os.stat_result]]:
+          modes: _Modes) -> Iterator[Tuple[LayerEntry, str, os.stat_result]]:
     """(entry, source path, lstat) for the mapping, never following symlinks."""
     try:
         st = os.lstat(mapping.source)
@@ -131,7 +172,7 @@ def _walk(mapping: Mapping,
         raise OciBuildError(f"{mapping.source!r} is not a directory, so it cannot be mapped to "
                             "the image root; give it a file path, e.g. \"app/app.pex\"")
     if mapping.dest:
-        yield _entry(mapping.source, st, mapping.dest, mapping.mode, policy), mapping.source, st
+        yield _entry(mapping.source, st, mapping.dest, modes), mapping.source, st
     if not stat.S_ISDIR(st.st_mode):
         return
     stack = [(mapping.source, mapping.dest)]
@@ -141,7 +182,7 @@ def _walk(mapping: Mapping,
             for item in listing:
                 child = item.stat(follow_symlinks=False)
                 dest = f"{prefix}/{item.name}" if prefix else item.name
-                yield _entry(item.path, child, dest, mapping.mode, policy), item.path, child
+                yield _entry(item.path, child, dest, modes), item.path, child
                 if stat.S_ISDIR(child.st_mode):
                     stack.append((item.path, dest))
 
@@ -221,15 +262,21 @@ def owned_by(entries: Iterable[LayerEntry], uid: int, gid: int,
 
 
 def collect_entries(mappings: Iterable[Sequence], *, mode_policy: ModePolicy = DEFAULT_MODE_POLICY,
-                    preserve_hardlinks: bool = False,
-                    allow_absolute_symlinks: bool = True) -> List[LayerEntry]:
-    """The sorted, de-duplicated entries of a layer made of `mappings` (see the module doc)."""
+                    preserve_hardlinks: bool = False, allow_absolute_symlinks: bool = True,
+                    executables: Optional[Iterable[str]] = None) -> List[LayerEntry]:
+    """The sorted, de-duplicated entries of a layer made of `mappings` (see the module doc).
+
+    `executables`: the source paths of the files that are executable, as the caller's file
+    store records them; every other file is not, whatever its mode on disk. None: each
+    file's execute bit on disk decides (a checkout, where git records exactly that bit)."""
+    marked = None if executables is None else frozenset(map(os.path.normpath, executables))
     collected = _Collected()
     for mapping in map(parse_mapping, mappings):
+        modes = _Modes(mode_policy, mapping.mode, marked)
         links: Dict[str, str] = {}
         sources: Dict[str, str] = {}
         try:
-            for entry, origin, st in _walk(mapping, mode_policy):
+            for entry, origin, st in _walk(mapping, modes):
                 collected.add(entry, origin, st)
                 if entry.kind == SYMLINK:
                     links[entry.path], sources[entry.path] = entry.link_target, origin

@@ -23,6 +23,7 @@ from typing import BinaryIO, Dict, Iterable, Union
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK,
                                     LayerEntry)
+from ocibuild.layer.whiteouts import whiteout_component
 from ocibuild.untrusted import os_reason
 
 BLOCK = 512
@@ -191,12 +192,27 @@ def _add_file(out: _Chunks, entry: LayerEntry) -> None:
     out.skip(-entry.size % BLOCK)
 
 
-def write_tar(entries: Iterable[LayerEntry], fileobj: BinaryIO, *, mtime: int) -> None:
+def _refuse_whiteout(entry: LayerEntry) -> None:
+    for what, path in (("path", entry.path), ("link target", entry.link_target or "")):
+        name = whiteout_component(path)
+        if name is not None:
+            raise OciBuildError(
+                f"layer entry {entry.path!r}: its {what} holds the whiteout name {name!r} "
+                "(.wh.*), which would delete or hide files of the image below; only a layer "
+                "that is a diff may hold whiteouts: rename the input")
+
+
+def write_tar(entries: Iterable[LayerEntry], fileobj: BinaryIO, *, mtime: int,
+              whiteouts: bool = False) -> None:
+    """`whiteouts`: the entries are a diff, whose `.wh.*` names are meant as deletions; any
+    other layer refuses them here, whoever made its entries (`ocibuild.layer.whiteouts`)."""
     if isinstance(mtime, bool) or not isinstance(mtime, int) or mtime < 0:
         raise OciBuildError(f"mtime {mtime!r}: must be a whole number of seconds since "
                             "1970-01-01 UTC, e.g. 0 or $SOURCE_DATE_EPOCH")
     out = _Chunks(fileobj)
     for entry in entries:
+        if not whiteouts:
+            _refuse_whiteout(entry)
         out.write(header(entry, mtime))
         # An empty FILE without a source is a whiteout (ocibuild.rootfs): nothing to read.
         if entry.kind == FILE and (entry.size or entry.source is not None):

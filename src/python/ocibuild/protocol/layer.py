@@ -36,6 +36,10 @@ def _path(value: str) -> Optional[str]:
     return None
 
 
+def _paths(values: Tuple[str, ...]) -> Optional[str]:
+    return next(filter(None, map(_path, values)), None)
+
+
 def _digest(value: str) -> Optional[str]:
     try:
         validate_digest(value)
@@ -78,6 +82,11 @@ class LayerRequest(Document):
     compressor: Optional[str] = None
     # None: libdeflate (the same bytes on every machine); "zlib": the Python's own zlib.
     gzip_engine: Optional[str] = None
+    # The input files that are executable, as the caller's file store records them (Pants'
+    # `is_executable`): every other file is 0644 whatever its mode in the sandbox, which is
+    # not the digest's (ocibuild.layer.entries says why). Given, the inputs are a sandbox:
+    # each source is a relative path reached through no symlink. None: the disk decides.
+    executables: Optional[Tuple[str, ...]] = field(default=None, metadata={"check": _paths})
 
 
 @dataclass(frozen=True)
@@ -106,3 +115,24 @@ class CompressorVersion(Document):
     KIND = "compressor"
 
     compressor: str
+
+
+@dataclass(frozen=True)
+class BaseTreeRequest(Document):
+    """The directories and symlinks a base image's layers leave (ocibuild.layer.base_tree),
+    for the check that new layers do not replace them."""
+
+    KIND = "base-tree"
+
+    layout: str = field(metadata={"check": _path})
+    ref_name: Optional[str] = None
+    # As the image is assembled: None is linux/amd64 (ocibuild.assemble).
+    platform: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class BaseTree(Document):
+    KIND = "base-tree-result"
+
+    directories: Tuple[str, ...]
+    symlinks: Tuple[Tuple[str, str], ...]  # (path, target as written)

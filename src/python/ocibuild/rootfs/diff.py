@@ -131,5 +131,6 @@ def diff_layer(before: Snapshot, root: str, ledger: Ledger, out_dir: str, *,
     `out_dir/blobs/sha256/<hex>`; its descriptor (media type, digest, size, diff_id)."""
     after = snapshot(root, ledger)
     entries = layer_entries(before, after, root, source_date_epoch)
-    return build_layer_with(lambda out: write_tar(entries, out, mtime=source_date_epoch),
+    return build_layer_with(lambda out: write_tar(entries, out, mtime=source_date_epoch,
+                                                     whiteouts=True),
                             out_dir, compression=compression, level=level, engine=engine)
