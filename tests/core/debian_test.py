@@ -149,7 +149,7 @@ def test_bad_signature_and_tampered_index(tmp_path: Path) -> None:
     with _repo(tmp_path) as repo:
         other = DebianRepo(tmp_path / "other")
         other._sign_key()
-        with pytest.raises(OciBuildError, match="InRelease: the signature does not verify"):
+        with pytest.raises(OciBuildError, match=r"is by a key that is not in .*other-keyring.gpg \(gpgv: NO_PUBKEY\)"):
             Mirror(repo.url, repo.suite, None, str(other.keyring)).release()
         mirror = Mirror(repo.url, repo.suite, None, str(repo.keyring))
         release = mirror.release()

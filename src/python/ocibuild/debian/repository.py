@@ -23,8 +23,6 @@ import lzma
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -35,6 +33,7 @@ import urllib3
 from ocibuild import untrusted
 from ocibuild.atomic import atomic_write
 from ocibuild.debian.control import paragraphs
+from ocibuild.debian.gpgv import Verified, verify_signature  # noqa: F401 (re-exported)
 from ocibuild.debian.lockfile import UNSIGNED, VERIFIED
 from ocibuild.debian.resolve import Index, Package
 from ocibuild.errors import OciBuildError
@@ -79,15 +78,6 @@ def snapshot_timestamp(date: str) -> str:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(datetime.timezone.utc)
     return parsed.strftime("%Y%m%dT%H%M%SZ")
-
-
-@dataclass(frozen=True)
-class Verified:
-    """The text gpgv verified, and the fingerprints of the primary keys that signed it
-    (Debian signs each InRelease with two or three keys)."""
-
-    text: str
-    fingerprints: Tuple[str, ...]
 
 
 def redact(url: str) -> str:
@@ -170,32 +160,6 @@ def _framing(inrelease: bytes) -> None:
     if lines[-1] != _SIG_END:
         raise OciBuildError(f"InRelease does not end with `{_SIG_END}`; refusing a file with "
                             "text after its signature")
-
-
-def verify_signature(inrelease: bytes, keyring: str) -> Verified:
-    """Run gpgv on `inrelease` with `keyring` and return what it verified: `--output` writes
-    the signed text itself, so nothing outside the signature can reach the parser."""
-    gpgv = shutil.which("gpgv")
-    if gpgv is None:
-        raise OciBuildError("gpgv is not installed, so the InRelease signature cannot be "
-                            "checked; install gpgv (package `gpgv`)")
-    # gpgv would otherwise create ~/.gnupg; it needs no state.
-    with tempfile.TemporaryDirectory() as home:
-        signed, text = os.path.join(home, "InRelease"), os.path.join(home, "Release")
-        with open(signed, "wb") as f:
-            f.write(inrelease)
-        done = subprocess.run([gpgv, "--homedir", home, "--keyring", keyring, "--status-fd",
-                               "1", "--output", text, signed], capture_output=True)
-        if done.returncode != 0:
-            raise OciBuildError("InRelease: the signature does not verify against "
-                                f"{keyring}: {done.stderr.decode(errors='replace')[-300:]}")
-        with open(text, "rb") as f:
-            verified = f.read()
-    fingerprints = [line.split()[-1] for line in done.stdout.decode(errors="replace").splitlines()
-                    if line.startswith("[GNUPG:] VALIDSIG ")]
-    if not fingerprints:
-        raise OciBuildError("InRelease: gpgv reported no valid signature; refusing it")
-    return Verified(verified.decode("utf-8", "replace"), tuple(sorted(set(fingerprints))))
 
 
 def unverified_text(inrelease: bytes) -> str:
