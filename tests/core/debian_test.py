@@ -204,7 +204,8 @@ def test_fallback_urls_fill_the_templates_in_order() -> None:
         check_template("http://s/{date}", "[oci].debian_fallback_mirrors")
     assert str(err.value) == ("[oci].debian_fallback_mirrors: the fallback mirror "
                               "'http://s/{date}' uses {date}; the placeholders are {archive}, "
-                              "{suite}, {timestamp}")
+                              "{suite}, {timestamp}, each bare (no format spec, conversion, "
+                              "attribute or index)")
     for bad in ("ftp://s", "http://s/{", "http://s/{0}"):
         with pytest.raises(OciBuildError):
             check_template(bad, "w")
