@@ -374,7 +374,7 @@ def _resign(repo: DebianRepo, name: str, data: bytes) -> None:
     (lzma.compress(b"Package: a\n" * 100)[:-20], "Packages.xz is corrupt or truncated: the xz "
                                                  "stream does not end"),
     (lzma.compress(b"Package: a\n" * 1000), "Packages.xz decompresses to more than 5000 "
-                                            "bytes; refusing it"),
+                                            "bytes (at most 100 times its "),
     (lzma.compress(b"Package: ../x\nVersion: 1\nArchitecture: all\nFilename: pool/x.deb\n"
                    b"Size: 1\nSHA256: " + b"0" * 64 + b"\n"), "'../x' is not a Debian package name"),
     (lzma.compress(b"Package: x\nVersion: 1\nArchitecture: all\nFilename: ../../x.deb\n"

@@ -39,6 +39,8 @@ MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 NONROOT = 65532
 STATUS_DIR = "var/lib/dpkg/status.d"
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+# Debian's bundle is about 220 KiB; the certificates are held in memory to be sorted.
+MAX_CA_BUNDLE = 16 << 20
 
 
 def _normalize(name: str, deb: str = "", what: str = "member") -> str:
@@ -208,12 +210,17 @@ def ca_bundle(ca_certificates_deb: str) -> bytes:
     """What `update-ca-certificates` writes with the default configuration: every
     certificate of /usr/share/ca-certificates, in path order, concatenated."""
     certs: List[Tuple[str, bytes]] = []
+    total = 0
     with open_tar(ca_certificates_deb, "data") as src:
         for member in src:
             name = _normalize(member.name, ca_certificates_deb)
             if member.isfile() and name.startswith("usr/share/ca-certificates/") \
                     and name.endswith(".crt"):
                 certs.append((name, read_small(src, member, f"{ca_certificates_deb}: data.tar")))
+                total += len(certs[-1][1])
+                if total > MAX_CA_BUNDLE:
+                    raise OciBuildError(f"{ca_certificates_deb}: the certificates add up to over "
+                                        f"{MAX_CA_BUNDLE} bytes; refusing to hold them in memory")
     if not certs:
         raise OciBuildError(f"{ca_certificates_deb} holds no certificates")
     return b"".join(data if data.endswith(b"\n") else data + b"\n" for _, data in sorted(certs))

@@ -45,6 +45,10 @@ TIMEOUT_S = (10, 60)  # connect, and each read: a stalled mirror fails, a slow o
 DEADLINE_S = 600.0
 INRELEASE_MAX_BYTES = 16 << 20
 PACKAGES_MAX_BYTES = 1 << 30  # decompressed; bookworm main/amd64 is ~45 MiB
+# A Packages.xz expands about 5 times (bookworm main/amd64: 8.8 MiB to 45 MiB); more than
+# INDEX_RATIO times (or 1 MiB for a tiny one) is a decompression bomb.
+INDEX_RATIO = 100
+INDEX_MIN_EXPANSION = 1 << 20
 CHUNK = 1 << 16
 
 _BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
@@ -199,13 +203,18 @@ def parse_release(text: str, suite: str, signature: str) -> Release:
 
 
 def _decompress_xz(data: bytes, url: str, limit: int) -> bytes:
+    """`data` decompressed, at most `limit` bytes and INDEX_RATIO times its size: the
+    decompressor stops one byte past the bound, so no more is ever held."""
+    total, limit = limit, min(limit, max(INDEX_MIN_EXPANSION, INDEX_RATIO * len(data)))
     decompressor = lzma.LZMADecompressor()
     try:
         out = decompressor.decompress(data, max_length=limit + 1)
     except lzma.LZMAError as err:
         raise OciBuildError(f"{url} is corrupt or truncated: {err}") from None
     if len(out) > limit:
-        raise OciBuildError(f"{url} decompresses to more than {limit} bytes; refusing it")
+        raise OciBuildError(f"{url} decompresses to more than {limit} bytes (at most "
+                            f"{INDEX_RATIO} times its {len(data)} bytes, {total} in all); "
+                            "refusing a decompression bomb")
     if not decompressor.eof:
         raise OciBuildError(f"{url} is corrupt or truncated: the xz stream does not end")
     return out
