@@ -145,8 +145,11 @@ def test_allowed_unsigned_index_is_recorded_as_such(repo: DebianRepo,
 def test_allowing_unsigned_still_checks_a_given_keyring(repo: DebianRepo, tmp_path: Path) -> None:
     other = DebianRepo(tmp_path / "other")
     other._sign_key()
-    with pytest.raises(OciBuildError, match="InRelease: the signature does not verify"):
+    with pytest.raises(OciBuildError) as err:
         Mirror(repo.url, repo.suite, None, str(other.keyring), allow_unsigned=True).release()
+    assert str(err.value) == (
+        f"InRelease: the signature by key {repo.fingerprint[-16:]} is by a key that is not in "
+        f"{other.keyring} (gpgv: NO_PUBKEY); refusing the index")
 
 
 def _lock_doc(signature: str) -> dict:
@@ -371,7 +374,7 @@ def _resign(repo: DebianRepo, name: str, data: bytes) -> None:
     (lzma.compress(b"Package: a\n" * 100)[:-20], "Packages.xz is corrupt or truncated: the xz "
                                                  "stream does not end"),
     (lzma.compress(b"Package: a\n" * 1000), "Packages.xz decompresses to more than 5000 "
-                                            "bytes; refusing it"),
+                                            "bytes (at most 100 times its "),
     (lzma.compress(b"Package: ../x\nVersion: 1\nArchitecture: all\nFilename: pool/x.deb\n"
                    b"Size: 1\nSHA256: " + b"0" * 64 + b"\n"), "'../x' is not a Debian package name"),
     (lzma.compress(b"Package: x\nVersion: 1\nArchitecture: all\nFilename: ../../x.deb\n"

@@ -5,11 +5,14 @@
   `/usr`, as on every Debian since bookworm), plus `/var/lib/dpkg/status.d/<package>` (the
   control paragraph) and `<package>.md5sums`, where distroless images keep them and where
   trivy, grype and syft look.
-* A package is untrusted input: a member name with a `..` component, a path through a
-  symlink earlier in the same package, a name replacing a symlink, a hardlink to anything
-  but an earlier regular file, a device, FIFO or sparse file, a Package name outside
-  Debian's syntax: each is an error naming the .deb and the member (`_Entries`), so that no
-  extractor, however naive, writes outside its root.
+* A package is untrusted input: a member name with a `..` component, a whiteout or a control
+  character, a path through a symlink earlier in the same package, a name replacing a
+  symlink, a hardlink to anything but an earlier regular file, a device, FIFO or sparse
+  file, a Package name outside Debian's syntax: each is an error naming the .deb and the
+  member (`entries.LayerEntries`), so that no extractor, however naive, writes outside its
+  root. The config layer, which reads every package, also checks the set of them as if
+  each package's layer lay over all the others (`entries.check_set`), and its own entries
+  with the same checker.
 * The root layer holds the merged-/usr symlinks and the directories every image has.
 * The config layer, on top, holds `/etc/passwd` and `/etc/group` (root and `nonroot`,
   65532), and the files maintainer scripts would have generated that programs need: the CA
@@ -24,6 +27,7 @@ import tarfile
 from typing import TYPE_CHECKING, BinaryIO, Dict, List, Optional, Sequence, Set, Tuple
 
 from ocibuild.debian.deb import control_files, member_data, open_tar, read_small
+from ocibuild.debian.entries import DIR, FILE, HARDLINK, SYMLINK, Below, LayerEntries, check_set
 from ocibuild.debian.resolve import PACKAGE_NAME
 from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import shown
@@ -35,6 +39,8 @@ MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 NONROOT = 65532
 STATUS_DIR = "var/lib/dpkg/status.d"
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+# Debian's bundle is about 220 KiB; the certificates are held in memory to be sorted.
+MAX_CA_BUNDLE = 16 << 20
 
 
 def _normalize(name: str, deb: str = "", what: str = "member") -> str:
@@ -72,62 +78,9 @@ def _tar(out: BinaryIO) -> tarfile.TarFile:
     return tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8")
 
 
-class _Entries:
-    """What a package layer holds so far, to refuse what would make a naive extractor
-    (one that follows symlinks on disk, as `tar -x` and Python's tarfile do) write outside
-    its root: a path through a symlink of this layer, a name that replaces a symlink, a
-    hardlink to anything but a regular file written before it by the same package.
-
-    A layer of several packages keeps one `_Entries` across them (`start` names the package
-    being read): a symlink of one package is as dangerous to the next one's paths as to its
-    own. The same regular file in two packages is kept twice, the later package's last, as
-    two layers would stack them; a directory is written once."""
-
-    def __init__(self, deb: str) -> None:
-        self.deb = deb
-        self.kinds: Dict[str, bytes] = {}  # name -> tar type written
-        self.owners: Dict[str, str] = {}  # name -> the .deb that wrote it first
-        self.symlinks: Dict[str, str] = {}  # name -> the .deb that wrote it
-        self.regular: Set[str] = set()  # regular files of the current package: hardlink targets
-
-    def start(self, deb: str) -> None:
-        self.deb = deb
-        self.regular = set()
-
-    def admit(self, name: str, member: tarfile.TarInfo) -> bool:
-        """Whether to write `member` as `name` (False: a repeated directory, skipped)."""
-        through = next((d for d in _dirs(name) if d in self.symlinks), None)
-        if through is not None:
-            owner = self.symlinks[through]
-            where = "earlier in the package" if owner == self.deb else \
-                f"of {owner}, earlier in the layer"
-            raise OciBuildError(f"{self.deb}: {shown(member.name)} lies under {shown(through)}, "
-                                f"a symlink {where}; refusing a path that escapes through a "
-                                "symlink")
-        earlier = self.kinds.get(name)
-        if earlier is not None:
-            if earlier == tarfile.DIRTYPE and member.isdir():
-                return False
-            if not (earlier == tarfile.REGTYPE and member.isfile()):
-                owner = self.owners[name]
-                also = "" if owner == self.deb else f" (first in {owner}, earlier in the layer)"
-                raise OciBuildError(f"{self.deb}: {shown(member.name)} appears twice as "
-                                    f"different kinds of entry (or as a link){also}; refusing "
-                                    "an archive whose result depends on the extractor")
-        if member.islnk():
-            target = merged_usr(_normalize(member.linkname, self.deb, "hardlink target"))
-            if target not in self.regular:
-                raise OciBuildError(f"{self.deb}: {shown(member.name)} is a hardlink to "
-                                    f"{member.linkname!r}, which is not a regular file earlier "
-                                    "in the package")
-        if member.issym():
-            self.symlinks[name] = self.deb
-        self.owners.setdefault(name, self.deb)
-        self.kinds[name] = (tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
-                            if member.isfile() else member.type)
-        if member.isfile():
-            self.regular.add(name)
-        return True
+def _kind(member: tarfile.TarInfo) -> str:
+    return (DIR if member.isdir() else SYMLINK if member.issym() else HARDLINK
+            if member.islnk() else FILE)
 
 
 def _package_name(deb: str, paragraph: str) -> str:
@@ -147,7 +100,7 @@ def write_package_layer(deb: str, out: BinaryIO, mtime: int = 0) -> str:
 
     Member names are normalised as dpkg does (leading `./` and `/` dropped); a `..`
     component, a path through an earlier symlink, a hardlink to anything but an earlier
-    regular file, a device, FIFO or sparse file are refused (`_Entries`). Symlink targets
+    regular file, a device, FIFO or sparse file are refused (`entries.LayerEntries`). Symlink targets
     are kept verbatim: absolute ones are normal in Debian and resolve inside the image."""
     return write_packages_layer([deb], out, mtime)[0]
 
@@ -167,13 +120,13 @@ def write_packages_layer(debs: List[str], out: BinaryIO, mtime: int = 0) -> List
     The packages are written sorted by name whatever the order of `debs`, so a layer's bytes
     depend only on its .debs; each package's files, then its status.d entries, exactly as a
     one-package layer has them (a one-package layer is byte-identical to it). The checks of
-    `_Entries` hold across the layer's packages. Two .debs of one package are refused."""
+    `entries.LayerEntries` hold across the layer's packages. Two .debs of one package are refused."""
     controls = sorted((_control(deb) + (deb,) for deb in debs), key=lambda c: (c[0], c[3]))
     for (a, *_, deb_a), (b, *_, deb_b) in zip(controls, controls[1:]):
         if a == b:
             raise OciBuildError(f"{deb_a} and {deb_b} are both the package {a}; a layer "
                                 "holds one version of a package")
-    entries = _Entries(controls[0][3] if controls else "")
+    entries = LayerEntries(controls[0][3] if controls else "", root_below())
     with _tar(out) as dest:
         for package, paragraph, control, deb in controls:
             entries.start(deb)
@@ -181,7 +134,7 @@ def write_packages_layer(debs: List[str], out: BinaryIO, mtime: int = 0) -> List
     return [c[0] for c in controls]
 
 
-def _write_package(dest: tarfile.TarFile, entries: _Entries, deb: str, package: str,
+def _write_package(dest: tarfile.TarFile, entries: LayerEntries, deb: str, package: str,
                    paragraph: str, control: Dict[str, bytes], mtime: int) -> None:
     with open_tar(deb, "data") as src:
         for member in src:
@@ -193,12 +146,14 @@ def _write_package(dest: tarfile.TarFile, entries: _Entries, deb: str, package: 
                     or member.issparse():
                 raise OciBuildError(f"{deb}: {shown(member.name)} is a device, FIFO or sparse "
                                     "file; an unprivileged build does not ship those")
-            if not entries.admit(name, member):
+            target = merged_usr(_normalize(member.linkname, deb, "hardlink target")) \
+                if member.islnk() else ""
+            if not entries.admit(name, _kind(member), linkname=target, raw=member.name,
+                                 raw_linkname=member.linkname):
                 continue
             info = _info(name, member.type, member.mode, size=member.size if member.isfile() else 0,
                          uid=member.uid, gid=member.gid, uname=member.uname, gname=member.gname,
-                         linkname=merged_usr(_normalize(member.linkname)) if member.islnk()
-                         else member.linkname, mtime=member.mtime)
+                         linkname=target or member.linkname, mtime=member.mtime)
             if member.isfile():
                 dest.addfile(info, member_data(src, member, f"{deb}: data.tar"))
             else:
@@ -207,26 +162,42 @@ def _write_package(dest: tarfile.TarFile, entries: _Entries, deb: str, package: 
     if "md5sums" in control:
         files.append((f"{STATUS_DIR}/{package}.md5sums", control["md5sums"]))
     for directory in _dirs(f"{STATUS_DIR}/x"):
-        if entries.admit(directory, _info(directory, tarfile.DIRTYPE, 0o755)):
+        if entries.admit(directory, DIR):
             dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
     for path, data in files:
-        entries.admit(path, _info(path, tarfile.REGTYPE, 0o644))  # not under a symlink
+        entries.admit(path, FILE)  # not under a symlink
         dest.addfile(_info(path, tarfile.REGTYPE, 0o644, size=len(data), mtime=mtime),
                      io.BytesIO(data))
 
 
+ROOT_LAYER = "the merged-/usr root layer"
+
+
+def _root_entries(mtime: int) -> List[tarfile.TarInfo]:
+    entries = [_info("usr", tarfile.DIRTYPE, 0o755, mtime=mtime)]
+    entries += [_info(name, tarfile.SYMTYPE, 0o777, linkname=f"usr/{name}", mtime=mtime)
+                for name in MERGED_USR]
+    entries += [_info(name, tarfile.DIRTYPE, 0o755, mtime=mtime)
+                for name in ("usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "etc", "var",
+                             "var/lib", "var/lib/dpkg", STATUS_DIR, "home")]
+    return entries + [
+        _info("root", tarfile.DIRTYPE, 0o700, mtime=mtime),
+        _info("home/nonroot", tarfile.DIRTYPE, 0o700, uid=NONROOT, gid=NONROOT,
+              uname="nonroot", gname="nonroot", mtime=mtime),
+        _info("tmp", tarfile.DIRTYPE, 0o1777, mtime=mtime)]
+
+
+def root_below() -> Dict[str, Tuple[str, str]]:
+    """The root layer's entries, as the layers above see them (`entries.Below`)."""
+    return {info.name: (_kind(info), ROOT_LAYER) for info in _root_entries(0)}
+
+
 def write_root_layer(out: BinaryIO, mtime: int = 0) -> None:
     with _tar(out) as dest:
-        dest.addfile(_info("usr", tarfile.DIRTYPE, 0o755, mtime=mtime))
-        for name in MERGED_USR:
-            dest.addfile(_info(name, tarfile.SYMTYPE, 0o777, linkname=f"usr/{name}", mtime=mtime))
-        for name in ("usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "etc", "var", "var/lib",
-                     "var/lib/dpkg", STATUS_DIR, "home"):
-            dest.addfile(_info(name, tarfile.DIRTYPE, 0o755, mtime=mtime))
-        dest.addfile(_info("root", tarfile.DIRTYPE, 0o700, mtime=mtime))
-        dest.addfile(_info("home/nonroot", tarfile.DIRTYPE, 0o700, uid=NONROOT, gid=NONROOT,
-                           uname="nonroot", gname="nonroot", mtime=mtime))
-        dest.addfile(_info("tmp", tarfile.DIRTYPE, 0o1777, mtime=mtime))
+        entries = LayerEntries(ROOT_LAYER)
+        for info in _root_entries(mtime):
+            entries.admit(info.name, _kind(info))
+            dest.addfile(info)
 
 
 PASSWD = (b"root:x:0:0:root:/root:/sbin/nologin\n"
@@ -239,12 +210,17 @@ def ca_bundle(ca_certificates_deb: str) -> bytes:
     """What `update-ca-certificates` writes with the default configuration: every
     certificate of /usr/share/ca-certificates, in path order, concatenated."""
     certs: List[Tuple[str, bytes]] = []
+    total = 0
     with open_tar(ca_certificates_deb, "data") as src:
         for member in src:
             name = _normalize(member.name, ca_certificates_deb)
             if member.isfile() and name.startswith("usr/share/ca-certificates/") \
                     and name.endswith(".crt"):
                 certs.append((name, read_small(src, member, f"{ca_certificates_deb}: data.tar")))
+                total += len(certs[-1][1])
+                if total > MAX_CA_BUNDLE:
+                    raise OciBuildError(f"{ca_certificates_deb}: the certificates add up to over "
+                                        f"{MAX_CA_BUNDLE} bytes; refusing to hold them in memory")
     if not certs:
         raise OciBuildError(f"{ca_certificates_deb} holds no certificates")
     return b"".join(data if data.endswith(b"\n") else data + b"\n" for _, data in sorted(certs))
@@ -266,15 +242,20 @@ def package_paths(deb: str) -> Dict[str, "PackagePath"]:
     return paths
 
 
-def _effects(debs: Sequence[str], suite: Optional[str]) -> Tuple[List[Tuple[str, bytes]],
-                                                                 List[Tuple[str, str]],
-                                                                 Dict[str, "PackagePath"]]:
-    """Files and symlinks that maintainer scripts of `debs` would have made (`effects`)."""
+Shipped = Dict[str, Dict[str, "PackagePath"]]  # deb -> what its layer holds
+
+
+def _effects(debs: Sequence[str], suite: Optional[str]
+             ) -> Tuple[List[Tuple[str, bytes]], List[Tuple[str, str]], Dict[str, "PackagePath"],
+                        Shipped]:
+    """Files and symlinks that maintainer scripts of `debs` would have made (`effects`),
+    what all packages ship together, and what each ships (its status.d files too)."""
     from ocibuild.debian import effects
 
     files: List[Tuple[str, bytes]] = []
     links: List[Tuple[str, str]] = []
     paths: Dict[str, effects.PackagePath] = {}
+    per_deb: Shipped = {}
     alternatives = []
     names = {}
     for deb in debs:
@@ -283,7 +264,12 @@ def _effects(debs: Sequence[str], suite: Optional[str]) -> Tuple[List[Tuple[str,
         names[package] = deb, control
     for package in sorted(names):
         deb, control = names[package]
-        paths.update(package_paths(deb))
+        own = package_paths(deb)
+        paths.update(own)
+        # The status.d entries follow the package's files, as its layer writes them; a
+        # path the package ships itself keeps the package's kind.
+        status = _status_paths(package, "md5sums" in control)
+        per_deb[deb] = {**own, **{p: e for p, e in status.items() if p not in own}}
         if "postinst" in control:
             script = control["postinst"].decode("utf-8", "replace")
             alternatives += effects.parse_alternatives(script, deb)
@@ -302,7 +288,27 @@ def _effects(debs: Sequence[str], suite: Optional[str]) -> Tuple[List[Tuple[str,
     if suite and "etc/os-release" not in paths and "usr/lib/os-release" not in paths:
         files.append(("usr/lib/os-release", effects.os_release(suite)))
         links.append(("etc/os-release", "../usr/lib/os-release"))
-    return files, links, paths
+    return files, links, paths, per_deb
+
+
+def _status_paths(package: str, md5sums: bool) -> Dict[str, "PackagePath"]:
+    """The status.d entries a package's layer adds (`_write_package`)."""
+    from ocibuild.debian.effects import PackagePath
+
+    made = {d: PackagePath("d", 0o755, 0, 0, "root", "root") for d in _dirs(f"{STATUS_DIR}/x")}
+    for name in [package] + ([f"{package}.md5sums"] if md5sums else []):
+        made[f"{STATUS_DIR}/{name}"] = PackagePath("f", 0o644, 0, 0, "root", "root")
+    return made
+
+
+def _config_below(shipped: Shipped) -> Dict[str, Tuple[str, str]]:
+    """What the layers under the config layer hold (a symlink wins over another kind)."""
+    below = root_below()
+    for deb in sorted(shipped):
+        for path, entry in shipped[deb].items():
+            if path not in below or entry.kind == SYMLINK:
+                below[path] = (entry.kind, deb)
+    return below
 
 
 def write_config_layer(out: BinaryIO, ca_certificates_deb: Optional[str] = None,
@@ -317,27 +323,32 @@ def write_config_layer(out: BinaryIO, ca_certificates_deb: Optional[str] = None,
     files: List[Tuple[str, bytes]] = [("etc/group", GROUP), ("etc/passwd", PASSWD)]
     links: List[Tuple[str, str]] = []
     paths: Dict = {}
+    shipped: Shipped = {}
     if debs:
-        more, links, paths = _effects(debs, suite)
+        more, links, paths, shipped = _effects(debs, suite)
         files += more
+        # The package layers were each checked alone; here, as the set they make.
+        check_set({deb: {p: e.kind for p, e in own.items()} for deb, own in shipped.items()},
+                  root_below())
     elif ca_certificates_deb:
         files.append((CA_BUNDLE, ca_bundle(ca_certificates_deb)))
     entries = sorted([(path, data, "") for path, data in files] +
                      [(path, b"", target) for path, target in links])
+    checked = LayerEntries("the config layer", _config_below(shipped))
     with _tar(out) as dest:
-        made = set()
         for path, data, target in entries:
             check_not_under_symlink(path, paths, "the config layer")
             for directory in _dirs(path):
-                if directory not in made:
-                    made.add(directory)
-                    shipped = paths.get(directory)
-                    if shipped is not None and shipped.kind == "d":
-                        dest.addfile(_info(directory, tarfile.DIRTYPE, shipped.mode,
-                                           uid=shipped.uid, gid=shipped.gid, uname=shipped.uname,
-                                           gname=shipped.gname, mtime=mtime))
+                if checked.admit(directory, DIR, raw=f"/{directory}"):
+                    shipped_dir = paths.get(directory)
+                    if shipped_dir is not None and shipped_dir.kind == "d":
+                        dest.addfile(_info(directory, tarfile.DIRTYPE, shipped_dir.mode,
+                                           uid=shipped_dir.uid, gid=shipped_dir.gid,
+                                           uname=shipped_dir.uname, gname=shipped_dir.gname,
+                                           mtime=mtime))
                     else:
                         dest.addfile(_info(directory, tarfile.DIRTYPE, 0o755, mtime=mtime))
+            checked.admit(path, SYMLINK if target else FILE, raw=f"/{path}")
             if target:
                 dest.addfile(_info(path, tarfile.SYMTYPE, 0o777, linkname=target, mtime=mtime))
             else:

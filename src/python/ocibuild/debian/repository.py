@@ -23,8 +23,6 @@ import lzma
 import os
 import re
 import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urljoin
@@ -35,6 +33,7 @@ import urllib3
 from ocibuild import untrusted
 from ocibuild.atomic import atomic_write
 from ocibuild.debian.control import paragraphs
+from ocibuild.debian.gpgv import Verified, verify_signature  # noqa: F401 (re-exported)
 from ocibuild.debian.lockfile import UNSIGNED, VERIFIED
 from ocibuild.debian.resolve import Index, Package
 from ocibuild.errors import OciBuildError
@@ -48,6 +47,10 @@ TIMEOUT_S = (10, 60)  # connect, and each read: a stalled mirror fails, a slow o
 DEADLINE_S = 600.0
 INRELEASE_MAX_BYTES = 16 << 20
 PACKAGES_MAX_BYTES = 1 << 30  # decompressed; bookworm main/amd64 is ~45 MiB
+# A Packages.xz expands about 5 times (bookworm main/amd64: 8.8 MiB to 45 MiB); more than
+# INDEX_RATIO times (or 1 MiB for a tiny one) is a decompression bomb.
+INDEX_RATIO = 100
+INDEX_MIN_EXPANSION = 1 << 20
 CHUNK = 1 << 16
 MAX_REDIRECTS = 10
 
@@ -82,15 +85,6 @@ def snapshot_timestamp(date: str) -> str:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(datetime.timezone.utc)
     return parsed.strftime("%Y%m%dT%H%M%SZ")
-
-
-@dataclass(frozen=True)
-class Verified:
-    """The text gpgv verified, and the fingerprints of the primary keys that signed it
-    (Debian signs each InRelease with two or three keys)."""
-
-    text: str
-    fingerprints: Tuple[str, ...]
 
 
 def redact(url: str) -> str:
@@ -229,32 +223,6 @@ def _framing(inrelease: bytes) -> None:
                             "text after its signature")
 
 
-def verify_signature(inrelease: bytes, keyring: str) -> Verified:
-    """Run gpgv on `inrelease` with `keyring` and return what it verified: `--output` writes
-    the signed text itself, so nothing outside the signature can reach the parser."""
-    gpgv = shutil.which("gpgv")
-    if gpgv is None:
-        raise OciBuildError("gpgv is not installed, so the InRelease signature cannot be "
-                            "checked; install gpgv (package `gpgv`)")
-    # gpgv would otherwise create ~/.gnupg; it needs no state.
-    with tempfile.TemporaryDirectory() as home:
-        signed, text = os.path.join(home, "InRelease"), os.path.join(home, "Release")
-        with open(signed, "wb") as f:
-            f.write(inrelease)
-        done = subprocess.run([gpgv, "--homedir", home, "--keyring", keyring, "--status-fd",
-                               "1", "--output", text, signed], capture_output=True)
-        if done.returncode != 0:
-            raise OciBuildError("InRelease: the signature does not verify against "
-                                f"{keyring}: {done.stderr.decode(errors='replace')[-300:]}")
-        with open(text, "rb") as f:
-            verified = f.read()
-    fingerprints = [line.split()[-1] for line in done.stdout.decode(errors="replace").splitlines()
-                    if line.startswith("[GNUPG:] VALIDSIG ")]
-    if not fingerprints:
-        raise OciBuildError("InRelease: gpgv reported no valid signature; refusing it")
-    return Verified(verified.decode("utf-8", "replace"), tuple(sorted(set(fingerprints))))
-
-
 def unverified_text(inrelease: bytes) -> str:
     """The body of a clear-signed InRelease, not verified (only for `allow_unsigned`): the
     lines between the armor headers and the signature, dash-escaping undone (RFC 4880 7.1)."""
@@ -292,13 +260,18 @@ def parse_release(text: str, suite: str, signature: str) -> Release:
 
 
 def _decompress_xz(data: bytes, url: str, limit: int) -> bytes:
+    """`data` decompressed, at most `limit` bytes and INDEX_RATIO times its size: the
+    decompressor stops one byte past the bound, so no more is ever held."""
+    total, limit = limit, min(limit, max(INDEX_MIN_EXPANSION, INDEX_RATIO * len(data)))
     decompressor = lzma.LZMADecompressor()
     try:
         out = decompressor.decompress(data, max_length=limit + 1)
     except lzma.LZMAError as err:
         raise OciBuildError(f"{url} is corrupt or truncated: {err}") from None
     if len(out) > limit:
-        raise OciBuildError(f"{url} decompresses to more than {limit} bytes; refusing it")
+        raise OciBuildError(f"{url} decompresses to more than {limit} bytes (at most "
+                            f"{INDEX_RATIO} times its {len(data)} bytes, {total} in all); "
+                            "refusing a decompression bomb")
     if not decompressor.eof:
         raise OciBuildError(f"{url} is corrupt or truncated: the xz stream does not end")
     return out
