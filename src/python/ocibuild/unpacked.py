@@ -28,16 +28,13 @@ RATIO_FLOOR bytes, so small layers of text are never held to it).
 
 from __future__ import annotations
 
-import gzip
 import io
-import posixpath
 import tarfile
-import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from ocibuild import mediatypes
 from ocibuild.errors import OciBuildError
+from ocibuild.layer.stream import decompressed, unreadable
 from ocibuild.untrusted import shown as _shown
 
 MAX_TOTAL = 32 << 30  # a big distribution base is a few GiB unpacked
@@ -330,25 +327,8 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
-def _decompressed(media_type: str, blob: BinaryIO) -> BinaryIO:
-    if media_type in (mediatypes.OCI_LAYER_GZIP, mediatypes.DOCKER_LAYER_GZIP):
-        return gzip.GzipFile(fileobj=blob)  # type: ignore[return-value]
-    if media_type == mediatypes.OCI_LAYER_ZSTD:
-        import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(blob)  # type: ignore[return-value]
-    return blob
 
 
-def _unreadable() -> tuple:
-    """What a damaged layer raises while it is decompressed and read as a tar (OSError covers
-    gzip.BadGzipFile). zstandard is imported only here: most processes never need it."""
-    errors: tuple = (tarfile.TarError, OSError, EOFError, zlib.error)
-    try:
-        import zstandard
-        errors += (zstandard.ZstdError,)
-    except ImportError:
-        pass
-    return errors
 
 
 class _Reading:
@@ -363,14 +343,14 @@ class _Reading:
             with self.open_blob() as blob:
                 counted = _Counting(blob, self.budget)
                 stream = io.BufferedReader(_Bounded(
-                    _decompressed(self.media_type, io.BufferedReader(counted)), counted,
+                    decompressed(self.media_type, io.BufferedReader(counted)), counted,
                     self.budget), 1 << 16)
                 with tarfile.open(fileobj=stream, mode="r|") as tar:
                     return use(tar)
         except Refused as err:
             raise OciBuildError(f"the base's layer {self.digest}: {err}; the base cannot be "
                                 "read as an unpacker would read it") from None
-        except _unreadable() as err:  # corrupt gzip, zstd or tar: the base's bytes, not a bug
+        except unreadable() as err:  # corrupt gzip, zstd or tar: the base's bytes, not a bug
             raise OciBuildError(f"the base's layer {self.digest} cannot be read as a "
                                 f"{shown(self.media_type)} ({type(err).__name__}: "
                                 f"{shown(str(err))}); the base image is damaged") from None

@@ -12,23 +12,15 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import zlib
 from typing import BinaryIO, Callable, Dict, Iterable, Tuple
 
 from ocibuild.errors import OciBuildError
+from ocibuild.layer.stream import decompressed, unreadable
 from ocibuild.dockerfile.fstree import Content, LayerMember, Tree, apply_layer
 
 _CHUNK = 1 << 20
 
 
-def _errors() -> tuple:
-    errors: tuple = (tarfile.TarError, OSError, EOFError, zlib.error)
-    try:
-        import zstandard
-        errors += (zstandard.ZstdError,)
-    except ImportError:
-        pass
-    return errors
 
 
 class Blobs:
@@ -41,11 +33,10 @@ class Blobs:
         self._blobs[digest] = (media_type, open_blob)
 
     def _tar(self, digest: str):
-        from ocibuild.accounts import _decompressed
 
         media_type, open_blob = self._blobs[digest]
         blob = open_blob()
-        return blob, tarfile.open(fileobj=_decompressed(media_type, blob), mode="r|")
+        return blob, tarfile.open(fileobj=decompressed(media_type, blob), mode="r|")
 
     def apply(self, tree: Tree, digest: str, origin: str) -> None:
         """The layer's members over `tree` (see fstree.apply_layer)."""
@@ -53,7 +44,7 @@ class Blobs:
             blob, tar = self._tar(digest)
             with blob, tar:
                 apply_layer(tree, tar, digest, origin)
-        except _errors() as err:
+        except unreadable() as err:
             raise OciBuildError(f"{origin}: the layer {digest} cannot be read as a tar "
                                 f"({type(err).__name__}: {err}); the image is damaged") from None
 
@@ -78,7 +69,7 @@ class Blobs:
                         paths[m] = path
                         if index >= max(by_index):
                             break
-            except _errors() as err:
+            except unreadable() as err:
                 raise OciBuildError(f"the layer {digest} cannot be read as a tar "
                                     f"({type(err).__name__}: {err}); the image is "
                                     "damaged") from None

@@ -17,13 +17,12 @@ A base is untrusted: members are counted and decompressed bytes bounded.
 
 from __future__ import annotations
 
-import gzip
 import posixpath
 import tarfile
 from typing import TYPE_CHECKING, BinaryIO, Dict, Iterable, List, Optional, Tuple
 
-from ocibuild import mediatypes
 from ocibuild.errors import OciBuildError
+from ocibuild.layer.stream import decompressed, unreadable
 from ocibuild.layer.whiteouts import OPAQUE, PREFIX
 
 if TYPE_CHECKING:
@@ -128,34 +127,17 @@ class Tree:
         return tuple(sorted(directories)), tuple(sorted(links))
 
 
-def _decompressed(media_type: str, blob: BinaryIO) -> BinaryIO:
-    if media_type in (mediatypes.OCI_LAYER_GZIP, mediatypes.DOCKER_LAYER_GZIP):
-        return gzip.GzipFile(fileobj=blob)  # type: ignore[return-value]
-    if media_type == mediatypes.OCI_LAYER_ZSTD:
-        import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(blob)  # type: ignore[return-value]
-    return blob
 
 
-def _unreadable() -> tuple:
-    import zlib
-
-    errors: tuple = (tarfile.TarError, OSError, EOFError, zlib.error)
-    try:
-        import zstandard
-        errors += (zstandard.ZstdError,)
-    except ImportError:
-        pass
-    return errors
 
 
 def base_tree(layers: Iterable[Tuple[str, str, int, BinaryIO]]) -> Tree:
     """The tree `layers` leave: (digest, media type, size, open blob), bottom layer first."""
-    unreadable = _unreadable()
+    damaged = unreadable()
     tree, members = Tree(), 0
     for digest, media_type, size, blob in layers:
         with blob:
-            stream = _Bounded(_decompressed(media_type, blob), size * MAX_RATIO + SLACK, digest)
+            stream = _Bounded(decompressed(media_type, blob), size * MAX_RATIO + SLACK, digest)
             try:
                 layer = []
                 with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[arg-type]
@@ -166,7 +148,7 @@ def base_tree(layers: Iterable[Tuple[str, str, int, BinaryIO]]) -> Tree:
                                                 "files; the base image is hostile: use another")
                         layer.append(member)
                 tree.apply(layer)
-            except unreadable as err:
+            except damaged as err:
                 raise OciBuildError(f"the base's layer {digest} cannot be read as a "
                                     f"{media_type} ({type(err).__name__}); the base image is "
                                     "damaged") from None
