@@ -222,7 +222,8 @@ DEBIAN = "contents:\n  repositories: [http://deb.debian.org/debian trixie]\n"
      "(the file's directory), without '..'"),
     (DEBIAN + "  packages: [python3]\n  fallback-mirrors: ['https://x/{date}']\n",
      "image.yaml:4: `contents.fallback-mirrors[0]`: the fallback mirror 'https://x/{date}' "
-     "uses {date}; the placeholders are {archive}, {suite}, {timestamp}"),
+     "uses {date}; the placeholders are {archive}, {suite}, {timestamp}, each bare (no format "
+     "spec, conversion, attribute or index)"),
     (DEBIAN + "  packages: [python3]\nbase: oci:app\n",
      "the base is built from Debian packages (`contents`), so it cannot also be "
      "'oci:{dir}/app'; drop `base:` (or --base)"),

@@ -223,7 +223,7 @@ def test_the_tar_writer_extensions_read_back_with_tarfile():
     write_tar([LayerEntry("disk", BLOCKDEV, mode=0o660, gid=6, device=(8, 1), mtime=7),
                LayerEntry("fifo", FIFO, mode=0o600),
                LayerEntry("ping", F, mode=0o755, xattrs=(("security.capability", cap),)),
-               LayerEntry(".wh.gone", F)], out, mtime=99)
+               LayerEntry(".wh.gone", F)], out, mtime=99, whiteouts=True)
     with tarfile.open(fileobj=io.BytesIO(out.getvalue()), encoding="utf-8",
                       errors="surrogateescape") as tar:
         disk, fifo, ping, gone = tar.getmembers()
