@@ -367,3 +367,19 @@ def test_control_characters_from_the_server_are_not_printed() -> None:
                            parse_reference(f"{registry.host}/app"), "1")
     assert str(err.value) == (f"GET {registry.url}/v2/app/manifests/1: 500: "
                               " [2J ]0;owned gone  fake: line")
+
+
+def test_skip_tls_verify_unchecks_the_registrys_own_host_only(tmp_path: Path) -> None:
+    """kaniko's --skip-tls-verify (ocibuild build --dockerfile): the registry's own certificate
+    is not checked; without it, a certificate no trusted CA signed is refused."""
+    from tests.fixtures.registry import start_registry
+
+    with start_registry(tmp_path / "r", tls=True) as reg:
+        checked = Transport(reg.host)
+        with pytest.raises(OciBuildError, match="certificate|SSL|TLS"):
+            checked.request("GET", "/v2/", scope="")
+        unchecked = Transport(reg.host, credentials=Credentials(reg.username, reg.password))
+        unchecked.verify_tls = False
+        assert unchecked.request("GET", "/v2/", scope="").status_code == 200
+        # Any other host keeps the system store.
+        assert unchecked._trust("https://storage.example/blob") is not False

@@ -40,9 +40,13 @@ class Registries:
             ref, insecure=self.insecure_all or ref.registry in self.insecure,
             ca_cert=dict(self.ca_certs).get(ref.registry))
         if self.skip_tls_verify:
-            # Asked for by name (kaniko's flag): the certificate is not checked. Digests still
-            # are, so a pulled image is what its digest says; credentials are not protected.
-            transport.session.verify = False
+            # Asked for by name (kaniko's flag): the registry's certificate is not checked (other
+            # hosts' still are). Digests still are, so a pulled image is what its digest says;
+            # credentials sent to the registry are not protected.
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            transport.verify_tls = False
         return transport
 
 

@@ -127,6 +127,9 @@ class Transport:
         # The machine's proxy settings must not apply to a registry we were told to use.
         self.session.trust_env = False
         self.ca_cert = ca_cert
+        # False only when asked for by name (kaniko's --skip-tls-verify): the registry's own
+        # host is then not checked; every other host (blob storage, a token realm) still is.
+        self.verify_tls = True
         self._auth: Dict[str, str] = {}  # scope -> Authorization header value
 
     def __repr__(self) -> str:  # never the tokens or credentials it holds
@@ -375,7 +378,10 @@ class Transport:
         a token realm elsewhere), so a registry's private CA cannot vouch for them. The
         system store is requests' (certifi), or `$REQUESTS_CA_BUNDLE` / `$CURL_CA_BUNDLE`
         as requests reads them (`trust_env` is off here for the sake of proxies)."""
-        if self.ca_cert and origin(url).host == origin(self.base).host:
+        own_host = origin(url).host == origin(self.base).host
+        if own_host and not self.verify_tls:
+            return False
+        if self.ca_cert and own_host:
             return self.ca_cert
         return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
