@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import io
 import tarfile
-from typing import TYPE_CHECKING, BinaryIO, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, BinaryIO, Dict, List, Optional, Sequence, Tuple
 
 from ocibuild.debian.deb import control_files, member_data, open_tar, read_small
-from ocibuild.debian.entries import DIR, FILE, HARDLINK, SYMLINK, Below, LayerEntries, check_set
+from ocibuild.debian.entries import DIR, FILE, HARDLINK, SYMLINK, LayerEntries, check_set
 from ocibuild.debian.resolve import PACKAGE_NAME
 from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import shown

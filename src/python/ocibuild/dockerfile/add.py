@@ -30,7 +30,7 @@ import zlib
 from typing import BinaryIO, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, Node, Tree, normalize
+from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, Node, Tree
 from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import shown
 

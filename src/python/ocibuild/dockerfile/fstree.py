@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Union
 
 from ocibuild.errors import OciBuildError
 

@@ -16,7 +16,7 @@ from ocibuild.dockerfile.fstree import DIR, Node, Tree
 from ocibuild.errors import OciBuildError
 from ocibuild.image.config import check_base_config
 from ocibuild.image.image import Image
-from ocibuild.layout import OciLayout, resolve_image
+from ocibuild.layout import OciLayout
 from ocibuild.platform import Platform
 from ocibuild.reference import Reference, parse_reference
 

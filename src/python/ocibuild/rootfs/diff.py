@@ -22,7 +22,6 @@ directory's opaque marker first among its children.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from typing import Dict, List, Optional, Set, Tuple
 
