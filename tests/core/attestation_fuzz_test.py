@@ -374,7 +374,7 @@ HOSTILE = {
     # The signed SBOM, with a `packages` of its own put first: read as its last value here
     # (the signed one) and as its first by a parser that keeps the first.
     "duplicate key": (_sbom_blob(lambda b: b'{"packages":[{"name":"evil"}],' + b[1:]),
-                      "not canonical JSON (sorted keys, no spaces, no key twice)"),
+                      "the key 'packages' appears twice in one object"),
     "lone surrogate": (_sbom_blob(lambda b: b.replace(b'"name":"app"', b'"name":"\\ud800"')),
                        "holds a string that is not Unicode text"),
     "listed digest is a tag": (_listing_a_tag, "manifests[0]: digest 'evil' must be 'sha256:'"),
@@ -393,7 +393,8 @@ HOSTILE = {
     "referrer is an index": (
         lambda w: _set(w, _entry_path(w, 0), lambda d: d.update(
             mediaType=mediatypes.OCI_INDEX, manifests=[])),
-        "is an image index, not an artifact manifest"),
+        # Refused before its type is even considered: both index and manifest fields.
+        "one digest would name two images"),
     "referrers API answers a list": (_api(b"[]"), "must be a JSON object, not array"),
     "index lists itself": (_index_lists_itself, "is an image index, not an artifact manifest"),
     "too many platforms": (_many_platforms, "65 manifests; refusing more than 64"),
