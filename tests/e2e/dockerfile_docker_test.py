@@ -1,8 +1,9 @@
-"""The same RUN-less Dockerfiles built by `docker build` (the docker.io daemon, its classic
+"""The same Dockerfiles built by `docker build` (the docker.io daemon, its classic
 builder) and by `ocibuild build --dockerfile`, both loaded into that daemon and saved back, then
 compared path by path (kind, mode, owner, link target, content) and on the config (Env,
 Entrypoint, Cmd, WorkingDir, User, Labels, ExposedPorts, Volumes, StopSignal, Healthcheck,
-OnBuild). The base is the tests' busybox image in a registry on 127.0.0.1.
+OnBuild). The base is the tests' busybox image in a registry on 127.0.0.1. The RUN cases run
+their steps as root here (mechanism "root", docs/run-steps.md).
 
 dockerd runs in a temp dir of its own (vfs storage, no iptables, no bridge, its own socket),
 as root; the module is skipped, with the reason, only when it cannot start.
@@ -160,7 +161,9 @@ def _both(docker: Docker, base: str, tmp_path: Path, dockerfile: str,
     _write(ctx, files)
     (ctx / "Dockerfile").write_text(dockerfile.replace("BASE_IMAGE", base))
     name = f"dfcase-{tmp_path.name.lower()}"
-    docker("build", "-q", "-t", f"{name}:docker",
+    # dockerd runs without a bridge: RUN steps get no network (ours get the host's; none
+    # of these steps uses it).
+    docker("build", "-q", "--network=none", "-t", f"{name}:docker",
            *[f"--build-arg={a}" for a in build_args], str(ctx))
     host = base.split("/")[0]
     _ocibuild("build", "--dockerfile", str(ctx / "Dockerfile"), "--context", str(ctx),
@@ -326,3 +329,42 @@ COPY link-to-one /followed
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_run_files_and_deletions_across_steps(docker, base, tmp_path) -> None:
+    _same(*_both(docker, base, tmp_path, """
+FROM BASE_IMAGE
+RUN mkdir -p /app/data /app/gone && echo one > /app/data/one && echo two > /app/two && \\
+    touch /app/gone/x /app/data/kept
+RUN rm /app/data/one && echo three >> /app/two && rm -r /app/gone && rm /bin/vi
+COPY a.txt /app/
+RUN cat /app/a.txt >> /app/two && ln -s two /app/link && ln /app/two /app/hard && \\
+    rm -r /app/data && mkdir /app/data && echo new > /app/data/new
+""", {"a.txt": "a\\n"}),
+          {"app/two": ("file", "0o644", 0, 0, ""), "app/data/one": ("absent",),
+           "app/data/kept": ("absent",), "app/data/new": ("file", "0o644", 0, 0, ""),
+           "app/gone": ("absent",), "bin/vi": ("absent",),
+           "app/link": ("symlink", "0o777", 0, 0, "two"),
+           "app/hard": ("file", "0o644", 0, 0, "")})
+
+
+def test_run_modes_owners_and_users(docker, base, tmp_path) -> None:
+    _same(*_both(docker, base, tmp_path, """
+FROM BASE_IMAGE
+RUN mkdir /srv && echo x > /srv/tool && chmod 755 /srv/tool && chmod u+s /srv/tool
+RUN echo data > /srv/owned && chown 1000:1000 /srv/owned && mkdir /srv/d && \\
+    chown -R 1000:1000 /srv/d && chmod 2775 /srv/d && touch /srv/d/inherits
+# busybox here has no adduser applet: the user as adduser would write it
+RUN echo app:x:1234:1234::/home/app:/bin/sh >> /etc/passwd && \
+    echo app:x:1234: >> /etc/group && mkdir -p /home/app && chown app:app /home/app
+USER app
+WORKDIR /home/app
+RUN echo mine > mine.txt && mkdir sub && id -u > uid.txt
+USER root
+RUN rm /srv/owned && chmod 700 /home/app/sub
+""", {}),
+          {"srv/tool": ("file", "0o4755", 0, 0, ""),
+           "srv/d": ("dir", "0o2775", 1000, 1000, ""),
+           "srv/d/inherits": ("file", "0o644", 0, 1000, ""), "srv/owned": ("absent",),
+           "home/app/mine.txt": ("file", "0o644", 1234, 1234, ""),
+           "home/app/sub": ("dir", "0o700", 1234, 1234, "")})
