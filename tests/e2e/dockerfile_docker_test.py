@@ -359,9 +359,9 @@ RUN echo app:x:1234:1234::/home/app:/bin/sh >> /etc/passwd && \
     echo app:x:1234: >> /etc/group && mkdir -p /home/app && chown app:app /home/app
 USER app
 WORKDIR /home/app
-RUN echo mine > mine.txt && mkdir sub && id -u > uid.txt
+RUN echo mine > mine.txt && mkdir sub && id -u > uid.txt && echo "$HOME" > home.txt
 USER root
-RUN rm /srv/owned && chmod 700 /home/app/sub
+RUN rm /srv/owned && chmod 700 /home/app/sub && echo "$HOME" > /root-home.txt
 """, {}),
           {"srv/tool": ("file", "0o4755", 0, 0, ""),
            "srv/d": ("dir", "0o2775", 1000, 1000, ""),

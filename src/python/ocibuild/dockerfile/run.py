@@ -5,7 +5,8 @@ Each stage keeps one tree (`StageRoot`): made by unpacking the stage's layers th
 a RUN needs it, then brought up to date by applying only the layers added since (COPY, ADD,
 WORKDIR); a RUN's own changes are already in it. The step's argv, environment, working
 directory and user are the builder's (SHELL + command for the shell form, the stage's ENV over
-its ARGs in scope, WORKDIR, USER through the tree's /etc/passwd and /etc/group).
+its ARGs in scope, HOME from /etc/passwd when unset as runc sets it, WORKDIR, USER through
+the tree's /etc/passwd and /etc/group).
 
 Flags: `--network=default` (the host's network, as docker's default bridge gives the step
 one); `--network=none|host`, `--security=insecure` and `--mount` are refused with the line:
@@ -23,6 +24,7 @@ from ocibuild import rootfs
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.builder import build_layer
 from ocibuild.rootfs.diff import layer_entries
+from ocibuild.rootfs.users import home_of
 from ocibuild.untrusted import shown
 
 
@@ -97,6 +99,8 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
         ids = rootfs.resolve_user(root.path, user) if user else (0, 0)
     except OciBuildError as err:
         raise OciBuildError(f"{at}: {err}") from None
+    if "HOME" not in env:
+        env = {**env, "HOME": home_of(root.path, ids[0])}
     before = rootfs.snapshot(root.path, root.ledger)
     sys.stdout.flush()
     sys.stderr.flush()
