@@ -1,8 +1,9 @@
-"""The same RUN-less Dockerfiles built by `docker build` (the docker.io daemon, its classic
+"""The same Dockerfiles built by `docker build` (the docker.io daemon, its classic
 builder) and by `ocibuild build --dockerfile`, both loaded into that daemon and saved back, then
 compared path by path (kind, mode, owner, link target, content) and on the config (Env,
 Entrypoint, Cmd, WorkingDir, User, Labels, ExposedPorts, Volumes, StopSignal, Healthcheck,
-OnBuild). The base is the tests' busybox image in a registry on 127.0.0.1.
+OnBuild). The base is the tests' busybox image in a registry on 127.0.0.1. The RUN cases run
+their steps as root here (mechanism "root", docs/run-steps.md).
 
 dockerd runs in a temp dir of its own (vfs storage, no iptables, no bridge, its own socket),
 as root; the module is skipped, with the reason, only when it cannot start.
@@ -160,7 +161,9 @@ def _both(docker: Docker, base: str, tmp_path: Path, dockerfile: str,
     _write(ctx, files)
     (ctx / "Dockerfile").write_text(dockerfile.replace("BASE_IMAGE", base))
     name = f"dfcase-{tmp_path.name.lower()}"
-    docker("build", "-q", "-t", f"{name}:docker",
+    # dockerd runs without a bridge: RUN steps get no network (ours get the host's; none
+    # of these steps uses it).
+    docker("build", "-q", "--network=none", "-t", f"{name}:docker",
            *[f"--build-arg={a}" for a in build_args], str(ctx))
     host = base.split("/")[0]
     _ocibuild("build", "--dockerfile", str(ctx / "Dockerfile"), "--context", str(ctx),
@@ -326,3 +329,131 @@ COPY link-to-one /followed
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_run_files_and_deletions_across_steps(docker, base, tmp_path) -> None:
+    _same(*_both(docker, base, tmp_path, """
+FROM BASE_IMAGE
+RUN mkdir -p /app/data /app/gone && echo one > /app/data/one && echo two > /app/two && \\
+    touch /app/gone/x /app/data/kept
+RUN rm /app/data/one && echo three >> /app/two && rm -r /app/gone && rm /bin/vi
+COPY a.txt /app/
+RUN cat /app/a.txt >> /app/two && ln -s two /app/link && ln /app/two /app/hard && \\
+    rm -r /app/data && mkdir /app/data && echo new > /app/data/new
+""", {"a.txt": "a\\n"}),
+          {"app/two": ("file", "0o644", 0, 0, ""), "app/data/one": ("absent",),
+           "app/data/kept": ("absent",), "app/data/new": ("file", "0o644", 0, 0, ""),
+           "app/gone": ("absent",), "bin/vi": ("absent",),
+           "app/link": ("symlink", "0o777", 0, 0, "two"),
+           "app/hard": ("file", "0o644", 0, 0, "")})
+
+
+def test_run_modes_owners_and_users(docker, base, tmp_path) -> None:
+    _same(*_both(docker, base, tmp_path, """
+FROM BASE_IMAGE
+RUN mkdir /srv && echo x > /srv/tool && chmod 755 /srv/tool && chmod u+s /srv/tool
+RUN echo data > /srv/owned && chown 1000:1000 /srv/owned && mkdir /srv/d && \\
+    chown -R 1000:1000 /srv/d && chmod 2775 /srv/d && touch /srv/d/inherits
+# busybox here has no adduser applet: the user as adduser would write it
+RUN echo app:x:1234:1234::/home/app:/bin/sh >> /etc/passwd && \
+    echo app:x:1234: >> /etc/group && mkdir -p /home/app && chown app:app /home/app
+USER app
+WORKDIR /home/app
+RUN echo mine > mine.txt && mkdir sub && id -u > uid.txt && echo "$HOME" > home.txt
+USER root
+RUN rm /srv/owned && chmod 700 /home/app/sub && echo "$HOME" > /root-home.txt
+""", {}),
+          {"srv/tool": ("file", "0o4755", 0, 0, ""),
+           "srv/d": ("dir", "0o2775", 1000, 1000, ""),
+           "srv/d/inherits": ("file", "0o644", 0, 1000, ""), "srv/owned": ("absent",),
+           "home/app/mine.txt": ("file", "0o644", 1234, 1234, ""),
+           "home/app/sub": ("dir", "0o700", 1234, 1234, "")})
+
+
+POD = Path(__file__).resolve().parent.parent / "core" / "rootfs_pod.py"
+NOBODY = 65534
+
+
+def _world_copy(src: str, dest: Path) -> None:
+    import shutil
+
+    shutil.copytree(src, dest, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def test_run_under_the_pod_emulation_equals_docker(docker, base, tmp_path) -> None:
+    """The deletions case built as uid 65534 with no capabilities under the seccomp filter of
+    tests/core/rootfs_pod.py (user namespaces and mount refused): mechanism proot. The build's
+    interpreter, packages and sources are copied where that user can read them."""
+    import shutil
+
+    if not shutil.which("setpriv") or subprocess.run(
+            ["/usr/bin/python3", "-c", "import seccomp"], capture_output=True).returncode:
+        pytest.fail("setpriv and python3-seccomp are needed: run tests/install-test-tools")
+    import tempfile
+
+    world = Path(tempfile.mkdtemp(prefix="ocibuild-pod-"))  # pytest's tmp is root's alone
+    world.chmod(0o755)
+    try:
+        _pod_case(docker, base, tmp_path, world, shutil)
+    finally:
+        shutil.rmtree(world, ignore_errors=True)
+
+
+def _pod_case(docker, base, tmp_path: Path, world: Path, shutil) -> None:
+    shutil.copy(POD, world / "rootfs_pod.py")
+    prefix = world / "python"
+    _world_copy(sys.base_prefix, prefix)
+    paths = [str(world / "src")]
+    _world_copy(os.path.join(SOURCE_ROOT, "ocibuild"), world / "src" / "ocibuild")
+    for i, entry in enumerate(p for p in sys.path if os.path.isdir(p)
+                              and not p.startswith(sys.base_prefix) and p != SOURCE_ROOT
+                              and "site-packages" in p):
+        _world_copy(entry, world / f"site{i}")
+        paths.append(str(world / f"site{i}"))
+    python = str(prefix / os.path.relpath(os.path.realpath(sys.executable),
+                                          os.path.realpath(sys.base_prefix)))
+    ctx = world / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a\n")
+    dockerfile = """
+FROM BASE_IMAGE
+RUN mkdir -p /app/data /app/gone && echo one > /app/data/one && echo two > /app/two && \\
+    touch /app/gone/x /app/data/kept
+RUN rm /app/data/one && echo three >> /app/two && rm -r /app/gone && rm /bin/vi
+COPY a.txt /app/
+RUN cat /app/a.txt >> /app/two && ln -s two /app/link && rm -r /app/data && mkdir /app/data
+"""
+    (ctx / "Dockerfile").write_text(dockerfile.replace("BASE_IMAGE", base))
+    out = world / "out"
+    out.mkdir()
+    for path in [world, *world.rglob("*")]:
+        os.lchown(path, NOBODY, NOBODY)
+    name = f"dfcase-{tmp_path.name.lower()}"
+    docker("build", "-q", "--network=none", "-t", f"{name}:docker", str(ctx))
+    build = [python, "-m", "ocibuild", "build", "--dockerfile", str(ctx / "Dockerfile"),
+             "--context", str(ctx), "--insecure-registry", base.split("/")[0], "--tar-path",
+             str(out / "ours.tar"), "--destination", f"{name}:ours", "--no-push", "--json"]
+    locked = (f"import os, sys; sys.path.insert(0, {str(world)!r}); import rootfs_pod; "
+              f"rootfs_pod.lock_down(); os.execv({python!r}, {build!r})")
+    env = {"PATH": SYSTEM_PATH, "HOME": str(world), "TMPDIR": str(world),
+           "PYTHONPATH": ":".join(paths), "PYTHONNOUSERSITE": "1",
+           "LD_LIBRARY_PATH": str(prefix / "lib")}  # the copied interpreter's libpython
+    proc = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", "--inh-caps=-all", "/usr/bin/python3", "-c",
+                           locked], cwd=world, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    steps = json.loads(proc.stdout)["run_steps"]
+    assert [(s["mechanism"], s["exit_code"]) for s in steps] == [("proot", 0)] * 3
+    docker("load", "-i", str(out / "ours.tar"))
+    trees, configs = [], []
+    for tag in ("docker", "ours"):
+        saved = tmp_path / f"{tag}-saved.tar"
+        docker("save", "-o", str(saved), f"{name}:{tag}")
+        trees.append(_flatten(saved))
+        configs.append(_config(docker, f"{name}:{tag}"))
+    _same((trees[0], configs[0]), (trees[1], configs[1]),
+          {"app/two": ("file", "0o644", 0, 0, ""), "app/data": ("dir", "0o755", 0, 0, ""),
+           "app/data/kept": ("absent",), "app/gone": ("absent",), "bin/vi": ("absent",),
+           "app/link": ("symlink", "0o777", 0, 0, "two")})

@@ -91,8 +91,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reproducible", action="store_true", help="accepted: builds here are "
                    "always reproducible (mtimes and created are SOURCE_DATE_EPOCH, else 0)")
     p.add_argument("--cache", nargs="?", const="true", default=None,
-                   help="kaniko's layer cache: parsed; only RUN layers are cached, and no RUN "
-                   "runs here yet, so there is nothing to cache")
+                   help="kaniko's layer cache: accepted, nothing is cached (every RUN runs)")
     p.add_argument("--cache-repo", help="as --cache")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     for flag in KANIKO_NO_EFFECT:
@@ -159,7 +158,7 @@ def run(args: argparse.Namespace) -> Optional[dict]:
                               platform=args.platform, created_epoch=epoch,
                               compression=args.compression, registries=pull)
     if args.cache or args.cache_repo:
-        print("ocibuild: note: --cache caches RUN layers only; this build runs no RUN",
+        print("ocibuild: note: --cache is accepted, nothing is cached: every RUN runs",
               file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="ocibuild-dockerfile-") as work:
         built = builder.build(options, work)
@@ -168,7 +167,8 @@ def run(args: argparse.Namespace) -> Optional[dict]:
         written = output.deliver(image, built, outputs, pull, push)
     result = {"manifest_digest": written.digest, "refs": list(written.refs),
               "output": args.output, "docker_archive": args.docker_archive,
-              "base": f"{built.base.ref.name}@{built.base.digest}" if built.base else None}
+              "base": f"{built.base.ref.name}@{built.base.digest}" if built.base else None,
+              "run_steps": list(built.run_steps)}
     if args.json:
         return result
     print(f"built image {written.digest}" + (f" on {result['base']}" if built.base else ""))

@@ -22,7 +22,7 @@ from ocibuild.dockerfile import add as adds
 from ocibuild.dockerfile import config as dcfg
 from ocibuild.dockerfile import context as contexts
 from ocibuild.dockerfile import copy as copies
-from ocibuild.dockerfile import shell, stages as stage_graph, users
+from ocibuild.dockerfile import run as runs, shell, stages as stage_graph, users
 from ocibuild.dockerfile.content import Blobs
 from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, LayerMember, Node, Tree, join, normalize
 from ocibuild.dockerfile.images import SCRATCH, Images, Pulled, Registries, scratch_config
@@ -67,6 +67,7 @@ class State:
     base: Optional[Pulled] = None
     args: Dict[str, str] = field(default_factory=dict)
     cmd_set: bool = False
+    root: Optional[runs.StageRoot] = None  # the stage's tree on disk, made by its first RUN
 
     def env(self) -> Dict[str, str]:
         """What `$X` sees: the stage's ARGs, then its ENV (ENV wins, as docker has it)."""
@@ -85,6 +86,7 @@ class Built:
     layer_dirs: Tuple[str, ...]  # layouts holding the layers' blobs
     pulled: Tuple[Pulled, ...]  # every image pulled (base images, COPY --from images)
     warnings: Tuple[str, ...]
+    run_steps: Tuple[dict, ...] = ()  # each RUN: where, mechanism, ownership, what was lost
 
 
 def build_platform() -> Platform:
@@ -117,6 +119,7 @@ class Builder:
         self.epoch = options.created_epoch
         self.created = rfc3339(options.created_epoch)
         self._count = 0
+        self.run_steps: List[dict] = []
 
     # -- the whole build -------------------------------------------------------------------
 
@@ -147,7 +150,7 @@ class Builder:
                          if unused else [])
         return Built(state.config, tuple(state.layers), state.base,
                      (self.layers_dir, *(p.layout for p in self.images._pulled.values())),
-                     tuple(self.images._pulled.values()), warnings)
+                     tuple(self.images._pulled.values()), warnings, tuple(self.run_steps))
 
     def _stage(self, stage: stage_graph.Stage) -> State:
         df = self.df
@@ -326,9 +329,37 @@ class Builder:
         state.inner["OnBuild"] = [*(state.inner.get("OnBuild") or []), onbuild_expression(node)]
 
     def _run(self, state: State, node: Instruction, at: str) -> None:
-        from ocibuild.dockerfile.instructions import RUN_NOT_SUPPORTED
+        runs.check_flags(flags(self.df, node), at)
+        argv = self._command(state, node)
+        env = runs.step_env(state.args, state.inner.get("Env") or [], self.build_args,
+                            PROXY_ARGS)
+        self.used_args |= {k for k in PROXY_ARGS if k in self.build_args}
+        self._count += 1
+        state.root = runs.ensure_root(
+            state.root, [self._blob_path(layer) for layer in state.layers],
+            os.path.join(self.work, "rootfs", str(self._count)))
+        done = runs.run_step(state.root, argv, env, state.inner.get("WorkingDir") or "/",
+                             state.inner.get("User") or "", self.layers_dir,
+                             self.options.compression, self.epoch, at)
+        self.run_steps.append(runs.report(at, done.result))
+        text = runs.created_by(argv, state.args, env)
+        if done.layer is None:
+            self._history(state, text, True)
+            return
+        blob = done.layer
+        path = os.path.join(self.layers_dir, "blobs", "sha256", blob.digest.split(":", 1)[1])
+        self.blobs.add(blob.digest, blob.media_type, lambda p=path: open(p, "rb"))
+        self._add_layer(state, blob, text)
+        self.blobs.apply(state.tree, blob.digest, at)  # the model sees what the step made
+        state.root.applied = len(state.layers)  # the tree on disk has the step already
 
-        raise OciBuildError(f"{at}: {RUN_NOT_SUPPORTED}")
+    def _blob_path(self, layer: Layer) -> Tuple[str, str]:
+        name = layer.digest.split(":", 1)[1]
+        for directory in (self.layers_dir, *(p.layout for p in self.images._pulled.values())):
+            path = os.path.join(directory, "blobs", "sha256", name)
+            if os.path.isfile(path):
+                return path, layer.media_type
+        raise OciBuildError(f"the layer {layer.digest} is in no image of this build")
 
     def _workdir(self, state: State, node: Instruction, at: str) -> None:
         path = self._expand(state, node.args[0], at)
@@ -499,12 +530,15 @@ class Builder:
         entries = self._entries(state.tree, writes, at)
         blob = build_layer(entries, self.layers_dir, compression=self.options.compression,
                            mtime=self.epoch)
+        self._add_layer(state, blob, created_by)
+        copies.apply(state.tree, writes)
+
+    def _add_layer(self, state: State, blob, created_by: str) -> None:
         state.layers.append(Layer(blob.media_type, blob.digest, blob.size, blob.diff_id))
         rootfs = state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
         rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), blob.diff_id]
         rootfs.setdefault("type", "layers")
         self._history(state, created_by, False)
-        copies.apply(state.tree, writes)
 
     def _entries(self, tree: Tree, writes: List[copies.Write], at: str) -> List[LayerEntry]:
         members = [n.content for _, n in writes

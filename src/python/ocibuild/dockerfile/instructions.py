@@ -1,7 +1,7 @@
 """Which flags each instruction takes, and what is refused (with why), before anything runs.
 
 Refused, each an error naming file, line and instruction, never a silent skip:
-* RUN: not supported yet (the RUN executor is being built; see docs/dockerfile.md);
+* RUN --mount, --network other than default, --security=insecure (ocibuild.dockerfile.run);
 * COPY --parents, --exclude and ADD --exclude, --keep-git-dir, --unpack: newer BuildKit
   (labs) flags this builder does not implement;
 * ADD of a git repository, and of a URL without --checksum=sha256:... (see ocibuild.dockerfile.add);
@@ -19,6 +19,7 @@ from ocibuild.untrusted import shown
 # instruction -> {flag: takes a value (False: a boolean flag, `--link` or `--link=false`)}
 FLAGS: Dict[str, Dict[str, bool]] = {
     "FROM": {"platform": True},
+    "RUN": {"mount": True, "network": True, "security": True},
     "COPY": {"from": True, "chown": True, "chmod": True, "link": False},
     "ADD": {"chown": True, "chmod": True, "link": False, "checksum": True},
     "HEALTHCHECK": {"interval": True, "timeout": True, "start-period": True,
@@ -31,9 +32,6 @@ NOT_YET = {
     ("ADD", "keep-git-dir"): "ADD of git repositories is not supported",
     ("ADD", "unpack"): "ADD --unpack is not supported; local archives are unpacked, URLs never",
 }
-RUN_NOT_SUPPORTED = ("RUN is not supported yet: this builder runs no commands (a RUN executor "
-                     "is coming); build the files the RUN makes beforehand and COPY them, or "
-                     "build this Dockerfile with docker")
 
 
 def where(df: Dockerfile, node: Node) -> str:
@@ -68,9 +66,14 @@ def check(df: Dockerfile, node: Node, in_onbuild: bool = False) -> None:
     if node.keyword not in KNOWN:
         raise OciBuildError(f"{df.path}:{node.start_line}: unknown instruction "
                             f"{shown(node.keyword)}")
+    opts = flags(df, node)
     if node.keyword == "RUN":
-        raise OciBuildError(f"{where(df, node)}: {RUN_NOT_SUPPORTED}")
-    flags(df, node)
+        from ocibuild.dockerfile.run import check_flags
+
+        check_flags(opts, where(df, node))
+        if node.heredocs:
+            raise OciBuildError(f"{where(df, node)}: RUN with a heredoc is not supported; "
+                                "write the script with COPY <<EOF and RUN it")
     if node.keyword == "ONBUILD":
         if node.sub is None:
             raise OciBuildError(f"{where(df, node)}: ONBUILD needs an instruction")

@@ -14,18 +14,33 @@ from ocibuild.rootfs.paths import parent_dir
 _LIMIT = 4 << 20
 
 
-def _table(root: str, name: str) -> Dict[str, Tuple[int, int]]:
-    """name -> (id, gid for passwd) of etc/passwd or etc/group; never through a symlink."""
+def _text(root: str, name: str) -> str:
+    """etc/passwd or etc/group of the tree, "" when absent; never through a symlink."""
     path = f"etc/{name}"
     try:
         parent_dir(root, path, f"/etc/{name}", create=False)
         fd = os.open(os.path.join(root, path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (OSError, OciBuildError):
-        return {}
+        return ""
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return {}
-        text = f.read(_LIMIT).decode("utf-8", "replace")
+            return ""
+        return f.read(_LIMIT).decode("utf-8", "replace")
+
+
+def home_of(root: str, uid: int) -> str:
+    """The HOME a step gets when its env sets none, as runc gives it: the passwd entry's
+    home directory for `uid`, else "/"."""
+    for line in _text(root, "passwd").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
+            return fields[5]
+    return "/"
+
+
+def _table(root: str, name: str) -> Dict[str, Tuple[int, int]]:
+    """name -> (id, gid for passwd) of etc/passwd or etc/group."""
+    text = _text(root, name)
     table = {}
     for line in text.splitlines():
         fields = line.split(":")

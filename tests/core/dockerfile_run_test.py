@@ -1,0 +1,198 @@
+"""RUN in Dockerfile builds (ocibuild.dockerfile.run wiring ocibuild.rootfs into the builder),
+on the busybox base of the RUN-step tests (tests/core/rootfs_base.py), served by a real
+registry on 127.0.0.1: files made and deleted (whiteouts), modes and owners, USER, WORKDIR,
+ARGs and ENV in the step, a failing step's error, COPY --from of a RUN's result, refused
+flags, and layer digests equal across builds. (Against docker: tests/e2e/dockerfile_docker_test.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+import pytest
+
+from ocibuild.dockerfile import builder
+from ocibuild.errors import OciBuildError
+from tests.core.conftest import decompressed, run_ocibuild, tar_members
+from tests.core.rootfs_base import busybox_layers, world_dir
+from tests.fixtures.registry import start_registry
+
+MECHANISM = "root"
+# The exact owners below need real chown: busybox is static, so proot and userns would lose
+# its chowns (docs/run-steps.md); those mechanisms are tests/core/rootfs_run_test.py's.
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="these cases pin the root mechanism")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Iterator[str]:
+    """busybox (tests/core/rootfs_base.py) pushed by our own `ADD busybox.tar /`."""
+    root = tmp_path_factory.mktemp("base")
+    ctx = world_dir(str(root / "ctx"))
+    busybox_layers(ctx)
+    (ctx / "Dockerfile").write_text("FROM scratch\nADD busybox.tar /\nCMD [\"/bin/sh\"]\n")
+    with start_registry(root / "registry") as reg:
+        proc = run_ocibuild("build", "--context", str(ctx), "--destination",
+                            f"{reg.host}/busybox:1", "--insecure", cwd=root)
+        assert proc.returncode == 0, proc.stderr
+        yield f"{reg.host}/busybox:1"
+
+
+def _build(tmp_path: Path, base: str, dockerfile: str, name: str = "b",
+           **options) -> Tuple[builder.Built, Path]:
+    ctx = tmp_path / name / "ctx"
+    ctx.mkdir(parents=True)
+    (ctx / "Dockerfile").write_text(dockerfile.replace("BASE", base))
+    (ctx / "ctx.txt").write_text("from the context\n")
+    work = tmp_path / name / "work"
+    work.mkdir()
+    registries = builder.Registries(insecure=(base.partition("/")[0],))
+    built = builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx),
+                                          registries=registries, **options), str(work))
+    return built, work
+
+
+def _layer(work: Path, built: builder.Built, i: int) -> List[Tuple[str, str, int, int, str]]:
+    blob = work / "layers/blobs/sha256" / built.layers[i].digest[7:]
+    return [(m.name, oct(m.mode), m.uid, m.gid, (data or b"").decode() or m.linkname)
+            for m, data in tar_members(decompressed(blob))]
+
+
+def _history(built: builder.Built) -> List[Tuple[str, bool]]:
+    return [(h["created_by"], h.get("empty_layer", False)) for h in built.config["history"]]
+
+
+def test_run_makes_deletes_and_sets_modes_and_owners(tmp_path: Path, base: str) -> None:
+    built, work = _build(tmp_path, base, """
+FROM BASE
+RUN mkdir -p /app/sub && echo hi > /app/a && echo x > /app/sub/x && rm /bin/vi
+RUN chmod 4755 /app/a && chown 7:8 /app/sub/x && rm -r /app/sub && mkdir /app/sub
+""")
+    assert [s["mechanism"] for s in built.run_steps] == [MECHANISM, MECHANISM]
+    assert built.run_steps[0] == {"at": f"{tmp_path}/b/ctx/Dockerfile:3: RUN",
+                                  "mechanism": MECHANISM, "exit_code": 0, "ownership": "real",
+                                  "lost": []}
+    assert _layer(work, built, 1) == [
+        ("app", "0o755", 0, 0, ""), ("app/a", "0o644", 0, 0, "hi\n"),
+        ("app/sub", "0o755", 0, 0, ""), ("app/sub/x", "0o644", 0, 0, "x\n"),
+        ("bin", "0o755", 0, 0, ""), ("bin/.wh.vi", "0o644", 0, 0, "")]
+    assert _layer(work, built, 2) == [
+        ("app", "0o755", 0, 0, ""), ("app/a", "0o4755", 0, 0, "hi\n"),
+        ("app/sub", "0o755", 0, 0, ""), ("app/sub/.wh..wh..opq", "0o644", 0, 0, "")]
+    assert _history(built)[-2:] == [
+        ("RUN /bin/sh -c mkdir -p /app/sub && echo hi > /app/a && echo x > /app/sub/x && "
+         "rm /bin/vi", False),
+        ("RUN /bin/sh -c chmod 4755 /app/a && chown 7:8 /app/sub/x && rm -r /app/sub && "
+         "mkdir /app/sub", False)]
+    assert len(built.config["rootfs"]["diff_ids"]) == len(built.layers) == 3
+
+
+def test_user_workdir_env_and_args_reach_the_step(tmp_path: Path, base: str) -> None:
+    built, work = _build(tmp_path, base, """
+FROM BASE
+ARG V=from-arg
+ENV E=from-env
+RUN echo app:x:1000:1000::/data:/bin/sh >> /etc/passwd && echo app:x:1000: >> /etc/group && mkdir /data && chown app /data
+USER app
+WORKDIR /data
+RUN id > id.txt && echo "$V $E $(pwd) $HOME" > env.txt && chmod 600 env.txt
+RUN true
+""")
+    layer = _layer(work, built, 2)
+    assert [m[:4] for m in layer] == [("data", "0o755", 1000, 0),
+                                     ("data/env.txt", "0o600", 1000, 1000),
+                                     ("data/id.txt", "0o644", 1000, 1000)]
+    files = {p: (m, u, g, c) for p, m, u, g, c in layer}
+    assert files["data/env.txt"] == ("0o600", 1000, 1000, "from-arg from-env /data /data\n")
+    # No supplementary groups (docker would add those /etc/group lists: groups=1000(app)).
+    assert files["data/id.txt"] == ("0o644", 1000, 1000, "uid=1000(app) gid=1000(app)\n")
+    assert _history(built)[-5:] == [
+        ("RUN |1 V=from-arg /bin/sh -c echo app:x:1000:1000::/data:/bin/sh >> /etc/passwd && "
+         "echo app:x:1000: >> /etc/group && mkdir /data && chown app /data", False),
+        ("USER app", True), ("WORKDIR /data", True),
+        ('RUN |1 V=from-arg /bin/sh -c id > id.txt && echo "$V $E $(pwd) $HOME" > env.txt && '
+         "chmod 600 env.txt", False),
+        ("RUN |1 V=from-arg /bin/sh -c true", True)]
+    assert len(built.layers) == 3  # base, adduser, the files; `true` changed nothing
+
+
+def test_a_failing_run_names_the_line_and_the_exit_code(tmp_path: Path, base: str,
+                                                        capfd) -> None:
+    with pytest.raises(OciBuildError) as err:
+        _build(tmp_path, base, "FROM BASE\nRUN echo fine\nRUN echo oops >&2; exit 3\n")
+    assert str(err.value) == (f"{tmp_path}/b/ctx/Dockerfile:3: RUN: the command /bin/sh -c "
+                              "echo oops >&2; exit 3 failed with exit code 3 (its output is "
+                              "above, on stderr)")
+    out, errors = capfd.readouterr()
+    assert out == ""
+    assert "fine\n" in errors and "oops\n" in errors
+    with pytest.raises(OciBuildError) as err:
+        _build(tmp_path, base, 'FROM BASE\nRUN ["/bin/nope"]\n', name="c")
+    assert str(err.value) == (f"{tmp_path}/c/ctx/Dockerfile:2: RUN: cannot start the RUN step "
+                              "['/bin/nope']: [Errno 2] No such file or directory: '/bin/nope'")
+
+
+def test_copy_from_a_stage_takes_what_its_run_made(tmp_path: Path, base: str) -> None:
+    built, work = _build(tmp_path, base, """
+FROM BASE AS make
+COPY ctx.txt /src/
+RUN cat /src/ctx.txt > /out.txt && echo made >> /out.txt && chown 5:6 /out.txt
+FROM make AS later
+RUN grep made /out.txt && test "$(stat -c %u:%g /out.txt)" = 5:6
+FROM BASE
+COPY --from=later /out.txt /final/
+RUN ["/bin/sh", "-c", "cp /final/out.txt /final/again"]
+""")
+    assert _layer(work, built, 1) == [("final", "0o755", 0, 0, ""),
+                                      ("final/out.txt", "0o644", 5, 6,
+                                       "from the context\nmade\n")]
+    assert _layer(work, built, 2) == [("final", "0o755", 0, 0, ""),
+                                      ("final/again", "0o644", 0, 0,
+                                       "from the context\nmade\n")]
+    assert _history(built)[-1] == ('RUN /bin/sh -c cp /final/out.txt /final/again', False)
+    assert [s["at"].rpartition(":")[0][-2:] for s in built.run_steps] == [":4", ":6", ":9"]
+
+
+def test_run_layers_are_the_same_in_every_build(tmp_path: Path, base: str) -> None:
+    dockerfile = """
+FROM BASE
+RUN mkdir /a && echo 1 > /a/f && ln -s f /a/l && ln /a/f /a/h && rm /bin/ls
+COPY ctx.txt /a/
+RUN echo 2 >> /a/ctx.txt && touch /a/f
+"""
+    one, _ = _build(tmp_path, base, dockerfile, name="one")
+    two, _ = _build(tmp_path, base, dockerfile, name="two")
+    assert [l.digest for l in one.layers] == [l.digest for l in two.layers]
+    assert len(one.layers) == 4
+
+
+@pytest.mark.parametrize("line, message", [
+    ("RUN --network=none true", "RUN --network=none is not supported: this builder cannot "
+     "isolate a step's network; only --network=default (the host's network) is"),
+    ("RUN --mount=type=cache,target=/c true", "RUN --mount is not supported (no cache, secret "
+     "or bind mounts); COPY what the step needs into the stage first"),
+    ("RUN --security=insecure true", "RUN --security=insecure is not supported; only "
+     "--security=sandbox"),
+    ("RUN <<EOF\ntrue\nEOF", "RUN with a heredoc is not supported; write the script with "
+     "COPY <<EOF and RUN it"),
+])
+def test_refused_run_flags_name_the_line(tmp_path: Path, base: str, line: str,
+                                         message: str) -> None:
+    with pytest.raises(OciBuildError) as err:
+        _build(tmp_path, base, f"FROM BASE\nCOPY ctx.txt /\n{line}\n")
+    assert str(err.value) == f"{tmp_path}/b/ctx/Dockerfile:3: RUN: {message}"
+
+
+def test_the_cli_reports_each_steps_mechanism(tmp_path: Path, base: str) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN --network=default echo out; touch /x\n")
+    proc = run_ocibuild("build", "--context", str(ctx), "--output", str(tmp_path / "out"),
+                        "--insecure-pull", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["run_steps"] == [{"at": f"{ctx}/Dockerfile:2: RUN", "mechanism": MECHANISM,
+                                    "exit_code": 0, "ownership": "real", "lost": []}]
+    assert proc.stderr == (f"out\nocibuild: {ctx}/Dockerfile:2: RUN: ran with mechanism "
+                           f"{MECHANISM} (ownership real)\n")
