@@ -181,3 +181,15 @@ def atomic_directory(target: str) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_empty(created)
         raise
+
+
+@contextlib.contextmanager
+def layout_directory(output: Optional[str]) -> Iterator[str]:
+    """Where a command builds its layout: beside `output`, renamed to it on success
+    (`atomic_directory`); with no `output` (a push alone), a temp directory removed after."""
+    if output is not None:
+        with atomic_directory(output) as tmp:
+            yield tmp
+    else:
+        with tempfile.TemporaryDirectory(prefix="ocibuild-layout-") as tmp:
+            yield tmp

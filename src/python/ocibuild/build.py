@@ -16,13 +16,12 @@ but a failure between two tags leaves the first one moved.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from ocibuild.atomic import TempFile, atomic_directory, atomic_write
+from ocibuild.atomic import TempFile, atomic_write, layout_directory
 from ocibuild.digest import HashingWriter
 from ocibuild.errors import OciBuildError
 from ocibuild.layout import OciLayout
@@ -277,15 +276,6 @@ def _assemble(request: BuildRequest, base: Base, platforms: List[Optional[str]],
     return built.manifest_digest, built.manifests
 
 
-@contextlib.contextmanager
-def _layout_dir(output: Optional[str]) -> Iterator[str]:
-    """Where the layout is built: beside `output`, renamed to it on success; else a temp."""
-    if output is not None:
-        with atomic_directory(output) as tmp:
-            yield tmp
-    else:
-        with tempfile.TemporaryDirectory(prefix="ocibuild-layout-") as tmp:
-            yield tmp
 
 
 def _push(request: BuildRequest, base: Base, tags: List[str], layout_dir: str):
@@ -331,7 +321,7 @@ def build(request: BuildRequest, progress: Progress = Progress(quiet=True)) -> B
     """`progress` hears what is being done (downloads, layers, pushes)."""
     base, platforms, tags = _check(request)
     pushed, refs = None, ()
-    with _layout_dir(request.output) as layout_dir, \
+    with layout_directory(request.output) as layout_dir, \
             tempfile.TemporaryDirectory(prefix="ocibuild-build-") as work:
         if request.layers:
             progress.step(f"building {len(request.layers)} layer(s) from files")

@@ -4,15 +4,13 @@ for `docker load`, the digest and `NAME@DIGEST` files kaniko writes."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ocibuild import canonical_json, mediatypes
-from ocibuild.atomic import TempFile, atomic_directory, atomic_write
+from ocibuild.atomic import TempFile, atomic_write, layout_directory
 from ocibuild.digest import HashingWriter
 from ocibuild.dockerfile.builder import Built
 from ocibuild.dockerfile.images import Registries
@@ -90,14 +88,6 @@ def _fill(layout_dir: str, image: Image, built: Built, tags: Sequence[str]) -> N
     write(layout, image, list(tags))
 
 
-@contextlib.contextmanager
-def _layout(output: Optional[str]) -> Iterator[str]:
-    if output is not None:
-        with atomic_directory(output) as tmp:
-            yield tmp
-    else:
-        with tempfile.TemporaryDirectory(prefix="ocibuild-layout-") as tmp:
-            yield tmp
 
 
 @dataclass(frozen=True)
@@ -114,7 +104,7 @@ def deliver(image: Image, built: Built, outputs: Outputs, registries: Registries
     digest = image.manifest_descriptor.digest
     refs: List[str] = []
     names: List[str] = []
-    with _layout(outputs.output) as layout_dir:
+    with layout_directory(outputs.output) as layout_dir:
         _fill(layout_dir, image, built, tags)
         layout = OciLayout(layout_dir)
         for dest_text in outputs.destinations:
