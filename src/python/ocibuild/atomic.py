@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from typing import BinaryIO, Iterator, List, Optional, Set
 
+from ocibuild.digest import HashingWriter
 from ocibuild.errors import OciBuildError
 
 # Blobs and metadata are data, readable by everyone, whatever the umask.
@@ -148,6 +149,18 @@ def atomic_write(path: str, data: bytes, *, keep_existing: bool = False) -> None
     with TempFile(directory) as tmp:
         tmp.file.write(data)
         tmp.commit(path, keep_existing=keep_existing)
+
+
+def copy_verified(blob: BinaryIO, path: str, digest: str) -> str:
+    """Stream `blob` into the content-addressed `path`, committed only if its bytes are
+    `digest`. Returns the digest read, for the caller to word the error when they differ."""
+    with TempFile(os.path.dirname(path)) as tmp:
+        writer = HashingWriter(tmp.file)
+        for chunk in iter(lambda: blob.read(1 << 20), b""):
+            writer.write(chunk)
+        if writer.digest == digest:
+            tmp.commit(path, keep_existing=True)
+        return writer.digest
 
 
 def _check_target(target: str) -> None:

@@ -21,8 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ocibuild.atomic import TempFile, atomic_write, layout_directory
-from ocibuild.digest import HashingWriter
+from ocibuild.atomic import atomic_write, copy_verified, layout_directory
 from ocibuild.errors import OciBuildError
 from ocibuild.layout import OciLayout
 from ocibuild.assemble import DEFAULT_PLATFORM, assemble
@@ -169,14 +168,11 @@ def _copy_blobs(source: OciLayout, dest: OciLayout, digests: Sequence[str],
         path = dest.blob_path(digest)
         if os.path.exists(path) or (shallow and not os.path.exists(source.blob_path(digest))):
             continue
-        with source.open_blob(digest) as blob, TempFile(os.path.dirname(path)) as tmp:
-            writer = HashingWriter(tmp.file)
-            for chunk in iter(lambda: blob.read(1 << 20), b""):
-                writer.write(chunk)
-            if writer.digest != digest:
-                raise OciBuildError(f"the base layout {source.path!r} holds a blob named "
-                                    f"{digest} whose content is {writer.digest}; copy it again")
-            tmp.commit(path, keep_existing=True)
+        with source.open_blob(digest) as blob:
+            read = copy_verified(blob, path, digest)
+        if read != digest:
+            raise OciBuildError(f"the base layout {source.path!r} holds a blob named "
+                                f"{digest} whose content is {read}; copy it again")
 
 
 def _base_layout(base: Base, request: BuildRequest, platform: Optional[str],

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from ocibuild import canonical_json, mediatypes
-from ocibuild.atomic import TempFile, atomic_write, layout_directory
-from ocibuild.digest import HashingWriter
+from ocibuild.atomic import atomic_write, copy_verified, layout_directory
 from ocibuild.dockerfile.builder import Built
 from ocibuild.dockerfile.images import Registries
 from ocibuild.errors import OciBuildError
@@ -64,15 +63,11 @@ def image_of(built: Built, outputs: Outputs, created_epoch: int) -> Image:
 def _copy_blob(source: str, dest: str, digest: str) -> None:
     if os.path.exists(dest):
         return
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with open(source, "rb") as blob, TempFile(os.path.dirname(dest)) as tmp:
-        writer = HashingWriter(tmp.file)
-        for chunk in iter(lambda: blob.read(1 << 20), b""):
-            writer.write(chunk)
-        if writer.digest != digest:
-            raise OciBuildError(f"the blob {digest} changed on disk during the build "
-                                f"(now {writer.digest}); build again")
-        tmp.commit(dest, keep_existing=True)
+    with open(source, "rb") as blob:
+        read = copy_verified(blob, dest, digest)
+    if read != digest:
+        raise OciBuildError(f"the blob {digest} changed on disk during the build "
+                            f"(now {read}); build again")
 
 
 def _fill(layout_dir: str, image: Image, built: Built, tags: Sequence[str]) -> None:
