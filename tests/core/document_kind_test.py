@@ -177,22 +177,30 @@ def test_the_content_type_may_agree_but_never_decide(content_type: str,
         "document, so neither is believed")
 
 
-def test_an_index_entry_whose_media_type_disagrees_with_the_child_is_refused() -> None:
-    """The index names a manifest; the child's bytes are an index (without mediaType)."""
-    child = INDEX_WITHOUT_TYPE
-    entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": bytes_digest(child),
-             "size": len(child), "platform": {"os": "linux", "architecture": "amd64"}}
+def _pull_through_index(child: bytes, entry: dict):
+    """Pull `linux/amd64` of tag 1, an index with the one `entry` naming `child`: the index's
+    bytes, the registry's host and the error the pull raised."""
+    from ocibuild.platform import parse_platform
+
     index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
                         "manifests": [entry]}).encode()
     with HostileRegistry() as server:
         server.on("GET", "/v2/app/manifests/1", answer(200, index))
         server.on("GET", f"/v2/app/manifests/{bytes_digest(child)}", answer(200, child))
-        from ocibuild.platform import parse_platform
         with pytest.raises(OciBuildError) as err:
             image_manifest(_transport(server), parse_reference(f"{server.host}/app"), "1",
                            parse_platform("linux/amd64"))
+    return index, server.host, err
+
+
+def test_an_index_entry_whose_media_type_disagrees_with_the_child_is_refused() -> None:
+    """The index names a manifest; the child's bytes are an index (without mediaType)."""
+    child = INDEX_WITHOUT_TYPE
+    entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": bytes_digest(child),
+             "size": len(child), "platform": {"os": "linux", "architecture": "amd64"}}
+    index, host, err = _pull_through_index(child, entry)
     assert str(err.value) == (
-        f"{server.host}/app@{bytes_digest(child)} is a {mediatypes.OCI_INDEX} by its own "
+        f"{host}/app@{bytes_digest(child)} is a {mediatypes.OCI_INDEX} by its own "
         f"bytes, but the index {bytes_digest(index)} says {mediatypes.OCI_MANIFEST!r}; a digest "
         "must name one document, so neither is believed")
 
@@ -342,16 +350,8 @@ def test_an_index_entry_whose_size_is_not_the_childs_is_refused() -> None:
                         "config": CONFIG, "layers": []}).encode()
     entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": bytes_digest(child),
              "size": len(child) + 7, "platform": {"os": "linux", "architecture": "amd64"}}
-    index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX,
-                        "manifests": [entry]}).encode()
-    with HostileRegistry() as server:
-        server.on("GET", "/v2/app/manifests/1", answer(200, index))
-        server.on("GET", f"/v2/app/manifests/{bytes_digest(child)}", answer(200, child))
-        from ocibuild.platform import parse_platform
-        with pytest.raises(OciBuildError) as err:
-            image_manifest(_transport(server), parse_reference(f"{server.host}/app"), "1",
-                           parse_platform("linux/amd64"))
+    index, host, err = _pull_through_index(child, entry)
     assert str(err.value) == (
-        f"{server.host}/app@{bytes_digest(child)}: the index {bytes_digest(index)} says "
+        f"{host}/app@{bytes_digest(child)}: the index {bytes_digest(index)} says "
         f"{len(child) + 7} bytes, the manifest has {len(child)}; a registry refuses such an "
         "index, so an image built on it could not be pushed")
