@@ -33,7 +33,7 @@ import urllib3
 from ocibuild import untrusted
 from ocibuild.atomic import atomic_write
 from ocibuild.debian.control import paragraphs
-from ocibuild.debian.gpgv import Verified, verify_signature  # noqa: F401 (re-exported)
+from ocibuild.debian.gpgv import verify_signature
 from ocibuild.debian.lockfile import UNSIGNED, VERIFIED
 from ocibuild.debian.resolve import Index, Package
 from ocibuild.errors import OciBuildError
