@@ -167,3 +167,18 @@ def test_blob_redirects_to_storage_carry_no_credentials(
     statuses = [s for m, p, s in proxy.requests if "/blobs/" in p]
     assert statuses.count(401) == statuses.count(307) == len(storage.seen) >= 1
     assert all(authorization is None for _, authorization in storage.seen)
+
+
+def test_the_plugins_errors_escape_what_they_quote() -> None:
+    """Pants' downloader's error, a process's stderr: quoted into the plugin's own errors,
+    whose messages are escaped where they are made, as the core's are."""
+    from pants_oci.subsystems.oci_tool import OcibuildError
+    from pants_oci.util_rules.base_image import OciBaseError
+    from pants_oci.util_rules.image import OciPlatformError
+    from pants_oci.util_rules.layer_content import OciDependencyError
+    from pants_oci.util_rules.local_runtime import OciRuntimeError
+
+    for error in (OciBaseError, OciPlatformError, OciDependencyError, OciRuntimeError,
+                  OcibuildError):
+        assert str(error("blob: \x1b]0;owned\x07 \u202egnp.exe\nnext")) == \
+            "blob: \\x1b]0;owned\\x07 \\u202egnp.exe\nnext"

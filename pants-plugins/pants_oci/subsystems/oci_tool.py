@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ocibuild
-from ocibuild.errors import OciBuildError
+from ocibuild.errors import EscapedError, OciBuildError
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult
 from ocibuild.protocol.archive import (
     DockerArchiveRequest,
@@ -106,7 +106,7 @@ async def setup_ocibuild(tool: OciTool) -> OcibuildPex:
     return OcibuildPex(built)
 
 
-class OcibuildError(Exception):
+class OcibuildError(EscapedError):
     """`ocibuild` rejected its input: the message names what is wrong and how to fix it."""
 
 

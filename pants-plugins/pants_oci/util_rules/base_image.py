@@ -13,6 +13,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import ClassVar, Iterable
 
+from ocibuild.errors import EscapedError
 from ocibuild.protocol.archive import UnpackLayoutRequest
 from ocibuild.reference import Reference, parse_reference
 from pants.build_graph.address import ResolveError
@@ -42,7 +43,7 @@ from pants_oci.target_types import (
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")
 
 
-class OciBaseError(Exception):
+class OciBaseError(EscapedError):
     """The `base` of an `oci_image` cannot be used."""
 
 

@@ -20,7 +20,7 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from ocibuild import validate
-from ocibuild.errors import OciBuildError
+from ocibuild.errors import EscapedError, OciBuildError
 from ocibuild.platform import Platform, parse_platform
 from ocibuild.protocol.assemble import AssembleRequest, AssembleResult, Settings
 from ocibuild.protocol.index import IndexRequest, IndexResult
@@ -167,7 +167,7 @@ async def dependency_addresses(target: Target) -> Addresses:
     )
 
 
-class OciPlatformError(Exception):
+class OciPlatformError(EscapedError):
     """A dependency that cannot run on the image's platform."""
 
 

@@ -12,6 +12,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ocibuild.errors import EscapedError
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
 from pants.core.target_types import (
     FilesGeneratingSourcesField,
@@ -72,7 +73,7 @@ _LOOSE_FILE_FIELDS = (
 )
 
 
-class OciDependencyError(Exception):
+class OciDependencyError(EscapedError):
     """A dependency of an `oci_image` that cannot become a layer."""
 
 

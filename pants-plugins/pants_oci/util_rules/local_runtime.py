@@ -15,6 +15,7 @@ from pants.engine.fs import AddPrefix, Digest
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
+from ocibuild.errors import EscapedError
 from ocibuild.protocol.archive import DockerArchiveRequest
 from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
 from pants_oci.util_rules.image import OciImage, OciImageRequest
@@ -45,7 +46,7 @@ LOAD = """load() {
 """
 
 
-class OciRuntimeError(Exception):
+class OciRuntimeError(EscapedError):
     """No runtime here, or one that cannot take the image."""
 
 

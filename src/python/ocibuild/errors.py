@@ -10,7 +10,15 @@ def escaped(text: str) -> str:
     return "".join(c if c == "\n" or c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-class OciBuildError(Exception):
+class EscapedError(Exception):
+    """An error whose message is `escaped` where it is made: for the plugin's own errors too,
+    which quote what Pants' downloader or a process said."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(escaped(a) if isinstance(a, str) else a for a in args))
+
+
+class OciBuildError(EscapedError):
     """Bad input: the message names the path, field or value that is wrong and says how to fix it.
 
     The CLI prints it as `ocibuild: error: <message>` without a traceback (exit code 2);
@@ -21,6 +29,3 @@ class OciBuildError(Exception):
     an escape sequence a server chose never reaches stderr, the JSON error or Pants' output.
     Server strings should still be quoted with `untrusted.shown`, which escapes newlines too.
     """
-
-    def __init__(self, *args: object) -> None:
-        super().__init__(*(escaped(a) if isinstance(a, str) else a for a in args))
