@@ -18,7 +18,9 @@ store; a store that fails is a warning, never a failed build (as kaniko has it).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -91,12 +93,12 @@ class LayerCache:
                     continue  # stale: rebuilt, and the new entry replaces it
                 layer = self._layer(store, entry, where)
             except Refused as err:
-                self._warn(at, f"the cache entry {where_of(store, key)} is refused: {err}; "
+                self._warn(at, f"the cache entry {where_of(store, key)} is not used: {err}; "
                            "running the step")
                 self.stats.refused.append(key)
                 continue
             except OciBuildError as err:
-                self._warn(at, f"reading the cache entry {where_of(store, key)}: {err}; "
+                self._warn(at, f"the cache entry {where_of(store, key)} is not used: {err}; "
                            "running the step")
                 continue
             return Hit(key, layer, name, entry.mechanism)
@@ -112,7 +114,8 @@ class LayerCache:
 
     def refused(self, hit: Hit, reason: str, at: str) -> None:
         """A hit whose layer failed when applied (its diff_id, or its tar): the step runs."""
-        self._warn(at, f"the cache entry {hit.key} ({hit.source}) is refused: {reason}; "
+        store = dict(self.stores)[hit.source]
+        self._warn(at, f"the cache entry {where_of(store, hit.key)} is not used: {reason}; "
                    "running the step")
         self.stats.refused.append(hit.key)
 
@@ -240,9 +243,26 @@ class RegistryStore:
         from ocibuild.layout import OciLayout
         from ocibuild.registry.push import push_image
 
-        layout = OciLayout(layers_dir)
-        layout.write_blob_bytes(image.config_bytes, image.config_media_type)
-        push_image(layout, image, self.ref, self.transport, [key])
+        # A layout of the entry alone: the push reads the layout's index (for referrers).
+        directory = tempfile.mkdtemp(prefix="cache-push-", dir=os.path.dirname(layers_dir))
+        try:
+            layout = OciLayout(directory)
+            layout.write_blob_bytes(image.config_bytes, image.config_media_type)
+            for layer in image.layers:
+                _link_or_copy(_blob(layers_dir, layer.digest), layout.blob_path(layer.digest))
+            layout.write_index([])
+            layout.write_oci_layout_file()
+            push_image(layout, image, self.ref, self.transport, [key])
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
 
 
 def report_miss(at: str, inputs: Optional[StepInputs]) -> dict:
