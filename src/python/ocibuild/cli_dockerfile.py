@@ -145,12 +145,14 @@ def _flag_bool(value: Optional[str], flag: str) -> Optional[bool]:
     raise OciBuildError(f"{flag}={value!r}: give true or false")
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|m|s|ms|us|µs|ns)")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def duration(text: str, flag: str) -> float:
     """Seconds in Go's time.ParseDuration spelling (kaniko's flags are Go durations)."""
+    if text == "0":  # Go's one unitless duration
+        return 0.0
     pos, total = 0, 0.0
     while pos < len(text):
         m = _DURATION.match(text, pos)
