@@ -370,3 +370,37 @@ def test_base_blobs_come_from_the_cache_dir_and_tags_from_the_registry(tmp_path:
         moved = _build(tmp_path, name, "moved", Settings(), dockerfile, blob_cache=blob_cache)
         assert moved.digests[:-1] != cold.digests[:-1]
         assert moved.digests[0] == cold.digests[0]
+
+
+def test_a_step_after_a_hit_sees_the_hit_on_disk(tmp_path: Path, base: str) -> None:
+    """miss, hit, miss in one stage: the tree on disk, made by the first step, is brought up
+    to date with the cached layer before the third step runs (it reads what the hit made)."""
+    dockerfile = (f"FROM BASE\nRUN echo one > /one\nRUN {RANDOM} /two\n"
+                  f"RUN cat /two > /three && {RANDOM} /three.r\n")
+    settings = _dir(tmp_path)
+    cold = _build(tmp_path, base, "cold", settings, dockerfile)
+    os.unlink(tmp_path / "cache/steps" / cold.keys[0])  # the first step runs again...
+    os.unlink(tmp_path / "cache/steps" / cold.keys[2])
+    run = _build(tmp_path, base, "warm", settings, dockerfile)
+    assert run.cache == ["miss", "hit", "miss"]
+    assert run.digests[:-1] == cold.digests[:-1]  # ...to the same layer, so the second hits
+    from tests.core.conftest import decompressed, tar_members
+
+    def member(work: Path, digest: str, name: str) -> bytes:
+        blob = work / "layers/blobs/sha256" / digest[7:]
+        return dict((m.name, data) for m, data in tar_members(decompressed(blob)))[name]
+
+    assert member(run.work, run.digests[-1], "three") == member(cold.work, cold.digests[2], "two")
+
+
+def test_copy_from_a_stage_whose_steps_hit_reads_the_cached_layer(tmp_path: Path,
+                                                                   base: str) -> None:
+    dockerfile = (f"FROM BASE AS made\nRUN {RANDOM} /x\n"
+                  "FROM made AS more\nRUN cp /x /y\n"
+                  "FROM scratch\nCOPY --from=made /x /x\nCOPY --from=more /y /y\n")
+    settings = _dir(tmp_path)
+    cold = _build(tmp_path, base, "cold", settings, dockerfile)
+    warm = _build(tmp_path, base, "warm", settings, dockerfile)
+    assert (cold.cache, warm.cache) == (["miss", "miss"], ["hit", "hit"])
+    assert warm.digests == cold.digests and len(warm.digests) == 2
+    assert not (warm.work / "rootfs").exists()
