@@ -193,7 +193,9 @@ def test_any_hostile_entry_is_refused_or_is_exactly_what_it_says(manifest, confi
         assert 0 < entry.layer.size <= cache_entry.MAX_LAYER
         assert config["rootfs"]["diff_ids"] == [entry.diff_id]
     else:
-        assert entry.diff_id is None and not config["rootfs"].get("diff_ids")
+        assert entry.diff_id is None and not (config.get("rootfs") or {}).get("diff_ids")
+    assert manifest["config"]["mediaType"] in ("application/vnd.oci.image.config.v1+json",
+                                               "application/vnd.docker.container.image.v1+json")
 
 
 # -- --cache-ttl: Go durations -------------------------------------------------------------
@@ -211,3 +213,24 @@ def test_a_cache_ttl_that_is_no_duration_is_an_error(text: str) -> None:
         duration(text, "--cache-ttl")
     assert str(err.value) == (f"--cache-ttl={text!r}: give a duration such as 336h, 90m or "
                               "1h30m")
+
+
+def test_what_an_entry_says_is_never_printed_raw() -> None:
+    """Its mechanism label is printed on every hit: a name or "unknown"; its other text only
+    quoted, so a hostile entry cannot write escape sequences to the build's terminal."""
+    for said, kept in (("proot", "proot"), ("\x1b[2Jroot", "unknown"), ("x" * 40, "unknown"),
+                       (7, "unknown")):
+        image = cache_entry.make(KEY, LAYER, "RUN x", {}, "root", 1700000000.0)
+        config = json.loads(image.config_bytes)
+        config["config"]["Labels"][cache_entry.LABEL_MECHANISM] = said
+        config_bytes = canonical_json.dumps(config)
+        manifest = json.loads(image.manifest_bytes)
+        manifest["config"].update(digest=bytes_digest(config_bytes), size=len(config_bytes))
+        assert _parse(json.dumps(manifest).encode(), config_bytes).mechanism == kept
+    for manifest in ({"mediaType": "\x1b]0;owned\x07", "config": {}},
+                     {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "a", "digest": D1, "size": 1},
+                      "layers": [{"mediaType": "\x1b[31m", "digest": D1, "size": 1}]}):
+        with pytest.raises(Refused) as err:
+            _parse(json.dumps(manifest).encode(), b"{}")
+        assert str(err.value).isprintable(), str(err.value)

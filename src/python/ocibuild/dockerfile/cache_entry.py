@@ -29,7 +29,7 @@ from ocibuild.image.config import rfc3339
 from ocibuild.image.image import Image
 from ocibuild.image.layer import Layer
 from ocibuild.image.manifest import Descriptor
-from ocibuild.untrusted import field, load_json
+from ocibuild.untrusted import field, load_json, shown
 
 LABEL_KEY = "dev.pants-oci.cache.key"
 LABEL_SEMANTICS = "dev.pants-oci.cache.semantics"
@@ -73,13 +73,15 @@ def parse(manifest: bytes, key: str, compression: str, where: str,
         doc = load_json(manifest, f"{where}: the manifest", max_bytes=4 << 20)
         kind = field(doc, "mediaType", str, where) or ""
         if kind not in mediatypes.MANIFESTS:
-            raise Refused(f"it is not an image manifest ({kind or 'no mediaType'})")
+            raise Refused(f"it is not an image manifest ({shown(kind) or 'no mediaType'})")
         config_d = Descriptor.from_json(field(doc, "config", dict, where, required=True),
                                         where=f"{where} config")
         layers = [Descriptor.from_json(r, where=f"{where} layer {i}")
                   for i, r in enumerate(field(doc, "layers", list, where) or [])]
     except OciBuildError as err:
         raise Refused(str(err)) from None
+    if config_d.media_type not in (mediatypes.OCI_CONFIG, mediatypes.DOCKER_CONFIG):
+        raise Refused(f"its config is {shown(config_d.media_type)!r}, not an image config")
     if len(layers) > 1:
         raise Refused(f"it has {len(layers)} layers; an entry has one at most")
     if config_d.size > MAX_CONFIG:
@@ -125,10 +127,13 @@ def _from_config(config_bytes: bytes, key: str, layer: Optional[Descriptor],
         except OciBuildError as err:
             raise Refused(f"its diff_id: {err}") from None
     mechanism = labels.get(LABEL_MECHANISM)
-    return Entry(key, layer, diff_id, _seconds(created),
-                 mechanism if isinstance(mechanism, str) else "unknown")
+    # Printed on stderr and in the JSON: a name, or "unknown", never the entry's own text.
+    if not (isinstance(mechanism, str) and _NAME.fullmatch(mechanism)):
+        mechanism = "unknown"
+    return Entry(key, layer, diff_id, _seconds(created), mechanism)
 
 
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?"
                       r"(?:[Zz]|([+-])(\d\d):(\d\d))\Z")
 
