@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -404,3 +404,35 @@ def test_copy_from_a_stage_whose_steps_hit_reads_the_cached_layer(tmp_path: Path
     assert (cold.cache, warm.cache) == (["miss", "miss"], ["hit", "hit"])
     assert warm.digests == cold.digests and len(warm.digests) == 2
     assert not (warm.work / "rootfs").exists()
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_not_a_failed_build(
+        tmp_path: Path, base: str, capsys) -> None:
+    (tmp_path / "cache").write_text("a file, not a directory")
+    capsys.readouterr()
+    run = _build(tmp_path, base, "b", _dir(tmp_path), f"FROM BASE\nRUN {RANDOM} /one\n",
+                 blob_cache=str(tmp_path / "cache"))
+    err = capsys.readouterr().err
+    assert run.cache == ["miss"]
+    assert (f"ocibuild: warning: --cache-dir {tmp_path}/cache: {tmp_path}/cache/blobs: Not a "
+            "directory; base images are downloaded without it\n") in err
+    assert (f"ocibuild: warning: {tmp_path}/b/ctx/Dockerfile:2: RUN: storing the cache entry "
+            f"{tmp_path}/cache/steps/{run.keys[0]} failed ({tmp_path}/cache/blobs: Not a "
+            "directory); the build goes on without it\n") in err
+
+
+def test_kanikos_default_cache_repo_is_the_destinations_plus_cache(tmp_path: Path, base: str,
+                                                                    reg) -> None:
+    from ocibuild.registry.pull import fetch_manifest
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN {RANDOM} /one\n")
+    proc = run_ocibuild("build", "--context", str(ctx), "-d", f"{reg.host}/app/web:1",
+                        "--insecure", "--insecure-registry", reg.host, "--cache=true",
+                        "--no-push", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    key = json.loads(proc.stdout)["run_steps"][0]["cache_key"]
+    ref = parse_reference(f"{reg.host}/app/web/cache")
+    transport = builder.Registries(insecure=(reg.host,)).transport(ref)
+    assert json.loads(fetch_manifest(transport, ref, key).content)["layers"]  # pushed anyway

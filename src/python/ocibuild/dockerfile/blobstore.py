@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from typing import Callable, Optional
 
 from ocibuild.atomic import TempFile
 from ocibuild.digest import HashingWriter, hex_of
 from ocibuild.image.manifest import Descriptor
+from ocibuild.untrusted import os_reason
 
 _CHUNK = 1 << 20
 
@@ -24,6 +26,7 @@ _CHUNK = 1 << 20
 class BlobStore:
     def __init__(self, root: str) -> None:
         self.root = os.path.join(root, "blobs", "sha256")
+        self._warned = False
 
     def path(self, digest: str) -> str:
         return os.path.join(self.root, hex_of(digest))
@@ -63,13 +66,22 @@ class BlobStore:
     def fetch(self, descriptor: Descriptor, dest: str,
               download: Callable[[Descriptor, str], None]) -> Optional[str]:
         """The blob at `dest`: from the store when it verifies, else `download`ed (which
-        verifies) into the store first. Returns "cached" or "downloaded"."""
-        if self.copy_out(descriptor, dest):
-            return "cached"
-        os.makedirs(self.root, exist_ok=True)
-        download(descriptor, self.path(descriptor.digest))
-        if not self.copy_out(descriptor, dest):  # removed meanwhile: use what came
-            download(descriptor, dest)
+        verifies) into the store first. Returns "cached" or "downloaded". A store that cannot
+        be read or written is a warning (once), and the blob is downloaded to `dest`."""
+        try:
+            if self.copy_out(descriptor, dest):
+                return "cached"
+            os.makedirs(self.root, exist_ok=True)
+            download(descriptor, self.path(descriptor.digest))
+            if self.copy_out(descriptor, dest):
+                return "downloaded"
+        except OSError as err:
+            if not self._warned:
+                self._warned = True
+                print(f"ocibuild: warning: --cache-dir {os.path.dirname(os.path.dirname(self.root))}"
+                      f": {err.filename}: {os_reason(err)}; base images are downloaded "
+                      "without it", file=sys.stderr)
+        download(descriptor, dest)  # the store lost it meanwhile, or cannot keep it
         return "downloaded"
 
 

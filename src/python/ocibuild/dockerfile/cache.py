@@ -22,7 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ocibuild.atomic import atomic_write
@@ -35,7 +35,7 @@ from ocibuild.errors import OciBuildError
 from ocibuild.image.image import Image
 from ocibuild.image.layer import Layer
 from ocibuild.image.manifest import Descriptor
-from ocibuild.untrusted import read_file, shown
+from ocibuild.untrusted import os_reason, read_file, shown
 
 DEFAULT_TTL_S = 336 * 3600  # kaniko's --cache-ttl default, two weeks
 
@@ -62,13 +62,6 @@ class Hit:
     mechanism: str  # the RUN mechanism that made it
 
 
-@dataclass
-class Stats:
-    hits: int = 0
-    misses: int = 0
-    refused: List[str] = field(default_factory=list)
-
-
 class LayerCache:
     def __init__(self, settings: Settings, layers_dir: str, compression: str,
                  now: Optional[float] = None) -> None:
@@ -79,7 +72,6 @@ class LayerCache:
             self.stores.append(("dir", LocalStore(settings.directory)))
         if settings.repo:
             self.stores.append(("repo", RegistryStore(settings.repo, settings.registries)))
-        self.stats = Stats()
 
     def lookup(self, inputs: StepInputs, at: str) -> Optional[Hit]:
         key = inputs.key
@@ -95,11 +87,10 @@ class LayerCache:
             except Refused as err:
                 self._warn(at, f"the cache entry {where_of(store, key)} is not used: {err}; "
                            "running the step")
-                self.stats.refused.append(key)
                 continue
-            except OciBuildError as err:
-                self._warn(at, f"the cache entry {where_of(store, key)} is not used: {err}; "
-                           "running the step")
+            except (OciBuildError, OSError) as err:
+                self._warn(at, f"the cache entry {where_of(store, key)} is not used: "
+                           f"{_reason(err)}; running the step")
                 continue
             return Hit(key, layer, name, entry.mechanism)
         return None
@@ -117,7 +108,6 @@ class LayerCache:
         store = dict(self.stores)[hit.source]
         self._warn(at, f"the cache entry {where_of(store, hit.key)} is not used: {reason}; "
                    "running the step")
-        self.stats.refused.append(hit.key)
 
     def keep(self, hit: Hit, created_by: str, platform: dict) -> None:
         """A verified hit from the repository, kept in the directory for next time."""
@@ -138,11 +128,15 @@ class LayerCache:
                 store.put(key, image, self.layers_dir)
             except (OciBuildError, OSError) as err:
                 self._warn(at, f"storing the cache entry {where_of(store, key)} failed "
-                           f"({err}); the build goes on without it")
+                           f"({_reason(err)}); the build goes on without it")
 
     @staticmethod
     def _warn(at: str, text: str) -> None:
         print(f"ocibuild: warning: {at + ': ' if at else ''}{text}", file=sys.stderr)
+
+
+def _reason(err: Exception) -> str:
+    return f"{err.filename}: {os_reason(err)}" if isinstance(err, OSError) else str(err)
 
 
 def where_of(store, key: str) -> str:
@@ -205,6 +199,10 @@ class RegistryStore:
         if self.ref.tag or self.ref.digest:
             raise OciBuildError(f"--cache-repo {shown(repo)}: give a repository without a tag "
                                 "or digest; each entry is tagged with its key")
+        if registries is None:
+            from ocibuild.dockerfile.images import Registries
+
+            registries = Registries()
         self.transport = registries.transport(self.ref)
 
     def where(self, key: str) -> str:
