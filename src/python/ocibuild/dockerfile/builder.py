@@ -345,6 +345,7 @@ class Builder:
         inputs = self._cache_inputs(state, node, argv, at)
         if inputs is not None and self._cache_hit(state, inputs, text, at):
             return
+        miss = step_cache.report_miss(at, inputs)  # said before the step's own output
         self._count += 1
         state.root = runs.ensure_root(
             state.root, [self._blob_path(layer) for layer in state.layers],
@@ -352,8 +353,7 @@ class Builder:
         done = runs.run_step(state.root, argv, env, state.inner.get("WorkingDir") or "/",
                              state.inner.get("User") or "", self.layers_dir,
                              self.options.compression, self.epoch, at)
-        self.run_steps.append({**runs.report(at, done.result),
-                               **step_cache.report_miss(at, inputs)})
+        self.run_steps.append({**runs.report(at, done.result), **miss})
         if done.layer is None:
             self._history(state, text, True)
             self._cache_store(state, inputs, None, text, done.result.mechanism, at)
