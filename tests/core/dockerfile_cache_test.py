@@ -436,3 +436,24 @@ def test_kanikos_default_cache_repo_is_the_destinations_plus_cache(tmp_path: Pat
     ref = parse_reference(f"{reg.host}/app/web/cache")
     transport = builder.Registries(insecure=(reg.host,)).transport(ref)
     assert json.loads(fetch_manifest(transport, ref, key).content)["layers"]  # pushed anyway
+
+
+def test_an_unreachable_cache_repo_is_one_warning_and_the_build_goes_on(
+        tmp_path: Path, base: str, capsys) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(repo=f"127.0.0.1:{port}/cache",
+                        registries=builder.Registries(insecure=(f"127.0.0.1:{port}",)))
+    capsys.readouterr()
+    run = _build(tmp_path, base, "b", settings, f"FROM BASE\nRUN {RANDOM} /1\nRUN {RANDOM} /2\n")
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert run.cache == ["miss", "miss"]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"ocibuild: warning: {tmp_path}/b/ctx/Dockerfile:2: RUN: the cache "
+                             f"entry 127.0.0.1:{port}/cache:{run.keys[0]} is not used: GET "
+                             f"http://127.0.0.1:{port}/v2/cache/manifests/{run.keys[0]}: 0: ")
+    assert err[0].endswith("; running the step; the cache repository is not used for the rest "
+                           "of this build")

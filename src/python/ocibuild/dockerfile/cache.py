@@ -72,10 +72,13 @@ class LayerCache:
             self.stores.append(("dir", LocalStore(settings.directory)))
         if settings.repo:
             self.stores.append(("repo", RegistryStore(settings.repo, settings.registries)))
+        self.unreachable: set = set()  # stores not asked again in this build
 
     def lookup(self, inputs: StepInputs, at: str) -> Optional[Hit]:
         key = inputs.key
         for name, store in self.stores:
+            if name in self.unreachable:
+                continue
             try:
                 found = store.entry(key, self.compression)  # type: ignore[attr-defined]
                 if found is None:
@@ -90,7 +93,7 @@ class LayerCache:
                 continue
             except (OciBuildError, OSError) as err:
                 self._warn(at, f"the cache entry {where_of(store, key)} is not used: "
-                           f"{_reason(err)}; running the step")
+                           f"{_reason(err)}; running the step" + self._check_reach(name, err))
                 continue
             return Hit(key, layer, name, entry.mechanism)
         return None
@@ -112,23 +115,36 @@ class LayerCache:
     def keep(self, hit: Hit, created_by: str, platform: dict) -> None:
         """A verified hit from the repository, kept in the directory for next time."""
         if hit.source == "repo" and self.settings.directory:
-            self._store_in([s for n, s in self.stores if n == "dir"], hit.key, hit.layer,
+            self._store_in([(n, s) for n, s in self.stores if n == "dir"], hit.key, hit.layer,
                            created_by, platform, hit.mechanism, "")
 
     def store(self, inputs: StepInputs, layer: Optional[Layer], created_by: str,
               platform: dict, mechanism: str, at: str) -> None:
-        self._store_in([s for _, s in self.stores], inputs.key, layer, created_by, platform,
+        self._store_in(self.stores, inputs.key, layer, created_by, platform,
                        mechanism, at)
 
     def _store_in(self, stores, key: str, layer: Optional[Layer], created_by: str,
                   platform: dict, mechanism: str, at: str) -> None:
         image = cache_entry.make(key, layer, created_by, platform, mechanism, self.now)
-        for store in stores:
+        for name, store in stores:
+            if name in self.unreachable:
+                continue
             try:
                 store.put(key, image, self.layers_dir)
             except (OciBuildError, OSError) as err:
                 self._warn(at, f"storing the cache entry {where_of(store, key)} failed "
-                           f"({_reason(err)}); the build goes on without it")
+                           f"({_reason(err)}); the build goes on without it" +
+                           self._check_reach(name, err))
+
+    def _check_reach(self, name: str, err: Exception) -> str:
+        """A registry that cannot be reached or will not let us in is not asked again in
+        this build: every step would wait for its deadlines and say the same."""
+        from ocibuild.registry.errors import RegistryError
+
+        if isinstance(err, RegistryError) and err.status in (0, 401, 403):
+            self.unreachable.add(name)
+            return "; the cache repository is not used for the rest of this build"
+        return ""
 
     @staticmethod
     def _warn(at: str, text: str) -> None:
