@@ -149,12 +149,21 @@ def test_a_changed_input_misses_from_that_step_on(tmp_path: Path, base: str, reg
 
 
 def test_a_repo_hit_is_kept_in_the_directory(tmp_path: Path, base: str, reg) -> None:
+    import time
+
     repo = _repo(reg, "kept")
-    _build(tmp_path, base, "cold", repo)
+    cold = _build(tmp_path, base, "cold", repo)
+    an_hour_ago = float(int(time.time()) - 3600)
+    _poison(reg, "kept", cold.keys[0], cold.built.layers[1],
+            blob_dir=str(cold.work / "layers"), now=an_hour_ago)
     both = Settings(str(tmp_path / "cache"), repo.repo, registries=repo.registries)
     assert _build(tmp_path, base, "via-repo", both).built.run_steps[0]["cache_source"] == "repo"
     run = _build(tmp_path, base, "via-dir", _dir(tmp_path))
     assert [s["cache_source"] for s in run.built.run_steps] == ["dir"] * 4
+    # The copy keeps the entry's age: --cache-ttl runs from when the step ran.
+    store = step_cache.LocalStore(str(tmp_path / "cache"))
+    kept = store.entry(run.keys[0], "gzip")[0]
+    assert kept.created == an_hour_ago
 
 
 def test_the_repo_entry_is_kanikos_one_layer_image(tmp_path: Path, base: str, reg) -> None:

@@ -60,6 +60,7 @@ class Hit:
     layer: Optional[Layer]  # in the build's layer directory, digest and size verified
     source: str  # "dir" or "repo"
     mechanism: str  # the RUN mechanism that made it
+    created: float  # when the entry was made (a copy keeps it: the TTL runs from there)
 
 
 class LayerCache:
@@ -95,7 +96,7 @@ class LayerCache:
                 self._warn(at, f"the cache entry {where_of(store, key)} is not used: "
                            f"{_reason(err)}; running the step" + self._check_reach(name, err))
                 continue
-            return Hit(key, layer, name, entry.mechanism)
+            return Hit(key, layer, name, entry.mechanism, entry.created)
         return None
 
     def _layer(self, store, entry: Entry, where: str) -> Optional[Layer]:
@@ -116,16 +117,16 @@ class LayerCache:
         """A verified hit from the repository, kept in the directory for next time."""
         if hit.source == "repo" and self.settings.directory:
             self._store_in([(n, s) for n, s in self.stores if n == "dir"], hit.key, hit.layer,
-                           created_by, platform, hit.mechanism, "")
+                           created_by, platform, hit.mechanism, "", hit.created)
 
     def store(self, inputs: StepInputs, layer: Optional[Layer], created_by: str,
               platform: dict, mechanism: str, at: str) -> None:
         self._store_in(self.stores, inputs.key, layer, created_by, platform,
-                       mechanism, at)
+                       mechanism, at, self.now)
 
     def _store_in(self, stores, key: str, layer: Optional[Layer], created_by: str,
-                  platform: dict, mechanism: str, at: str) -> None:
-        image = cache_entry.make(key, layer, created_by, platform, mechanism, self.now)
+                  platform: dict, mechanism: str, at: str, created: float) -> None:
+        image = cache_entry.make(key, layer, created_by, platform, mechanism, created)
         for name, store in stores:
             if name in self.unreachable:
                 continue
