@@ -466,3 +466,46 @@ def test_an_unreachable_cache_repo_is_one_warning_and_the_build_goes_on(
                              f"http://127.0.0.1:{port}/v2/cache/manifests/{run.keys[0]}: 0: ")
     assert err[0].endswith("; running the step; the cache repository is not used for the rest "
                            "of this build")
+
+
+def test_a_consistent_entry_with_members_no_layer_of_ours_has_is_refused(
+        tmp_path: Path, base: str, reg, capsys) -> None:
+    """The entry's records and its layer agree, but the layer names a member as no layer of
+    this builder does (the model would ignore it, the RUN tree's unpacker refuse it): a
+    generated family of such names, each refused, and the step runs."""
+    import gzip
+    import io
+    import tarfile
+
+    from ocibuild.digest import bytes_digest
+
+    settings = _repo(reg, "hostile-members")
+    one_step = f"FROM BASE\nRUN {RANDOM} /one\n"
+    cold = _build(tmp_path, base, "cold", settings, one_step)
+    names = ["../escape", "/etc/passwd", "a/../../b", "ok/..", ""]
+    links = ["../../host", "/etc/shadow"]
+    cases = [(n, tarfile.REGTYPE, "") for n in names] + \
+        [("link", tarfile.LNKTYPE, target) for target in links]
+    layers = tmp_path / "hostile"
+    for i, (name, kind, target) in enumerate(cases):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            tar.addfile(tarfile.TarInfo("fine"), io.BytesIO(b""))
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info, io.BytesIO(b""))
+        blob = gzip.compress(raw.getvalue(), mtime=0)
+        digest = bytes_digest(blob)
+        (layers / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+        (layers / "blobs/sha256" / digest[7:]).write_bytes(blob)
+        layer = Layer("application/vnd.oci.image.layer.v1.tar+gzip", digest, len(blob),
+                      bytes_digest(raw.getvalue()))
+        _poison(reg, "hostile-members", cold.keys[0], layer, blob_dir=str(layers))
+        capsys.readouterr()
+        run = _build(tmp_path, base, f"case{i}", settings, one_step)
+        err = capsys.readouterr().err
+        shown_name = name if kind == tarfile.REGTYPE else target
+        assert (f"is not used: the layer {digest} has a member named {shown_name!r}, which "
+                "no layer of this builder has; running the step\n") in err, (name, err)
+        assert run.cache[0] == "miss"
+        assert not (tmp_path / "escape").exists() and not (tmp_path / "host").exists()

@@ -18,6 +18,7 @@ from ocibuild.bounded_decompress import MAX_TOTAL
 from ocibuild.digest import HashingReader
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.stream import decompressed, unreadable
+from ocibuild.untrusted import shown
 from ocibuild.dockerfile.fstree import Content, LayerMember, Tree, apply_layer
 
 _CHUNK = 1 << 20
@@ -25,8 +26,10 @@ _CHUNK = 1 << 20
 MAX_TRAILER = 1 << 20
 
 
-class DiffIdMismatch(OciBuildError):
-    """A layer whose uncompressed bytes are not the diff_id it was given with."""
+class LayerRefused(OciBuildError):
+    """A cached layer that is not what it was given as (its diff_id), or not one this
+    builder writes (a member named with `..` or from `/`, which unpackers would refuse or
+    ignore: the model and the tree on disk would disagree)."""
 
 
 class Blobs:
@@ -48,19 +51,19 @@ class Blobs:
               diff_id: Optional[str] = None) -> None:
         """The layer's members over `tree` (see fstree.apply_layer). With `diff_id`, the
         uncompressed tar is hashed in the same pass (to its end, past the tar's own end
-        marker) and must be `diff_id`, else DiffIdMismatch: `tree` is then partly changed,
-        so the caller applies to a copy."""
+        marker) and must be `diff_id`, and every member named as this builder names them,
+        else LayerRefused: `tree` is then partly changed, so the caller applies to a copy."""
         try:
             media_type, open_blob = self._blobs[digest]
             with open_blob() as blob:
                 raw = decompressed(media_type, blob)
                 stream = _Bounded(raw, digest) if diff_id else raw
                 with tarfile.open(fileobj=stream, mode="r|") as tar:
-                    apply_layer(tree, tar, digest, origin)
+                    apply_layer(tree, _ours(tar, digest) if diff_id else tar, digest, origin)
                 if diff_id:
                     _drain(stream)
                     if stream.digest != diff_id:
-                        raise DiffIdMismatch(f"the layer {digest} decompresses to a tar of "
+                        raise LayerRefused(f"the layer {digest} decompresses to a tar of "
                                              f"diff_id {stream.digest}, not {diff_id}")
         except unreadable() as err:
             raise OciBuildError(f"{origin}: the layer {digest} cannot be read as a tar "
@@ -131,7 +134,7 @@ def _drain(stream: HashingReader) -> None:
     start = stream.size
     while stream.read(_CHUNK):
         if stream.size - start > MAX_TRAILER:
-            raise DiffIdMismatch(f"more than {MAX_TRAILER} bytes follow the tar's end")
+            raise LayerRefused(f"more than {MAX_TRAILER} bytes follow the tar's end")
 
 
 class _Bounded(HashingReader):
@@ -145,6 +148,16 @@ class _Bounded(HashingReader):
     def read(self, n: int = -1) -> bytes:
         data = super().read(n)
         if self.size > MAX_TOTAL:
-            raise DiffIdMismatch(f"the layer {self._digest} decompresses to more than "
+            raise LayerRefused(f"the layer {self._digest} decompresses to more than "
                                  f"{MAX_TOTAL >> 30} GiB; refused")
         return data
+
+
+def _ours(tar, digest: str):
+    """The members of a cached layer, each named as a layer of this builder names it."""
+    for member in tar:
+        for name in [member.name, *([member.linkname] if member.islnk() else [])]:
+            if not name or name.startswith("/") or ".." in name.split("/"):
+                raise LayerRefused(f"the layer {digest} has a member named {shown(name)!r}, "
+                                   "which no layer of this builder has")
+        yield member
