@@ -93,6 +93,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", nargs="?", const="true", default=None,
                    help="kaniko's layer cache: accepted, nothing is cached (every RUN runs)")
     p.add_argument("--cache-repo", help="as --cache")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=PATH",
+                   help="a secret for RUN --mount=type=secret (buildx's spelling): "
+                        "id=ID,src=PATH or id=ID,env=VAR; read when a step mounts it, kept "
+                        "out of layers, history and the result")
+    p.add_argument("--run-cache-dir", metavar="DIR",
+                   help="where RUN --mount=type=cache keeps its directories across builds "
+                        "(default: $XDG_CACHE_HOME/ocibuild/run-cache, else "
+                        "~/.cache/ocibuild/run-cache)")
+    p.add_argument("--run-timeout", type=_seconds, metavar="SECONDS",
+                   help="stop a RUN step that runs longer, and fail the build naming its "
+                        "line (default: no limit)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     for flag in KANIKO_NO_EFFECT:
         p.add_argument(flag, nargs="?", const="true", help=argparse.SUPPRESS)
@@ -117,8 +128,19 @@ def _dockerfile(given: Optional[str], context: str) -> str:
     return os.path.join(context, given)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0, "
+                                         "e.g. 600")
+    return value
+
+
 def run(args: argparse.Namespace) -> Optional[dict]:
-    from ocibuild.dockerfile import builder, output
+    from ocibuild.dockerfile import builder, mounts, output
     from ocibuild.dockerfile.images import Registries
     from ocibuild.validate import source_date_epoch
 
@@ -156,7 +178,9 @@ def run(args: argparse.Namespace) -> Optional[dict]:
     options = builder.Options(dockerfile=dockerfile, context=context,
                               build_args=tuple(args.build_arg), target=args.target,
                               platform=args.platform, created_epoch=epoch,
-                              compression=args.compression, registries=pull)
+                              compression=args.compression, registries=pull,
+                              secrets=tuple(mounts.parse_secret(s) for s in args.secret),
+                              run_cache_dir=args.run_cache_dir, run_timeout=args.run_timeout)
     if args.cache or args.cache_repo:
         print("ocibuild: note: --cache is accepted, nothing is cached: every RUN runs",
               file=sys.stderr)

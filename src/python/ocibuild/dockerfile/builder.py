@@ -22,7 +22,7 @@ from ocibuild.dockerfile import add as adds
 from ocibuild.dockerfile import config as dcfg
 from ocibuild.dockerfile import context as contexts
 from ocibuild.dockerfile import copy as copies
-from ocibuild.dockerfile import run as runs, shell, stages as stage_graph, users
+from ocibuild.dockerfile import mounts, run as runs, shell, stages as stage_graph, users
 from ocibuild.dockerfile.content import Blobs
 from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, LayerMember, Node, Tree, join, normalize
 from ocibuild.dockerfile.images import SCRATCH, Images, Pulled, Registries, scratch_config
@@ -54,6 +54,11 @@ class Options:
     created_epoch: int = 0
     compression: str = "gzip"
     registries: Registries = Registries()
+    # RUN: --secret's sources (never their content), the cache mounts' directory (None:
+    # under XDG_CACHE_HOME), a step's time limit in seconds (None: none)
+    secrets: Tuple[mounts.Secret, ...] = ()
+    run_cache_dir: Optional[str] = None
+    run_timeout: Optional[float] = None
 
 
 @dataclass
@@ -329,8 +334,16 @@ class Builder:
         state.inner["OnBuild"] = [*(state.inner.get("OnBuild") or []), onbuild_expression(node)]
 
     def _run(self, state: State, node: Instruction, at: str) -> None:
-        runs.check_flags(flags(self.df, node), at)
-        argv = self._command(state, node)
+        opts = flags(self.df, node)
+        runs.check_flags(opts, at)
+        runs.check_heredocs(node, at)
+        cmd = runs.command(node, self._command(state, node))
+        workdir = state.inner.get("WorkingDir") or "/"
+        specs = tuple(mounts.parse(v, workdir, lambda t: self._expand(state, t, at), at)
+                      for v in mounts.values(node.flags))
+        options = runs.StepOptions(specs, opts.get("network") or "default",
+                                   self.options.run_timeout, tuple(sorted(cmd.files.items())))
+        argv = cmd.argv
         env = runs.step_env(state.args, state.inner.get("Env") or [], self.build_args,
                             PROXY_ARGS)
         self.used_args |= {k for k in PROXY_ARGS if k in self.build_args}
@@ -340,9 +353,11 @@ class Builder:
             os.path.join(self.work, "rootfs", str(self._count)))
         done = runs.run_step(state.root, argv, env, state.inner.get("WorkingDir") or "/",
                              state.inner.get("User") or "", self.layers_dir,
-                             self.options.compression, self.epoch, at)
+                             self.options.compression, self.epoch, at, options,
+                             self._mount_sources(state, node, at) if specs else None,
+                             os.path.join(self.work, "run"))
         self.run_steps.append(runs.report(at, done.result))
-        text = runs.created_by(argv, state.args, env)
+        text = runs.created_by(cmd.shown, state.args, env)
         if done.layer is None:
             self._history(state, text, True)
             return
@@ -352,6 +367,25 @@ class Builder:
         self._add_layer(state, blob, text)
         self.blobs.apply(state.tree, blob.digest, at)  # the model sees what the step made
         state.root.applied = len(state.layers)  # the tree on disk has the step already
+
+    def _mount_sources(self, state: State, node: Instruction, at: str) -> mounts.Sources:
+        def tree(origin: str) -> Tuple[Tree, str]:
+            if not origin:
+                if self.context is None:
+                    self.context = contexts.load(self.options.context, self.options.dockerfile)
+                return self.context, "the build context"
+            stage = stage_graph.stage_named(self.stages, origin, self._index_of(node))
+            if stage is not None:
+                return self.built[stage.index].tree, f"the stage {shown(origin)}"
+            if origin.lower() == SCRATCH:
+                return Tree(), "scratch"
+            return self.images.get(origin, state.platform, at).tree, f"the image {shown(origin)}"
+
+        from ocibuild.rootfs.select import choose
+
+        return mounts.Sources(tree, self.blobs.materialize,
+                              mounts.cache_root(self.options.run_cache_dir),
+                              {s.id: s for s in self.options.secrets}, choose() == "proot")
 
     def _blob_path(self, layer: Layer) -> Tuple[str, str]:
         name = layer.digest.split(":", 1)[1]
