@@ -240,3 +240,33 @@ def test_bad_secret_flags(text: str, message: str) -> None:
     with pytest.raises(OciBuildError) as err:
         mounts.parse_secret(text)
     assert str(err.value) == message
+
+
+def test_a_nul_in_a_mount_value_is_refused() -> None:
+    with pytest.raises(OciBuildError) as err:
+        mounts.parse("type=bind,target=/a\0b", "/", lambda t: t, "D:2: RUN")
+    assert str(err.value) == "D:2: RUN: --mount='type=bind,target=/a\\x00b' holds a NUL character"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_KEY = st.sampled_from(sorted(mounts._KEYS) + ["TYPE", "Target", "x", ""])
+_VALUE = st.text(alphabet=st.sampled_from("/.a:=,\"' \0\n-0789"), max_size=12)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.tuples(_KEY, st.booleans(), _VALUE), max_size=6),
+       st.sampled_from(["/", "/app", "/a/b/.."]))
+def test_any_mount_value_parses_or_is_refused_with_a_message(fields, workdir) -> None:
+    """The class: no --mount text makes the parser raise anything but OciBuildError, and what
+    it accepts has an absolute, normalized target, never "/" nor with "..", and a known type."""
+    spec = ",".join(k + ("=" + v if eq else "") for k, eq, v in fields)
+    try:
+        parsed = mounts.parse(spec, workdir, lambda t: t, "D:1: RUN")
+    except OciBuildError as err:
+        assert str(err).startswith("D:1: RUN: ")
+        return
+    assert parsed.kind in ("bind", "cache", "tmpfs", "secret")
+    assert parsed.target.startswith("/") and parsed.target != "/"
+    assert ".." not in parsed.target.split("/") and "//" not in parsed.target
+    assert "\0" not in parsed.target

@@ -184,6 +184,10 @@ RUN echo 2 >> /a/ctx.txt && touch /a/f
      "from= and source= are for bind and cache mounts"),
     ("RUN --mount=type=bind,target=/ true", "--mount=type=bind,target=/: cannot mount over /"),
     ("RUN --network=none --network=host true", "--network is given twice"),
+    ("RUN --mount=type=cache,target=/c,uid=4294967295 true", "--mount=type=cache,target=/c,"
+     "uid=4294967295: uid=4294967295 is over 4294967294"),
+    ("RUN --mount=type=cache,target=/c,gid=-1 true", "--mount=type=cache,target=/c,gid=-1: "
+     "gid=-1 is not a number"),
     ("RUN --security=insecure true", "RUN --security=insecure is not supported: a step never "
      "gets more privilege than the build; only --security=sandbox"),
 ])

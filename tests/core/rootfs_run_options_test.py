@@ -171,3 +171,19 @@ def test_a_step_over_its_timeout_is_stopped(work, where):
         {"argv": ["/bin/sh", "-c", "sleep 30"], "timeout": 1}], where)
     assert result["error"] == "the RUN step ['/bin/sh', '-c', 'sleep 30'] ran longer than 1 s " \
                               "and was stopped"
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_a_colon_in_a_mount_target_under_proot_is_refused(work, where):
+    """proot's -b splits host:guest at a colon: such a target would bind somewhere else."""
+    src = _open(work / f"src-{where}")
+    (src / "f").write_text("x\n")
+    result = pod(work, busybox_layers(work), [
+        {"argv": ["/bin/sh", "-c", "cat /a:b/f > /seen"], "mounts": [["/a:b", str(src), True]]},
+    ], where)
+    if where == "pod":
+        assert result["error"] == ("RUN --mount target /a:b: a path holding ':' cannot be "
+                                   "given to proot's -b; choose another target")
+        assert not list(work.glob("run-pod-*/root/a:b"))  # the stub made for it is gone
+    elif result["steps"][0]["result"]["mechanism"] != "proot":
+        assert entries(result, 0) == {"seen": ("0", "0o644", 0, 0, None, None, b"x\n")}

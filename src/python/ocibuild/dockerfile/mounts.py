@@ -38,6 +38,7 @@ from ocibuild.untrusted import shown
 TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING = ("shared", "private", "locked")
 MAX_SECRET = 500 * 1024  # BuildKit's limit for a secret
+MAX_ID = 0xFFFFFFFE  # the largest uid/gid the kernel takes (-1 means "unchanged")
 _BOOLS = ("readonly", "ro", "readwrite", "rw", "required")
 _KEYS = {"type", "target", "dst", "destination", "source", "src", "from", "id", "sharing",
          "mode", "uid", "gid", "size", *_BOOLS}
@@ -84,12 +85,17 @@ def _number(key: str, value: str, spec: str, at: str, base: int = 10) -> int:
     if number < 0:
         raise OciBuildError(f"{at}: --mount={shown(spec)}: {key}={shown(value)} is not a "
                             f"{'mode in octal' if base == 8 else 'number'}")
+    if number > MAX_ID:
+        raise OciBuildError(f"{at}: --mount={shown(spec)}: {key}={shown(value)} is over "
+                            f"{MAX_ID}")
     return number
 
 
 def parse(spec: str, workdir: str, expand: Callable[[str], str], at: str) -> MountSpec:
     """One --mount value, as BuildKit's parseMount reads it: CSV fields `key=value` (keys in
     any case, values expanded with the step's ARGs and ENV), a relative target under WORKDIR."""
+    if "\0" in spec:
+        raise OciBuildError(f"{at}: --mount={shown(spec)} holds a NUL character")
     try:
         fields = next(csv.reader([spec]))
     except (csv.Error, StopIteration):
@@ -108,6 +114,9 @@ def parse(spec: str, workdir: str, expand: Callable[[str], str], at: str) -> Mou
         key = {"dst": "target", "destination": "target", "src": "source", "ro": "readonly",
                "readwrite": "rw"}.get(key, key)
         seen[key] = expand(value) if sep else None
+        if "\0" in (seen[key] or ""):
+            raise OciBuildError(f"{at}: --mount={shown(spec)}: {key} expands to a value "
+                                "holding a NUL character")
     kind = (seen.get("type") or "bind").lower()
     if kind not in TYPES:
         raise OciBuildError(f"{at}: --mount={shown(spec)}: type={shown(kind)} is not one of "

@@ -50,6 +50,9 @@ def run(step: Step) -> int:
         if os.path.isdir(target) and not os.path.islink(target):
             argv += ["-b", "/" + name]
     for m in step.mounts:
+        if ":" in m.source or ":" in m.target:  # proot's -b splits host:guest at a colon
+            raise OciBuildError(f"RUN --mount target {m.target}: a path holding ':' cannot be "
+                                "given to proot's -b; choose another target")
         argv += ["-b", f"{m.source}:{m.target}"]
     env = dict(step.env)
     if step.preload:
