@@ -187,3 +187,20 @@ def test_a_colon_in_a_mount_target_under_proot_is_refused(work, where):
         assert not list(work.glob("run-pod-*/root/a:b"))  # the stub made for it is gone
     elif result["steps"][0]["result"]["mechanism"] != "proot":
         assert entries(result, 0) == {"seen": ("0", "0o644", 0, 0, None, None, b"x\n")}
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_the_stub_clean_up_never_follows_a_symlink_the_step_made(work, where):
+    """The step moves the mount point's parent away and puts a link to a host directory in
+    its place: removing the stubs after the step must not rmdir the host's `n`."""
+    src = _open(work / f"src-{where}")
+    host = _open(work / f"host-{where}", 0o777)
+    _open(host / "n", 0o777)
+    result = pod(work, busybox_layers(work), [
+        {"argv": ["/bin/sh", "-c", f"mv /m /moved && ln -s {host} /m"],
+         "mounts": [["/m/n", str(src), True]]},
+    ], where)
+    assert "error" not in result, result["error"]
+    assert result["steps"][0]["result"]["exit_code"] == 0, result["logs"]
+    assert (host / "n").is_dir()
+    assert entries(result, 0)["m"][:5] == ("2", "0o777", 0, 0, str(host))
