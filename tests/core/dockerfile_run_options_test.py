@@ -270,3 +270,13 @@ def test_any_mount_value_parses_or_is_refused_with_a_message(fields, workdir) ->
     assert parsed.target.startswith("/") and parsed.target != "/"
     assert ".." not in parsed.target.split("/") and "//" not in parsed.target
     assert "\0" not in parsed.target
+
+
+def test_one_locked_cache_mounted_twice_in_a_step_does_not_wait_on_itself(
+        tmp_path: Path, base: str) -> None:
+    built, work = _build(tmp_path, base, "FROM BASE\n"
+                         "RUN --mount=type=cache,id=x,target=/a,sharing=locked "
+                         "--mount=type=cache,id=x,target=/b,sharing=locked "
+                         "echo 1 > /a/f && cat /b/f > /seen\n",
+                         run_cache_dir=str(tmp_path / "cache"), run_timeout=60.0)
+    assert _files(work, built, 1) == {"seen": "1\n"}

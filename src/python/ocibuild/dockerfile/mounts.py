@@ -306,6 +306,7 @@ def prepare(specs: Sequence[MountSpec], src: Sources, work: str, stack: ExitStac
     """The host side of each mount, made under `work` (thrown away with it); caches locked in
     `stack` for as long as it lasts."""
     out = []
+    caches: Dict[str, str] = {}  # id -> path: one cache twice in a step is one lock, not a wait
     for i, spec in enumerate(specs):
         here = os.path.join(work, str(i))
         if spec.kind == "bind":
@@ -317,7 +318,9 @@ def prepare(specs: Sequence[MountSpec], src: Sources, work: str, stack: ExitStac
             os.chmod(here, 0o1777)
             out.append(Mount(spec.target, here, False))
         elif spec.kind == "cache":
-            out.append(Mount(spec.target, _cache(spec, src, work, stack, at), spec.readonly))
+            if spec.id not in caches:
+                caches[spec.id] = _cache(spec, src, work, stack, at)
+            out.append(Mount(spec.target, caches[spec.id], spec.readonly))
         else:
             secret = src.secrets.get(spec.id)
             if secret is None:
