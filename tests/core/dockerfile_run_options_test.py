@@ -280,3 +280,12 @@ def test_one_locked_cache_mounted_twice_in_a_step_does_not_wait_on_itself(
                          "echo 1 > /a/f && cat /b/f > /seen\n",
                          run_cache_dir=str(tmp_path / "cache"), run_timeout=60.0)
     assert _files(work, built, 1) == {"seen": "1\n"}
+
+
+def test_a_tab_before_the_shebang_makes_no_script_file(tmp_path: Path, base: str) -> None:
+    """BuildKit tests the heredoc as written for `#!`: with `<<-` and a tab first, the
+    stripped content is the shell's script, its first line a comment."""
+    built, work = _build(tmp_path, base, "FROM BASE\nRUN <<-EOF\n\t#!/bin/false\n"
+                                         "\techo x > /g\n\tEOF\n")
+    assert _files(work, built, 1) == {"g": "x\n"}
+    assert _history(built)[-1] == ("RUN /bin/sh -c #!/bin/false\necho x > /g\n", False)

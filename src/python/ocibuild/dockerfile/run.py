@@ -73,7 +73,7 @@ def check_heredocs(node: Node, at: str) -> None:
     if node.heredocs and node.json:
         raise OciBuildError(f"{at}: a heredoc needs the shell form of RUN, not a JSON array")
     if node.heredocs and is_single_heredoc(node.args[0]) and \
-            node.heredocs[0].content.startswith("#!") and \
+            _is_script(node.heredocs[0]) and \
             ("/" in node.heredocs[0].name or node.heredocs[0].name in (".", "..")):
         raise OciBuildError(f"{at}: the heredoc name {shown(node.heredocs[0].name)} names the "
                             "script's file: it cannot hold '/'")
@@ -86,6 +86,11 @@ def is_single_heredoc(text: str) -> bool:
     match = _HEREDOC.match(text)
     return bool(match and match.group(3) and
                 len(split_raw(match.group(3), keep_quotes=False)) == 1)
+
+
+def _is_script(doc) -> bool:
+    """BuildKit looks at the heredoc as written: `<<-` with a tab before `#!` is no script."""
+    return (doc.raw or doc.content).startswith("#!")
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def command(node: Node, shell_argv: Sequence[str]) -> Command:
     prefix = list(shell_argv[:-1])
     first = node.heredocs[0]
     if is_single_heredoc(node.args[0]):
-        if first.content.startswith("#!"):
+        if _is_script(first):
             shown_path = PIPES + first.name
             real = f"/{RUN_DIR}/pipes/{first.name}"
             return Command(prefix + [real], prefix + [shown_path],
