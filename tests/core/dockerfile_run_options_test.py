@@ -82,7 +82,7 @@ RUN --mount=target=/src \\
     --mount=type=bind,from=tools,source=/opt,target=/mnt/tools \\
     --mount=type=tmpfs,target=/scratch \\
     --mount=type=secret,id=token \\
-    --mount=type=secret,id=other,target=/etc/other,mode=0440 \\
+    --mount=type=secret,source=other,target=/etc/other,mode=0440 \\
     --mount=type=secret,id=absent \\
     cat /src/ctx.txt /mnt/tools/tool /run/secrets/token /etc/other > /seen && \\
     stat -c %a /run/secrets/token /etc/other >> /seen && \\

@@ -174,8 +174,11 @@ RUN echo 2 >> /a/ctx.txt && touch /a/f
      "--secret"),
     ("RUN --mount=type=cache true", "--mount=type=cache: needs target=PATH"),
     ("RUN --mount=type=bind,target=/a,colour=red true", "--mount=type=bind,target=/a,colour=red: "
-     "unknown key colour (known: destination, dst, from, gid, id, mode, readonly, readwrite, "
-     "required, ro, rw, sharing, size, source, src, target, type, uid)"),
+     "unknown key colour (known: destination, dst, env, from, gid, id, mode, readonly, "
+     "readwrite, required, ro, rw, sharing, size, source, src, target, type, uid)"),
+    ("RUN --mount=type=secret,id=t,env=TOKEN true", "--mount=type=secret,id=t,env=TOKEN: a "
+     "secret as an environment variable (env=) is not supported: the step's environment "
+     "reaches history through ARGs of the same name; read the secret's file"),
     ("RUN --mount=type=cache,target=/c,sharing=all true", "--mount=type=cache,target=/c,"
      "sharing=all: sharing=all is not one of shared, private, locked"),
     ("RUN --mount=type=cache,target=/c,mode=rwx true", "--mount=type=cache,target=/c,mode=rwx: "

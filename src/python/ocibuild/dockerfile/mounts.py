@@ -41,7 +41,7 @@ MAX_SECRET = 500 * 1024  # BuildKit's limit for a secret
 MAX_ID = 0xFFFFFFFE  # the largest uid/gid the kernel takes (-1 means "unchanged")
 _BOOLS = ("readonly", "ro", "readwrite", "rw", "required")
 _KEYS = {"type", "target", "dst", "destination", "source", "src", "from", "id", "sharing",
-         "mode", "uid", "gid", "size", *_BOOLS}
+         "mode", "uid", "gid", "size", "env", *_BOOLS}
 
 
 @dataclass(frozen=True)
@@ -132,12 +132,17 @@ def parse(spec: str, workdir: str, expand: Callable[[str], str], at: str) -> Mou
         readonly = not _bool("rw", seen["rw"], spec, at)
     ident = seen.get("id") or ""
     target = seen.get("target") or ""
+    if "env" in seen:
+        raise OciBuildError(f"{at}: --mount={shown(spec)}: a secret as an environment "
+                            "variable (env=) is not supported: the step's environment reaches "
+                            "history through ARGs of the same name; read the secret's file")
     if kind == "secret":
+        ident = seen.pop("source", None) or ident  # BuildKit: a secret's source is its id
         if not ident and target:
             ident = posixpath.basename(target.rstrip("/"))
         if not ident:
             raise OciBuildError(f"{at}: --mount={shown(spec)}: a secret mount needs id=NAME")
-        target = target or f"/run/secrets/{ident}"
+        target = target or f"/run/secrets/{posixpath.basename(ident)}"
     if not target:
         raise OciBuildError(f"{at}: --mount={shown(spec)}: needs target=PATH")
     target = "/" + normalize(target if target.startswith("/") else f"{workdir}/{target}")
