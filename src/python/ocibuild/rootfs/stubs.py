@@ -50,7 +50,8 @@ def resolve(root: str, target: str) -> str:
 
 
 def make(root: str, mounts: Sequence[Mount]) -> Tuple[List[Mount], List[str]]:
-    """The mounts with their targets resolved, and the stubs made for them (relative paths, parents first)."""
+    """The mounts with their targets resolved, and the stubs made for them (relative paths,
+    parents first)."""
     resolved, made = [], []
     try:
         for m in mounts:
@@ -81,8 +82,9 @@ def make(root: str, mounts: Sequence[Mount]) -> Tuple[List[Mount], List[str]]:
                         f"{'directory' if stat.S_ISDIR(st.st_mode) else 'file'} there, the "
                         f"mount is a {'directory' if is_dir else 'file'}")
                 if not last and not stat.S_ISDIR(st.st_mode):
-                    raise OciBuildError(f"RUN --mount target {m.target}: /{'/'.join(parts[:i + 1])} "
-                                        "is not a directory")
+                    above = "/".join(parts[:i + 1])
+                    raise OciBuildError(f"RUN --mount target {m.target}: /{above} is not a "
+                                        "directory")
             resolved.append(Mount("/" + rel, m.source, m.readonly))
     except BaseException:
         remove(root, made)
