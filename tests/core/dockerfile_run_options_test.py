@@ -289,3 +289,11 @@ def test_a_tab_before_the_shebang_makes_no_script_file(tmp_path: Path, base: str
                                          "\techo x > /g\n\tEOF\n")
     assert _files(work, built, 1) == {"g": "x\n"}
     assert _history(built)[-1] == ("RUN /bin/sh -c #!/bin/false\necho x > /g\n", False)
+
+
+def test_a_cache_without_from_starts_empty_even_with_a_source(tmp_path: Path,
+                                                              base: str) -> None:
+    built, work = _build(tmp_path, base, "FROM BASE\n"
+                         "RUN --mount=type=cache,target=/c,source=/ ls -A /c > /seen\n",
+                         run_cache_dir=str(tmp_path / "cache"))
+    assert _files(work, built, 1) == {"seen": ""}

@@ -8,7 +8,7 @@ the mount points it made, so the layer never holds a mount nor its mount point).
 * type=cache: a directory kept across builds under the run cache directory, by `id` (default:
   the target); `sharing=shared` (default) lets steps use it at once, `locked` makes them wait
   their turn, `private` gives a step a fresh directory while another holds it; `mode`, `uid`,
-  `gid` (0755, 0, 0) are the new directory's; `from`/`source` seed a new one;
+  `gid` (0755, 0, 0) are the new directory's; `source` (default /) of `from` seeds a new one;
 * type=tmpfs: an empty directory, thrown away after the step (`size` is not enforced);
 * type=secret: the `--secret id=...` the build was given, as a file at `target` (default
   /run/secrets/ID), `mode` 0400, `uid`/`gid` 0; a missing secret is an error with
@@ -289,7 +289,7 @@ def _cache(spec: MountSpec, src: Sources, work: str, stack: ExitStack, at: str) 
                 return path
     if not os.path.isdir(path):
         fresh = tempfile.mkdtemp(dir=src.cache_dir, prefix=key[:16] + ".new.")
-        if spec.origin or spec.source:
+        if spec.origin:  # BuildKit: a cache without from= starts empty (scratch), source or not
             os.rmdir(fresh)
             tree, what = src.tree(spec.origin)
             materialize(tree, spec.source or "/", fresh, src.fetch, what, at)
