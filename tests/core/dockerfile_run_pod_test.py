@@ -46,7 +46,7 @@ except OciBuildError as err:
 DOCKERFILE = """
 FROM scratch AS tools
 ADD busybox.tar /
-RUN mkdir /opt && echo tool > /opt/tool
+RUN mkdir /opt && echo tool > /opt/tool && chmod 4755 /opt/tool
 FROM scratch
 ADD busybox.tar /
 RUN --mount=target=/src --mount=type=bind,from=tools,source=/opt,target=/mnt/tools \\
@@ -55,6 +55,7 @@ RUN --mount=target=/src --mount=type=bind,from=tools,source=/opt,target=/mnt/too
 cat /src/ctx.txt /mnt/tools/tool /run/secrets/token > /seen
 echo x >> /c/runs
 wc -l < /c/runs >> /seen
+stat -c %a /mnt/tools/tool >> /seen
 (echo x > /src/ctx.txt) 2>/dev/null && echo rw >> /seen || echo ro >> /seen
 touch /t/x
 EOF
@@ -110,11 +111,13 @@ def test_mounts_and_heredoc_without_privilege(work, where):
     assert mechanisms <= ({"proot"} if where == "pod" else {"userns", "proot"}), mechanisms
     # proot cannot make the bind read-only: the write lands in the step's throw-away copy.
     ro = "rw" if mechanisms == {"proot"} else "ro"
-    assert _files(result, 1) == {"seen": f"from the context\ntool\ns3cret\n1\n{ro}\n"}
+    # The set-uid tool is copied without its bit: nothing set-id of the build user's is left
+    # on the host, even while the step runs.
+    assert _files(result, 1) == {"seen": f"from the context\ntool\ns3cret\n1\n755\n{ro}\n"}
     assert (result["case"] / "ctx" / "ctx.txt").read_text() == "from the context\n"
     assert "s3cret" not in json.dumps(result["history"])
     again = _build(work, where, DOCKERFILE.replace("/src/ctx.txt /mnt", "/src/ctx.txt  /mnt"))
-    assert _files(again, 1)["seen"].endswith(f"\n1\n{ro}\n")  # another case dir: own cache
+    assert _files(again, 1)["seen"].endswith(f"\n1\n755\n{ro}\n")  # another case dir: own cache
 
 
 @pytest.mark.parametrize("where", ["pod", "user"])

@@ -224,13 +224,17 @@ def materialize(tree: Tree, source: str, dest: str, fetch: Callable[[List[LayerM
                               if node.kind == DIR else [])
     members = [n.content for _, n in items if n.kind == FILE and isinstance(n.content, LayerMember)]
     files = fetch(members, dest + ".content") if members else {}
-    keep = 0 if os.geteuid() == 0 else 0o700  # the build user can still clean up its copy
+    root = os.geteuid() == 0
+    keep = 0 if root else 0o700  # the build user can still clean up its copy
+    # Without root no set-id file the build user owns is left on the host (docs/security.md),
+    # even for the step's lifetime: the copy drops those bits.
+    bits = 0o7777 if root else 0o1777
     dirs: List[Tuple[str, int]] = []
     for p, n in items:
         out = dest if p == path else os.path.join(dest, p[len(path):].lstrip("/"))
         if n.kind == DIR:
             os.mkdir(out, 0o700)
-            dirs.append((out, n.mode | keep))
+            dirs.append((out, (n.mode & bits) | keep))
         elif n.kind == FILE:
             content = n.content
             if isinstance(content, LayerMember):
@@ -239,7 +243,7 @@ def materialize(tree: Tree, source: str, dest: str, fetch: Callable[[List[LayerM
                 shutil.copyfile(content, out)
             else:
                 open(out, "wb").close()
-            os.chmod(out, n.mode | (keep & 0o600))
+            os.chmod(out, (n.mode & bits) | (keep & 0o600))
         elif n.kind == SYMLINK:
             os.symlink(n.link, out)
         else:
