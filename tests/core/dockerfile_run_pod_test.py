@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+# The script below imports these from a copy of the sources: under Pants the copy holds what
+# this module depends on, so it names them.
+from ocibuild.dockerfile import builder, mounts, run  # noqa: F401
 from tests.core.rootfs_base import busybox_layers
 from tests.core.rootfs_run_test import NOBODY, POD, _seccomp_available, work  # noqa: F401
 
