@@ -186,6 +186,16 @@ RUN echo 2 >> /a/ctx.txt && touch /a/f
     ("RUN --mount=type=tmpfs,target=/t,from=x true", "--mount=type=tmpfs,target=/t,from=x: "
      "from= and source= are for bind and cache mounts"),
     ("RUN --mount=type=bind,target=/ true", "--mount=type=bind,target=/: cannot mount over /"),
+    ("RUN --mount=type=bind,target=/a,mode=0755 true", "--mount=type=bind,target=/a,mode=0755: "
+     "mode is not allowed for type=bind mounts"),
+    ("RUN --mount=type=cache,target=/a,required true", "--mount=type=cache,target=/a,required: "
+     "required is not allowed for type=cache mounts"),
+    ("RUN --mount=type=secret,id=a,sharing=locked true", "--mount=type=secret,id=a,"
+     "sharing=locked: sharing is not allowed for type=secret mounts"),
+    ("RUN --mount=type=secret,id=a,source=b true", "--mount=type=secret,id=a,source=b: a secret "
+     "takes id= or source= (the same thing), not both"),
+    ("RUN --mount=type=secret,id=a,from=x true", "--mount=type=secret,id=a,from=x: a secret "
+     "mount takes no from="),
     ("RUN --network=none --network=host true", "--network is given twice"),
     ("RUN --mount=type=cache,target=/c,uid=4294967295 true", "--mount=type=cache,target=/c,"
      "uid=4294967295: uid=4294967295 is over 4294967294"),

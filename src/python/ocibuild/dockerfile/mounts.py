@@ -125,6 +125,15 @@ def parse(spec: str, workdir: str, expand: Callable[[str], str], at: str) -> Mou
         raise OciBuildError(f"{at}: RUN --mount=type=ssh is not supported: this builder "
                             "forwards no SSH agent into steps; fetch what needs SSH before "
                             "the build, or use a --secret")
+    for key, kinds in (("mode", ("cache", "secret")), ("uid", ("cache", "secret")),
+                       ("gid", ("cache", "secret")), ("required", ("secret",)),
+                       ("size", ("tmpfs",)), ("sharing", ("cache",))):
+        if key in seen and kind not in kinds:  # BuildKit's parseMount refuses them too
+            raise OciBuildError(f"{at}: --mount={shown(spec)}: {key} is not allowed for "
+                                f"type={kind} mounts")
+    if kind == "secret" and seen.get("source") and seen.get("id"):
+        raise OciBuildError(f"{at}: --mount={shown(spec)}: a secret takes id= or source= "
+                            "(the same thing), not both")
     readonly = kind == "bind"
     if "readonly" in seen:
         readonly = _bool("readonly", seen["readonly"], spec, at)
@@ -137,6 +146,8 @@ def parse(spec: str, workdir: str, expand: Callable[[str], str], at: str) -> Mou
                             "variable (env=) is not supported: the step's environment reaches "
                             "history through ARGs of the same name; read the secret's file")
     if kind == "secret":
+        if "from" in seen:
+            raise OciBuildError(f"{at}: --mount={shown(spec)}: a secret mount takes no from=")
         ident = seen.pop("source", None) or ident  # BuildKit: a secret's source is its id
         if not ident and target:
             ident = posixpath.basename(target.rstrip("/"))
