@@ -148,6 +148,30 @@ def test_a_changed_input_misses_from_that_step_on(tmp_path: Path, base: str, reg
         assert not set(run.keys[same:]) & set(first.keys), name
 
 
+BIND = f"""FROM BASE
+RUN --mount=type=bind,source=ctx.txt,target=/in cat /in > /seen && {RANDOM} /seen.r
+RUN --mount=type=cache,id=c,target=/c {RANDOM} /cached.r
+RUN --mount=type=tmpfs,target=/t {RANDOM} /tmp.r
+"""
+
+
+def test_a_bind_mounts_content_is_in_the_key_a_cache_mounts_is_not(tmp_path: Path,
+                                                                   base: str) -> None:
+    """What a bind mount shows decides the step's layer, so it is in the key; a cache
+    mount's content is not (BuildKit's rule: a cache must not change a step's result)."""
+    settings = _dir(tmp_path)
+    first = _build(tmp_path, base, "first", settings, BIND)
+    assert first.cache == ["miss"] * 3
+    same = _build(tmp_path, base, "same", settings, BIND)
+    assert same.cache == ["hit"] * 3 and same.digests == first.digests
+    changed = _build(tmp_path, base, "changed", settings, BIND, ctx_text="other\n")
+    assert changed.cache == ["miss", "miss", "miss"]
+    assert changed.keys[0] != first.keys[0]
+    other_cache = _build(tmp_path, base, "other-id", settings,
+                         BIND.replace("id=c", "id=d"))
+    assert other_cache.cache == ["hit", "miss", "miss"]
+
+
 def test_a_repo_hit_is_kept_in_the_directory(tmp_path: Path, base: str, reg) -> None:
     import time
 

@@ -168,14 +168,41 @@ RUN echo 2 >> /a/ctx.txt && touch /a/f
 
 
 @pytest.mark.parametrize("line, message", [
-    ("RUN --network=none true", "RUN --network=none is not supported: this builder cannot "
-     "isolate a step's network; only --network=default (the host's network) is"),
-    ("RUN --mount=type=cache,target=/c true", "RUN --mount is not supported (no cache, secret "
-     "or bind mounts); COPY what the step needs into the stage first"),
-    ("RUN --security=insecure true", "RUN --security=insecure is not supported; only "
-     "--security=sandbox"),
-    ("RUN <<EOF\ntrue\nEOF", "RUN with a heredoc is not supported; write the script with "
-     "COPY <<EOF and RUN it"),
+    ("RUN --network=bridge true", "RUN --network=bridge is not one of default, none, host"),
+    ("RUN --mount=type=ssh true", "RUN --mount=type=ssh is not supported: this builder "
+     "forwards no SSH agent into steps; fetch what needs SSH before the build, or use a "
+     "--secret"),
+    ("RUN --mount=type=cache true", "--mount=type=cache: needs target=PATH"),
+    ("RUN --mount=type=bind,target=/a,colour=red true", "--mount=type=bind,target=/a,colour=red: "
+     "unknown key colour (known: destination, dst, env, from, gid, id, mode, readonly, "
+     "readwrite, required, ro, rw, sharing, size, source, src, target, type, uid)"),
+    ("RUN --mount=type=secret,id=t,env=TOKEN true", "--mount=type=secret,id=t,env=TOKEN: a "
+     "secret as an environment variable (env=) is not supported: the step's environment "
+     "reaches history through ARGs of the same name; read the secret's file"),
+    ("RUN --mount=type=cache,target=/c,sharing=all true", "--mount=type=cache,target=/c,"
+     "sharing=all: sharing=all is not one of shared, private, locked"),
+    ("RUN --mount=type=cache,target=/c,mode=rwx true", "--mount=type=cache,target=/c,mode=rwx: "
+     "mode=rwx is not a mode in octal"),
+    ("RUN --mount=type=tmpfs,target=/t,from=x true", "--mount=type=tmpfs,target=/t,from=x: "
+     "from= and source= are for bind and cache mounts"),
+    ("RUN --mount=type=bind,target=/ true", "--mount=type=bind,target=/: cannot mount over /"),
+    ("RUN --mount=type=bind,target=/a,mode=0755 true", "--mount=type=bind,target=/a,mode=0755: "
+     "mode is not allowed for type=bind mounts"),
+    ("RUN --mount=type=cache,target=/a,required true", "--mount=type=cache,target=/a,required: "
+     "required is not allowed for type=cache mounts"),
+    ("RUN --mount=type=secret,id=a,sharing=locked true", "--mount=type=secret,id=a,"
+     "sharing=locked: sharing is not allowed for type=secret mounts"),
+    ("RUN --mount=type=secret,id=a,source=b true", "--mount=type=secret,id=a,source=b: a secret "
+     "takes id= or source= (the same thing), not both"),
+    ("RUN --mount=type=secret,id=a,from=x true", "--mount=type=secret,id=a,from=x: a secret "
+     "mount takes no from="),
+    ("RUN --network=none --network=host true", "--network is given twice"),
+    ("RUN --mount=type=cache,target=/c,uid=4294967295 true", "--mount=type=cache,target=/c,"
+     "uid=4294967295: uid=4294967295 is over 4294967294"),
+    ("RUN --mount=type=cache,target=/c,gid=-1 true", "--mount=type=cache,target=/c,gid=-1: "
+     "gid=-1 is not a number"),
+    ("RUN --security=insecure true", "RUN --security=insecure is not supported: a step never "
+     "gets more privilege than the build; only --security=sandbox"),
 ])
 def test_refused_run_flags_name_the_line(tmp_path: Path, base: str, line: str,
                                          message: str) -> None:

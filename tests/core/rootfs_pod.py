@@ -40,6 +40,7 @@ def main() -> None:
         lock_down()
     from ocibuild.errors import OciBuildError
     from ocibuild.rootfs import diff_layer, run, snapshot, unpack
+    from ocibuild.rootfs.executors import Mount
 
     out = {"euid": os.geteuid(), "steps": []}
     try:
@@ -50,7 +51,10 @@ def main() -> None:
                 result = run(spec["root"], step["argv"], step.get("env", {}), ledger=ledger,
                              cwd=step.get("cwd", "/"), user=tuple(step.get("user", (0, 0))),
                              mechanism=spec.get("mechanism"), stdout=log, stderr=log,
-                             timeout=300)
+                             timeout=step.get("timeout", 300),
+                             mounts=[Mount(*m) for m in step.get("mounts", [])],
+                             network=step.get("network", "default"),
+                             groups=step.get("groups", []))
             blob = diff_layer(before, spec["root"], ledger, spec["out"], compression="gzip",
                               engine="zlib", source_date_epoch=spec.get("epoch", 0))
             out["steps"].append({"result": result.to_json(), "layer": blob.to_json()})

@@ -111,6 +111,17 @@ def parser() -> argparse.ArgumentParser:
                    "entries older than this (kaniko's; Go's spelling: 336h, 90m, 1h30m)")
     p.add_argument("--cache-run-layers", nargs="?", const="true", default="true",
                    metavar="true|false", help="kaniko's: false caches no RUN step")
+    p.add_argument("--secret", action="append", default=[], metavar="id=ID,src=PATH",
+                   help="a secret for RUN --mount=type=secret (buildx's spelling): "
+                        "id=ID,src=PATH or id=ID,env=VAR; read when a step mounts it, kept "
+                        "out of layers, history and the result")
+    p.add_argument("--run-cache-dir", metavar="DIR",
+                   help="where RUN --mount=type=cache keeps its directories across builds "
+                        "(default: $XDG_CACHE_HOME/ocibuild/run-cache, else "
+                        "~/.cache/ocibuild/run-cache)")
+    p.add_argument("--run-timeout", type=_seconds, metavar="SECONDS",
+                   help="stop a RUN step that runs longer, and fail the build naming its "
+                        "line (default: no limit)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     for flag in KANIKO_NO_EFFECT:
         p.add_argument(flag, nargs="?", const="true", help=argparse.SUPPRESS)
@@ -133,6 +144,17 @@ def _dockerfile(given: Optional[str], context: str) -> str:
     if os.path.isfile(given) or os.path.isabs(given):
         return given
     return os.path.join(context, given)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0, "
+                                         "e.g. 600")
+    return value
 
 
 def _flag_bool(value: Optional[str], flag: str) -> Optional[bool]:
@@ -186,7 +208,7 @@ def cache_settings(args: argparse.Namespace, destinations: Tuple[str, ...], push
 
 
 def run(args: argparse.Namespace) -> Optional[dict]:
-    from ocibuild.dockerfile import builder, output
+    from ocibuild.dockerfile import builder, mounts, output
     from ocibuild.dockerfile.images import Registries
     from ocibuild.validate import source_date_epoch
 
@@ -226,7 +248,9 @@ def run(args: argparse.Namespace) -> Optional[dict]:
                               platform=args.platform, created_epoch=epoch,
                               compression=args.compression, registries=pull,
                               cache=cache_settings(args, destinations, push),
-                              blob_cache=args.cache_dir)
+                              blob_cache=args.cache_dir,
+                              secrets=tuple(mounts.parse_secret(s) for s in args.secret),
+                              run_cache_dir=args.run_cache_dir, run_timeout=args.run_timeout)
     with tempfile.TemporaryDirectory(prefix="ocibuild-dockerfile-") as work:
         built = builder.build(options, work)
         builder.warn(built)

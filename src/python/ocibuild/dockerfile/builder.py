@@ -16,14 +16,14 @@ import platform as host
 import posixpath
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ocibuild.dockerfile import add as adds
 from ocibuild.dockerfile import cache as step_cache, cache_key
 from ocibuild.dockerfile import config as dcfg
 from ocibuild.dockerfile import context as contexts
 from ocibuild.dockerfile import copy as copies
-from ocibuild.dockerfile import run as runs, shell, stages as stage_graph, users
+from ocibuild.dockerfile import mounts, run as runs, shell, stages as stage_graph, users
 from ocibuild.dockerfile.content import Blobs
 from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, LayerMember, Node, Tree, join, normalize
 from ocibuild.dockerfile.images import SCRATCH, Images, Pulled, Registries, scratch_config
@@ -57,6 +57,11 @@ class Options:
     registries: Registries = Registries()
     cache: step_cache.Settings = step_cache.Settings()  # the RUN-step layer cache
     blob_cache: Optional[str] = None  # --cache-dir: base images' blobs kept by digest
+    # RUN: --secret's sources (never their content), the cache mounts' directory (None:
+    # under XDG_CACHE_HOME), a step's time limit in seconds (None: none)
+    secrets: Tuple[mounts.Secret, ...] = ()
+    run_cache_dir: Optional[str] = None
+    run_timeout: Optional[float] = None
 
 
 @dataclass
@@ -336,13 +341,21 @@ class Builder:
         state.inner["OnBuild"] = [*(state.inner.get("OnBuild") or []), onbuild_expression(node)]
 
     def _run(self, state: State, node: Instruction, at: str) -> None:
-        runs.check_flags(flags(self.df, node), at)
-        argv = self._command(state, node)
+        opts = flags(self.df, node)
+        runs.check_flags(opts, at)
+        runs.check_heredocs(node, at)
+        cmd = runs.command(node, self._command(state, node))
+        workdir = state.inner.get("WorkingDir") or "/"
+        specs = tuple(mounts.parse(v, workdir, lambda t: self._expand(state, t, at), at)
+                      for v in mounts.values(node.flags))
+        options = runs.StepOptions(specs, opts.get("network") or "default",
+                                   self.options.run_timeout, tuple(sorted(cmd.files.items())))
+        argv = cmd.argv
         env = runs.step_env(state.args, state.inner.get("Env") or [], self.build_args,
                             PROXY_ARGS)
         self.used_args |= {k for k in PROXY_ARGS if k in self.build_args}
-        text = runs.created_by(argv, state.args, env)
-        inputs = self._cache_inputs(state, node, argv, at)
+        text = runs.created_by(cmd.shown, state.args, env)
+        inputs = self._cache_inputs(state, node, argv, specs, at)
         if inputs is not None and self._cache_hit(state, inputs, text, at):
             return
         miss = step_cache.report_miss(at, inputs)  # said before the step's own output
@@ -352,7 +365,9 @@ class Builder:
             os.path.join(self.work, "rootfs", str(self._count)))
         done = runs.run_step(state.root, argv, env, state.inner.get("WorkingDir") or "/",
                              state.inner.get("User") or "", self.layers_dir,
-                             self.options.compression, self.epoch, at)
+                             self.options.compression, self.epoch, at, options,
+                             self._mount_sources(state, node, at) if specs else None,
+                             os.path.join(self.work, "run"))
         self.run_steps.append({**runs.report(at, done.result), **miss})
         if done.layer is None:
             self._history(state, text, True)
@@ -369,6 +384,7 @@ class Builder:
     # -- the layer cache (ocibuild.dockerfile.cache) ---------------------------------------
 
     def _cache_inputs(self, state: State, node: Instruction, argv: List[str],
+                      specs: Sequence[mounts.MountSpec],
                       at: str) -> Optional[cache_key.StepInputs]:
         if self.cache is None:
             return None
@@ -377,14 +393,29 @@ class Builder:
             [layer.diff_id or "" for layer in state.layers], state.inner, argv, opts,
             [(h.name, h.content, h.expand) for h in node.heredocs], state.args,
             str(state.platform), self.options.compression, self.epoch,
-            self._run_material(state, node, opts, at))
+            self._run_material(state, node, specs, at))
 
-    def _run_material(self, state: State, node: Instruction, opts: Mapping[str, Optional[str]],
+    def _run_material(self, state: State, node: Instruction, specs: Sequence[mounts.MountSpec],
                       at: str) -> Tuple[cache_key.Material, ...]:
-        """What a RUN flag brings into the step beyond its tree and config (a bind mount's
-        source digest, a cache mount's id): one `cache_key.Material` each. None yet: the
-        flags that would (`--mount`) are refused by runs.check_flags."""
-        return ()
+        """What a step's mounts bring in beyond its tree and config: a bind mount's options
+        and a digest of what it mounts; a cache mount's id and sharing, not its content (as
+        BuildKit: a cache must not change a step's result); a tmpfs its target. A secret
+        is never material: its bytes or presence never reach a cache tag."""
+        out = []
+        for spec in specs:
+            fields = [("readonly", str(spec.readonly)), ("mode", str(spec.mode)),
+                      ("uid", str(spec.uid)), ("gid", str(spec.gid))]
+            if spec.kind == "bind":
+                tree, what = self._mount_tree(state, node, spec.origin, at)
+                fields += [("from", spec.origin), ("source", spec.source),
+                           ("source_digest", mounts.source_digest(tree, spec.source, what, at))]
+            elif spec.kind == "cache":
+                fields += [("id", spec.id), ("sharing", spec.sharing), ("from", spec.origin),
+                           ("source", spec.source)]
+            elif spec.kind != "tmpfs":
+                continue
+            out.append(cache_key.Material(spec.kind, spec.target, tuple(fields)))
+        return tuple(out)
 
     def _cache_hit(self, state: State, inputs: cache_key.StepInputs, text: str,
                    at: str) -> bool:
@@ -415,6 +446,28 @@ class Builder:
                      layer: Optional[Layer], text: str, mechanism: str, at: str) -> None:
         if self.cache is not None and inputs is not None:
             self.cache.store(inputs, layer, text, state.platform.to_json(), mechanism, at)
+
+    def _mount_tree(self, state: State, node: Instruction, origin: str,
+                    at: str) -> Tuple[Tree, str]:
+        """The tree a mount's `from=` names (the context when empty), and what it is."""
+        if not origin:
+            if self.context is None:
+                self.context = contexts.load(self.options.context, self.options.dockerfile)
+            return self.context, "the build context"
+        stage = stage_graph.stage_named(self.stages, origin, self._index_of(node))
+        if stage is not None:
+            return self.built[stage.index].tree, f"the stage {shown(origin)}"
+        if origin.lower() == SCRATCH:
+            return Tree(), "scratch"
+        return self.images.get(origin, state.platform, at).tree, f"the image {shown(origin)}"
+
+    def _mount_sources(self, state: State, node: Instruction, at: str) -> mounts.Sources:
+        from ocibuild.rootfs.select import choose
+
+        return mounts.Sources(lambda origin: self._mount_tree(state, node, origin, at),
+                              self.blobs.materialize,
+                              mounts.cache_root(self.options.run_cache_dir),
+                              {s.id: s for s in self.options.secrets}, choose() == "proot")
 
     def _blob_path(self, layer: Layer) -> Tuple[str, str]:
         name = layer.digest.split(":", 1)[1]

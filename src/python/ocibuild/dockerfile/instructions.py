@@ -1,7 +1,8 @@
 """Which flags each instruction takes, and what is refused (with why), before anything runs.
 
 Refused, each an error naming file, line and instruction, never a silent skip:
-* RUN --mount, --network other than default, --security=insecure (ocibuild.dockerfile.run);
+* RUN --security=insecure, --network other than default|none|host, --mount=type=ssh
+  (ocibuild.dockerfile.run, ocibuild.dockerfile.mounts);
 * COPY --parents, --exclude and ADD --exclude, --keep-git-dir, --unpack: newer BuildKit
   (labs) flags this builder does not implement;
 * ADD of a git repository, and of a URL without --checksum=sha256:... (see ocibuild.dockerfile.add);
@@ -25,6 +26,7 @@ FLAGS: Dict[str, Dict[str, bool]] = {
     "HEALTHCHECK": {"interval": True, "timeout": True, "start-period": True,
                     "start-interval": True, "retries": True},
 }
+REPEATABLE = {("RUN", "mount")}  # the others given twice are an error, as in BuildKit
 NOT_YET = {
     ("COPY", "parents"): "COPY --parents (BuildKit labs) is not supported; copy each tree",
     ("COPY", "exclude"): "COPY --exclude (BuildKit labs) is not supported; use .dockerignore",
@@ -50,7 +52,7 @@ def flags(df: Dockerfile, node: Node) -> Dict[str, Optional[str]]:
             listed = ", ".join(f"--{f}" for f in known) or "none"
             raise OciBuildError(f"{where(df, node)}: unknown flag --{shown(name)} (known: "
                                 f"{listed})")
-        if name in out:
+        if name in out and (node.keyword, name) not in REPEATABLE:
             raise OciBuildError(f"{where(df, node)}: --{name} is given twice")
         if known[name] and not sep:
             raise OciBuildError(f"{where(df, node)}: --{name} needs a value: --{name}=VALUE")
@@ -70,10 +72,14 @@ def check(df: Dockerfile, node: Node, in_onbuild: bool = False) -> None:
     if node.keyword == "RUN":
         from ocibuild.dockerfile.run import check_flags
 
+        from ocibuild.dockerfile.run import check_heredocs
+
+        from ocibuild.dockerfile import mounts
+
         check_flags(opts, where(df, node))
-        if node.heredocs:
-            raise OciBuildError(f"{where(df, node)}: RUN with a heredoc is not supported; "
-                                "write the script with COPY <<EOF and RUN it")
+        check_heredocs(node, where(df, node))
+        for value in mounts.values(node.flags):  # expanded when the step runs
+            mounts.parse(value, "/", lambda text: text, where(df, node))
     if node.keyword == "ONBUILD":
         if node.sub is None:
             raise OciBuildError(f"{where(df, node)}: ONBUILD needs an instruction")

@@ -47,6 +47,7 @@ class Heredoc:
     expand: bool  # False when the name was quoted (<<"EOF", <<'EOF')
     chomp: bool  # <<- : leading tabs stripped
     fd: int = 0
+    raw: str = ""  # the content as written, tabs kept (RUN gives it to the shell whole)
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def parse(data: bytes, path: str = "Dockerfile") -> Dockerfile:
                 body_text = "".join(content)
                 if chomp:
                     body_text = re.sub(r"(?m)^\t+", "", body_text)
-                docs.append(Heredoc(name, body_text, expand, chomp, fd))
+                docs.append(Heredoc(name, body_text, expand, chomp, fd, "".join(content)))
             node = _with(node, heredocs=tuple(docs), end_line=i)
         nodes.append(node)
     if not nodes:

@@ -8,22 +8,36 @@ directory and user are the builder's (SHELL + command for the shell form, the st
 its ARGs in scope, HOME from /etc/passwd when unset as runc sets it, WORKDIR, USER through
 the tree's /etc/passwd and /etc/group).
 
-Flags: `--network=default` (the host's network, as docker's default bridge gives the step
-one); `--network=none|host`, `--security=insecure` and `--mount` are refused with the line:
-this builder cannot isolate the network of a step nor mount anything into it.
+Flags: `--network=default` and `--network=host` (the host's network: the build's own network
+namespace, which is what a step's default network is here); `--network=none` (a network
+namespace of its own, loopback only, under the root and userns mechanisms; refused under
+proot, which has none); `--mount` (ocibuild.dockerfile.mounts); `--security=insecure` is
+refused: steps never get more privilege than the build has.
+
+Heredocs, as BuildKit's dispatchRun: when the command is one heredoc (`RUN <<EOF`), its
+content is the script the shell runs (`/bin/sh -c CONTENT`), or, starting with `#!`, a file
+run by its interpreter; otherwise (`RUN <<EOF bash`, `RUN python3 <<EOF`, several heredocs)
+the line and its heredocs are given to the shell whole, which feeds them to the command
+(expansion, `<<-` and quoted delimiters are then the shell's own). The frontend expands
+nothing in either case.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
+from contextlib import ExitStack
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ocibuild import rootfs
 from ocibuild.errors import OciBuildError
+from ocibuild.dockerfile import mounts as run_mounts
+from ocibuild.dockerfile.parser import _HEREDOC, Node
 from ocibuild.layer.builder import build_layer
 from ocibuild.rootfs.diff import layer_entries
+from ocibuild.rootfs.paths import RUN_DIR
 from ocibuild.rootfs.users import home_of
 from ocibuild.untrusted import shown
 
@@ -38,19 +52,71 @@ class StageRoot:
     applied: int
 
 
+NETWORKS = ("default", "none", "host")
+# BuildKit's: a one-heredoc script starting with #! is a file here, run by its interpreter.
+PIPES = "/dev/pipes/"
+
+
 def check_flags(opts: Dict[str, Optional[str]], at: str) -> None:
-    if "mount" in opts:
-        raise OciBuildError(f"{at}: RUN --mount is not supported (no cache, secret or bind "
-                            "mounts); COPY what the step needs into the stage first")
     network = opts.get("network", "default")
-    if network != "default":
-        raise OciBuildError(f"{at}: RUN --network={shown(network or '')} is not supported: "
-                            "this builder cannot isolate a step's network; only "
-                            "--network=default (the host's network) is")
+    if network not in NETWORKS:
+        raise OciBuildError(f"{at}: RUN --network={shown(network or '')} is not one of "
+                            f"{', '.join(NETWORKS)}")
     security = opts.get("security", "sandbox")
     if security != "sandbox":
-        raise OciBuildError(f"{at}: RUN --security={shown(security or '')} is not supported; "
-                            "only --security=sandbox")
+        raise OciBuildError(f"{at}: RUN --security={shown(security or '')} is not supported: "
+                            "a step never gets more privilege than the build; only "
+                            "--security=sandbox")
+
+
+def check_heredocs(node: Node, at: str) -> None:
+    if node.heredocs and node.json:
+        raise OciBuildError(f"{at}: a heredoc needs the shell form of RUN, not a JSON array")
+    if node.heredocs and is_single_heredoc(node.args[0]) and \
+            _is_script(node.heredocs[0]) and \
+            ("/" in node.heredocs[0].name or node.heredocs[0].name in (".", "..")):
+        raise OciBuildError(f"{at}: the heredoc name {shown(node.heredocs[0].name)} names the "
+                            "script's file: it cannot hold '/'")
+
+
+def is_single_heredoc(text: str) -> bool:
+    """BuildKit's MustParseHeredoc on the whole command: it is one word `<<NAME`."""
+    from ocibuild.dockerfile.shell import split_raw
+
+    match = _HEREDOC.match(text)
+    return bool(match and match.group(3) and
+                len(split_raw(match.group(3), keep_quotes=False)) == 1)
+
+
+def _is_script(doc) -> bool:
+    """BuildKit looks at the heredoc as written: `<<-` with a tab before `#!` is no script."""
+    return (doc.raw or doc.content).startswith("#!")
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: List[str]  # what runs
+    shown: List[str]  # what history records: BuildKit's args
+    files: Dict[str, Tuple[bytes, int]]  # files in /.ocibuild-run the step needs
+
+
+def command(node: Node, shell_argv: Sequence[str]) -> Command:
+    """`shell_argv`: SHELL + the command line (the builder's shell form). See the module doc."""
+    if not node.heredocs:
+        return Command(list(shell_argv), list(shell_argv), {})
+    prefix = list(shell_argv[:-1])
+    first = node.heredocs[0]
+    if is_single_heredoc(node.args[0]):
+        if _is_script(first):
+            shown_path = PIPES + first.name
+            real = f"/{RUN_DIR}/pipes/{first.name}"
+            return Command(prefix + [real], prefix + [shown_path],
+                           {f"pipes/{first.name}": (first.content.encode(), 0o755)})
+        return Command(prefix + [first.content], prefix + [first.content], {})
+    full = node.args[0]
+    for doc in node.heredocs:
+        full += "\n" + (doc.raw or doc.content) + doc.name
+    return Command(prefix + [full], prefix + [full], {})
 
 
 def step_env(args: Dict[str, str], env: Sequence[str], build_args: Dict[str, str],
@@ -91,12 +157,26 @@ class StepDone:
     layer: Optional[object]  # LayerBlob, or None when the step changed nothing
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """What RUN's flags and the build's options ask of one step."""
+
+    mounts: Tuple[run_mounts.MountSpec, ...] = ()
+    network: str = "default"
+    timeout: Optional[float] = None
+    files: Tuple[Tuple[str, Tuple[bytes, int]], ...] = ()
+
+
 def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, user: str,
-             out_dir: str, compression: str, epoch: int, at: str) -> StepDone:
+             out_dir: str, compression: str, epoch: int, at: str,
+             options: StepOptions = StepOptions(),
+             sources: Optional[run_mounts.Sources] = None, work: str = "") -> StepDone:
     """`user`: the stage's USER; "" (none set) is 0:0 without a look-up, as docker has it (an
-    image without /etc/passwd runs its steps as root)."""
+    image without /etc/passwd runs its steps as root), with no supplementary groups (as
+    BuildKit); a user gets its /etc/group memberships (rootfs.supplementary_groups)."""
     try:
         ids = rootfs.resolve_user(root.path, user) if user else (0, 0)
+        groups = rootfs.supplementary_groups(root.path, user) if user else ()
     except OciBuildError as err:
         raise OciBuildError(f"{at}: {err}") from None
     if "HOME" not in env:
@@ -104,12 +184,21 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
     before = rootfs.snapshot(root.path, root.ledger)
     sys.stdout.flush()
     sys.stderr.flush()
+    mount_work = os.path.join(work or os.path.dirname(root.path), "mounts")
     try:
-        # The step's output goes to the build's stderr: stdout is the build's result.
-        result = rootfs.run(root.path, argv, env, ledger=root.ledger, cwd=cwd, user=ids,
-                            stdout=2, stderr=2)
+        with ExitStack() as stack:
+            os.makedirs(mount_work, mode=0o700, exist_ok=True)
+            stack.callback(_remove, mount_work)
+            mounts = run_mounts.prepare(options.mounts, sources, mount_work, stack, at) \
+                if options.mounts and sources is not None else []
+            # The step's output goes to the build's stderr: stdout is the build's result.
+            result = rootfs.run(root.path, argv, env, ledger=root.ledger, cwd=cwd, user=ids,
+                                stdout=2, stderr=2, timeout=options.timeout, mounts=mounts,
+                                network=options.network, groups=groups,
+                                run_files=dict(options.files))
     except OciBuildError as err:
-        raise OciBuildError(f"{at}: {err}") from None
+        text = str(err)
+        raise OciBuildError(text if text.startswith(at) else f"{at}: {text}") from None
     if result.exit_code != 0:
         raise OciBuildError(f"{at}: the command {shown(' '.join(argv))} failed with exit "
                             f"code {result.exit_code} (its output is above, on stderr)")
@@ -119,6 +208,17 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
         return StepDone(result, None)
     blob = build_layer(entries, out_dir, compression=compression, mtime=epoch, whiteouts=True)
     return StepDone(result, blob)
+
+
+def _remove(path: str) -> None:
+    """The step's mount copies; a copy's read-only directories made writable first."""
+    def unlock(func, name, _exc) -> None:
+        try:
+            os.chmod(os.path.dirname(name), 0o700)
+            func(name)
+        except OSError:
+            pass
+    shutil.rmtree(path, onerror=unlock)
 
 
 def report(at: str, result: rootfs.RunResult) -> dict:

@@ -124,7 +124,8 @@ def target(stages: List[Stage], name: Optional[str], path: str) -> Stage:
 
 def needed(df: Dockerfile, stages: List[Stage], goal: Stage,
            args: Mapping[str, str]) -> List[Stage]:
-    """The stages `goal` depends on (FROM a stage, COPY --from a stage), and itself, in
+    """The stages `goal` depends on (FROM a stage, COPY --from or RUN --mount from= a stage),
+    and itself, in
     Dockerfile order."""
     want = set()
     todo = [goal]
@@ -142,4 +143,11 @@ def needed(df: Dockerfile, stages: List[Stage], goal: Stage,
                 ref = stage_named(stages, source, stage.index) if source else None
                 if ref is not None:
                     todo.append(ref)
+            if node.keyword == "RUN":  # RUN --mount=...,from=STAGE
+                from ocibuild.dockerfile.mounts import froms
+
+                for source in froms(node.flags):
+                    ref = stage_named(stages, _expand(df, node, source, args), stage.index)
+                    if ref is not None:
+                        todo.append(ref)
     return [s for s in stages if s.index in want]

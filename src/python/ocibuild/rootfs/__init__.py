@@ -12,7 +12,8 @@ from ocibuild.rootfs.ledger import Ledger  # noqa: E402
 from ocibuild.rootfs.snapshot import Snapshot, snapshot  # noqa: E402
 from ocibuild.rootfs.step import RunResult, run  # noqa: E402
 from ocibuild.rootfs.unpack import unpack  # noqa: E402
-from ocibuild.rootfs.users import resolve_user  # noqa: E402
+from ocibuild.rootfs.users import resolve_user, supplementary_groups  # noqa: E402
 
 __all__ = ["Ledger", "RunResult", "Snapshot", "diff_layer", "resolve_user", "run", "snapshot",
+           "supplementary_groups",
            "unpack"]

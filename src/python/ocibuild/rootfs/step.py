@@ -9,8 +9,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
+from ocibuild.rootfs import stubs
+
 from ocibuild.errors import OciBuildError
-from ocibuild.rootfs.executors import Output, Step
+from ocibuild.rootfs.executors import Mount, Output, Step
 from ocibuild.rootfs.fakeroot import Fakeroot, guest_can_load, host_library
 from ocibuild.rootfs.ledger import Ledger
 from ocibuild.rootfs.paths import RUN_DIR
@@ -20,6 +22,8 @@ from ocibuild.rootfs.select import MECHANISMS, choose
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STATIC_LOST = ("chown and mknod by statically linked programs are not recorded "
                "(they keep the step's user as owner and stay regular files)")
+PROOT_READ_ONLY_LOST = ("read-only mounts are writable under proot (the writes go to a "
+                        "throw-away copy, never to the tree nor to the mount's source)")
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,39 @@ def _make_run_dir(run_dir: str) -> None:
                             "own files; remove it in the step that made it") from None
 
 
+def _write_run_files(run_dir: str, files: Dict[str, Tuple[bytes, int]]) -> None:
+    for name, (data, mode) in sorted(files.items()):
+        path = os.path.join(run_dir, name)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+
+
 def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
         cwd: str = "/", user: Tuple[int, int] = (0, 0), mechanism: Optional[str] = None,
         stdout: Output = None, stderr: Output = None,
-        timeout: Optional[float] = None) -> RunResult:
+        timeout: Optional[float] = None, mounts: Sequence[Mount] = (),
+        network: str = "default", groups: Sequence[int] = (),
+        run_files: Optional[Dict[str, Tuple[bytes, int]]] = None) -> RunResult:
     """Run `argv` with exactly `env` (PATH defaulted as Docker does) in `root` as `user`.
+
+    `mounts`: seen by this step only (a read-only one's source must be a throw-away copy:
+    proot cannot enforce read-only). `network`: "none" cuts it (root and userns only).
+    `groups`: supplementary groups (root only; reported lost elsewhere). `run_files`: name ->
+    (bytes, mode), files the step sees in /.ocibuild-run, never layered.
 
     A non-zero exit is a result, not an error: the caller names the Dockerfile line."""
     _check(root, argv, cwd)
     name = choose(mechanism)
+    if network not in ("default", "host", "none"):
+        raise OciBuildError(f"RUN network {network!r}: must be default, host or none")
+    if network == "none" and name == "proot":
+        raise OciBuildError(
+            "RUN --network=none cannot be honoured by the RUN mechanism 'proot' (chosen "
+            "because user namespaces are refused here): it has no network namespace to cut "
+            "the step's network; run the build as root or where user namespaces are allowed, "
+            "or drop --network=none")
     if name == "root" and not ledger.real:
         raise OciBuildError("RUN mechanism 'root' cannot use a tree unpacked without root "
                             "(its owners are in the ledger, not on disk); unpack it as root")
@@ -73,8 +101,14 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
     env.setdefault("PATH", DEFAULT_PATH)
     work = tempfile.mkdtemp(prefix="ocibuild-run-")
     run_dir = os.path.join(root, RUN_DIR)
-    fake, lost, preload, fresh, made_run_dir = None, [], None, set(), False
+    fake, lost, preload, fresh, made_run_dir, made = None, [], None, set(), False, []
+    if groups and name != "root":
+        lost.append(f"supplementary groups {','.join(map(str, groups))} are not given under "
+                    f"{name} (only the user's own uid and gid are mapped)")
+    if mounts and name == "proot" and any(m.readonly for m in mounts):
+        lost.append(PROOT_READ_ONLY_LOST)
     try:
+        mounts, made = stubs.make(root, mounts)
         if name != "root":
             preload = host_library()
             if preload is None or not guest_can_load(root, preload):
@@ -91,7 +125,13 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
                     _make_run_dir(run_dir)
                     made_run_dir = True
                     shutil.copy(preload, os.path.join(run_dir, os.path.basename(preload)))
-        step = Step(root, list(argv), env, cwd, user, work, preload, stdout, stderr, timeout)
+        if run_files:
+            if not made_run_dir:
+                _make_run_dir(run_dir)
+                made_run_dir = True
+            _write_run_files(run_dir, run_files)
+        step = Step(root, list(argv), env, cwd, user, work, preload, stdout, stderr, timeout,
+                    tuple(mounts), network, tuple(groups) if name == "root" else ())
         code = MECHANISMS[name].run(step)
     finally:
         try:
@@ -100,6 +140,7 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
         finally:
             if made_run_dir:
                 shutil.rmtree(run_dir, ignore_errors=True)
+            stubs.remove(root, made)
             shutil.rmtree(work, ignore_errors=True)
     ledger.adopt(root, user[0], user[1], fresh)
     ownership = "real" if name == "root" else ("fakeroot" if fake is not None else "none")

@@ -72,3 +72,26 @@ def resolve_user(root: str, spec: str) -> Tuple[int, int]:
                                     "/etc/group; create it first or give a numeric gid")
             gid = groups[group][0]
     return uid, gid
+
+
+def supplementary_groups(root: str, spec: str) -> Tuple[int, ...]:
+    """The groups runc gives a step run as USER `spec` (libcontainer's GetExecUser): with
+    "user:group" only that group (none added); with a user alone, every group of
+    /etc/group listing the user's name as a member, in file order (repeats kept, as runc).
+    A numeric uid with no passwd entry has no name, so no groups."""
+    user, _, group = (spec or "root").partition(":")
+    if group:
+        return ()
+    passwd = _text(root, "passwd").splitlines()
+    if user.isdigit():
+        names = [f[0] for f in (line.split(":") for line in passwd)
+                 if len(f) >= 3 and f[2] == user]
+        if not names:
+            return ()
+        user = names[0]
+    out: list = []
+    for line in _text(root, "group").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[2].isdigit() and user in fields[3].split(","):
+            out.append(int(fields[2]))
+    return tuple(out)

@@ -14,6 +14,17 @@ Output = Union[None, int, IO]
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A host file or directory the step sees at `target`, for that step only: the tree never
+    holds it (RUN --mount). `target` exists in the tree as a directory or file (step.py makes
+    it, and removes it after if it made it)."""
+
+    target: str  # absolute, inside the image, no symlink on the way (step.py checked)
+    source: str  # host path, a directory or a regular file
+    readonly: bool = True
+
+
+@dataclass(frozen=True)
 class Step:
     root: str
     argv: Sequence[str]
@@ -25,3 +36,6 @@ class Step:
     stdout: Output = None
     stderr: Output = None
     timeout: Optional[float] = None
+    mounts: Tuple[Mount, ...] = ()
+    network: str = "default"  # "none": a network namespace of its own, loopback only
+    groups: Tuple[int, ...] = ()  # supplementary group ids, where the mechanism can set them

@@ -8,6 +8,11 @@ dynamically linked programs go to fakeroot (fakeroot.py).
 LD_PRELOAD must reach the command but not proot, a host program: the variable names a path
 in our work directory that on the host is a symlink to the host's own libc (preloading libc
 into proot changes nothing) and in the guest is bound, by proot, to libfakeroot.
+
+RUN --mount is `-b source:target`. proot cannot make a binding read-only: step.py gives it
+only throw-away copies, so a write lands in the copy and never in the tree or the source.
+proot gives no network namespace and no supplementary groups (step.py refuses
+--network=none here and reports the groups as lost).
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ def run(step: Step) -> int:
         target = os.path.join(step.root, name)
         if os.path.isdir(target) and not os.path.islink(target):
             argv += ["-b", "/" + name]
+    for m in step.mounts:
+        if ":" in m.source or ":" in m.target:  # proot's -b splits host:guest at a colon
+            raise OciBuildError(f"RUN --mount target {m.target}: a path holding ':' cannot be "
+                                "given to proot's -b; choose another target")
+        argv += ["-b", f"{m.source}:{m.target}"]
     env = dict(step.env)
     if step.preload:
         stub = os.path.join(step.work, "preload", os.path.basename(step.preload))

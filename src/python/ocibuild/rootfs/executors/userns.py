@@ -3,8 +3,10 @@
 The fast path where the kernel and the container's seccomp profile allow unprivileged user
 namespaces: no ptrace, native speed. Only the build user's own id is mapped, so a chown to
 another id is refused by the kernel (EINVAL) unless fakeroot answers it first (dynamically
-linked programs). Set up in the child between fork and exec, so no host program runs with
-the image's LD_PRELOAD.
+linked programs), and supplementary groups cannot be given (setgroups is denied, as it must
+be for an unprivileged map). Set up in the child between fork and exec, so no host program
+runs with the image's LD_PRELOAD. RUN --mount binds in the step's mount namespace (read-only
+enforced); --network=none is a network namespace of its own, loopback only.
 """
 
 from __future__ import annotations
@@ -26,12 +28,19 @@ def run(step: Step) -> int:
         env["LD_PRELOAD"] = f"/{RUN_DIR}/{os.path.basename(step.preload)}"
 
     def enter() -> None:
-        _native.unshare(_native.CLONE_NEWUSER | _native.CLONE_NEWNS)
+        net = _native.CLONE_NEWNET if step.network == "none" else 0
+        _native.unshare(_native.CLONE_NEWUSER | _native.CLONE_NEWNS | net)
         _native.write("/proc/self/setgroups", "deny")
         _native.write("/proc/self/uid_map", f"{uid} {outer_uid} 1")
         _native.write("/proc/self/gid_map", f"{gid} {outer_gid} 1")
         _native.make_private("/")
         _native.bind_host_mounts(step.root)
+        try:
+            if net:
+                _native.loopback_up()
+            _native.bind_step_mounts(step.root, step.mounts)
+        except OSError as err:
+            _native.fail("setting up the step's mounts or network", err)
         os.chroot(step.root)
         os.chdir(step.cwd)
 
