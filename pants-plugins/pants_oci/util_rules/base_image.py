@@ -200,8 +200,8 @@ async def base_of(image: Address, union_membership: UnionMembership) -> Target |
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(image, description_of_origin="<infallible>")
     )
-    base = wrapped.target[OciImageBaseField].value
-    if base == SCRATCH:
+    base = wrapped.target.get(OciImageBaseField).value
+    if base is None or base == SCRATCH:  # scratch, or a target without `base` (a Dockerfile's)
         return None
     target, _ = await base_target(image, base, union_membership)
     return target
