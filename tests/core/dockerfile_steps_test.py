@@ -5,7 +5,6 @@ are exact; a step's sandbox without the context refuses to read it."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import shutil
@@ -13,9 +12,13 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ocibuild.dockerfile import builder, state as states
-from ocibuild.dockerfile.plan import plan
+from ocibuild.dockerfile.plan import matching_files, plan
+from ocibuild.dockerfile.copy import glob, has_wildcard
+from ocibuild.dockerfile.fstree import DIR, FILE, Node, Tree
+from ocibuild.dockerfile.plan import _GLOB_SPECIAL
 from ocibuild.errors import OciBuildError
 from ocibuild.protocol.dockerfile import (
     NO_CONTEXT,
@@ -68,15 +71,11 @@ def _images(layout: str) -> tuple:
 
 
 def _subset(ctx: Path, dest: Path, patterns) -> None:
-    """What the Pants rule gives a `patterns` step: each pattern's matches and what is under
-    them (Pants globs `P` and `P/**`)."""
-    for path in sorted(p for p in ctx.rglob("*") if p.is_file()):
-        rel = path.relative_to(ctx).as_posix()
-        if any(fnmatch.fnmatchcase(rel, p) or
-               any(fnmatch.fnmatchcase("/".join(rel.split("/")[:n]), p)
-                   for n in range(1, rel.count("/") + 1)) for p in patterns):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, dest / rel)
+    """What the Pants rule gives a `patterns` step: the files `matching_files` picks."""
+    files = [p.relative_to(ctx).as_posix() for p in ctx.rglob("*") if p.is_file()]
+    for rel in matching_files(files, patterns):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ctx / rel, dest / rel)
 
 
 def run_steps(tmp: Path, ctx: Path, layout: str, build_args=()) -> Dict:
@@ -200,7 +199,7 @@ def test_a_step_planned_without_context_cannot_read_it(tmp_path: Path, layout: s
     (".", (WHOLE_CONTEXT, ())),
     ("../../etc", (PATTERNS, ("etc",))),  # ".." stops at the root, as COPY reads it
     ("$SRC", (WHOLE_CONTEXT, ())),
-    ("f[ab].txt", (WHOLE_CONTEXT, ())),
+    ("f[ab].txt", (PATTERNS, ("f[ab].txt",))),
     ("a\\*b", (WHOLE_CONTEXT, ())),
 ])
 def test_copy_sources_become_patterns_only_when_globs_agree(tmp_path: Path, source: str,
@@ -224,3 +223,36 @@ def test_add_url_and_heredoc_sources_read_no_context(tmp_path: Path) -> None:
         "COPY <<EOF /b\nhello\nEOF\n")
     _, group = plan(DockerfilePlanRequest(str(tmp_path / "Dockerfile"), "Dockerfile")).steps
     assert (group.first, group.last, group.context) == (0, 1, NO_CONTEXT)
+
+
+# -- the context a `patterns` step gets holds every file its COPY reads ---------------------
+
+_NAMES = st.sampled_from(["a", "b.txt", ".env", "a.py", "x{y}", "!n", "sub", "c*d", "[k]"])
+_PARTS = st.sampled_from(["a", "*", "*.py", "?", "[a-c]*", ".*", "sub", "b.txt", "[!a]*",
+                          "x{y}", "!n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(files=st.sets(st.lists(_NAMES, min_size=1, max_size=3).map("/".join), max_size=12),
+       pattern=st.lists(_PARTS, min_size=1, max_size=3).map("/".join))
+def test_matching_files_hold_every_file_copy_reads(files, pattern) -> None:
+    tree = Tree({"": Node(DIR)})
+    for path in sorted(files):
+        parts = path.split("/")
+        if any(tree.get("/".join(parts[:i])) is not None and
+               tree.get("/".join(parts[:i])).kind != DIR for i in range(1, len(parts))):
+            continue  # a file where a directory would be: not a possible context
+        if tree.get(path) is not None:
+            continue
+        for i in range(1, len(parts)):
+            tree.nodes.setdefault("/".join(parts[:i]), Node(DIR))
+        tree.nodes[path] = Node(FILE, 0o644)
+    real = [p for p, n in tree.nodes.items() if n.kind == FILE]
+    if has_wildcard(pattern):
+        roots = glob(tree, pattern, "test")
+    else:
+        roots = [pattern] if pattern in tree.nodes else []
+    read = {f for f in real for r in roots if f == r or f.startswith(r + "/")}
+    chosen = matching_files(real, [pattern])
+    assert chosen is None or read <= set(chosen)
+    assert chosen is None or not (_GLOB_SPECIAL & set("".join(chosen)))

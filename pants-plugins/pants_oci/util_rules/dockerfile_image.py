@@ -58,6 +58,7 @@ from pants.engine.unions import UnionMembership, UnionRule
 from pants.util.logging import LogLevel
 
 from ocibuild.dockerfile.builder import PROXY_ARGS
+from ocibuild.dockerfile.plan import matching_files
 from ocibuild.errors import OciBuildError
 from ocibuild.protocol.assemble import AssembleResult
 from ocibuild.protocol.dockerfile import (
@@ -178,13 +179,18 @@ def root_images(plan: DockerfilePlan) -> dict[int, str | None]:
     return roots
 
 
-def context_globs(step: PlanStep) -> PathGlobs:
-    """What a `patterns` step gets of the context: each pattern's matches and what is under
-    them (a directory copies its contents), and the .dockerignore that filters them."""
-    globs = [".dockerignore"]
-    for pattern in step.patterns:
-        globs += [pattern, f"{pattern}/**"]
-    return PathGlobs(globs)
+async def _context_of(step: PlanStep, context: DockerfileContext) -> Digest:
+    """What a step gets of the context. For `patterns`: the files COPY's own matcher picks
+    (ocibuild.dockerfile.plan.matching_files), named to Pants literally: its globs differ from
+    Go's filepath.Match (`**`, `{a,b}`, `!`, dot files), and a file they missed would be
+    silently left out of the image."""
+    if step.context != PATTERNS:
+        return context.digest
+    snapshot = await Get(Snapshot, Digest, context.digest)
+    chosen = matching_files(snapshot.files, step.patterns)
+    if chosen is None:
+        return context.digest
+    return await Get(Digest, DigestSubset(context.digest, PathGlobs(chosen)))
 
 
 @dataclass(frozen=True)
@@ -239,9 +245,7 @@ async def _step(target: Target, step: PlanStep, dockerfile: bytes, name: str,
     parts += await MultiGet(Get(Digest, AddPrefix(images[n][0].layout, images[n][1].layout))
                             for n in names)
     if step.context != NO_CONTEXT:
-        given = context.digest if step.context != PATTERNS else await Get(
-            Digest, DigestSubset(context.digest, context_globs(step)))
-        parts.append(await Get(Digest, AddPrefix(given, _CONTEXT)))
+        parts.append(await Get(Digest, AddPrefix(await _context_of(step, context), _CONTEXT)))
     what = "FROM" if step.first < 0 else step.keyword
     run = await Get(OcibuildResult, OcibuildRun(
         DockerfileStepRequest(

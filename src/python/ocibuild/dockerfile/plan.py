@@ -12,9 +12,9 @@ output is a function of its input, so the RUN after it still finds its cache ent
 
 from __future__ import annotations
 
-from typing import List, Optional, Set
+from typing import Iterable, List, Optional, Set
 
-from ocibuild.dockerfile import stages as stage_graph
+from ocibuild.dockerfile import copy as copies, stages as stage_graph
 from ocibuild.dockerfile.add import is_url
 from ocibuild.dockerfile.builder import PROXY_ARGS, automatic_args, DEFAULT_PLATFORM
 from ocibuild.dockerfile.fstree import normalize
@@ -45,11 +45,39 @@ def prefix_sizes(data: bytes) -> List[int]:
     return sizes
 
 
+# Characters a Pants glob reads specially: a context path holding one is never passed to it.
+_GLOB_SPECIAL = frozenset("*?[]{}!\\")
+
+
+def matching_files(files: Iterable[str], patterns: Iterable[str]) -> Optional[List[str]]:
+    """The context files a `patterns` step reads: each file a pattern names, or that lies
+    under a directory it names, matched component by component as COPY matches them
+    (ocibuild.dockerfile.copy: Go's filepath.Match where a component has a wildcard), plus
+    the .dockerignore. None when a chosen path could not be named to Pants literally (the
+    caller then gives the whole context)."""
+    compiled = []
+    for pattern in patterns:
+        parts = [p for p in normalize(pattern).split("/") if p]
+        compiled.append([(copies._component(p, "a COPY source") if copies.has_wildcard(p)
+                          else p) for p in parts])
+    chosen = []
+    for path in files:
+        components = path.split("/")
+        if path == ".dockerignore" or any(
+                len(components) >= len(parts) and all(
+                    c == part if isinstance(part, str) else part.match(c)
+                    for part, c in zip(parts, components)) for parts in compiled):
+            if _GLOB_SPECIAL & set(path):
+                return None
+            chosen.append(path)
+    return sorted(chosen)
+
+
 def _pattern(source: str, escape: str) -> Optional[str]:
     """The context path a literal COPY source reads, or None when the step must get the whole
-    context: a `$` (expanded by the step, not here), `[`, or the escape character (which
-    Pants' globs do not read as Go's filepath.Match does), or the context's root itself."""
-    if "$" in source or "[" in source or escape in source or "\\" in source:
+    context: a `$` (expanded by the step, not here), the escape character or a backslash
+    (what the lexer makes of them is the step's business), or the context's root itself."""
+    if "$" in source or escape in source or "\\" in source:
         return None
     path = normalize(source)  # as COPY reads it: ".." stops at the context's root
     return path or None
