@@ -1214,6 +1214,17 @@ class OciDockerfileTargetStageField(StringField):
     )
 
 
+class OciDockerfileLayerCompressionField(OciImageLayerCompressionField):
+    valid_choices = ("gzip", "zstd")
+    help = help_text(
+        """
+        How the layers of COPY, ADD, WORKDIR and RUN steps are compressed: `gzip`
+        (libdeflate, the same bytes on every machine) or `zstd` (smaller, faster; needs
+        containerd >= 1.5, podman >= 3 or Docker >= 23). The base's layers keep theirs.
+        """
+    )
+
+
 class _NotYetField(BoolField):
     """A field of `oci_image` that is off here, so `publish` sees a value; refused when set."""
 
@@ -1247,7 +1258,7 @@ class OciDockerfileImageTarget(Target):
         OciDockerfileBuildArgsField,
         OciDockerfileTargetStageField,
         OciImagePlatformField,
-        OciImageLayerCompressionField,
+        OciDockerfileLayerCompressionField,
         OciImageAnnotationsField,
         OciImageVcsAnnotationsField,
         OciImageRepositoryField,

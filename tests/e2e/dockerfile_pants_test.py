@@ -2,18 +2,23 @@
 base, COPY of a packaged pex_binary, a RUN, a COPY of a file), as a user runs it; the image is
 checked by skopeo and umoci and run. An edit to the file only the last COPY reads re-runs no
 RUN step: with `--keep-sandboxes=always` Pants names every process it really executed (a
-cache hit or a memoized result executes nothing), and the RUN is not among them."""
+cache hit or a memoized result executes nothing), and the RUN is not among them. `pants
+publish` pushes the packaged image to a real registry on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.image_checks import run_in_rootfs, skopeo_inspect, umoci_unpack
+from tests.fixtures.registry import Registry, registry  # noqa: F401 (a fixture)
+from tests.fixtures.tools import require
 
 IMAGE = "examples.dockerfile-app/image"
 ADDRESS = "examples/dockerfile-app:image"
@@ -65,3 +70,18 @@ def test_the_dockerfile_example_builds_runs_and_reruns_no_run_step(repo: Path,
     assert _steps(second) == ["FROM", "COPY"], second
     again = skopeo_inspect(dist / IMAGE, "latest")["Layers"]
     assert again[:-1] == layers[:-1] and again[-1] != layers[-1]
+
+
+def test_publish_pushes_the_packaged_dockerfile_image(repo: Path, registry: Registry) -> None:
+    entry = {"address": registry.host, "default": True, "insecure": True}
+    option = f"--oci-registries={{'local': {entry!r}}}"
+    published = run_pants(repo, option, "publish", ADDRESS)
+    run_pants(repo, "package", ADDRESS)
+    digest = json.loads((repo / f"dist/{IMAGE}.json").read_text())["manifest_digest"]
+    name = f"{registry.host}/examples/dockerfile-app/image"
+    for tag in ("latest", "1.0.0"):
+        assert f"{name}:{tag} published to {name}@{digest}" in published.stderr + published.stdout
+    manifest = (repo / f"dist/{IMAGE}/blobs/sha256" / digest.split(":")[1]).read_bytes()
+    pushed = subprocess.run([require("skopeo"), "inspect", "--raw", *registry.skopeo_src_flags(),
+                             f"docker://{name}:1.0.0"], capture_output=True, check=True).stdout
+    assert pushed == manifest

@@ -73,7 +73,7 @@ from ocibuild.protocol.dockerfile import (
 )
 from ocibuild.reference import Reference, parse_reference
 from pants_oci.subsystems.oci import OciSubsystem
-from pants_oci.subsystems.oci_tool import OcibuildResult, OcibuildRun
+from pants_oci.subsystems.oci_tool import Compressor, OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
     OciDockerfileBuildArgsField,
     OciDockerfileImageTarget,
@@ -235,7 +235,7 @@ async def _images(plan: DockerfilePlan, target: Target, name: str,
 
 async def _step(target: Target, step: PlanStep, dockerfile: bytes, name: str,
                 context: DockerfileContext, images, roots, states: dict[int, Digest],
-                step_args, epoch: int, which: str) -> Digest:
+                step_args, epoch: int, compressor: str, which: str) -> Digest:
     wanted = {step.stage, *step.from_stages}
     names = sorted({*step.images, *(roots[i] for i in wanted if roots.get(i) is not None)})
     parts = [await Get(Digest, CreateDigest([FileContent(_DOCKERFILE,
@@ -256,6 +256,7 @@ async def _step(target: Target, step: PlanStep, dockerfile: bytes, name: str,
             platform=target[OciImagePlatformField].value,
             created_epoch=epoch,
             compression=target[OciImageLayerCompressionField].value,
+            compressor=compressor,
         ),
         await Get(Digest, MergeDigests(parts)),
         description=f"{target.address}: {which}, {name}:{step.line} {what}",
@@ -310,7 +311,8 @@ async def _image(target: Target, plan: DockerfilePlan, states: dict[int, Digest]
 
 @rule(desc="Build an image from a Dockerfile", level=LogLevel.DEBUG)
 async def build_dockerfile_image(request: DockerfileImageBuilder, oci: OciSubsystem,
-                                 union_membership: UnionMembership) -> OciImage:
+                                 compressor: Compressor, union_membership: UnionMembership
+                                 ) -> OciImage:
     address = request.request.address
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(address, description_of_origin="<infallible>")
@@ -342,7 +344,7 @@ async def build_dockerfile_image(request: DockerfileImageBuilder, oci: OciSubsys
     for number, step in enumerate(plan.steps, 1):
         states[step.stage] = await _step(
             target, step, content.content, name, context, images, roots, states, step_args,
-            epoch, f"step {number}/{len(plan.steps)}")
+            epoch, compressor.version, f"step {number}/{len(plan.steps)}")
     return await _image(target, plan, states, images, roots, epoch)
 
 

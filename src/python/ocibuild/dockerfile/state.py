@@ -226,6 +226,9 @@ def _prune(directory: str, keep: set) -> None:
 def step(request: DockerfileStepRequest, out_dir: str) -> DockerfileStepResult:
     import tempfile
 
+    from ocibuild.layer.request import check_compressor
+
+    check_compressor(request.compressor)
     if request.context is not None:
         local_path(request.context, "the step's context")
     with tempfile.TemporaryDirectory(prefix="ocibuild-step-") as work:

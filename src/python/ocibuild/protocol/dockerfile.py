@@ -101,6 +101,9 @@ class DockerfileStepRequest(Document):
     platform: Optional[str] = None
     created_epoch: int = field(default=0, metadata={"check": _epoch})
     compression: str = "gzip"
+    # The compressor version the caller keyed its cache on: a different one is refused, so
+    # another libdeflate or zlib never reuses (or poisons) a cached layer digest.
+    compressor: Optional[str] = None
 
 
 @dataclass(frozen=True)
