@@ -17,7 +17,9 @@ from pants.core.goals.package import Package
 from pants.testutil.rule_runner import RuleRunner
 
 from ocibuild.layout import OciLayout, resolve_image
-from tests.backend.conftest import package_error, reset, run_goal
+from tests.backend.conftest import configure, package_error, reset, run_goal
+from tests.fixtures.registry import Registry, registry  # noqa: F401 (a fixture)
+from tests.fixtures.registry_images import push_multi_platform
 from tests.fixtures.busybox import make_busybox_layout
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="RUN pins the root mechanism here")
@@ -155,3 +157,35 @@ def test_a_failing_run_names_the_dockerfile_line(rule_runner: RuleRunner) -> Non
     assert ("Error building img:rooted (step 2/2: img/Dockerfile.rooted line 2, RUN): "
             "img/Dockerfile.rooted:2: RUN: the command /bin/sh -c exit 3 failed with exit "
             "code 3 (its output is above, on stderr)") in package_error(rule_runner, "img:rooted")
+
+
+def test_a_from_reference_is_the_oci_pull_of_that_image_pinned_by_digest(
+        rule_runner: RuleRunner, registry: Registry, tmp_path: Path) -> None:
+    digests = push_multi_platform(registry, tmp_path, "base/multi")
+    option = f"--oci-registries={ {'local': {'address': registry.host, 'insecure': True}} !r}"
+    configure(rule_runner, (option,))
+    ref = f"{registry.host}/base/multi"
+    rule_runner.write_files({
+        "pulled/BUILD": dedent(f"""\
+            oci_pull(name="multi", image="{ref}:1.0", digest="{digests['index']}")
+            files(name="f", sources=["f.txt"])
+            oci_dockerfile_image(name="image", dependencies=[":multi", ":f"],
+                                 platform="linux/arm64")
+            """),
+        # By tag (the pin's), and by the pinned digest for COPY --from.
+        "pulled/Dockerfile": (f"FROM {ref}:1.0\nCOPY pulled/f.txt /f.txt\n"
+                              f"COPY --from={ref}@{digests['index']} /etc/marker /again\n"),
+        "pulled/f.txt": "f\n",
+    })
+    result = run_goal(rule_runner, Package, ["pulled:image"])
+    assert result.exit_code == 0, result.stderr
+    dist = Path(rule_runner.build_root, "dist")
+    image = resolve_image(OciLayout(dist / "pulled/image"), ref_name="latest")
+    assert image.config["architecture"] == "arm64"
+    assert image.config["config"]["Env"] == [  # docker gives every stage a PATH
+        "MARKER=arm64", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    base = OciLayout(tmp_path / "multi").read_blob_json(digests["arm64"])
+    assert image.layers[0].digest == base["layers"][0]["digest"]
+    assert image.manifest["annotations"]["org.opencontainers.image.base.digest"] == \
+        digests["arm64"]
+    assert _files(dist, "pulled/image", image.layers[-1].digest) == {"again": b"arm64"}

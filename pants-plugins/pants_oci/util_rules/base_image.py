@@ -200,8 +200,10 @@ async def base_of(image: Address, union_membership: UnionMembership) -> Target |
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(image, description_of_origin="<infallible>")
     )
-    base = wrapped.target.get(OciImageBaseField).value
-    if base is None or base == SCRATCH:  # scratch, or a target without `base` (a Dockerfile's)
+    if not wrapped.target.has_field(OciImageBaseField):  # a Dockerfile's: its FROM images
+        return None
+    base = wrapped.target[OciImageBaseField].value
+    if base == SCRATCH:
         return None
     target, _ = await base_target(image, base, union_membership)
     return target
