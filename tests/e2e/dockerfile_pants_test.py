@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,13 @@ _PRESERVED = re.compile(r"Preserving local process execution dir (\S+) for (.*)$
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_repo(tmp_path_factory.mktemp("dockerfile-app") / "repo", pantsd=True)
+    """A copy whose Dockerfile starts with a comment of its own: every step's key is new (the
+    Dockerfile up to a step is in its key), so the first build runs them all, whatever the
+    machine's Pants cache holds."""
+    repo = copy_repo(tmp_path_factory.mktemp("dockerfile-app") / "repo", pantsd=True)
+    dockerfile = repo / "examples/dockerfile-app/Dockerfile"
+    dockerfile.write_text(f"# {uuid.uuid4().hex}\n" + dockerfile.read_text())
+    return repo
 
 
 def _package_executed(repo: Path) -> list[str]:
