@@ -256,3 +256,20 @@ def test_matching_files_hold_every_file_copy_reads(files, pattern) -> None:
     chosen = matching_files(real, [pattern])
     assert chosen is None or read <= set(chosen)
     assert chosen is None or not (_GLOB_SPECIAL & set("".join(chosen)))
+
+
+def test_a_state_naming_a_blob_outside_its_directory_is_refused(tmp_path: Path) -> None:
+    box = tmp_path / "box"
+    (box / "stages/0").mkdir(parents=True)
+    (box / "Dockerfile").write_text("FROM scratch\nENV A=1\n")
+    (box / "stages/0/stage.json").write_text(json.dumps({
+        "config": {}, "platform": "linux/amd64", "args": [], "cmd_set": False, "image": None,
+        "layers": [{"media_type": "application/vnd.oci.image.layer.v1.tar", "size": 1,
+                    "digest": "sha256:../../../../etc/passwd", "diff_id": None}]}))
+    _, env = plan(DockerfilePlanRequest(str(box / "Dockerfile"), "Dockerfile")).steps
+    with pytest.raises(OciBuildError) as err:
+        states.step(DockerfileStepRequest(str(box / "Dockerfile"), "Dockerfile", env,
+                                          str(box / "stages")), str(box / "out"))
+    assert str(err.value) == ("digest 'sha256:../../../../etc/passwd' must be 'sha256:' "
+                              "followed by 64 lowercase hex digits, e.g. \"sha256:e3b0c44298fc1c"
+                              "149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"")

@@ -68,6 +68,7 @@ from ocibuild.protocol.dockerfile import (
     DockerfilePlan,
     DockerfilePlanRequest,
     DockerfileStepRequest,
+    DockerfileStepResult,
     LocalImage,
     PlanStep,
 )
@@ -262,6 +263,12 @@ async def _step(target: Target, step: PlanStep, dockerfile: bytes, name: str,
         description=f"{target.address}: {which}, {name}:{step.line} {what}",
         context=f"building {target.address} ({which}: {name} line {step.line}, {what})",
     ))
+    answer = run.result
+    assert isinstance(answer, DockerfileStepResult)
+    for done in answer.runs:  # which mechanism ran the step: reported, as the CLI reports it
+        lost = f"; lost: {'; '.join(done.lost)}" if done.lost else ""
+        logger.info(f"{target.address}: {done.at}: ran with mechanism {done.mechanism} "
+                    f"(ownership {done.ownership}){lost}")
     return await Get(Digest, RemovePrefix(
         await Get(Digest, DigestSubset(run.output_digest, PathGlobs([f"{step.stage}/**"]))),
         str(step.stage)))

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ocibuild import canonical_json
 from ocibuild.dockerfile import stages as stage_graph
+from ocibuild.digest import hex_of
 from ocibuild.dockerfile.builder import Builder, Options, State, automatic_args
 from ocibuild.dockerfile.fstree import DIR, Node, Tree
 from ocibuild.dockerfile.images import Images, Pulled, Registries
@@ -90,7 +91,9 @@ def _layer_json(layer: Layer) -> dict:
 
 
 def _blob_name(digest: str) -> str:
-    return os.path.join("blobs", "sha256", digest.split(":", 1)[1])
+    """The blob's file in a state directory; a digest that is not `sha256:<64 hex>` (a state
+    from elsewhere: a cache entry, a hand-made directory) names no file at all."""
+    return os.path.join("blobs", "sha256", hex_of(digest))
 
 
 class StepBuilder(Builder):
