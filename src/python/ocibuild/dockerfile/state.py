@@ -15,10 +15,9 @@ That is the price of each RUN being its own cached process.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from ocibuild import canonical_json
 from ocibuild.dockerfile import stages as stage_graph
@@ -276,4 +275,4 @@ def image(request: DockerfileImageRequest, out_dir: str) -> AssembleResult:
     )
 
 
-__all__ = ["step", "image", "StepBuilder", "LocalImages", "STAGE_FILE", "json", "List"]
+__all__ = ["step", "image", "StepBuilder", "LocalImages", "STAGE_FILE"]
