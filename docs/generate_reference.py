@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
-TARGETS = ("oci_image", "oci_layer", "oci_python_app", "oci_pull", "oci_layout", "debian_packages")
+TARGETS = ("oci_image", "oci_dockerfile_image", "oci_layer", "oci_python_app", "oci_pull",
+           "oci_layout", "debian_packages")
 SCOPES = ("oci",)
 GOALS = ("oci-pin", "debian-lock")
 # Fields every Pants target has; documented by Pants itself.

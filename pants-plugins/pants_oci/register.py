@@ -4,6 +4,7 @@ from pants_oci.goals import debian_lock, load, package, pin, publish, run, verif
 from pants_oci.subsystems import oci_tool
 from pants_oci.target_types import (
     DebianPackagesTarget,
+    OciDockerfileImageTarget,
     OciImageTarget,
     OciLayerTarget,
     OciLayoutTarget,
@@ -14,6 +15,8 @@ from pants_oci.util_rules import (
     assemble,
     base_image,
     debian_base,
+    dockerfile_context,
+    dockerfile_image,
     image,
     image_names,
     layer_content,
@@ -37,6 +40,7 @@ def target_types():
         OciLayoutTarget,
         DebianPackagesTarget,
         OciPythonAppTarget,
+        OciDockerfileImageTarget,
     )
 
 
@@ -50,6 +54,8 @@ def rules():
         *layers.rules(),
         *assemble.rules(),
         *image.rules(),
+        *dockerfile_context.rules(),
+        *dockerfile_image.rules(),
         *image_names.rules(),
         *mount_source.rules(),
         *package.rules(),

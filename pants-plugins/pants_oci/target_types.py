@@ -35,6 +35,7 @@ from pants.engine.target import (
     IntField,
     InvalidFieldException,
     InvalidTargetException,
+    OptionalSingleSourceField,
     StringField,
     StringSequenceField,
     Target,
@@ -1119,5 +1120,173 @@ class OciPythonAppTarget(Target):
         the machine that builds: a wheel with native code for another platform than the
         image's is an error naming it (use a `pex_binary` with `complete_platforms` for such
         images).
+        """
+    )
+
+
+# -- oci_dockerfile_image: Pants' `docker_image` fields, built by the ocibuild engine ---------
+
+
+class OciDockerfileSourceField(OptionalSingleSourceField):
+    default = "Dockerfile"
+    help = help_text(
+        """
+        The Dockerfile, relative to the BUILD file (as `docker_image`'s `source`).
+        """
+    )
+
+
+class OciDockerfileDependenciesField(Dependencies):
+    help = help_text(
+        """
+        What the build context holds, placed as Pants' `docker_image` places it: each
+        packageable dependency (`pex_binary`, `archive`, ... and those of its dependencies)
+        at its output path (`COPY examples.app/app.pex /app/`), each `file`/`resource` (and
+        `relocated_files`) at its path from the build root; then `context_root` selects the
+        part of that tree the Dockerfile sees.
+
+        Image targets (`oci_pull`, `oci_layout`, `oci_image`, `debian_packages`,
+        `oci_dockerfile_image`) are not put in the context: they are what the Dockerfile's
+        `FROM` and `COPY --from` name. A `FROM IMAGE` must match an `oci_pull` in
+        `dependencies` (its `image` field, e.g. `image="python:3.12"`, pinned by its
+        `digest`), or be the address of an image target
+        (`ARG BASE=//images:base` then `FROM $BASE`, as with `docker_image`).
+        """
+    )
+
+
+class OciDockerfileContextRootField(StringField):
+    alias = "context_root"
+    help = help_text(
+        """
+        The directory of the context tree (see `dependencies`) that is the build context,
+        as `docker_image` has it: `files` is relative to the build root, `./files` to the
+        BUILD file. Unset: the build root, so `COPY examples/app/conf.txt /etc/` and
+        `COPY examples.app/app.pex /app/` name dependencies as they lie.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and value.startswith("/"):
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address} must be a relative path, not "
+                f"{value!r}: use {value.strip('/')!r} (from the build root) or "
+                f"{'./' + value.strip('/')!r} (from the BUILD file)")
+        return value
+
+    def root(self, address: Address) -> str:
+        """The context root relative to the build root ("" for the build root itself)."""
+        value = self.value or ""
+        if value.startswith("./"):
+            value = posixpath.join(address.spec_path, value)
+        normal = posixpath.normpath(value) if value else ""
+        if normal == ".":
+            return ""
+        if normal.startswith(".."):
+            raise InvalidFieldException(
+                f"The {self.alias!r} field in target {address}: {self.value!r} is outside "
+                "the build root")
+        return normal
+
+
+class OciDockerfileBuildArgsField(StringSequenceField):
+    alias = "extra_build_args"
+    default = ()
+    help = help_text(
+        """
+        Build arguments (`--build-arg`), as `docker_image`'s: `NAME=value`, or `NAME` to take
+        the value from the environment of the Pants run. `[oci].build_args` adds to them
+        (the target's win). Only the ARGs the Dockerfile declares reach a step (and its cache
+        key), and the proxy variables (`HTTP_PROXY`, ...) as docker passes them.
+        """
+    )
+
+
+class OciDockerfileTargetStageField(StringField):
+    alias = "target_stage"
+    help = help_text(
+        """
+        The stage to build (`docker build --target`): only the stages it needs are built.
+        Unset: the last stage.
+        """
+    )
+
+
+class OciDockerfileLayerCompressionField(OciImageLayerCompressionField):
+    valid_choices = ("gzip", "zstd")
+    help = help_text(
+        """
+        How the layers of COPY, ADD, WORKDIR and RUN steps are compressed: `gzip`
+        (libdeflate, the same bytes on every machine) or `zstd` (smaller, faster; needs
+        containerd >= 1.5, podman >= 3 or Docker >= 23). The base's layers keep theirs.
+        """
+    )
+
+
+class _NotYetField(BoolField):
+    """A field of `oci_image` that is off here, so `publish` sees a value; refused when set."""
+
+    default = False
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[bool], address: Address) -> bool:
+        value = super().compute_value(raw_value, address)
+        if value:
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address}: an oci_dockerfile_image has no "
+                f"{cls.alias} yet; leave it unset")
+        return value
+
+
+class OciDockerfileSbomField(_NotYetField, OciImageSbomField):
+    help = "Not yet for Dockerfile images: always off (an error when set to true)."
+
+
+class OciDockerfileProvenanceField(_NotYetField, OciImageProvenanceField):
+    help = "Not yet for Dockerfile images: always off (an error when set to true)."
+
+
+class OciDockerfileImageTarget(Target):
+    alias = "oci_dockerfile_image"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        OciDockerfileSourceField,
+        OciDockerfileDependenciesField,
+        OciDockerfileContextRootField,
+        OciDockerfileBuildArgsField,
+        OciDockerfileTargetStageField,
+        OciImagePlatformField,
+        OciDockerfileLayerCompressionField,
+        OciImageAnnotationsField,
+        OciImageVcsAnnotationsField,
+        OciImageRepositoryField,
+        OciImageTagsField,
+        OciImageRegistriesField,
+        OciImageSkipPushField,
+        OciImageOutputPathField,
+        OciImageDockerArchiveField,
+        OciDockerfileSbomField,
+        OciDockerfileProvenanceField,
+    )
+    help = help_text(
+        """
+        An image built from a Dockerfile by pants-oci's engine, RUN steps included, without a
+        Docker daemon, root or user namespaces. Its fields are `docker_image`'s, so a
+        repository moves over by renaming the target type:
+
+            oci_dockerfile_image(
+                name="app",
+                dependencies=[":app-pex", ":base"],   # the context; :base is an oci_pull
+                extra_build_args=["VERSION=1.2"],
+                image_tags=["latest", "1.2"],
+            )
+
+        Each step is its own cached Pants process: a RUN is keyed by the layers under it,
+        its instruction (the Dockerfile up to it), the build args the Dockerfile declares,
+        and nothing of the context; a COPY by the context files its sources match. So a
+        change to a file only a late COPY reads re-runs no RUN before it. `pants package`
+        writes an OCI layout to dist/ as `oci_image` does; `pants publish` pushes it.
         """
     )

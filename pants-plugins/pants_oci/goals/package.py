@@ -21,6 +21,7 @@ from pants.util.logging import LogLevel
 from ocibuild.protocol.archive import DockerArchiveRequest
 from pants_oci.subsystems.oci_tool import OUT_DIR, OcibuildResult, OcibuildRun
 from pants_oci.target_types import (
+    OciDockerfileSourceField,
     OciImageBaseField,
     OciImageDockerArchiveField,
     OciImageProvenanceField,
@@ -50,8 +51,22 @@ def docker_archive_request(image: OciImage, out: str) -> DockerArchiveRequest:
     )
 
 
-@rule(desc="Package an OCI image", level=LogLevel.DEBUG)
-async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
+@dataclass(frozen=True)
+class OciDockerfileImageFieldSet(PackageFieldSet):
+    """An `oci_dockerfile_image`: packaged as an `oci_image` is (its image is built by
+    util_rules/dockerfile_image.py behind `OciImageRequest`)."""
+
+    required_fields = (OciDockerfileSourceField,)
+
+    source: OciDockerfileSourceField
+    output_path: OutputPathField
+    docker_archive: OciImageDockerArchiveField
+    sbom: OciImageSbomField
+    provenance: OciImageProvenanceField
+
+
+async def package_image(field_set: OciImageFieldSet | OciDockerfileImageFieldSet
+                        ) -> BuiltPackage:
     output_path = field_set.output_path.value_or_default(file_ending=None)
     image = await Get(OciImage, OciImageRequest(field_set.address))
     layout, digests, artifacts = image.layout, [], []
@@ -91,5 +106,15 @@ async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
     return BuiltPackage(digest, tuple(artifacts))
 
 
+@rule(desc="Package an OCI image from a Dockerfile", level=LogLevel.DEBUG)
+async def package_oci_dockerfile_image(field_set: OciDockerfileImageFieldSet) -> BuiltPackage:
+    return await package_image(field_set)
+
+
+@rule(desc="Package an OCI image", level=LogLevel.DEBUG)
+async def package_oci_image(field_set: OciImageFieldSet) -> BuiltPackage:
+    return await package_image(field_set)
+
 def rules():
-    return (*collect_rules(), UnionRule(PackageFieldSet, OciImageFieldSet))
+    return (*collect_rules(), UnionRule(PackageFieldSet, OciImageFieldSet),
+            UnionRule(PackageFieldSet, OciDockerfileImageFieldSet))

@@ -21,6 +21,13 @@ from ocibuild.protocol.archive import (
     UnpackLayoutResult,
 )
 from ocibuild.protocol.debian import DebianLayerRequest
+from ocibuild.protocol.dockerfile import (
+    DockerfileImageRequest,
+    DockerfilePlan,
+    DockerfilePlanRequest,
+    DockerfileStepRequest,
+    DockerfileStepResult,
+)
 from ocibuild.protocol.index import IndexRequest, IndexResult
 from ocibuild.protocol.document import Document
 from ocibuild.protocol.error import BAD_INPUT, INTERRUPTED, ErrorResult
@@ -183,6 +190,9 @@ RESULTS: dict[str, type[Document]] = {
     SbomRequest.KIND: SbomResult,
     ProvenanceRequest.KIND: ProvenanceResult,
     ReferrersRequest.KIND: ReferrersResult,
+    DockerfilePlanRequest.KIND: DockerfilePlan,
+    DockerfileStepRequest.KIND: DockerfileStepResult,
+    DockerfileImageRequest.KIND: AssembleResult,
 }
 
 

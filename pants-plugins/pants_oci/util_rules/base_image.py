@@ -201,6 +201,8 @@ async def base_of(image: Address, union_membership: UnionMembership) -> Target |
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(image, description_of_origin="<infallible>")
     )
+    if not wrapped.target.has_field(OciImageBaseField):  # a Dockerfile's: its FROM images
+        return None
     base = wrapped.target[OciImageBaseField].value
     if base == SCRATCH:
         return None

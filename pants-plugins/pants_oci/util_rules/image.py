@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Dependencies, Target, WrappedTarget, WrappedTargetRequest
-from pants.engine.unions import UnionRule
+from pants.engine.environment import EnvironmentName
+from pants.engine.unions import UnionMembership, UnionRule, union
 from pants.util.logging import LogLevel
 
 from ocibuild import validate
@@ -242,12 +244,28 @@ async def _index(target: Target, platforms: tuple[str, ...]) -> OciImage:
     )
 
 
+@union(in_scope_types=[EnvironmentName])
+@dataclass(frozen=True)
+class OciImageBuilder:
+    """An extension point: a target type whose image another rule builds (the
+    `oci_dockerfile_image`, dockerfile_image.py), so `package`, `publish`, a `base` and every
+    other user of `OciImage` take it as they take an `oci_image`."""
+
+    target_type: ClassVar[type[Target]]
+
+    request: OciImageRequest
+
+
 @rule(desc="Build an OCI image", level=LogLevel.DEBUG)
-async def build_oci_image(request: OciImageRequest) -> OciImage:
+async def build_oci_image(request: OciImageRequest, union_membership: UnionMembership
+                          ) -> OciImage:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="<infallible>")
     )
     target = wrapped.target
+    for builder in union_membership.get(OciImageBuilder):
+        if isinstance(target, builder.target_type):
+            return await Get(OciImage, OciImageBuilder, builder(request))
     platforms = target[OciImagePlatformsField].value
     if platforms and request.platform is None:
         return await _index(target, platforms)

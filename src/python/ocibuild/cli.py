@@ -237,6 +237,24 @@ def run_referrers(request: ReferrersRequest, out_dir: str) -> ReferrersResult:
     return attach(request, out_dir)
 
 
+def run_dockerfile_plan(request, out_dir: Optional[str]):
+    from ocibuild.dockerfile.plan import plan
+
+    return plan(request)
+
+
+def run_dockerfile_step(request, out_dir: str):
+    from ocibuild.dockerfile.state import step
+
+    return step(request, out_dir)
+
+
+def run_dockerfile_image(request, out_dir: str):
+    from ocibuild.dockerfile.state import image
+
+    return image(request, out_dir)
+
+
 # What `ocibuild run` does with each kind of request (the plugin runs every command so): the
 # request type (module, class; imported when asked for) and the command.
 RUNNERS: Dict[str, Tuple[str, str, Callable]] = {
@@ -255,6 +273,9 @@ RUNNERS: Dict[str, Tuple[str, str, Callable]] = {
     "sign": ("sign", "SignRequest", run_sign),
     "verify": ("sign", "VerifyRequest", run_verify),
     "referrers": ("referrers", "ReferrersRequest", run_referrers),
+    "dockerfile-plan": ("dockerfile", "DockerfilePlanRequest", run_dockerfile_plan),
+    "dockerfile-step": ("dockerfile", "DockerfileStepRequest", run_dockerfile_step),
+    "dockerfile-image": ("dockerfile", "DockerfileImageRequest", run_dockerfile_image),
 }
 
 
