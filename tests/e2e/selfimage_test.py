@@ -10,7 +10,11 @@ Two runs, each as docs/kubernetes.md's Job would be, in docker flags:
   itself is refused `unshare(CLONE_NEWUSER)`);
 * the Job's securityContext: the same plus `--read-only` (readOnlyRootFilesystem), a tmpfs
   at /tmp (the Job's emptyDir work dir), `--cap-drop ALL`, `--security-opt
-  no-new-privileges` (allowPrivilegeEscalation: false); it gives the same image digest.
+  no-new-privileges` (allowPrivilegeEscalation: false), the Dockerfile from a ConfigMap as
+  kubelet mounts one (symlinks into `..data`), `--insecure-registry` for the one plain-HTTP
+  host and kaniko's `--digest-file=/dev/termination-log` (a file bind-mounted into /dev); it
+  gives the same image digest, and writes it there.
+And the `:debug` variant runs a GitLab CI job's script (/bin/sh, kaniko's arguments).
 
 The base is Debian trixie with coreutils (tests/core/rootfs_base.py), so the steps' chown
 and chmod are dynamically linked and fakeroot records them.
@@ -35,8 +39,8 @@ from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.registry import start_registry
 from tests.fixtures.tools import require, run
 
-IMAGE = "ocibuild-selfimage:test"
-DIST = "dist/examples.ocibuild-image/image"
+IMAGE, DEBUG = "ocibuild-selfimage:test", "ocibuild-selfimage:debug"
+DIST = "dist/examples.ocibuild-image"
 NOBODY = "65534:65534"
 # The Job of docs/kubernetes.md, as docker run flags (its securityContext and volumes).
 POD_FLAGS = ("--user", NOBODY, "--network", "host")
@@ -74,16 +78,23 @@ EXPECT = {
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory, docker: Docker) -> str:  # noqa: F811
-    """`./pants package examples/ocibuild-image:image` in a copy of the repository, loaded
-    into the daemon (skopeo: OCI layout -> docker-archive)."""
+def images(tmp_path_factory, docker: Docker) -> Tuple[str, str]:  # noqa: F811
+    """`./pants package` of the image and its debug variant in a copy of the repository,
+    loaded into the daemon (skopeo: OCI layout -> docker-archive)."""
     repo = copy_repo(tmp_path_factory.mktemp("selfimage") / "repo")
-    run_pants(repo, "package", "examples/ocibuild-image:image")
-    archive = repo / "dist" / "selfimage.tar"
-    run([require("skopeo"), "copy", f"oci:{repo / DIST}:latest",
-         f"docker-archive:{archive}:{IMAGE}"])
-    docker("load", "-i", str(archive))
-    return IMAGE
+    run_pants(repo, "package", "examples/ocibuild-image:image",
+              "examples/ocibuild-image:image-debug")
+    for name, tag in (("image", IMAGE), ("image-debug", DEBUG)):
+        archive = repo / "dist" / f"{name}.tar"
+        run([require("skopeo"), "copy", f"oci:{repo / DIST / name}:latest",
+             f"docker-archive:{archive}:{tag}"])
+        docker("load", "-i", str(archive))
+    return IMAGE, DEBUG
+
+
+@pytest.fixture(scope="module")
+def image(images: Tuple[str, str]) -> str:
+    return images[0]
 
 
 def _layout(layers: List[Tuple[str, str]], dest: Path) -> Path:
@@ -137,12 +148,27 @@ def _context(dockerfile: str, base: str) -> Path:
     return ctx
 
 
+def _config_map(dockerfile: str, base: str) -> Path:
+    """The Dockerfile as kubelet mounts a ConfigMap key: `Dockerfile -> ..data/Dockerfile`,
+    `..data -> ..TIMESTAMP/` (its atomic writer's layout)."""
+    mount = Path(tempfile.mkdtemp(prefix="ocibuild-selfimage-cm-"))
+    stamp = mount / "..2026_01_01_00_00_00.000000001"
+    stamp.mkdir()
+    (stamp / "Dockerfile").write_text(dockerfile.replace("BASE_IMAGE", base))
+    os.symlink(stamp.name, mount / "..data")
+    os.symlink("..data/Dockerfile", mount / "Dockerfile")
+    for path in (mount, stamp, stamp / "Dockerfile"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return mount
+
+
 def _build_in_container(docker: Docker, image: str, ctx: Path, flags: Tuple[str, ...],  # noqa: F811
-                        destination: str) -> dict:
-    done = docker("run", "--rm", *flags, "-v", f"{ctx}:/workspace:ro", image,
-                  "build", "--dockerfile=Dockerfile", "--context=dir:///workspace",
-                  f"--destination={destination}", "--insecure", "--insecure-pull",
-                  "--json")
+                        destination: str, mounts: Tuple[str, ...] = (),
+                        args: Tuple[str, ...] = ("--dockerfile=Dockerfile", "--insecure",
+                                                 "--insecure-pull")) -> dict:
+    done = docker("run", "--rm", *flags, "-v", f"{ctx}:/workspace:ro", *mounts, image,
+                  "build", *args, "--context=dir:///workspace",
+                  f"--destination={destination}", "--json")
     result = json.loads(done.stdout)
     assert [s["mechanism"] for s in result["run_steps"]] == ["proot"] * 3, done.stderr
     assert {s["ownership"] for s in result["run_steps"]} == {"fakeroot"}
@@ -154,12 +180,26 @@ def test_the_image_builds_a_dockerfile_in_a_locked_down_container_as_docker_does
         docker: Docker, image: str, registry, tmp_path: Path) -> None:  # noqa: F811
     host, base = registry
     ctx = _context(DOCKERFILE, base)
+    config_map = _config_map(DOCKERFILE, base)
+    # kubelet's /dev/termination-log: a file bind-mounted into the container's /dev.
+    termination_log = config_map.parent / f"{config_map.name}-termination-log"
+    termination_log.write_text("")
+    termination_log.chmod(0o666)
     try:
         ours = _build_in_container(docker, image, ctx, POD_FLAGS, f"{host}/built:pod")
-        job = _build_in_container(docker, image, ctx, JOB_FLAGS, f"{host}/built:job")
+        # The Job of docs/kubernetes.md: its Dockerfile from a ConfigMap, the digest as the
+        # container's termination message.
+        job = _build_in_container(
+            docker, image, ctx, JOB_FLAGS, f"{host}/built:job",
+            ("-v", f"{config_map}:/config:ro", "-v", f"{termination_log}:/dev/termination-log"),
+            ("--dockerfile=/config/Dockerfile", "--digest-file=/dev/termination-log",
+             f"--insecure-registry={host}"))
+        assert termination_log.read_text() == job["manifest_digest"]
         docker("build", "-q", "--network=none", "-t", "selfimage-case:docker", str(ctx))
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+        shutil.rmtree(config_map, ignore_errors=True)
+        termination_log.unlink()
     # The same Dockerfile, context and base give the same image, read-only root or not.
     assert job["manifest_digest"] == ours["manifest_digest"]
     assert ours["refs"] == [f"{host}/built:pod@{ours['manifest_digest']}"]
@@ -184,3 +224,34 @@ def test_the_default_seccomp_profile_refuses_user_namespaces_to_the_image_user(
     done = docker("run", "--rm", *JOB_FLAGS, "--entrypoint", "/usr/bin/python3", image,
                   "-c", probe)
     assert done.stdout.split() == ["1", "65534", "65534"]
+
+
+def test_the_debug_image_runs_kanikos_ci_script_with_the_same_arguments(
+        docker: Docker, images: Tuple[str, str], registry) -> None:  # noqa: F811
+    """docs/kubernetes.md's GitLab CI job: the `:debug` image with `entrypoint: [""]`, its
+    script run by /bin/sh in the checkout ($CI_PROJECT_DIR), kaniko's arguments after
+    `ocibuild build`, as uid 65534."""
+    host, base = registry
+    _, debug = images
+    ctx = _context("FROM BASE_IMAGE\nCOPY app/ /opt/app/\nRUN chown -R 1000:1000 /opt/app\n", base)
+    project = "/builds/group/project"
+    script = ('cd "$CI_PROJECT_DIR" && ocibuild build --context "${CI_PROJECT_DIR}" '
+              '--dockerfile "${CI_PROJECT_DIR}/Dockerfile" '
+              '--destination "${CI_REGISTRY_IMAGE}:${CI_COMMIT_SHORT_SHA}" '
+              '--insecure --insecure-pull --digest-file /tmp/digest --json && '
+              'cat /tmp/digest >&2')
+    try:
+        done = docker("run", "--rm", "--user", NOBODY, "--network", "host", "--entrypoint", "",
+                      "-v", f"{ctx}:{project}:ro", "-e", f"CI_PROJECT_DIR={project}",
+                      "-e", f"CI_REGISTRY_IMAGE={host}/group/project", "-e",
+                      "CI_COMMIT_SHORT_SHA=0123abcd", debug, "/bin/sh", "-c", script)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    result = json.loads(done.stdout)
+    digest = result["manifest_digest"]
+    assert result["refs"] == [f"{host}/group/project:0123abcd@{digest}"]
+    assert [s["mechanism"] for s in result["run_steps"]] == ["proot"]
+    assert done.stderr.rstrip().endswith(digest)
+    inspected = json.loads(run([require("skopeo"), "inspect", "--tls-verify=false",
+                                f"docker://{host}/group/project:0123abcd"]).stdout)
+    assert inspected["Digest"] == digest
