@@ -16,7 +16,8 @@ from tests.fixtures.image_checks import skopeo_inspect, umoci_unpack
 
 EXAMPLES = ("examples.static-site/image", "examples.site-with-config/image",
             "examples.python-hello/image", "examples.python-cli/image",
-            "examples.python-hello/image-multiarch", "examples.python-cli/image-files")
+            "examples.python-hello/image-multiarch", "examples.python-cli/image-files",
+            "examples.ocibuild-image/image", "examples.ocibuild-image/image-debug")
 
 
 def _tree_digests(dist: Path) -> dict[str, str]:

@@ -4,8 +4,10 @@ for `docker load`, the digest and `NAME@DIGEST` files kaniko writes."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -120,12 +122,42 @@ def deliver(image: Image, built: Built, outputs: Outputs, registries: Registries
                          for d in outputs.archive_names]
             write_docker_archive(layout, image, repo_tags, outputs.docker_archive)
     if outputs.digest_file:
-        atomic_write(outputs.digest_file, digest.encode())
+        _write_report("--digest-file", outputs.digest_file, digest.encode())
     if outputs.name_with_digest_file:
-        atomic_write(outputs.name_with_digest_file, "\n".join(names).encode())
+        _write_report("--image-name-with-digest-file", outputs.name_with_digest_file,
+                      "\n".join(names).encode())
     if outputs.name_tag_with_digest_file:
-        atomic_write(outputs.name_tag_with_digest_file, "\n".join(refs).encode())
+        _write_report("--image-name-tag-with-digest-file", outputs.name_tag_with_digest_file,
+                      "\n".join(refs).encode())
     return Written(digest, tuple(refs))
+
+
+# Why a file cannot be replaced by a rename while it can be written in place.
+_IN_PLACE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EBUSY)
+
+
+def _write_report(flag: str, path: str, data: bytes) -> None:
+    """Atomically (temp file + rename) where possible; in place when the file exists and
+    cannot be replaced: kaniko's `--digest-file=/dev/termination-log` in a Kubernetes Job,
+    a file kubelet bind-mounts into a /dev the build's user may not write (and a rename
+    over a mount point fails even for root). Never through a symlink in that case."""
+    try:
+        atomic_write(path, data)
+        return
+    except OSError as err:
+        try:
+            existing = stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            existing = False
+        if err.errno not in _IN_PLACE_ERRNOS or not existing:
+            raise OciBuildError(f"{flag} {path!r}: cannot write it: {err.strerror}; give a "
+                                "path in a writable directory") from None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as err:
+        raise OciBuildError(f"{flag} {path!r}: cannot write it: {err.strerror}") from None
 
 
 __all__ = ["Outputs", "check", "image_of", "deliver", "mediatypes", "shutil"]

@@ -161,6 +161,11 @@ class Fakeroot:
             if key not in changed:
                 continue
             mode, uid, gid, rdev = changed[key]
+            if key not in self._loaded and (uid, gid) == (0, 0):
+                # faked calls an inode it did not know root's when a call first reaches it
+                # (the step's chmod of what it just made); it is the step's user's, as a
+                # non-root user cannot chown to root under docker.
+                uid, gid = self.user
             for path, st in paths:
                 kind = _faked_kind(mode, st)
                 old = self.ledger.records.get(path)
