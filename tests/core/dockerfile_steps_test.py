@@ -273,3 +273,29 @@ def test_a_state_naming_a_blob_outside_its_directory_is_refused(tmp_path: Path) 
     assert str(err.value) == ("digest 'sha256:../../../../etc/passwd' must be 'sha256:' "
                               "followed by 64 lowercase hex digits, e.g. \"sha256:e3b0c44298fc1c"
                               "149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"")
+
+
+def test_a_runs_mounts_say_what_it_reads(tmp_path: Path) -> None:
+    """A bind mount without from= (BuildKit's default type) reads the context; from= names a
+    stage to build first or an image; a cache or tmpfs mount reads neither."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM scratch AS tools\nFROM busybox\n"
+        "RUN --mount=target=/in cat /in/a.txt\n"
+        "RUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t true\n"
+        "RUN --mount=type=bind,from=tools,target=/t --mount=from=alpine:3,target=/a true\n"
+        "RUN --mount=type=cache,from=tools,target=/c true\n")
+    steps = plan(DockerfilePlanRequest(str(tmp_path / "Dockerfile"), "Dockerfile")).steps
+    runs = [(s.context, s.from_stages, s.images) for s in steps if s.keyword == "RUN"]
+    assert runs == [(WHOLE_CONTEXT, (), ()), (NO_CONTEXT, (), ()),
+                    (NO_CONTEXT, (0,), ("alpine:3",)), (NO_CONTEXT, (0,), ())]
+
+
+def test_a_bind_mount_of_the_context_steps_to_the_one_shot_image(tmp_path: Path,
+                                                                  layout: str) -> None:
+    ctx = _context(tmp_path)
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nRUN --mount=type=bind,source=src,target=/in cat /in/a.txt > /seen\n")
+    stepped = run_steps(tmp_path / "steps", ctx, layout)
+    whole = one_shot(tmp_path, ctx, layout)
+    assert [x.digest for x in whole.layers] == [x.digest for x in stepped["result"].layers]
+    assert stepped["contexts"][1][:2] == ("RUN", WHOLE_CONTEXT)

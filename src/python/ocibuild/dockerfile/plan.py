@@ -12,9 +12,10 @@ output is a function of its input, so the RUN after it still finds its cache ent
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Set
+import csv
+from typing import Iterable, List, Optional, Set, Tuple
 
-from ocibuild.dockerfile import copy as copies, stages as stage_graph
+from ocibuild.dockerfile import copy as copies, mounts, stages as stage_graph
 from ocibuild.dockerfile.add import is_url
 from ocibuild.dockerfile.builder import PROXY_ARGS, automatic_args, DEFAULT_PLATFORM
 from ocibuild.dockerfile.fstree import normalize
@@ -102,6 +103,20 @@ def _reads(df: Dockerfile, node: Node, args) -> tuple:
     return (PATTERNS if patterns else NO_CONTEXT), tuple(patterns), None
 
 
+def _run_mounts(node: Node) -> List[Tuple[str, bool]]:
+    """What a RUN's mounts read: (the stage or image a `from=` names, or "", and whether the
+    build context is read: a bind mount without `from=`, BuildKit's default type)."""
+    out = []
+    for value in mounts.values(node.flags):
+        fields = dict((k.strip().lower(), v) for k, _, v in
+                      (item.partition("=") for item in next(csv.reader([value]), [])))
+        kind = (fields.get("type") or "bind").lower()
+        named = fields.get("from") or ""
+        if named or kind == "bind":
+            out.append((named, kind == "bind" and not named))
+    return out
+
+
 class _Group:
     def __init__(self, stage: int, first: int, node: Node) -> None:
         self.stage, self.first, self.last, self.node = stage, first, first, node
@@ -172,7 +187,15 @@ def _instruction_steps(df: Dockerfile, stage, all_stages, globals_, sizes) -> Li
             if group is not None:
                 out.append(group.step(sizes))
                 group = None
-            out.append(_Group(stage.index, index, node).step(sizes))
+            run = _Group(stage.index, index, node)
+            for named, reads_context in _run_mounts(node):
+                found = stage_graph.stage_named(all_stages, named, stage.index) \
+                    if named else None
+                run.add(index, node, WHOLE_CONTEXT if reads_context else NO_CONTEXT, (),
+                        found.index if found is not None else None,
+                        named if named and found is None and named.lower() != SCRATCH
+                        else None)
+            out.append(run.step(sizes))
             continue
         context, patterns, named = NO_CONTEXT, (), None
         if node.keyword in ("COPY", "ADD"):
