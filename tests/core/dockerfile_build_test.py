@@ -11,6 +11,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
+from ocibuild.cli_dockerfile import CACHE_NOWHERE
 from ocibuild.dockerfile import builder
 from ocibuild.errors import OciBuildError
 from tests.core.conftest import decompressed, run_ocibuild, tar_members, write
@@ -240,7 +241,7 @@ def test_the_cli_writes_a_layout_and_kaniko_files(tmp_path: Path) -> None:
                          manifest["config"]["digest"][7:]).read_text())
     assert config["config"]["Labels"] == {"from": "file", "extra": "flag"}
     assert config["created"] == "2023-11-14T22:13:20Z"
-    assert proc.stderr == "ocibuild: note: --cache is accepted, nothing is cached: every RUN runs\n"
+    assert proc.stderr == CACHE_NOWHERE + "\n"
     again = run_ocibuild("build", "--dockerfile", "Dockerfile", "--context", str(ctx),
                          "--output", str(tmp_path / "out2"), "--label", "extra=flag",
                          "--json", cwd=tmp_path, extra_env={"SOURCE_DATE_EPOCH": "1700000000"})

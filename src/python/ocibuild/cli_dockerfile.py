@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from typing import List, Optional, Tuple
@@ -19,7 +20,14 @@ from ocibuild.errors import OciBuildError
 KANIKO_NO_EFFECT = ("--verbosity", "--log-format", "--log-timestamp", "--cleanup",
                     "--snapshot-mode", "--single-snapshot", "--use-new-run",
                     "--compressed-caching", "--push-retry", "--ignore-path", "--ignore-var-run",
-                    "--cache-ttl", "--cache-dir", "--cache-copy-layers", "--cache-run-layers")
+                    # COPY/ADD layers are never cached: the changed COPY misses anyway and the
+                    # unchanged ones are cheap to write (docs/dockerfile.md "Layer cache").
+                    "--cache-copy-layers")
+
+
+CACHE_NOWHERE = ("ocibuild: warning: --cache=true: nothing is cached, there is nowhere to "
+                 "keep it: give --cache-repo REGISTRY/REPO, --cache-dir DIR or a "
+                 "--destination (whose repository + /cache is kaniko's default)")
 
 
 def wants_dockerfile(argv: List[str]) -> bool:
@@ -90,9 +98,19 @@ def parser() -> argparse.ArgumentParser:
                    help="the CA bundle that signed HOST's certificate")
     p.add_argument("--reproducible", action="store_true", help="accepted: builds here are "
                    "always reproducible (mtimes and created are SOURCE_DATE_EPOCH, else 0)")
-    p.add_argument("--cache", nargs="?", const="true", default=None,
-                   help="kaniko's layer cache: accepted, nothing is cached (every RUN runs)")
-    p.add_argument("--cache-repo", help="as --cache")
+    p.add_argument("--cache", nargs="?", const="true", default=None, metavar="true|false",
+                   help="kaniko's layer cache of RUN steps: a step whose inputs have a fresh "
+                   "entry does not run (docs/dockerfile.md \"Layer cache\"); on by default "
+                   "when --cache-dir or --cache-repo is given")
+    p.add_argument("--cache-repo", metavar="REGISTRY/REPO", help="keep RUN-step layers as "
+                   "images REPO:KEY (kaniko's layout; default with --cache=true: the first "
+                   "destination's repository + /cache)")
+    p.add_argument("--cache-dir", metavar="DIR", help="keep RUN-step layers and base images' "
+                   "blobs here, by digest (verified on every read)")
+    p.add_argument("--cache-ttl", default="336h", metavar="DURATION", help="ignore cache "
+                   "entries older than this (kaniko's; Go's spelling: 336h, 90m, 1h30m)")
+    p.add_argument("--cache-run-layers", nargs="?", const="true", default="true",
+                   metavar="true|false", help="kaniko's: false caches no RUN step")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     for flag in KANIKO_NO_EFFECT:
         p.add_argument(flag, nargs="?", const="true", help=argparse.SUPPRESS)
@@ -115,6 +133,56 @@ def _dockerfile(given: Optional[str], context: str) -> str:
     if os.path.isfile(given) or os.path.isabs(given):
         return given
     return os.path.join(context, given)
+
+
+def _flag_bool(value: Optional[str], flag: str) -> Optional[bool]:
+    if value is None:
+        return None
+    if value.lower() in ("true", "1", "t"):
+        return True
+    if value.lower() in ("false", "0", "f"):
+        return False
+    raise OciBuildError(f"{flag}={value!r}: give true or false")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def duration(text: str, flag: str) -> float:
+    """Seconds in Go's time.ParseDuration spelling (kaniko's flags are Go durations)."""
+    if text == "0":  # Go's one unitless duration
+        return 0.0
+    pos, total = 0, 0.0
+    while pos < len(text):
+        m = _DURATION.match(text, pos)
+        if not m:
+            break
+        total, pos = total + float(m.group(1)) * _UNITS[m.group(2)], m.end()
+    if not text or pos != len(text):
+        raise OciBuildError(f"{flag}={text!r}: give a duration such as 336h, 90m or 1h30m")
+    return total
+
+
+def cache_settings(args: argparse.Namespace, destinations: Tuple[str, ...], push):
+    """The layer cache as kaniko's flags ask for it (docs/dockerfile.md "Layer cache")."""
+    from ocibuild.dockerfile.cache import Settings
+
+    wanted = _flag_bool(args.cache, "--cache")
+    ttl = duration(args.cache_ttl, "--cache-ttl")
+    if wanted is False or _flag_bool(args.cache_run_layers, "--cache-run-layers") is False:
+        return Settings()
+    if wanted is None and not (args.cache_dir or args.cache_repo):
+        return Settings()
+    repo = args.cache_repo
+    if not repo and wanted and destinations:  # kaniko's default: DESTINATION_REPO/cache
+        from ocibuild.reference import parse_reference
+
+        repo = parse_reference(destinations[0]).name + "/cache"
+    if not (repo or args.cache_dir):  # kaniko goes on (every lookup and push fails): so do we
+        print(CACHE_NOWHERE, file=sys.stderr)
+        return Settings()
+    return Settings(args.cache_dir, repo, ttl, push)
 
 
 def run(args: argparse.Namespace) -> Optional[dict]:
@@ -156,10 +224,9 @@ def run(args: argparse.Namespace) -> Optional[dict]:
     options = builder.Options(dockerfile=dockerfile, context=context,
                               build_args=tuple(args.build_arg), target=args.target,
                               platform=args.platform, created_epoch=epoch,
-                              compression=args.compression, registries=pull)
-    if args.cache or args.cache_repo:
-        print("ocibuild: note: --cache is accepted, nothing is cached: every RUN runs",
-              file=sys.stderr)
+                              compression=args.compression, registries=pull,
+                              cache=cache_settings(args, destinations, push),
+                              blob_cache=args.cache_dir)
     with tempfile.TemporaryDirectory(prefix="ocibuild-dockerfile-") as work:
         built = builder.build(options, work)
         builder.warn(built)
@@ -168,7 +235,7 @@ def run(args: argparse.Namespace) -> Optional[dict]:
     result = {"manifest_digest": written.digest, "refs": list(written.refs),
               "output": args.output, "docker_archive": args.docker_archive,
               "base": f"{built.base.ref.name}@{built.base.digest}" if built.base else None,
-              "run_steps": list(built.run_steps)}
+              "run_steps": list(built.run_steps), "cache": built.cache}
     if args.json:
         return result
     print(f"built image {written.digest}" + (f" on {result['base']}" if built.base else ""))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from ocibuild.dockerfile import add as adds
+from ocibuild.dockerfile import cache as step_cache, cache_key
 from ocibuild.dockerfile import config as dcfg
 from ocibuild.dockerfile import context as contexts
 from ocibuild.dockerfile import copy as copies
@@ -54,6 +55,8 @@ class Options:
     created_epoch: int = 0
     compression: str = "gzip"
     registries: Registries = Registries()
+    cache: step_cache.Settings = step_cache.Settings()  # the RUN-step layer cache
+    blob_cache: Optional[str] = None  # --cache-dir: base images' blobs kept by digest
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Built:
     pulled: Tuple[Pulled, ...]  # every image pulled (base images, COPY --from images)
     warnings: Tuple[str, ...]
     run_steps: Tuple[dict, ...] = ()  # each RUN: where, mechanism, ownership, what was lost
+    cache: Optional[dict] = None  # the layer cache's hits and misses, when it is on
 
 
 def build_platform() -> Platform:
@@ -110,7 +114,9 @@ class Builder:
         self.work = work
         self.layers_dir = os.path.join(work, "layers")
         self.blobs = Blobs()
-        self.images = Images(options.registries, self.blobs, work)
+        self.images = Images(options.registries, self.blobs, work, options.blob_cache)
+        self.cache = step_cache.LayerCache(options.cache, self.layers_dir, options.compression) \
+            if options.cache.enabled else None
         self.open = self.blobs.opener(work)
         self.platform = parse_platform(options.platform) if options.platform else DEFAULT_PLATFORM
         self.build_args = dict(options.build_args)
@@ -150,7 +156,8 @@ class Builder:
                          if unused else [])
         return Built(state.config, tuple(state.layers), state.base,
                      (self.layers_dir, *(p.layout for p in self.images._pulled.values())),
-                     tuple(self.images._pulled.values()), warnings, tuple(self.run_steps))
+                     tuple(self.images._pulled.values()), warnings, tuple(self.run_steps),
+                     step_cache.summary(self.run_steps) if self.cache else None)
 
     def _stage(self, stage: stage_graph.Stage) -> State:
         df = self.df
@@ -334,6 +341,11 @@ class Builder:
         env = runs.step_env(state.args, state.inner.get("Env") or [], self.build_args,
                             PROXY_ARGS)
         self.used_args |= {k for k in PROXY_ARGS if k in self.build_args}
+        text = runs.created_by(argv, state.args, env)
+        inputs = self._cache_inputs(state, node, argv, at)
+        if inputs is not None and self._cache_hit(state, inputs, text, at):
+            return
+        miss = step_cache.report_miss(at, inputs)  # said before the step's own output
         self._count += 1
         state.root = runs.ensure_root(
             state.root, [self._blob_path(layer) for layer in state.layers],
@@ -341,10 +353,10 @@ class Builder:
         done = runs.run_step(state.root, argv, env, state.inner.get("WorkingDir") or "/",
                              state.inner.get("User") or "", self.layers_dir,
                              self.options.compression, self.epoch, at)
-        self.run_steps.append(runs.report(at, done.result))
-        text = runs.created_by(argv, state.args, env)
+        self.run_steps.append({**runs.report(at, done.result), **miss})
         if done.layer is None:
             self._history(state, text, True)
+            self._cache_store(state, inputs, None, text, done.result.mechanism, at)
             return
         blob = done.layer
         path = os.path.join(self.layers_dir, "blobs", "sha256", blob.digest.split(":", 1)[1])
@@ -352,6 +364,57 @@ class Builder:
         self._add_layer(state, blob, text)
         self.blobs.apply(state.tree, blob.digest, at)  # the model sees what the step made
         state.root.applied = len(state.layers)  # the tree on disk has the step already
+        self._cache_store(state, inputs, state.layers[-1], text, done.result.mechanism, at)
+
+    # -- the layer cache (ocibuild.dockerfile.cache) ---------------------------------------
+
+    def _cache_inputs(self, state: State, node: Instruction, argv: List[str],
+                      at: str) -> Optional[cache_key.StepInputs]:
+        if self.cache is None:
+            return None
+        opts = flags(self.df, node)
+        return cache_key.step_inputs(
+            [layer.diff_id or "" for layer in state.layers], state.inner, argv, opts,
+            [(h.name, h.content, h.expand) for h in node.heredocs], state.args,
+            str(state.platform), self.options.compression, self.epoch,
+            self._run_material(state, node, opts, at))
+
+    def _run_material(self, state: State, node: Instruction, opts: Mapping[str, Optional[str]],
+                      at: str) -> Tuple[cache_key.Material, ...]:
+        """What a RUN flag brings into the step beyond its tree and config (a bind mount's
+        source digest, a cache mount's id): one `cache_key.Material` each. None yet: the
+        flags that would (`--mount`) are refused by runs.check_flags."""
+        return ()
+
+    def _cache_hit(self, state: State, inputs: cache_key.StepInputs, text: str,
+                   at: str) -> bool:
+        """The step's cached layer over the stage, verified, instead of running it. The
+        stage's tree on disk is left behind: a later step that runs brings it up to date."""
+        assert self.cache is not None
+        hit = self.cache.lookup(inputs, at)
+        if hit is None:
+            return False
+        if hit.layer is None:
+            self._history(state, text, True)
+        else:
+            path = os.path.join(self.layers_dir, "blobs", "sha256", hit.layer.digest[7:])
+            self.blobs.add(hit.layer.digest, hit.layer.media_type, lambda p=path: open(p, "rb"))
+            tree = state.tree.copy()  # a layer that fails must leave the stage as it was
+            try:
+                self.blobs.apply(tree, hit.layer.digest, at, diff_id=hit.layer.diff_id)
+            except OciBuildError as err:
+                self.cache.refused(hit, str(err), at)
+                return False
+            state.tree = tree
+            self._add_layer(state, hit.layer, text)
+        self.cache.keep(hit, text, state.platform.to_json())
+        self.run_steps.append(step_cache.report_hit(at, hit))
+        return True
+
+    def _cache_store(self, state: State, inputs: Optional[cache_key.StepInputs],
+                     layer: Optional[Layer], text: str, mechanism: str, at: str) -> None:
+        if self.cache is not None and inputs is not None:
+            self.cache.store(inputs, layer, text, state.platform.to_json(), mechanism, at)
 
     def _blob_path(self, layer: Layer) -> Tuple[str, str]:
         name = layer.digest.split(":", 1)[1]

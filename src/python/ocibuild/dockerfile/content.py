@@ -12,15 +12,21 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from typing import BinaryIO, Callable, Dict, Iterable, Tuple
+from typing import BinaryIO, Callable, Dict, Iterable, Optional, Tuple
 
+from ocibuild.bounded_decompress import MAX_TOTAL
+from ocibuild.digest import HashingReader
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.stream import decompressed, unreadable
 from ocibuild.dockerfile.fstree import Content, LayerMember, Tree, apply_layer
 
 _CHUNK = 1 << 20
+# A cached layer is read to its end to hash it: no further than this past its tar's end.
+MAX_TRAILER = 1 << 20
 
 
+class DiffIdMismatch(OciBuildError):
+    """A layer whose uncompressed bytes are not the diff_id it was given with."""
 
 
 class Blobs:
@@ -38,12 +44,24 @@ class Blobs:
         blob = open_blob()
         return blob, tarfile.open(fileobj=decompressed(media_type, blob), mode="r|")
 
-    def apply(self, tree: Tree, digest: str, origin: str) -> None:
-        """The layer's members over `tree` (see fstree.apply_layer)."""
+    def apply(self, tree: Tree, digest: str, origin: str,
+              diff_id: Optional[str] = None) -> None:
+        """The layer's members over `tree` (see fstree.apply_layer). With `diff_id`, the
+        uncompressed tar is hashed in the same pass (to its end, past the tar's own end
+        marker) and must be `diff_id`, else DiffIdMismatch: `tree` is then partly changed,
+        so the caller applies to a copy."""
         try:
-            blob, tar = self._tar(digest)
-            with blob, tar:
-                apply_layer(tree, tar, digest, origin)
+            media_type, open_blob = self._blobs[digest]
+            with open_blob() as blob:
+                raw = decompressed(media_type, blob)
+                stream = _Bounded(raw, digest) if diff_id else raw
+                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                    apply_layer(tree, tar, digest, origin)
+                if diff_id:
+                    _drain(stream)
+                    if stream.digest != diff_id:
+                        raise DiffIdMismatch(f"the layer {digest} decompresses to a tar of "
+                                             f"diff_id {stream.digest}, not {diff_id}")
         except unreadable() as err:
             raise OciBuildError(f"{origin}: the layer {digest} cannot be read as a tar "
                                 f"({type(err).__name__}: {err}); the image is damaged") from None
@@ -106,3 +124,27 @@ def _copy(src, path: str, size: int, digest: str) -> None:
     if done != size:
         raise OciBuildError(f"the layer {digest} holds a member shorter than its header says; "
                             "the image is damaged")
+
+
+def _drain(stream: HashingReader) -> None:
+    """The bytes after the tar's end marker (zero padding) into the hash, bounded."""
+    start = stream.size
+    while stream.read(_CHUNK):
+        if stream.size - start > MAX_TRAILER:
+            raise DiffIdMismatch(f"more than {MAX_TRAILER} bytes follow the tar's end")
+
+
+class _Bounded(HashingReader):
+    """Hashes what is read, and refuses a layer that decompresses past MAX_TOTAL: a cached
+    layer claims nothing about its uncompressed size, so a bomb must not run for hours."""
+
+    def __init__(self, raw: BinaryIO, digest: str) -> None:
+        super().__init__(raw)
+        self._digest = digest
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(n)
+        if self.size > MAX_TOTAL:
+            raise DiffIdMismatch(f"the layer {self._digest} decompresses to more than "
+                                 f"{MAX_TOTAL >> 30} GiB; refused")
+        return data

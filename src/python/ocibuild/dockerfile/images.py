@@ -1,7 +1,11 @@
 """Base images and `COPY --from=IMAGE`: pulled once per (reference, platform) with the
 project's registry client (digest-verified, bounded), their layers registered with `Blobs`,
 their filesystem modelled as a `Tree` (never extracted). The digest pulled is recorded, so
-the build says exactly what it built on."""
+the build says exactly what it built on.
+
+With `--cache-dir` (`blob_cache`), the blobs are kept there by digest (ocibuild.dockerfile.
+blobstore: verified on every read) and so are manifests named by digest: a warm build asks
+the registry only what a tag names now (one manifest GET; none for a ref by digest)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+from ocibuild.dockerfile.blobstore import BlobStore
 from ocibuild.dockerfile.content import Blobs
 from ocibuild.dockerfile.fstree import DIR, Node, Tree
 from ocibuild.errors import OciBuildError
@@ -60,8 +65,10 @@ class Pulled:
 
 
 class Images:
-    def __init__(self, registries: Registries, blobs: Blobs, work: str) -> None:
+    def __init__(self, registries: Registries, blobs: Blobs, work: str,
+                 blob_cache: Optional[str] = None) -> None:
         self.registries, self.blobs, self.work = registries, blobs, work
+        self.blob_cache = blob_cache
         self._pulled: Dict[Tuple[str, str], Pulled] = {}
 
     def get(self, name: str, platform: Platform, where: str) -> Pulled:
@@ -80,8 +87,12 @@ class Images:
         out = tempfile.mkdtemp(prefix="image-", dir=self.work)
         os.rmdir(out)  # pull_to_layout makes it, complete or not at all
         try:
-            image = pull_to_layout(self.registries.transport(ref), ref,
-                                   ref.digest or ref.tag or "latest", platform, out)
+            transport = self.registries.transport(ref)
+            reference = ref.digest or ref.tag or "latest"
+            if self.blob_cache:
+                image = _pull_cached(transport, ref, reference, platform, out, self.blob_cache)
+            else:
+                image = pull_to_layout(transport, ref, reference, platform, out)
         except OciBuildError as err:
             raise OciBuildError(f"{where}: pulling {name!r}: {err}") from None
         origin = f"the image {name}"
@@ -93,6 +104,31 @@ class Images:
                            lambda d=layer.digest: layout.open_blob(d))
             self.blobs.apply(tree, layer.digest, origin)
         return Pulled(ref, image.manifest_descriptor.digest, out, image, tree)
+
+
+def _pull_cached(transport, ref: Reference, reference: str, platform: Platform, out: str,
+                 cache_dir: str) -> Image:
+    """`pull_to_layout`, with manifests by digest and every blob from `cache_dir` when there."""
+    from ocibuild.atomic import atomic_directory
+    from ocibuild.image.manifest import Descriptor
+    from ocibuild.layout import resolve_image
+    from ocibuild.registry.pull import download_blob, image_manifest, manifest_blobs
+
+    chain = image_manifest(transport, ref, reference, platform,
+                           os.path.join(cache_dir, "manifests"))
+    manifest = chain[-1]
+    store = BlobStore(cache_dir)
+    with atomic_directory(out) as tmp:
+        layout = OciLayout(tmp)
+        for m in chain:
+            layout.write_blob_bytes(m.content, m.media_type)
+        for descriptor in manifest_blobs(manifest, f"{ref.name}@{manifest.digest}"):
+            store.fetch(descriptor, layout.blob_path(descriptor.digest),
+                        lambda d, path: download_blob(transport, ref, d, path))
+        layout.write_index([Descriptor(manifest.media_type, manifest.digest,
+                                       len(manifest.content))])
+        layout.write_oci_layout_file()
+    return resolve_image(OciLayout(out))
 
 
 def scratch_config(platform: Platform) -> dict:
