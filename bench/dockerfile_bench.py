@@ -54,6 +54,7 @@ from bench.peers_bench import PEERS, ensure_peers, ensure_tool_python  # noqa: E
 
 POD_UID = 65534
 LIB_FILES = 5000
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 DOCKERFILE_A = """FROM {host}/busybox:latest
 COPY tool.sh /usr/local/bin/tool.sh
@@ -130,9 +131,11 @@ def _push_debian(host: str, work: Path) -> None:
         descriptors.append({"mediaType": media_type, **descriptor})
         diff_ids.append(descriptor["digest"])
     config = {"architecture": "amd64", "os": "linux",
-              "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                         "Cmd": ["/bin/sh"]},
-              "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+              "config": {"Env": [f"PATH={SYSTEM_PATH}"], "Cmd": ["/bin/sh"]},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids},
+              # one history entry a layer: buildah refuses a base whose history lists fewer
+              "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"layer {i}"}
+                          for i in range(len(diff_ids))]}
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            **_blob(layout, json.dumps(config).encode())},
@@ -150,14 +153,18 @@ def _push_debian(host: str, work: Path) -> None:
 
 # --- the tools -------------------------------------------------------------------------------
 
+class Failed(Exception):
+    """A build that failed: reported in the table, the other tools still measured."""
+
+
 def _timed(argv: List[str], env: Dict[str, str], log: Path) -> float:
     start = time.monotonic()
     with open(log, "ab") as out:
         proc = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{argv[:4]}... failed ({proc.returncode}); see {log}:\n"
-                         f"{log.read_text()[-3000:]}")
+        raise Failed(f"{argv[0]} ... failed ({proc.returncode}); see {log}:\n"
+                     f"{log.read_text()[-1500:]}")
     return seconds
 
 
@@ -212,8 +219,9 @@ class Ours:
             self.profile.chmod(0o777)
             profiler = ["-m", "cProfile", "-o",
                         str(self.profile / f"{self.name}-{ctx.name}-{self.builds}.prof")]
-        argv = [self.python, *profiler, "-m", "ocibuild", "build", "--dockerfile", str(ctx / "Dockerfile"),
-                "--context", str(ctx), "--insecure-registry", self.host, "--output", str(out),
+        argv = [self.python, *profiler, "-m", "ocibuild", "build",
+                "--dockerfile", str(ctx / "Dockerfile"), "--context", str(ctx),
+                "--insecure-registry", self.host, "--output", str(out),
                 "--cache-dir", str(self.home / "cache")]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.home),
                "XDG_CACHE_HOME": str(self.home / "xdg"), "PYTHONPATH": str(REPO / "src/python")}
@@ -376,7 +384,11 @@ def main() -> None:
                     continue
                 try:
                     for key, ctx in contexts.items():
-                        results.setdefault(key, {})[name] = _measure(tool, ctx, args.runs)
+                        try:
+                            results.setdefault(key, {})[name] = _measure(tool, ctx, args.runs)
+                        except Failed as err:
+                            print(f"{name} {ctx.name}: {err}", flush=True)
+                            results.setdefault(key, {})[name] = {}
                 finally:
                     if hasattr(tool, "stop"):
                         tool.stop()
@@ -392,8 +404,8 @@ def main() -> None:
     labels = {"a": "(a) busybox + COPY + 3 RUN", "b": "(b) Debian python3, 10,000-file RUN"}
     for key, by_tool in results.items():
         for name, m in by_tool.items():
-            print(f"| {labels[key]} | {name} | {m['cold']:.2f} | {m['warm']:.2f} | "
-                  f"{m['one-line']:.2f} |")
+            cells = [f"{m[k]:.2f}" if k in m else "failed" for k in ("cold", "warm", "one-line")]
+            print(f"| {labels[key]} | {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
