@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 from typing import BinaryIO, Callable, Dict, Iterable, Optional, Tuple
 
 from ocibuild.bounded_decompress import MAX_TOTAL
 from ocibuild.digest import HashingReader
 from ocibuild.errors import OciBuildError
+from ocibuild.layer.forward import open_tar
 from ocibuild.layer.stream import decompressed, unreadable
 from ocibuild.untrusted import shown
 from ocibuild.dockerfile.fstree import Content, LayerMember, Tree, apply_layer
@@ -45,7 +45,7 @@ class Blobs:
 
         media_type, open_blob = self._blobs[digest]
         blob = open_blob()
-        return blob, tarfile.open(fileobj=decompressed(media_type, blob), mode="r|")
+        return blob, open_tar(decompressed(media_type, blob))
 
     def apply(self, tree: Tree, digest: str, origin: str,
               diff_id: Optional[str] = None) -> None:
@@ -58,7 +58,7 @@ class Blobs:
             with open_blob() as blob:
                 raw = decompressed(media_type, blob)
                 stream = _Bounded(raw, digest) if diff_id else raw
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                with open_tar(stream) as tar:
                     apply_layer(tree, _ours(tar, digest) if diff_id else tar, digest, origin)
                 if diff_id:
                     _drain(stream)
