@@ -161,6 +161,10 @@ class Fakeroot:
             if key not in changed:
                 continue
             mode, uid, gid, rdev = changed[key]
+            if key not in self._loaded:
+                # faked owns an inode it first hears of (a mkdir, a chmod of a new file) by
+                # 0:0; the kernel gives it the step's user, who cannot chown it to root.
+                uid, gid = uid or self.user[0], gid or self.user[1]
             for path, st in paths:
                 kind = _faked_kind(mode, st)
                 old = self.ledger.records.get(path)
