@@ -138,7 +138,7 @@ def _apply(tree: Tree, layer: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         "hardlink" if m.islnk() else "file" if m.isfile() else \
         "chardev" if m.ischr() else "blockdev" if m.isblk() else \
         "fifo" if m.isfifo() else "other"
-    digest = hashlib.sha256(layer.extractfile(m).read()).hexdigest() if m.isfile() else None
+    digest = _digest(path, layer.extractfile(m).read()) if m.isfile() else None
     if kind != "dir" and path in tree:
         for p in [p for p in tree if p == path or p.startswith(path + "/")]:
             del tree[p]
@@ -147,6 +147,15 @@ def _apply(tree: Tree, layer: tarfile.TarFile, m: tarfile.TarInfo) -> None:
     link = m.linkname if m.issym() else f"{m.devmajor},{m.devminor}" \
         if kind in ("chardev", "blockdev") else ""
     tree[path] = (kind, oct(m.mode & 0o7777), m.uid, m.gid, link, digest)
+
+
+def _digest(path: str, data: bytes) -> str:
+    """The content's sha256; a .pyc's without its bytes 8-12, the source file's mtime that
+    the timestamp-checked header holds (the time pip or compileall wrote the source, in
+    docker's build and in ours alike; PEP 552)."""
+    if path.endswith(".pyc") and len(data) >= 16 and data[4:8] == b"\0\0\0\0":
+        data = data[:8] + data[12:]
+    return hashlib.sha256(data).hexdigest()
 
 
 def config(docker: Docker, image: str) -> dict:
