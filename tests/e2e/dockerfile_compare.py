@@ -2,8 +2,9 @@
 filesystem, the config fields compared, and `ocibuild build --dockerfile` run as each user a
 build runs as here.
 
-dockerd runs in a temp dir of its own (vfs storage, no iptables, no bridge, its own socket),
-as root; a module using it is skipped, with the reason, only when it cannot start.
+dockerd runs in a temp dir of its own (vfs storage, or the first of the drivers asked for
+that starts; no iptables, no bridge, its own socket), as root; a module using it is skipped,
+with the reason, only when it cannot start.
 
 `Builder` runs our build as:
 * "root": this process's user (root here): mechanism "root";
@@ -50,6 +51,8 @@ Tree = Dict[str, tuple]  # path -> (kind, mode, uid, gid, link target, sha256 or
 
 
 class Docker:
+    driver = "vfs"
+
     def __init__(self, sock: Path) -> None:
         self.env = {**tool_env(), "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "0",
                     "DOCKER_CONFIG": str(sock.parent / "cli")}
@@ -67,42 +70,60 @@ class Docker:
 
 
 @contextmanager
-def dockerd(root: Path) -> Iterator[Docker]:
+def dockerd(root: Path, drivers: Sequence[str] = ("vfs",)) -> Iterator[Docker]:
+    """A dockerd of our own in `root`, with the first storage driver of `drivers` it starts
+    with (`docker.driver` says which)."""
     path = next((p for p in (f"{d}/dockerd" for d in SYSTEM_PATH.split(":"))
                  if os.access(p, os.X_OK)), None)
     if path is None:
         pytest.skip("dockerd is not installed (tests/install-test-tools installs docker.io)")
     if os.geteuid() != 0:
         pytest.skip("dockerd needs root here")
+    failures = []
+    for driver in drivers:
+        proc, client, why = _start(path, root / driver, driver)
+        if proc is None:
+            failures.append(f"{driver}: {why}")
+            continue
+        try:
+            yield client
+        finally:
+            from tests.fixtures.tools import stop
+
+            stop(proc)
+            # vfs keeps a full copy of the tree per layer: gigabytes for Debian bases.
+            shutil.rmtree(root / driver / "data", ignore_errors=True)
+        return
+    pytest.skip("dockerd cannot start here:\n" + "\n".join(failures))
+
+
+def _start(dockerd_path: str, root: Path, driver: str):
+    root.mkdir()
     sock = root / "docker.sock"
     log = root / "dockerd.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [path, "--storage-driver=vfs", "--iptables=false", "--bridge=none",
+            [dockerd_path, f"--storage-driver={driver}", "--iptables=false", "--bridge=none",
              f"--data-root={root / 'data'}", f"--exec-root={root / 'exec'}",
              f"--pidfile={root / 'dockerd.pid'}", f"-H=unix://{sock}"],
             stdout=out, stderr=subprocess.STDOUT, env=tool_env())
     client = Docker(sock)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.skip(f"dockerd cannot start here:\n{log.read_text()[-2000:]}")
-            if sock.exists():
-                probe = subprocess.run([require("docker"), "version"], env=client.env,
-                                       capture_output=True)
-                if probe.returncode == 0:
-                    break
-            if time.monotonic() > deadline:
-                pytest.skip(f"dockerd did not answer within 60 s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield client
-    finally:
-        from tests.fixtures.tools import stop
+    client.driver = driver
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            return None, None, log.read_text()[-2000:]
+        if sock.exists():
+            probe = subprocess.run([require("docker"), "version"], env=client.env,
+                                   capture_output=True)
+            if probe.returncode == 0:
+                return proc, client, ""
+        if time.monotonic() > deadline:
+            from tests.fixtures.tools import stop
 
-        stop(proc)
-        # vfs keeps a full copy of the tree per layer: gigabytes for Debian bases.
-        shutil.rmtree(root / "data", ignore_errors=True)
+            stop(proc)
+            return None, None, f"no answer within 60 s:\n{log.read_text()[-2000:]}"
+        time.sleep(0.2)
 
 
 def flatten(archive: Path) -> Tree:

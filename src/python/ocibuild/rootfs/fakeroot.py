@@ -161,7 +161,10 @@ class Fakeroot:
             if key not in changed:
                 continue
             mode, uid, gid, rdev = changed[key]
-            if key not in self._loaded:
+            made = key not in self._loaded or not any(
+                (r := self.ledger.records.get(path)) is not None and r.ino == st.st_ino
+                for path, st in paths)  # or a deleted file's inode number, reused
+            if made:
                 # faked owns an inode it first hears of (a mkdir, a chmod of a new file) by
                 # 0:0; the kernel gives it the step's user, who cannot chown it to root.
                 uid, gid = uid or self.user[0], gid or self.user[1]
@@ -172,7 +175,7 @@ class Fakeroot:
                 device = (os.major(rdev), os.minor(rdev)) if kind in (CHARDEV, BLOCKDEV) else (0, 0)
                 self.ledger.record(path, Meta(kind, stat.S_IMODE(mode), uid, gid, device, xattrs),
                                    st)
-                if key not in self._loaded:
+                if made:
                     fresh.add(path)
         return fresh
 
