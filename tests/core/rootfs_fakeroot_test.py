@@ -90,3 +90,42 @@ def test_a_root_step_keeps_fakeds_owners(tmp_path) -> None:
     assert ledger.records["home/made-dir"].meta == Meta(DIR, 0o755, 0, 0)
     assert ledger.records["home/new-file"].meta == Meta(FILE, 0o644, 7, 7)
     assert fresh == {"home/made-dir", "home/new-file"}
+
+
+def test_a_table_still_being_written_is_never_read(tmp_path, monkeypatch) -> None:
+    """faked slow to exit (a loaded machine): the step fails rather than reading half a table
+    and losing the owners not yet written."""
+    import pytest
+
+    from ocibuild.errors import OciBuildError
+    from ocibuild.rootfs import fakeroot
+
+    st = _tree(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    save = work / "faked.save"
+    first = (f"dev={st['kept'].st_dev:x},ino={st['kept'].st_ino},mode=100644,uid=0,gid=42,"
+             "nlink=1,rdev=0\n")
+    later = (f"dev={st['new-file'].st_dev:x},ino={st['new-file'].st_ino},mode=100640,uid=0,"
+             "gid=42,nlink=1,rdev=0\n")
+    # As faked does: SIGTERM starts the write, the rest comes later (12 s: past the old wait).
+    writer = subprocess.Popen(["sh", "-c", f"trap 'printf %s \"{first}\" > {save}; sleep 12; "
+                                           f"printf %s \"{later}\" >> {save}; exit 0' TERM; "
+                                           f"touch {work}/ready; while :; do sleep 0.1; done"])
+    import time
+
+    while not (work / "ready").exists():  # the trap is set
+        time.sleep(0.01)
+    fake = Fakeroot(str(tmp_path / "root"), Ledger(real=False), str(work), (0, 0))
+    fake._loaded, fake._save, fake.pid = {}, str(save), writer.pid
+    monkeypatch.setattr(fakeroot, "FAKED_EXIT_SECONDS", 2, raising=False)
+    try:
+        with pytest.raises(OciBuildError) as err:
+            fake.finish()
+        assert str(err.value) == (
+            f"fakeroot's daemon (pid {writer.pid}) did not exit within 2 s of the RUN step's "
+            "end; its table of owners may be half written, so the step fails (a machine this "
+            "loaded: retry)")
+    finally:
+        writer.kill()
+        writer.wait()

@@ -39,6 +39,7 @@ _GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
 _S_IF = {FILE: stat.S_IFREG, DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK, CHARDEV: stat.S_IFCHR,
          BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 Key = Tuple[int, int]  # (st_dev, st_ino)
+FAKED_EXIT_SECONDS = 300
 
 
 def host_library() -> Optional[str]:
@@ -146,8 +147,16 @@ class Fakeroot:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < deadline:
+        # faked writes its table as it exits: read before it is gone and the table may be
+        # half written, and every owner it did not reach yet silently lost (seen on a loaded
+        # machine with the old 10 s wait). So wait long, and fail rather than read early.
+        deadline = time.monotonic() + FAKED_EXIT_SECONDS
+        while os.path.exists(f"/proc/{self.pid}") and not _zombie(self.pid):
+            if time.monotonic() > deadline:
+                raise OciBuildError(
+                    f"fakeroot's daemon (pid {self.pid}) did not exit within "
+                    f"{FAKED_EXIT_SECONDS} s of the RUN step's end; its table of owners may "
+                    "be half written, so the step fails (a machine this loaded: retry)")
             time.sleep(0.01)
         self.pid = 0
         try:
@@ -178,6 +187,15 @@ class Fakeroot:
                 if made:
                     fresh.add(path)
         return fresh
+
+
+def _zombie(pid: int) -> bool:
+    """Exited, not yet reaped (faked is not our child: someone else reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _faked_kind(mode: int, st: os.stat_result) -> str:
