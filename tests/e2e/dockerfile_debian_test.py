@@ -267,6 +267,18 @@ def _docker_side(docker: Docker, case: str, base: str, repo: DebianRepo, work: P
     return _DOCKER_BUILT[case]
 
 
+def _docker_odd_one_out(docker: Docker, case: str) -> Dict[str, tuple]:
+    """Where docker's result is not what the commands did: on overlay2, `echo more >> h2`
+    copies h2 alone up to the container's layer, breaking its hard links, so h1 and h3
+    keep the old content (overlayfs without its `index` feature). vfs, and ours, keep the
+    link: the three names hold "one\\nmore\\n"."""
+    if docker.driver != "overlay2" or case != "deletions":
+        return {}
+    old, new = (hashlib.sha256(t).hexdigest() for t in (b"one\n", b"one\nmore\n"))
+    return {p: (("file", "0o644", 0, 0, "", old), ("file", "0o644", 0, 0, "", new))
+            for p in ("data/h1", "opt/h3")}
+
+
 def _masked(tree: Tree) -> Tree:
     return {p: (e[:5] + (None,) if VOLATILE.match(p) else e) for p, e in tree.items()}
 
@@ -300,5 +312,5 @@ def test_debian_dockerfile_equals_docker(docker, base, apt_repo, builder, world,
     print(f"{case} as {where}: {len(theirs)} paths, content not compared and differing: "
           f"{len(volatile)} ({', '.join(volatile)})")
     assert (found, differences(_masked(theirs), _masked(ours)), our_config) == \
-        (expect, {}, their_config)
+        (expect, _docker_odd_one_out(docker, case), their_config)
     shutil.rmtree(work, ignore_errors=True)
