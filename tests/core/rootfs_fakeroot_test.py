@@ -108,18 +108,18 @@ def test_a_table_still_being_written_is_never_read(tmp_path, monkeypatch) -> Non
              "nlink=1,rdev=0\n")
     later = (f"dev={st['new-file'].st_dev:x},ino={st['new-file'].st_ino},mode=100640,uid=0,"
              "gid=42,nlink=1,rdev=0\n")
+    monkeypatch.setattr(fakeroot, "FAKED_EXIT_SECONDS", 2, raising=False)
     # As faked does: SIGTERM starts the write, the rest comes later (12 s: past the old wait).
     writer = subprocess.Popen(["sh", "-c", f"trap 'printf %s \"{first}\" > {save}; sleep 12; "
                                            f"printf %s \"{later}\" >> {save}; exit 0' TERM; "
                                            f"touch {work}/ready; while :; do sleep 0.1; done"])
     import time
 
-    while not (work / "ready").exists():  # the trap is set
-        time.sleep(0.01)
     fake = Fakeroot(str(tmp_path / "root"), Ledger(real=False), str(work), (0, 0))
     fake._loaded, fake._save, fake.pid = {}, str(save), writer.pid
-    monkeypatch.setattr(fakeroot, "FAKED_EXIT_SECONDS", 2, raising=False)
     try:
+        while not (work / "ready").exists():  # the trap is set
+            time.sleep(0.01)
         with pytest.raises(OciBuildError) as err:
             fake.finish()
         assert str(err.value) == (
