@@ -16,7 +16,7 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import pytest
 
@@ -125,15 +125,16 @@ def _status(debs: List[str]) -> bytes:
     return "\n".join(sorted(paragraphs)).encode()
 
 
-def debian_full_layers(dest: Path) -> List[Tuple[str, str]]:
+def debian_full_layers(dest: Path, extra: Sequence[dict] = ()) -> List[Tuple[str, str]]:
     """Debian trixie with apt, passwd (useradd), coreutils, dash and python3-minimal, from
-    tests/core/rootfs_debian.lock.json (fetched by tests/fetch-example-debs)."""
+    tests/core/rootfs_debian.lock.json (fetched by tests/fetch-example-debs), and the
+    `extra` packages (entries of another such lockfile, e.g. rootfs_debian_python.lock.json)."""
     import json
 
     if os.uname().machine != "x86_64":
         pytest.skip("the RUN tests' Debian lockfile is amd64")
     lock = json.loads(FULL_LOCK.read_text())
-    debs = [str(DEBIAN_CACHE / p["filename"]) for p in lock["packages"]["amd64"]]
+    debs = [str(DEBIAN_CACHE / p["filename"]) for p in [*lock["packages"]["amd64"], *extra]]
     missing = [d for d in debs if not os.path.isfile(d)]
     if missing:
         pytest.fail(f"missing cached Debian packages ({len(missing)}, e.g. {missing[0]}): "

@@ -13,71 +13,27 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 from typing import Dict, Iterator, Tuple
 
 import pytest
 
+from tests.e2e.dockerfile_compare import (
+    SOURCE_ROOT, Builder, Docker, config as _config, dockerd, flatten as _flatten,
+    require_pod_tools, world_dir)
 from tests.fixtures.busybox import make_busybox_layout
 from tests.fixtures.registry import start_registry
-from tests.fixtures.tools import SYSTEM_PATH, require, run, stop, tool_env
-
-import ocibuild
-
-SOURCE_ROOT = str(Path(ocibuild.__file__).resolve().parent.parent)
-CONFIG_FIELDS = ("Env", "Entrypoint", "Cmd", "WorkingDir", "User", "Labels", "ExposedPorts",
-                 "Volumes", "StopSignal", "Healthcheck", "OnBuild", "Shell")
-
-
-class Docker:
-    def __init__(self, sock: Path) -> None:
-        self.env = {**tool_env(), "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "0",
-                    "DOCKER_CONFIG": str(sock.parent / "cli")}
-
-    def __call__(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return run([require("docker"), *args], env=self.env, **kwargs)
+from tests.fixtures.tools import require, run, tool_env
 
 
 @pytest.fixture(scope="module")
 def docker(tmp_path_factory) -> Iterator[Docker]:
-    dockerd = next((p for p in (f"{d}/dockerd" for d in SYSTEM_PATH.split(":"))
-                    if os.access(p, os.X_OK)), None)
-    if dockerd is None:
-        pytest.skip("dockerd is not installed (tests/install-test-tools installs docker.io)")
-    if os.geteuid() != 0:
-        pytest.skip("dockerd needs root here")
-    root = tmp_path_factory.mktemp("dockerd")
-    sock = root / "docker.sock"
-    log = root / "dockerd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [dockerd, "--storage-driver=vfs", "--iptables=false", "--bridge=none",
-             f"--data-root={root / 'data'}", f"--exec-root={root / 'exec'}",
-             f"--pidfile={root / 'dockerd.pid'}", f"-H=unix://{sock}"],
-            stdout=out, stderr=subprocess.STDOUT, env=tool_env())
-    client = Docker(sock)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.skip(f"dockerd cannot start here:\n{log.read_text()[-2000:]}")
-            if sock.exists():
-                probe = subprocess.run([require("docker"), "version"], env=client.env,
-                                       capture_output=True)
-                if probe.returncode == 0:
-                    break
-            if time.monotonic() > deadline:
-                pytest.skip(f"dockerd did not answer within 60 s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with dockerd(tmp_path_factory.mktemp("dockerd")) as client:
         yield client
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -102,48 +58,6 @@ def _write(root: Path, files: Dict[str, object]) -> None:
             path.chmod(content[1])
         else:
             path.write_text(str(content))
-
-
-def _flatten(archive: Path) -> Dict[str, tuple]:
-    """A `docker save` tarball's filesystem: path -> (kind, mode, uid, gid, link, sha256)."""
-    tree: Dict[str, tuple] = {}
-    with tarfile.open(archive) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))
-        for name in manifest[0]["Layers"]:
-            data = outer.extractfile(name).read()
-            if data[:2] == b"\x1f\x8b":
-                import gzip
-                data = gzip.decompress(data)
-            with tarfile.open(fileobj=io.BytesIO(data)) as layer:
-                for m in layer:
-                    path = m.name.rstrip("/").lstrip("./") if m.name not in ("./", ".") else ""
-                    parent, _, base = path.rpartition("/")
-                    if base == ".wh..wh..opq":
-                        for p in [p for p in tree if p.startswith(parent + "/")]:
-                            del tree[p]
-                        continue
-                    if base.startswith(".wh."):
-                        gone = (parent + "/" if parent else "") + base[4:]
-                        for p in [p for p in tree if p == gone or p.startswith(gone + "/")]:
-                            del tree[p]
-                        continue
-                    kind = "dir" if m.isdir() else "symlink" if m.issym() else \
-                        "hardlink" if m.islnk() else "file" if m.isfile() else "other"
-                    digest = hashlib.sha256(layer.extractfile(m).read()).hexdigest() \
-                        if m.isfile() else None
-                    if kind != "dir" and path in tree:
-                        del tree[path]
-                    if m.islnk():  # as the file it names
-                        kind, digest = "file", tree.get(m.linkname.lstrip("./"), (0,) * 6)[5]
-                    tree[path] = (kind, oct(m.mode & 0o7777), m.uid, m.gid,
-                                  m.linkname if m.issym() else "", digest)
-    return tree
-
-
-def _config(docker: Docker, image: str) -> dict:
-    (info,) = json.loads(docker("inspect", image).stdout)
-    config = info["Config"]
-    return {k: config.get(k) or None for k in CONFIG_FIELDS} | {"Author": info.get("Author") or None}
 
 
 def _ocibuild(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -370,49 +284,21 @@ RUN rm /srv/owned && chmod 700 /home/app/sub && echo "$HOME" > /root-home.txt
            "home/app/sub": ("dir", "0o700", 1234, 1234, "")})
 
 
-POD = Path(__file__).resolve().parent.parent / "core" / "rootfs_pod.py"
-NOBODY = 65534
-
-
-def _world_copy(src: str, dest: Path) -> None:
-    import shutil
-
-    shutil.copytree(src, dest, symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-
-
 def test_run_under_the_pod_emulation_equals_docker(docker, base, tmp_path) -> None:
     """The deletions case built as uid 65534 with no capabilities under the seccomp filter of
     tests/core/rootfs_pod.py (user namespaces and mount refused): mechanism proot. The build's
     interpreter, packages and sources are copied where that user can read them."""
     import shutil
 
-    if not shutil.which("setpriv") or subprocess.run(
-            ["/usr/bin/python3", "-c", "import seccomp"], capture_output=True).returncode:
-        pytest.fail("setpriv and python3-seccomp are needed: run tests/install-test-tools")
-    import tempfile
-
-    world = Path(tempfile.mkdtemp(prefix="ocibuild-pod-"))  # pytest's tmp is root's alone
-    world.chmod(0o755)
+    require_pod_tools()
+    world = world_dir("ocibuild-pod-")
     try:
-        _pod_case(docker, base, tmp_path, world, shutil)
+        _pod_case(docker, base, tmp_path, world)
     finally:
         shutil.rmtree(world, ignore_errors=True)
 
 
-def _pod_case(docker, base, tmp_path: Path, world: Path, shutil) -> None:
-    shutil.copy(POD, world / "rootfs_pod.py")
-    prefix = world / "python"
-    _world_copy(sys.base_prefix, prefix)
-    paths = [str(world / "src")]
-    _world_copy(os.path.join(SOURCE_ROOT, "ocibuild"), world / "src" / "ocibuild")
-    for i, entry in enumerate(p for p in sys.path if os.path.isdir(p)
-                              and not p.startswith(sys.base_prefix) and p != SOURCE_ROOT
-                              and "site-packages" in p):
-        _world_copy(entry, world / f"site{i}")
-        paths.append(str(world / f"site{i}"))
-    python = str(prefix / os.path.relpath(os.path.realpath(sys.executable),
-                                          os.path.realpath(sys.base_prefix)))
+def _pod_case(docker, base, tmp_path: Path, world: Path) -> None:
     ctx = world / "ctx"
     ctx.mkdir()
     (ctx / "a.txt").write_text("a\n")
@@ -425,35 +311,19 @@ COPY a.txt /app/
 RUN cat /app/a.txt >> /app/two && ln -s two /app/link && rm -r /app/data && mkdir /app/data
 """
     (ctx / "Dockerfile").write_text(dockerfile.replace("BASE_IMAGE", base))
+    for path in [ctx, *ctx.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     out = world / "out"
     out.mkdir()
-    for path in [world, *world.rglob("*")]:
-        os.lchown(path, NOBODY, NOBODY)
     name = f"dfcase-{tmp_path.name.lower()}"
     docker("build", "-q", "--network=none", "-t", f"{name}:docker", str(ctx))
-    build = [python, "-m", "ocibuild", "build", "--dockerfile", str(ctx / "Dockerfile"),
-             "--context", str(ctx), "--insecure-registry", base.split("/")[0], "--tar-path",
-             str(out / "ours.tar"), "--destination", f"{name}:ours", "--no-push", "--json"]
-    locked = (f"import os, sys; sys.path.insert(0, {str(world)!r}); import rootfs_pod; "
-              f"rootfs_pod.lock_down(); os.execv({python!r}, {build!r})")
-    env = {"PATH": SYSTEM_PATH, "HOME": str(world), "TMPDIR": str(world),
-           "PYTHONPATH": ":".join(paths), "PYTHONNOUSERSITE": "1",
-           "LD_LIBRARY_PATH": str(prefix / "lib")}  # the copied interpreter's libpython
-    proc = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                           "--clear-groups", "--inh-caps=-all", "/usr/bin/python3", "-c",
-                           locked], cwd=world, env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    steps = json.loads(proc.stdout)["run_steps"]
+    result = Builder(world).build("pod", ctx, out, ["--insecure-registry", base.split("/")[0],
+                                                    "--destination", f"{name}:ours"])
+    steps = result["run_steps"]
     assert [(s["mechanism"], s["exit_code"]) for s in steps] == [("proot", 0)] * 3
     docker("load", "-i", str(out / "ours.tar"))
-    trees, configs = [], []
-    for tag in ("docker", "ours"):
-        saved = tmp_path / f"{tag}-saved.tar"
-        docker("save", "-o", str(saved), f"{name}:{tag}")
-        trees.append(_flatten(saved))
-        configs.append(_config(docker, f"{name}:{tag}"))
-    _same((trees[0], configs[0]), (trees[1], configs[1]),
+    theirs, ours = (docker.image(f"{name}:{tag}", tmp_path) for tag in ("docker", "ours"))
+    _same(theirs, ours,
           {"app/two": ("file", "0o644", 0, 0, ""), "app/data": ("dir", "0o755", 0, 0, ""),
            "app/data/kept": ("absent",), "app/gone": ("absent",), "bin/vi": ("absent",),
            "app/link": ("symlink", "0o777", 0, 0, "two")})

@@ -33,7 +33,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from tests.core.rootfs_base import debian_full_layers
-from tests.e2e.dockerd import Docker, docker  # noqa: F401 (the fixture)
+from tests.e2e.dockerfile_compare import Docker, dockerd
 from tests.e2e.dockerfile_docker_test import _config, _flatten, _same, _write
 from tests.e2e.repo import copy_repo, run_pants
 from tests.fixtures.registry import start_registry
@@ -78,7 +78,13 @@ EXPECT = {
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory, docker: Docker) -> Tuple[str, str]:  # noqa: F811
+def docker(tmp_path_factory) -> Iterator[Docker]:
+    with dockerd(tmp_path_factory.mktemp("dockerd")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, docker: Docker) -> Tuple[str, str]:
     """`./pants package` of the image and its debug variant in a copy of the repository,
     loaded into the daemon (skopeo: OCI layout -> docker-archive)."""
     repo = copy_repo(tmp_path_factory.mktemp("selfimage") / "repo")
@@ -162,7 +168,7 @@ def _config_map(dockerfile: str, base: str) -> Path:
     return mount
 
 
-def _build_in_container(docker: Docker, image: str, ctx: Path, flags: Tuple[str, ...],  # noqa: F811
+def _build_in_container(docker: Docker, image: str, ctx: Path, flags: Tuple[str, ...],
                         destination: str, mounts: Tuple[str, ...] = (),
                         args: Tuple[str, ...] = ("--dockerfile=Dockerfile", "--insecure",
                                                  "--insecure-pull")) -> dict:
@@ -177,7 +183,7 @@ def _build_in_container(docker: Docker, image: str, ctx: Path, flags: Tuple[str,
 
 
 def test_the_image_builds_a_dockerfile_in_a_locked_down_container_as_docker_does(
-        docker: Docker, image: str, registry, tmp_path: Path) -> None:  # noqa: F811
+        docker: Docker, image: str, registry, tmp_path: Path) -> None:
     host, base = registry
     ctx = _context(DOCKERFILE, base)
     config_map = _config_map(DOCKERFILE, base)
@@ -217,7 +223,7 @@ def test_the_image_builds_a_dockerfile_in_a_locked_down_container_as_docker_does
 
 
 def test_the_default_seccomp_profile_refuses_user_namespaces_to_the_image_user(
-        docker: Docker, image: str) -> None:  # noqa: F811
+        docker: Docker, image: str) -> None:
     """Why proot: in the Job's container, unshare(CLONE_NEWUSER) is refused (EPERM)."""
     probe = ("import os\ntry:\n    os.unshare(os.CLONE_NEWUSER)\n    print('allowed')\n"
              "except OSError as e:\n    print(e.errno, os.getuid(), os.getgid())")
@@ -227,7 +233,7 @@ def test_the_default_seccomp_profile_refuses_user_namespaces_to_the_image_user(
 
 
 def test_the_debug_image_runs_kanikos_ci_script_with_the_same_arguments(
-        docker: Docker, images: Tuple[str, str], registry) -> None:  # noqa: F811
+        docker: Docker, images: Tuple[str, str], registry) -> None:
     """docs/kubernetes.md's GitLab CI job: the `:debug` image with `entrypoint: [""]`, its
     script run by /bin/sh in the checkout ($CI_PROJECT_DIR), kaniko's arguments after
     `ocibuild build`, as uid 65534."""

@@ -39,6 +39,7 @@ _GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
 _S_IF = {FILE: stat.S_IFREG, DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK, CHARDEV: stat.S_IFCHR,
          BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 Key = Tuple[int, int]  # (st_dev, st_ino)
+FAKED_EXIT_SECONDS = 300
 
 
 def host_library() -> Optional[str]:
@@ -146,8 +147,16 @@ class Fakeroot:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < deadline:
+        # faked writes its table as it exits: read before it is gone and the table may be
+        # half written, and every owner it did not reach yet silently lost (seen on a loaded
+        # machine with the old 10 s wait). So wait long, and fail rather than read early.
+        deadline = time.monotonic() + FAKED_EXIT_SECONDS
+        while os.path.exists(f"/proc/{self.pid}") and not _zombie(self.pid):
+            if time.monotonic() > deadline:
+                raise OciBuildError(
+                    f"fakeroot's daemon (pid {self.pid}) did not exit within "
+                    f"{FAKED_EXIT_SECONDS} s of the RUN step's end; its table of owners may "
+                    "be half written, so the step fails (a machine this loaded: retry)")
             time.sleep(0.01)
         self.pid = 0
         try:
@@ -161,11 +170,13 @@ class Fakeroot:
             if key not in changed:
                 continue
             mode, uid, gid, rdev = changed[key]
-            if key not in self._loaded and (uid, gid) == (0, 0):
-                # faked calls an inode it did not know root's when a call first reaches it
-                # (the step's chmod of what it just made); it is the step's user's, as a
-                # non-root user cannot chown to root under docker.
-                uid, gid = self.user
+            made = key not in self._loaded or not any(
+                (r := self.ledger.records.get(path)) is not None and r.ino == st.st_ino
+                for path, st in paths)  # or a deleted file's inode number, reused
+            if made:
+                # faked owns an inode it first hears of (a mkdir, a chmod of a new file) by
+                # 0:0; the kernel gives it the step's user, who cannot chown it to root.
+                uid, gid = uid or self.user[0], gid or self.user[1]
             for path, st in paths:
                 kind = _faked_kind(mode, st)
                 old = self.ledger.records.get(path)
@@ -173,9 +184,18 @@ class Fakeroot:
                 device = (os.major(rdev), os.minor(rdev)) if kind in (CHARDEV, BLOCKDEV) else (0, 0)
                 self.ledger.record(path, Meta(kind, stat.S_IMODE(mode), uid, gid, device, xattrs),
                                    st)
-                if key not in self._loaded:
+                if made:
                     fresh.add(path)
         return fresh
+
+
+def _zombie(pid: int) -> bool:
+    """Exited, not yet reaped (faked is not our child: someone else reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _faked_kind(mode: int, st: os.stat_result) -> str:

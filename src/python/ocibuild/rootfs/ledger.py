@@ -115,7 +115,8 @@ class Ledger:
         A set-group-id directory gives what is made in it its group (and a directory its
         set-gid bit), as the kernel does: on disk, without privilege, that directory has no
         set-gid bit to act on. `fresh`: paths recorded during the step for new inodes
-        (fakeroot), whose group is the user's unless set otherwise."""
+        (fakeroot), whose group is the user's unless set otherwise, and a directory's mode
+        the one asked for (so a `chmod g-s` on it in the same step is not seen)."""
         if self.real:
             return
         from ocibuild.rootfs.paths import walk
@@ -140,7 +141,10 @@ class Ledger:
                                    mode=mode | stat.S_ISGID if kind == DIR else mode)
                 self.record(path, meta, st)
             elif inherit and path in fresh and record.meta.gid == gid:
-                self.record(path, replace(record.meta, gid=parent[1].gid), st)
+                # fakeroot's mkdir records the mode asked for; the kernel adds set-gid.
+                mode = record.meta.mode | stat.S_ISGID if record.meta.kind == DIR \
+                    else record.meta.mode
+                self.record(path, replace(record.meta, gid=parent[1].gid, mode=mode), st)
             meta = self.resolve(path, st, full)
             if meta.kind != SYMLINK:
                 self._restore_stand_in(full, st, meta)
