@@ -23,7 +23,8 @@ from typing import BinaryIO, Iterable, Optional, Set, Tuple
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
 from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
-from ocibuild.rootfs.paths import OPAQUE, WHITEOUT, normalize, on_disk, parent_dir
+from ocibuild.rootfs.paths import (OPAQUE, WHITEOUT, normalize, on_disk, parent_dir,
+                                   whiteout_target)
 from ocibuild.untrusted import os_reason
 
 _KINDS = {tarfile.REGTYPE: FILE, tarfile.AREGTYPE: FILE, tarfile.CONTTYPE: FILE,
@@ -78,7 +79,7 @@ def _apply(stream: BinaryIO, root: str, ledger: Ledger, what: str) -> None:
             if name == OPAQUE:
                 _clear(root, os.path.dirname(path), written, ledger, what)
             elif name.startswith(WHITEOUT):
-                target = os.path.join(os.path.dirname(path), name[len(WHITEOUT):])
+                target = whiteout_target(path, what)
                 if target not in written:
                     _remove(root, target, ledger, what)
             else:

@@ -1,0 +1,132 @@
+"""A hostile base layer, or a tree a RUN step wrote, against the code that runs outside the
+step's confinement: unpack (layers applied to a real directory) must never read or write
+outside the tree, whatever the members say (docs/security.md, "Dockerfile builds")."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ocibuild.errors import OciBuildError
+from ocibuild.rootfs.ledger import Ledger
+from ocibuild.rootfs.unpack import unpack
+
+TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def _layer(path, members):
+    """members: (name, tar type, extra): the content of a file, the target of a link."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, extra in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, 0o644
+            data = extra if kind == tarfile.REGTYPE else b""
+            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                info.linkname = extra
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(out.getvalue())
+    return (str(path), TAR)
+
+
+def _state(directory):
+    """Every path under `directory` with its kind and content, links not followed."""
+    found = {}
+    for parent, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            full = os.path.join(parent, name)
+            rel = os.path.relpath(full, directory)
+            if os.path.islink(full):
+                found[rel] = ("link", os.readlink(full))
+            elif os.path.isdir(full):
+                found[rel] = ("dir",)
+            else:
+                with open(full, "rb") as f:
+                    found[rel] = ("file", hashlib.sha256(f.read()).hexdigest())
+    return found
+
+
+# The work directory as a build has it: the tree among its siblings (other stages' trees,
+# layers), a host directory beside it.
+def _work():
+    top = tempfile.mkdtemp(prefix="secdf-")
+    os.makedirs(os.path.join(top, "OUTSIDE", "sub"))
+    with open(os.path.join(top, "OUTSIDE", "victim"), "wb") as f:
+        f.write(b"safe")
+    os.makedirs(os.path.join(top, "work", "sibling"))
+    with open(os.path.join(top, "work", "sibling", "layer"), "wb") as f:
+        f.write(b"other stage")
+    return top
+
+
+@pytest.mark.parametrize("name", [".wh...", "a/.wh...", ".wh.", ".wh..", "a/.wh.", "a/.wh..",
+                                  "a/b/.wh...", "./.wh...", "/.wh..."])
+def test_a_whiteout_naming_no_file_is_refused_and_deletes_nothing(tmp_path, name):
+    # `.wh...` names '..': applied, it deleted everything beside the tree (the root's parent).
+    top = _work()
+    try:
+        root = os.path.join(top, "work", "r")
+        low = _layer(tmp_path / "1.tar", [("a", tarfile.DIRTYPE, b""), ("a/b", tarfile.DIRTYPE, b""),
+                                          ("a/keep", tarfile.REGTYPE, b"k")])
+        up = _layer(tmp_path / "2.tar", [(name, tarfile.REGTYPE, b"")])
+        unpack([low], root, Ledger(real=False))
+        before = _state(top)
+        with pytest.raises(OciBuildError) as err:
+            unpack([up], root, Ledger(real=False))
+        shown = name[2:] if name.startswith("./") else name.lstrip("/")
+        assert f"the whiteout {shown!r} names" in str(err.value)
+        assert "not a file; the layer is malformed or hostile" in str(err.value)
+        assert _state(top) == before
+    finally:
+        shutil.rmtree(top)
+
+
+NAMES = ["a", "b", "a/b", "a/c", "..", "../OUTSIDE", "a/..", "a/../..", ".", ".wh.", ".wh..",
+         ".wh...", ".wh.a", "a/.wh.b", "a/.wh...", ".wh..wh..opq", "a/.wh..wh..opq", "b/x",
+         "a/b/x", "x" * 300, ("d/" * 40) + "deep"]
+TARGETS = ["/", "..", "../..", "../OUTSIDE", "../../OUTSIDE", "a", "a/..", "b/../..",
+           "@OUTSIDE", "@OUTSIDE/victim", "../OUTSIDE/victim", "/etc/passwd", "/proc/self/root"]
+KINDS = [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
+         tarfile.CHRTYPE]
+member = st.tuples(st.sampled_from(NAMES), st.sampled_from(KINDS), st.sampled_from(TARGETS))
+COUNT = {"cases": 0}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.lists(member, min_size=1, max_size=6), min_size=1, max_size=3))
+def test_no_layer_stack_reads_or_writes_outside_the_tree(stack):
+    """Generated stacks of the members that aim outside: `..`, absolute and climbing symlinks
+    (to the host's OUTSIDE by its real path too), then files, whiteouts, opaque markers and
+    hard links through them, FIFOs and devices, names too long for the disk."""
+    COUNT["cases"] += 1
+    top = _work()
+    try:
+        outside = os.path.join(top, "OUTSIDE")
+        layers_dir = os.path.join(top, "blobs")
+        os.mkdir(layers_dir)
+        from pathlib import Path
+
+        blobs = []
+        for i, members in enumerate(stack):
+            real = [(n, k, (t.replace("@OUTSIDE", outside) if k in (tarfile.SYMTYPE, tarfile.LNKTYPE)
+                            else b"pwned")) for n, k, t in members]
+            blobs.append(_layer(Path(layers_dir) / f"{i}.tar", real))
+        before = {k: v for k, v in _state(top).items() if not k.startswith("blobs")}
+        try:
+            unpack(blobs, os.path.join(top, "work", "r"), Ledger(real=False))
+        except OciBuildError:
+            pass
+        after = {k: v for k, v in _state(top).items()
+                 if not k.startswith("blobs") and not k.startswith("work/r/") and k != "work/r"}
+        assert after == before
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
