@@ -130,3 +130,43 @@ def test_no_layer_stack_reads_or_writes_outside_the_tree(stack):
         assert after == before
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+# -- a RUN step's processes ------------------------------------------------------------------
+
+LEFT_BEHIND = ("(sleep 1; while :; do echo x >> /late; sleep 0.05; done) & "
+               "(setsid sh -c 'sleep 1; while :; do echo x >> /late2; sleep 0.05; done' &) ; "
+               "(sh -c '(trap \"\" TERM HUP; sleep 1; echo x > /late3; sleep 1000) &' &) ; "
+               "echo started")
+
+
+@pytest.mark.parametrize("where", ["pod", "user", "root"])
+def test_no_process_of_a_step_outlives_it(where):
+    """A step leaving processes behind (in its group, in a session of their own, double
+    forked, ignoring SIGTERM, running forever): each was still writing into the tree after
+    the snapshot (and proot waited for them forever). Now none outlives the command."""
+    import time
+
+    from tests.core.rootfs_base import busybox_layers, world_dir
+    from tests.core.rootfs_run_test import SOURCE_ROOT, entries, pod
+
+    work = world_dir(tempfile.mkdtemp(prefix="secdf-run-"))
+    try:
+        shutil.copytree(os.path.join(SOURCE_ROOT, "ocibuild"), work / "src" / "ocibuild",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        os.chmod(work / "src", 0o755)
+        started = time.monotonic()
+        result = pod(work, busybox_layers(work), [{"argv": ["/bin/sh", "-c", LEFT_BEHIND]},
+                                                  {"argv": ["/bin/sh", "-c", "sleep 1.5"]}],
+                     where)
+        took = time.monotonic() - started
+        assert "error" not in result, result["error"]
+        assert [s["result"]["exit_code"] for s in result["steps"]] == [0, 0]
+        assert took < 60, took
+        assert entries(result, 0) == {}  # nothing written by the step's command itself
+        assert entries(result, 1) == {}  # nor by what it left, during the next step
+        time.sleep(1.5)
+        tree = next(p for p in work.iterdir() if p.name.startswith("run-")) / "root"
+        assert sorted(os.listdir(tree)) == ["bin", "dev", "etc", "proc", "root", "sys", "tmp"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
