@@ -119,3 +119,188 @@ def test_home_is_read_by_the_same_rules(tmp_path):
     (root / "etc" / "passwd").write_bytes(b"a:x:+7:0::/evil:/bin/sh\nc:x:7:7::/home/c:/bin/sh\n")
     with pytest.raises(OciBuildError, match=DIFFERENT):
         run_users.home_of(str(root), 7)
+
+
+# -- the build context -----------------------------------------------------------------------
+
+
+def _context(tmp_path, dockerfile="FROM scratch\nCOPY a.txt /\n"):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a")
+    if dockerfile is not None:
+        (ctx / "Dockerfile").write_text(dockerfile)
+    return ctx
+
+
+@pytest.mark.parametrize("how", ["file", "directory", "chain", "relative"])
+def test_a_dockerfile_linking_out_of_the_context_is_not_read(tmp_path, how):
+    """A pushed context's Dockerfile linking to a file of the machine: it was read, and its
+    first line quoted in the parse error (`unknown instruction: root:$6$...`)."""
+    from ocibuild.dockerfile import builder
+
+    secret = tmp_path / "host" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:$6$secret-hash:19000:0:99999:7:::\n")
+    ctx = _context(tmp_path, None)
+    if how == "file":
+        os.symlink(secret, ctx / "Dockerfile")
+    elif how == "directory":  # a directory of the context leading out
+        os.symlink(secret.parent, ctx / "sub")
+        os.rename(secret, secret.parent / "Dockerfile")
+    elif how == "chain":
+        os.symlink(secret, ctx / "inner")
+        os.symlink("inner", ctx / "Dockerfile")
+    else:
+        os.symlink("../host/shadow", ctx / "Dockerfile")
+    dockerfile = ctx / ("sub/Dockerfile" if how == "directory" else "Dockerfile")
+    with pytest.raises(OciBuildError) as err:
+        builder.build(builder.Options(str(dockerfile), str(ctx)), str(tmp_path / "work"))
+    assert str(err.value) == (f"the Dockerfile '{dockerfile}' is a symbolic link to a file "
+                              "outside the build context; make it a file")
+    assert "secret-hash" not in str(err.value)
+
+
+def test_a_dockerfile_linking_inside_the_context_is_read(tmp_path):
+    from ocibuild.dockerfile import builder
+
+    ctx = _context(tmp_path, None)
+    (ctx / "docker").mkdir()
+    (ctx / "docker" / "real").write_text("FROM scratch\nCOPY a.txt /\n")
+    os.symlink("docker/real", ctx / "Dockerfile")
+    built = builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx)), str(tmp_path / "w"))
+    assert [h["created_by"] for h in built.config["history"]] == ["COPY a.txt /"]
+
+
+# -- patterns: .dockerignore lines and COPY sources ----------------------------------------
+
+import re  # noqa: E402
+import time  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ocibuild.dockerfile import copy as copies, dockerignore  # noqa: E402
+
+
+def _old_ignore_regex(pattern):
+    """The regular expression .dockerignore lines were translated to before (moby's), the
+    reference for what a line means."""
+    out, i, n = ["^"], 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "*":
+            if i + 1 < n and pattern[i + 1] == "*":
+                i += 2
+                if i < n and pattern[i] == "/":
+                    i += 1
+                    out.append("(.*/)?" if i < n else ".*")
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = pattern.find("]", i + 2 if i + 1 < n and pattern[i + 1] in "^!" else i + 1)
+            body = pattern[i + 1:end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end
+        elif ch == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
+
+
+def _old_component(pattern):
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif ch == "[":
+            end = pattern.find("]", i + 2)
+            body = pattern[i + 1:end]
+            negate = body.startswith("^")
+            body = re.sub(r"\\(.)", r"\1", body[1:] if negate else body)
+            out.append("[" + ("^" if negate else "") + "".join(
+                c if c == "-" else re.escape(c) for c in body) + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
+
+
+PATTERN = st.lists(st.sampled_from(["a", "b", "/", "*", "**", "**/", "?", "[ab]", "[!a]", "[^b]",
+                                    "\\*", "\\a", "."]), max_size=8).map("".join)
+TEXT = st.lists(st.sampled_from(["a", "b", "/", "*", "."]), max_size=10).map("".join)
+PATTERN_CASES = {"n": 0}
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(PATTERN, TEXT)
+def test_linear_matchers_mean_what_the_regular_expressions_meant(pattern, text):
+    """3000 generated (pattern, path) pairs: the linear-time matcher of .dockerignore lines
+    and of COPY's per-component wildcards says exactly what the old regular expressions did."""
+    PATTERN_CASES["n"] += 1
+    try:
+        old = _old_ignore_regex(pattern)
+    except re.error:
+        old = None
+    if old is not None:
+        try:
+            new = dockerignore._regex(pattern, "x")
+        except OciBuildError:
+            new = None
+        if new is not None:
+            assert bool(new.match(text)) == bool(old.match(text)), (pattern, text)
+    if "/" in pattern or "**" in pattern:
+        return
+    try:
+        old_c = _old_component(pattern)
+    except re.error:
+        return
+    name = text.replace("/", "")
+    try:
+        assert bool(copies._component(pattern, "x").match(name)) == bool(old_c.match(name))
+    except OciBuildError:
+        pass
+
+
+@pytest.mark.parametrize("pattern,path", [
+    ("**/" * 12 + "x", "a/" * 25 + "y"),
+    ("**" * 30 + "x", "a" * 300),
+    ("*a" * 12 + "b", "a" * 40),
+    ("a*" * 40 + "b", "a" * 200),
+    ("[a]*" * 30 + "b", "a" * 255),
+])
+def test_no_pattern_makes_matching_hang(pattern, path):
+    """One .dockerignore line of 36 characters took longer than 2 minutes against a 25-level
+    path (regex backtracking); each of these now takes milliseconds."""
+    started = time.monotonic()
+    patterns = dockerignore.parse(pattern.encode(), ".dockerignore")
+    assert dockerignore.excluded(patterns, path) is False
+    if "/" not in pattern and "**" not in pattern:
+        assert not copies._component(pattern, "COPY").match(path)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("pattern", ["[z-a]", "[]"])
+def test_a_bad_character_class_is_one_error(pattern):
+    """`COPY [z-a] /` was a traceback (re.error: bad character range)."""
+    with pytest.raises(OciBuildError) as err:
+        copies._component(pattern + "x", "Dockerfile:2: COPY")
+    assert str(err.value) in (
+        f"Dockerfile:2: COPY: the pattern {pattern}x has a character class that is not valid",
+        f"Dockerfile:2: COPY: the pattern {pattern}x has a [ without ]")
