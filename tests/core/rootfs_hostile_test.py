@@ -170,3 +170,40 @@ def test_no_process_of_a_step_outlives_it(where):
         assert sorted(os.listdir(tree)) == ["bin", "dev", "etc", "proc", "root", "sys", "tmp"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_layer_bomb_is_refused_before_it_fills_the_disk(tmp_path):
+    """A 200 KiB gzip layer holding a 200 MiB file of zeros (a 1 TiB one is as small, per
+    its ratio): it was written out whole. Now refused before the member's first byte."""
+    import gzip
+
+    class Zeros(io.RawIOBase):
+        def __init__(self, n):
+            self.left = n
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            n = min(len(b), self.left)
+            b[:n] = bytes(n)
+            self.left -= n
+            return n
+
+    blob = tmp_path / "bomb.tar.gz"
+    with gzip.open(blob, "wb", compresslevel=9) as gz, \
+            tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("zeros")
+        info.size = 200 << 20
+        tar.addfile(info, io.BufferedReader(Zeros(info.size)))
+    assert blob.stat().st_size < 1 << 20
+    root = tmp_path / "r"
+    with pytest.raises(OciBuildError) as err:
+        unpack([(str(blob), TAR + "+gzip")], str(root), Ledger(real=False))
+    assert str(err.value) == (
+        f"layer {str(blob)!r} ({TAR}+gzip): 'zeros' declares 209715200 bytes, which would take "
+        f"layer {str(blob)!r} ({TAR}+gzip) to 209715200 before any of it is written, past its "
+        "67108864-byte bound (gzip: at most 100x its "
+        f"{blob.stat().st_size} bytes, at least 64 MiB, at most 64 GiB); refusing it as a "
+        "decompression bomb. If it is genuine, unpack it yourself and use the directory")
+    assert not (root / "zeros").exists()
