@@ -304,3 +304,19 @@ def test_a_bad_character_class_is_one_error(pattern):
     assert str(err.value) in (
         f"Dockerfile:2: COPY: the pattern {pattern}x has a character class that is not valid",
         f"Dockerfile:2: COPY: the pattern {pattern}x has a [ without ]")
+
+
+def test_a_context_of_too_many_paths_is_refused(tmp_path, monkeypatch):
+    from ocibuild.dockerfile import builder, context
+
+    monkeypatch.setattr(context, "MAX_PATHS", 50)
+    ctx = _context(tmp_path)
+    for i in range(60):
+        (ctx / f"f{i}").write_text("x")
+    with pytest.raises(OciBuildError) as err:
+        builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx)), str(tmp_path / "w"))
+    assert str(err.value) == (f"the build context {str(ctx)!r} holds more than 50 paths "
+                              ".dockerignore keeps; leave out what the build does not need")
+    (ctx / ".dockerignore").write_text("f*\n")
+    built = builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx)), str(tmp_path / "w2"))
+    assert len(built.layers) == 1

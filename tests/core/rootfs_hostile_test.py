@@ -207,3 +207,30 @@ def test_a_layer_bomb_is_refused_before_it_fills_the_disk(tmp_path):
         f"{blob.stat().st_size} bytes, at least 64 MiB, at most 64 GiB); refusing it as a "
         "decompression bomb. If it is genuine, unpack it yourself and use the directory")
     assert not (root / "zeros").exists()
+
+
+def test_a_huge_libc_in_the_image_is_not_read_into_memory(tmp_path):
+    """Which libc the image has is read from its libc.so.6: a sparse 16 GiB one was read whole
+    into memory (f.read()). Now at most 64 MiB are scanned, a chunk at a time."""
+    import subprocess
+    import sys
+
+    from ocibuild.rootfs import fakeroot
+
+    root = tmp_path / "r"
+    triplet = fakeroot._TRIPLETS.get(os.uname().machine, "")
+    libc = root / "usr" / "lib" / triplet / "libc.so.6"
+    libc.parent.mkdir(parents=True)
+    with open(libc, "wb") as f:
+        f.truncate(16 << 30)
+    host = tmp_path / "host-lib.so"
+    host.write_bytes(b"\0GLIBC_2.17\0GLIBC_2.34\0")
+    code = ("import resource, sys; from ocibuild.rootfs import fakeroot; "
+            f"print(fakeroot.guest_can_load({str(root)!r}, {str(host)!r}), "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr
+    answer, max_rss_kib = out.stdout.split()
+    assert answer == "False"
+    assert int(max_rss_kib) < 200 << 10, max_rss_kib

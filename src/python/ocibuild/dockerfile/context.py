@@ -21,6 +21,9 @@ from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import os_reason, read_file
 
 ORIGIN = "the build context"
+# Paths kept from a context (each is a node in memory): a million files is a huge context;
+# a pushed context of tens of millions must not exhaust the builder's memory.
+MAX_PATHS = 2_000_000
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -97,6 +100,10 @@ def load(context: str, dockerfile: Optional[str] = None) -> Tree:
                         raise OciBuildError(f"{item.path!r}: the file name is not UTF-8, which "
                                             "image layers need; rename it") from None
                     tree.nodes[path] = _node(item.path, st)
+                    if len(tree.nodes) > MAX_PATHS:
+                        raise OciBuildError(f"the build context {context!r} holds more than "
+                                            f"{MAX_PATHS} paths .dockerignore keeps; leave "
+                                            "out what the build does not need")
     except OSError as err:
         where = err.filename if isinstance(err.filename, str) else context
         raise OciBuildError(f"cannot read the build context {where!r}: {os_reason(err)}") from None
