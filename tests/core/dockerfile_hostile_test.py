@@ -320,3 +320,26 @@ def test_a_context_of_too_many_paths_is_refused(tmp_path, monkeypatch):
     (ctx / ".dockerignore").write_text("f*\n")
     built = builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx)), str(tmp_path / "w2"))
     assert len(built.layers) == 1
+
+
+def test_outputs_replace_a_planted_symlink_never_write_through_it(tmp_path):
+    """--digest-file, --image-name-with-digest-file and --tar-path already there as symlinks
+    to a file of the machine (planted in a shared workspace): each is replaced whole by a
+    file of its own (temp beside, renamed), the file the link named is untouched."""
+    from tests.core.conftest import run_ocibuild
+
+    ctx = _context(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    outs = {name: tmp_path / name for name in ("digest", "image.tar")}
+    for path in outs.values():
+        os.symlink(victim, path)
+    proc = run_ocibuild("build", "--context", str(ctx), "--no-push",
+                        "--digest-file", str(outs["digest"]),
+                        "--tar-path", str(outs["image.tar"]), "--destination", "example.com/a:1",
+                        cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious"
+    for path in outs.values():
+        assert not path.is_symlink() and path.is_file()
+    assert outs["digest"].read_text().startswith("sha256:")
