@@ -390,3 +390,69 @@ def test_deleting_directories_over_and_over_is_bounded(monkeypatch):
                                      "from a tree of ")
     assert str(err.value).endswith("paths over 100000 times; refused (a layer built to make "
                                    "the build hang)")
+
+
+# -- what a RUN step leaves in the tree, read by the build --------------------------------
+
+
+@pytest.fixture(scope="module")
+def busybox_base(tmp_path_factory):
+    from tests.core.dockerfile_run_test import base as make_base
+
+    yield from make_base.__wrapped__(tmp_path_factory)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pins the root mechanism (chroot)")
+def test_what_a_step_plants_never_reaches_the_machine(tmp_path, busybox_base):
+    """A RUN step plants `/app -> HOST_DIR` (the machine's directory, by its real path), a
+    link to a host file, a FIFO and a relative climb; COPY then writes into /app, the next RUN
+    reads the tree, the stage's layers are read back. The host directory and file stay as
+    they were; the copy lands in the image's own HOST_DIR (a link in the image is the image's,
+    followed chroot-style); no layer holds a host file's bytes; nothing waits on the FIFO."""
+    from tests.core.dockerfile_run_test import _build, _layer
+
+    host = tmp_path / "host-dir"
+    host.mkdir()
+    (host / "keep").write_text("host")
+    secret = tmp_path / "host-secret"
+    secret.write_text("host secret")
+    built, work = _build(tmp_path, busybox_base, f"""FROM BASE
+RUN ln -s {host} /app && ln -s {secret} /leak && mkfifo /pipe && ln -s ../../../.. /up
+COPY ctx.txt /app/
+COPY ctx.txt /up/climbed.txt
+RUN cat /app/ctx.txt > /seen && ls /app > /listed
+""")
+    assert sorted(os.listdir(host)) == ["keep"] and (host / "keep").read_text() == "host"
+    assert secret.read_text() == "host secret"
+    assert not (tmp_path.parent / "climbed.txt").exists()
+    layers = [_layer(work, built, i) for i in range(1, len(built.layers))]
+    everything = [entry for layer in layers for entry in layer]
+    assert all("host secret" not in str(entry) for entry in everything)
+    by_name = {name: rest for layer in layers for name, *rest in layer}
+    inner = str(host).lstrip("/")
+    assert by_name["app"][-1] == str(host) and by_name["leak"][-1] == str(secret)
+    assert by_name[f"{inner}/ctx.txt"][-1] == "from the context\n"
+    assert by_name["climbed.txt"][-1] == "from the context\n"  # '..' stopped at the root
+    assert by_name["seen"][-1] == "from the context\n"
+    assert by_name["listed"][-1] == "ctx.txt\n"
+    assert "pipe" in by_name
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pins the root mechanism (chroot)")
+def test_a_step_leaving_a_huge_sparse_file_is_bounded(tmp_path, busybox_base, monkeypatch):
+    """`truncate -s 16G` costs a step nothing on disk and was 16 GiB of zeros to hash (a
+    racy file was read whole) and to layer (a terabyte as easily, where the disk allows).
+    Racy files over 256 MiB are not hashed; a step's layer holds at most 64 GiB of files
+    (here the bound is lowered to 1 GiB)."""
+    from ocibuild.dockerfile import run as runs
+    from tests.core.dockerfile_run_test import _build
+
+    monkeypatch.setattr(runs, "MAX_STEP_BYTES", 1 << 30)
+    started = time.monotonic()
+    with pytest.raises(OciBuildError) as err:
+        _build(tmp_path, busybox_base, "FROM BASE\nRUN truncate -s 17179869184 /big\n")
+    assert str(err.value).endswith(
+        "Dockerfile:2: RUN: the step left 17179869184 bytes of files to put in its layer, "
+        "over the 1073741824-byte bound (the largest: /big, 17179869184 bytes); delete "
+        "what the image does not need in the same step")
+    assert time.monotonic() - started < 60
