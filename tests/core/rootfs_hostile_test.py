@@ -234,3 +234,20 @@ def test_a_huge_libc_in_the_image_is_not_read_into_memory(tmp_path):
     answer, max_rss_kib = out.stdout.split()
     assert answer == "False"
     assert int(max_rss_kib) < 200 << 10, max_rss_kib
+
+
+@pytest.mark.parametrize("argv,env,what", [
+    (["/bin/sh", "-c", "a\0b"], {}, "its command holds a NUL byte"),
+    (["/bin/true"], {"X": "a\0b"}, "the environment variable 'X' holds a NUL byte"),
+    (["/bin/true"], {"X=Y": "1"}, "the environment variable 'X=Y' holds a NUL byte or"),
+])
+def test_a_command_or_env_no_process_can_take_is_one_error(argv, env, what):
+    """A hostile base's config (JSON may hold \\u0000) gives a step's Shell or Env a NUL:
+    it was a ValueError traceback out of subprocess."""
+    from ocibuild.rootfs.executors import Step
+    from ocibuild.rootfs.executors._spawn import spawn
+
+    step = Step("/", argv, env, "/", (0, 0), tempfile.gettempdir())
+    with pytest.raises(OciBuildError) as err:
+        spawn(step, argv, env)
+    assert what in str(err.value)

@@ -18,6 +18,7 @@ def spawn(step: Step, argv: Sequence[str], env: Dict[str, str],
           preexec: Optional[Callable[[], None]] = None, cwd: Optional[str] = None,
           traced: bool = False) -> int:
     """`traced`: argv is proot, whose first child is the step's command."""
+    _passable(step, argv, env)
     before = reaper.descendants(os.getpid())
     reaper.subreaper(True)
     try:
@@ -36,6 +37,21 @@ def spawn(step: Step, argv: Sequence[str], env: Dict[str, str],
             reaper.stop_all(before)
     finally:
         reaper.subreaper(False)
+
+
+def _passable(step: Step, argv: Sequence[str], env: Dict[str, str]) -> None:
+    """What no process can be given (a base config's Env or Shell may hold a NUL, JSON
+    allows it) is one error, not the ValueError exec's wrapper raises."""
+    for word in argv:
+        if "\0" in word:
+            raise OciBuildError(f"the RUN step {list(step.argv)!r}: its command holds a NUL "
+                                "byte, which no program can be given; fix the SHELL or the "
+                                "command (or the base image's Shell)")
+    for key, value in env.items():
+        if "\0" in key or "\0" in value or "=" in key:
+            raise OciBuildError(f"the RUN step {list(step.argv)!r}: the environment variable "
+                                f"{key!r} holds a NUL byte or its name an '=', which no "
+                                "program can be given; fix the ENV (or the base image's Env)")
 
 
 def _kill(proc: subprocess.Popen) -> None:
