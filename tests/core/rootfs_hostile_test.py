@@ -251,3 +251,19 @@ def test_a_command_or_env_no_process_can_take_is_one_error(argv, env, what):
     with pytest.raises(OciBuildError) as err:
         spawn(step, argv, env)
     assert what in str(err.value)
+
+
+def test_an_opaque_marker_under_a_link_lists_no_host_directory(tmp_path, monkeypatch):
+    """`etc -> HOST_DIR`, then `etc/sub/.wh..wh..opq`: the host directory's names were listed
+    (nothing was deleted: each removal walks its parents). Now it is not even listed."""
+    host = tmp_path / "host"
+    (host / "sub").mkdir(parents=True)
+    (host / "sub" / "private-name").write_text("x")
+    layer = _layer(tmp_path / "l.tar", [("etc", tarfile.SYMTYPE, str(host)),
+                                        ("etc/sub/.wh..wh..opq", tarfile.REGTYPE, b"")])
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p=".": listed.append(str(p)) or real_listdir(p))
+    unpack([layer], str(tmp_path / "r"), Ledger(real=False))
+    assert not any(str(host) in p or p.endswith("etc/sub") for p in listed), listed
+    assert sorted(real_listdir(host / "sub")) == ["private-name"]

@@ -99,6 +99,10 @@ def _remove(root: str, path: str, ledger: Ledger, what: str) -> None:
 
 
 def _clear(root: str, directory: str, written: Set[str], ledger: Ledger, what: str) -> None:
+    try:  # the directory and its parents walked with lstat: never list one a link leads to
+        parent_dir(root, f"{directory}/." if directory else ".", what, create=False)
+    except (FileNotFoundError, OciBuildError):
+        return
     full = on_disk(root, directory)
     if not os.path.isdir(full) or os.path.islink(full):
         return
