@@ -456,3 +456,21 @@ def test_a_step_leaving_a_huge_sparse_file_is_bounded(tmp_path, busybox_base, mo
         "over the 1073741824-byte bound (the largest: /big, 17179869184 bytes); delete "
         "what the image does not need in the same step")
     assert time.monotonic() - started < 60
+
+
+def test_a_fifo_in_the_context_is_refused_by_name_never_opened(tmp_path):
+    """A pushed context holding a FIFO: opened, it would block the build forever."""
+    from ocibuild.dockerfile import builder
+
+    ctx = _context(tmp_path, "FROM scratch\nCOPY . /\n")
+    os.mkfifo(ctx / "pipe")
+    started = time.monotonic()
+    with pytest.raises(OciBuildError) as err:
+        builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx)), str(tmp_path / "w"))
+    assert str(err.value) == (f"{ctx}/Dockerfile:2: COPY: pipe is a device, FIFO or socket; a "
+                              "layer built without privilege cannot hold one: leave it out "
+                              "(.dockerignore)")
+    assert time.monotonic() - started < 30
+    (ctx / ".dockerignore").write_text("pipe\n")
+    built = builder.build(builder.Options(str(ctx / "Dockerfile"), str(ctx)), str(tmp_path / "w2"))
+    assert len(built.layers) == 1
