@@ -75,7 +75,8 @@ def test_a_whiteout_naming_no_file_is_refused_and_deletes_nothing(tmp_path, name
     top = _work()
     try:
         root = os.path.join(top, "work", "r")
-        low = _layer(tmp_path / "1.tar", [("a", tarfile.DIRTYPE, b""), ("a/b", tarfile.DIRTYPE, b""),
+        low = _layer(tmp_path / "1.tar", [("a", tarfile.DIRTYPE, b""),
+                                          ("a/b", tarfile.DIRTYPE, b""),
                                           ("a/keep", tarfile.REGTYPE, b"k")])
         up = _layer(tmp_path / "2.tar", [(name, tarfile.REGTYPE, b"")])
         unpack([low], root, Ledger(real=False))
@@ -117,8 +118,9 @@ def test_no_layer_stack_reads_or_writes_outside_the_tree(stack):
 
         blobs = []
         for i, members in enumerate(stack):
-            real = [(n, k, (t.replace("@OUTSIDE", outside) if k in (tarfile.SYMTYPE, tarfile.LNKTYPE)
-                            else b"pwned")) for n, k, t in members]
+            links = (tarfile.SYMTYPE, tarfile.LNKTYPE)
+            real = [(n, k, (t.replace("@OUTSIDE", outside) if k in links else b"pwned"))
+                    for n, k, t in members]
             blobs.append(_layer(Path(layers_dir) / f"{i}.tar", real))
         before = {k: v for k, v in _state(top).items() if not k.startswith("blobs")}
         try:

@@ -74,9 +74,10 @@ def _component(pattern: str, where: str) -> globmatch.Matcher:
             body = pattern[i + 1:end]
             negate = body.startswith("^")
             body = re.sub(r"\\(.)", r"\1", body[1:] if negate else body)
+            chars = "".join(c if c == "-" else re.escape(c) for c in body)
             try:
-                tokens.append((globmatch.CLASS, globmatch.char_class(("^" if negate else "") + "".join(
-                    c if c == "-" else re.escape(c) for c in body))))
+                tokens.append((globmatch.CLASS,
+                               globmatch.char_class(("^" if negate else "") + chars)))
             except re.error:
                 raise OciBuildError(f"{where}: the pattern {shown(pattern)} has a character "
                                     "class that is not valid") from None
