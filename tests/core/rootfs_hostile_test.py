@@ -136,9 +136,9 @@ def test_no_layer_stack_reads_or_writes_outside_the_tree(stack):
 
 # -- a RUN step's processes ------------------------------------------------------------------
 
-LEFT_BEHIND = ("(sleep 1; while :; do echo x >> /late; sleep 0.05; done) & "
-               "(setsid sh -c 'sleep 1; while :; do echo x >> /late2; sleep 0.05; done' &) ; "
-               "(sh -c '(trap \"\" TERM HUP; sleep 1; echo x > /late3; sleep 1000) &' &) ; "
+LEFT_BEHIND = ("(sleep 4; while :; do echo x >> /late; sleep 0.05; done) & "
+               "(setsid sh -c 'sleep 4; while :; do echo x >> /late2; sleep 0.05; done' &) ; "
+               "(sh -c '(trap \"\" TERM HUP; sleep 4; echo x > /late3; sleep 1000) &' &) ; "
                "echo started")
 
 
@@ -146,7 +146,8 @@ LEFT_BEHIND = ("(sleep 1; while :; do echo x >> /late; sleep 0.05; done) & "
 def test_no_process_of_a_step_outlives_it(where):
     """A step leaving processes behind (in its group, in a session of their own, double
     forked, ignoring SIGTERM, running forever): each was still writing into the tree after
-    the snapshot (and proot waited for them forever). Now none outlives the command."""
+    the snapshot (and proot waited for them forever). Now none outlives the command. They
+    wait 4 s before writing, so a slow machine still kills them before that."""
     import time
 
     from tests.core.rootfs_base import busybox_layers, world_dir
@@ -159,7 +160,7 @@ def test_no_process_of_a_step_outlives_it(where):
         os.chmod(work / "src", 0o755)
         started = time.monotonic()
         result = pod(work, busybox_layers(work), [{"argv": ["/bin/sh", "-c", LEFT_BEHIND]},
-                                                  {"argv": ["/bin/sh", "-c", "sleep 1.5"]}],
+                                                  {"argv": ["/bin/sh", "-c", "sleep 5"]}],
                      where)
         took = time.monotonic() - started
         assert "error" not in result, result["error"]
@@ -167,7 +168,7 @@ def test_no_process_of_a_step_outlives_it(where):
         assert took < 60, took
         assert entries(result, 0) == {}  # nothing written by the step's command itself
         assert entries(result, 1) == {}  # nor by what it left, during the next step
-        time.sleep(1.5)
+        time.sleep(5)
         tree = next(p for p in work.iterdir() if p.name.startswith("run-")) / "root"
         assert sorted(os.listdir(tree)) == ["bin", "dev", "etc", "proc", "root", "sys", "tmp"]
     finally:

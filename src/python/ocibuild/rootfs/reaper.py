@@ -26,6 +26,7 @@ from ocibuild.errors import OciBuildError
 
 PR_SET_CHILD_SUBREAPER = 36
 STOP_SECONDS = 10.0
+QUIET_READINGS = 3
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -92,10 +93,19 @@ def stop_all(keep: Iterable[int] = (), deadline: float = STOP_SECONDS) -> None:
     none is left."""
     me, spare = os.getpid(), set(keep)
     end = time.monotonic() + deadline
+    quiet = 0
     while True:
         left = descendants(me) - spare
         if not left:
-            return
+            # /proc is read one process at a time: one whose parent exited during the read
+            # is missed (its parent's entry gone), and comes back to us a moment later. So
+            # only a few empty readings in a row mean none is left.
+            quiet += 1
+            if quiet >= QUIET_READINGS:
+                return
+            time.sleep(0.002)
+            continue
+        quiet = 0
         for pid in left:
             try:
                 os.kill(pid, signal.SIGKILL)
