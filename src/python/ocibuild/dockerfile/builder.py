@@ -138,6 +138,7 @@ class Builder:
         from ocibuild.untrusted import read_file
         from ocibuild.dockerfile.parser import MAX_BYTES
 
+        contexts.own_file(self.options.dockerfile, self.options.context, "the Dockerfile ")
         df = parse(read_file(self.options.dockerfile, "the Dockerfile", MAX_BYTES + 1),
                    self.options.dockerfile)
         self.df = df

@@ -21,18 +21,36 @@ from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import os_reason, read_file
 
 ORIGIN = "the build context"
+# Paths kept from a context (each is a node in memory): a million files is a huge context;
+# a pushed context of tens of millions must not exhaust the builder's memory.
+MAX_PATHS = 2_000_000
+
+
+def _inside(path: str, directory: str) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(directory)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def own_file(path: str, context: str, what: str = "") -> str:
+    """`path` (the Dockerfile, an ignore file) if it may be read: one that lies in the context
+    must lead to a file in it, through any symlink on the way (a pushed context must not
+    make the builder read, or quote in an error, a file of the machine: docker reads the
+    Dockerfile inside the context only); one outside the context must lead to a file in its
+    own directory (the CI's own file then, not the pushed context's)."""
+    lexical = os.path.abspath(path)
+    top = os.path.abspath(context).rstrip(os.sep) + os.sep
+    allowed = context if lexical.startswith(top) else os.path.dirname(lexical)
+    if os.path.lexists(path) and not _inside(path, allowed):
+        raise OciBuildError(f"{what}{path!r} is a symbolic link to a file outside the "
+                            f"{'build context' if allowed is context else 'directory it is in'}; "
+                            "make it a file")
+    return path
 
 
 def ignore_file(context: str, dockerfile: Optional[str]) -> Optional[str]:
     for path in ([dockerfile + ".dockerignore"] if dockerfile else []) + \
             [os.path.join(context, ".dockerignore")]:
-        if os.path.islink(path):
-            # A pushed context is not always the builder's own: a link to a file outside it
-            # (/etc/shadow) must not be read, nor quoted in an error about a bad pattern.
-            inside = os.path.realpath(context) + os.sep
-            if not os.path.realpath(path).startswith(inside):
-                raise OciBuildError(f"{path!r} is a symbolic link to a file outside the build "
-                                    "context; make it a file")
+        own_file(path, context, "")
         if os.path.isfile(path):
             return path
     return None
@@ -60,19 +78,20 @@ def load(context: str, dockerfile: Optional[str] = None) -> Tree:
     tree = Tree({"": Node(DIR, 0o755, origin=ORIGIN)})
     dirs = {}  # every directory walked, excluded or not: parents kept by an exception
     exceptions = any(p.exception for p in patterns)
-    stack = [("", context)]
+    stack = [("", context, [False] * len(patterns))]
     try:
         while stack:
-            rel, directory = stack.pop()
+            rel, directory, above = stack.pop()
             with os.scandir(directory) as listing:
                 for item in listing:
                     path = f"{rel}/{item.name}" if rel else item.name
                     st = item.stat(follow_symlinks=False)
-                    gone = bool(patterns) and dockerignore.excluded(patterns, path)
+                    found = dockerignore.hits(patterns, path, above)
+                    gone = bool(patterns) and dockerignore.verdict(patterns, found)
                     if stat.S_ISDIR(st.st_mode):
                         dirs[path] = _node(item.path, st)
                         if not gone or exceptions:  # nothing below can come back otherwise
-                            stack.append((path, item.path))
+                            stack.append((path, item.path, found))
                     if gone:
                         continue
                     try:
@@ -81,6 +100,10 @@ def load(context: str, dockerfile: Optional[str] = None) -> Tree:
                         raise OciBuildError(f"{item.path!r}: the file name is not UTF-8, which "
                                             "image layers need; rename it") from None
                     tree.nodes[path] = _node(item.path, st)
+                    if len(tree.nodes) > MAX_PATHS:
+                        raise OciBuildError(f"the build context {context!r} holds more than "
+                                            f"{MAX_PATHS} paths .dockerignore keeps; leave "
+                                            "out what the build does not need")
     except OSError as err:
         where = err.filename if isinstance(err.filename, str) else context
         raise OciBuildError(f"cannot read the build context {where!r}: {os_reason(err)}") from None

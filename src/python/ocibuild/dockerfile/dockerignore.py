@@ -12,8 +12,9 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+from ocibuild.dockerfile import globmatch
 from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import shown
 
@@ -24,11 +25,13 @@ MAX_BYTES = 1 << 20
 class Pattern:
     text: str
     exception: bool
-    regex: "re.Pattern[str]"
+    regex: globmatch.Matcher
 
 
-def _regex(pattern: str, where: str) -> "re.Pattern[str]":
-    out = ["^"]
+def _regex(pattern: str, where: str) -> globmatch.Matcher:
+    """The pattern as moby's regular expression reads it, matched in linear time
+    (globmatch.py: a backtracking regex let one line hang the build)."""
+    tokens: List[globmatch.Token] = []
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
@@ -37,13 +40,13 @@ def _regex(pattern: str, where: str) -> "re.Pattern[str]":
                 i += 2
                 if i < n and pattern[i] == "/":
                     i += 1
-                    out.append("(.*/)?" if i < n else ".*")
+                    tokens.append((globmatch.DSTAR_DIR if i < n else globmatch.DSTAR, None))
                 else:
-                    out.append(".*")
+                    tokens.append((globmatch.DSTAR, None))
                 continue
-            out.append("[^/]*")
+            tokens.append((globmatch.STAR, None))
         elif ch == "?":
-            out.append("[^/]")
+            tokens.append((globmatch.ANY1, None))
         elif ch == "[":
             end = pattern.find("]", i + 2 if i + 1 < n and pattern[i + 1] in "^!" else i + 1)
             if end < 0:
@@ -51,16 +54,19 @@ def _regex(pattern: str, where: str) -> "re.Pattern[str]":
             body = pattern[i + 1:end]
             if body.startswith("!"):
                 body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
+            try:
+                tokens.append((globmatch.CLASS, globmatch.char_class(body.replace("\\", "\\\\"))))
+            except re.error:
+                raise OciBuildError(f"{where}: the pattern {shown(pattern)} has a character "
+                                    "class that is not valid") from None
             i = end
         elif ch == "\\" and i + 1 < n:
             i += 1
-            out.append(re.escape(pattern[i]))
+            tokens.append((globmatch.LIT, pattern[i]))
         else:
-            out.append(re.escape(ch))
+            tokens.append((globmatch.LIT, ch))
         i += 1
-    out.append("$")
-    return re.compile("".join(out), re.S)
+    return globmatch.Matcher(tokens)
 
 
 def parse(data: bytes, where: str) -> Tuple[Pattern, ...]:
@@ -88,17 +94,30 @@ def parse(data: bytes, where: str) -> Tuple[Pattern, ...]:
     return tuple(patterns)
 
 
-def excluded(patterns: Sequence[Pattern], path: str) -> bool:
-    """Whether `path` (relative, "/"-separated) is left out of the context."""
-    parents = path.split("/")[:-1]
+def hits(patterns: Sequence[Pattern], path: str,
+         parent: Optional[Sequence[bool]] = None) -> List[bool]:
+    """For each pattern: does it match `path` or one of its parent directories? `parent`: the
+    same for the parent directory (computed once per directory as the context is walked:
+    re-matching every parent of every path cost O(depth^2) a path, hours for a deep tree)."""
+    if parent is None:
+        parents = path.split("/")[:-1]
+        parent = [False] * len(patterns)
+        for i in range(len(parents)):
+            parent = hits(patterns, "/".join(parents[:i + 1]), parent)
+    return [above or bool(p.regex.match(path)) for p, above in zip(patterns, parent)]
+
+
+def verdict(patterns: Sequence[Pattern], found: Sequence[bool]) -> bool:
+    """Excluded, from `hits`: the last pattern that matches decides."""
     matched = False
-    for pattern in patterns:
+    for pattern, hit in zip(patterns, found):
         if pattern.exception != matched:
             continue
-        match = bool(pattern.regex.match(path))
-        if not match:
-            match = any(pattern.regex.match("/".join(parents[:i + 1]))
-                        for i in range(len(parents)))
-        if match:
+        if hit:
             matched = not pattern.exception
     return matched
+
+
+def excluded(patterns: Sequence[Pattern], path: str) -> bool:
+    """Whether `path` (relative, "/"-separated) is left out of the context."""
+    return verdict(patterns, hits(patterns, path))

@@ -21,6 +21,11 @@ from ocibuild.errors import OciBuildError
 FILE, DIR, SYMLINK, OTHER = "file", "dir", "symlink", "other"
 MAX_LINKS = 40
 MAX_ENTRIES = 2_000_000  # a base of a million files is huge; more is a bomb
+MAX_MEMBERS = 4_000_000  # a layer's members (whiteouts add no path, but each costs)
+# Deleting a directory, or emptying one (opaque), looks at every path of the model: a layer
+# of a million whiteouts of directories over a million paths would take days. A real base
+# (100,000 paths, a thousand such deletions) looks at 10^8.
+MAX_WORK = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -121,10 +126,16 @@ class Tree:
             done.append(part)
         return "/".join(done)
 
-    def remove(self, path: str) -> None:
+    def remove(self, path: str) -> int:
+        """`path` and everything under it; the number of paths looked at (the cost)."""
+        node = self.nodes.get(path)
+        if path and (node is None or node.kind != DIR):
+            self.nodes.pop(path, None)  # nothing under it: no scan (a whiteout of nothing is free)
+            return 1
         prefix = path + "/" if path else ""
         for p in [p for p in self.nodes if p == path or p.startswith(prefix)]:
             self.nodes.pop(p, None)
+        return len(self.nodes) + 1
 
     def put(self, path: str, node: Node) -> None:
         """Set `path` (its parents must be directories); a non-directory replaces whatever
@@ -157,19 +168,26 @@ def _member_path(name: str) -> Optional[str]:
 def apply_layer(tree: Tree, tar: tarfile.TarFile, digest: str, origin: str) -> None:
     """The members of one layer over `tree`, as an unpacker applies them: whiteouts delete,
     an opaque marker empties its directory, hard links share their target's bytes."""
+    work = 0  # paths looked at by whiteouts and opaque markers, bounded: see MAX_WORK
     for index, member in enumerate(tar):
-        if len(tree.nodes) > MAX_ENTRIES:
-            raise OciBuildError(f"{origin}: more than {MAX_ENTRIES} paths; refused")
+        if len(tree.nodes) > MAX_ENTRIES or index >= MAX_MEMBERS:
+            raise OciBuildError(f"{origin}: more than {MAX_ENTRIES} paths or {MAX_MEMBERS} "
+                                "members in a layer; refused")
+        if work > MAX_WORK:
+            raise OciBuildError(f"{origin}: its whiteouts and opaque directories delete from "
+                                f"a tree of {len(tree.nodes)} paths over {MAX_WORK} times; "
+                                "refused (a layer built to make the build hang)")
         path = _member_path(member.name)
         if path is None:
             continue
         parent, base = posixpath.split(path)
         if base == ".wh..wh..opq":
+            work += len(tree.nodes)
             for p in list(tree.under(parent)):
                 tree.nodes.pop(p, None)
             continue
         if base.startswith(".wh."):
-            tree.remove(posixpath.join(parent, base[4:]))
+            work += tree.remove(posixpath.join(parent, base[4:]))
             continue
         _ensure_parents(tree, path)
         mode = member.mode & 0o7777

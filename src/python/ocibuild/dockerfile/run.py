@@ -151,6 +151,21 @@ def ensure_root(current: Optional[StageRoot], blob_paths: List[Tuple[str, str]],
     return current
 
 
+# What one step's layer may hold: a step's `truncate -s 1T /big` (a sparse file, no disk in
+# the tree) is a terabyte of zeros to read, compress and hash.
+MAX_STEP_BYTES = 64 << 30
+
+
+def _bounded(entries: list, at: str) -> None:
+    total = sum(e.size or 0 for e in entries if e.kind == "file")
+    if total > MAX_STEP_BYTES:
+        biggest = max((e for e in entries if e.kind == "file"), key=lambda e: e.size or 0)
+        raise OciBuildError(f"{at}: the step left {total} bytes of files to put in its layer, "
+                            f"over the {MAX_STEP_BYTES}-byte bound (the largest: "
+                            f"/{biggest.path}, {biggest.size} bytes); delete what the image "
+                            "does not need in the same step")
+
+
 @dataclass(frozen=True)
 class StepDone:
     result: rootfs.RunResult
@@ -206,6 +221,7 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
     entries = layer_entries(before, after, root.path, epoch)
     if not entries:
         return StepDone(result, None)
+    _bounded(entries, at)
     blob = build_layer(entries, out_dir, compression=compression, mtime=epoch, whiteouts=True)
     return StepDone(result, blob)
 

@@ -5,56 +5,52 @@ error, never root."""
 
 from __future__ import annotations
 
-from typing import BinaryIO, Callable, Optional, Tuple
+from typing import BinaryIO, Callable, List, Optional, Tuple
+
+from ocibuild import account_files as files
 
 from ocibuild.dockerfile.fstree import Content, Tree
 from ocibuild.errors import OciBuildError
 from ocibuild.untrusted import shown
 
-MAX_FILE = 4 << 20
-_MAX_ID = (1 << 32) - 2
+MAX_FILE = files.MAX_BYTES
 
 
 def _number(text: str) -> Optional[int]:
-    if text.isascii() and text.isdigit():
-        value = int(text)
-        if value <= _MAX_ID:
-            return value
-    return None
+    return files.plain_id(text)
 
 
-def _entries(tree: Tree, path: str, opener: Callable[[Content], BinaryIO]):
-    data = tree.read(path, opener, MAX_FILE) or b""
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line and not line.startswith("#"):
-            yield line.split(":")
+def _rows(tree: Tree, path: str, opener: Callable[[Content], BinaryIO]) -> List[files.Entry]:
+    return files.entries(tree.read(path, opener, MAX_FILE) or b"", f"the image's /{path}")
 
 
 def resolve(spec: str, tree: Tree, opener: Callable[[Content], BinaryIO],
             where: str) -> Tuple[int, int]:
+    """Look-ups as account_files reads the files (one rule with RUN's USER)."""
     user, sep, group = spec.partition(":")
     if not user or (sep and not group):
         raise OciBuildError(f"{where}: {shown(spec)} is not USER[:GROUP] (names or numbers, "
                             "e.g. 1000:1000 or app)")
     uid = _number(user)
     gid: Optional[int] = uid
-    if uid is None:
-        for fields in _entries(tree, "etc/passwd", opener):
-            if fields[0] == user and len(fields) > 3 and _number(fields[2]) is not None:
-                uid, gid = _number(fields[2]), _number(fields[3])
-                break
-        else:
-            raise OciBuildError(f"{where}: no user {shown(user)} in the image's /etc/passwd; "
-                                "add the user first, or give a number")
-    if sep:
-        gid = _number(group)
-        if gid is None:
-            for fields in _entries(tree, "etc/group", opener):
-                if fields[0] == group and len(fields) > 2 and _number(fields[2]) is not None:
-                    gid = _number(fields[2])
-                    break
-            else:
-                raise OciBuildError(f"{where}: no group {shown(group)} in the image's "
-                                    "/etc/group; add the group first, or give a number")
+    try:
+        if uid is None:
+            entry = files.by_name(_rows(tree, "etc/passwd", opener), user,
+                                  "the image's /etc/passwd", 2)
+            if entry is None:
+                raise OciBuildError(f"no user {shown(user)} in the image's /etc/passwd; add "
+                                    "the user first, or give a number")
+            uid, gid = int(entry.fields[2]), int(entry.fields[3])
+        if sep:
+            gid = _number(group)
+            if gid is None:
+                found = files.by_name(_rows(tree, "etc/group", opener), group,
+                                      "the image's /etc/group", 1)
+                if found is None:
+                    raise OciBuildError(f"no group {shown(group)} in the image's /etc/group; "
+                                        "add the group first, or give a number")
+                gid = int(found.fields[2])
+    except OciBuildError as err:
+        raise OciBuildError(f"{where}: {err}") from None
     assert uid is not None and gid is not None
     return uid, gid

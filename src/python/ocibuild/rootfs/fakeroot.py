@@ -36,6 +36,7 @@ _LIBC_PLACES = ("usr/lib/{t}/libc.so.6", "lib/{t}/libc.so.6", "usr/lib64/libc.so
                 "lib64/libc.so.6")
 _TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
 _GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
+_MAX_LIBC = 64 << 20  # glibc's libc.so.6 is about 2 MiB
 _S_IF = {FILE: stat.S_IFREG, DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK, CHARDEV: stat.S_IFCHR,
          BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 Key = Tuple[int, int]  # (st_dev, st_ino)
@@ -51,8 +52,19 @@ def host_library() -> Optional[str]:
 
 
 def _newest_glibc(path: str) -> int:
+    """Scanned a chunk at a time, at most _MAX_LIBC bytes: the image's "libc" may be a sparse
+    file of 100 GiB (it was read whole into memory)."""
+    newest, tail, done = -1, b"", 0
     with open(path, "rb") as f:
-        return max((int(m) for m in _GLIBC.findall(f.read())), default=-1)
+        while done < _MAX_LIBC:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            done += len(chunk)
+            data = tail + chunk
+            newest = max([newest, *(int(m) for m in _GLIBC.findall(data))])
+            tail = data[-16:]
+    return newest
 
 
 def guest_can_load(root: str, library: str) -> bool:

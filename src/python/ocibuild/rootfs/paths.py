@@ -32,6 +32,17 @@ def normalize(name: str, what: str) -> str:
     return "/".join(parts)
 
 
+def whiteout_target(path: str, what: str) -> str:
+    """What the whiteout member `path` (normalized, its name `.wh.NAME`) deletes. NAME must be
+    a name: `.wh.` and `.wh..` would name the directory itself, and `.wh...` its parent (at
+    the top, the root's parent: a deletion outside the tree)."""
+    directory, name = os.path.dirname(path), os.path.basename(path)[len(WHITEOUT):]
+    if name in ("", ".", ".."):
+        raise OciBuildError(f"{what}: the whiteout {path!r} names {name or 'nothing'!r}, not a "
+                            "file; the layer is malformed or hostile")
+    return os.path.join(directory, name)
+
+
 def components(path: str) -> List[str]:
     return path.split("/") if path else []
 

@@ -28,6 +28,7 @@ from ocibuild.rootfs.paths import NOT_LISTED, RUN_DIR, WHITEOUT
 from ocibuild.untrusted import os_reason
 
 RACY_NS = 2_000_000_000
+RACY_MAX_BYTES = 256 << 20  # hashing more to save writing it is not worth it
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,15 @@ class Snapshot:
 
 
 def content_digest(full_path: str) -> str:
-    h = hashlib.sha256()
-    with open(full_path, "rb", buffering=0) as f:
+    """The SHA-256 of a racy file; a file over RACY_MAX_BYTES (a step's `truncate -s 1T`)
+    is not read: it gets a token no other digest equals, so it counts as changed. Opened
+    without following a link nor waiting on a FIFO (the path was a regular file when listed)."""
+    fd = os.open(full_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > RACY_MAX_BYTES:
+            return f"unhashed:{time.time_ns()}"
+        h = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

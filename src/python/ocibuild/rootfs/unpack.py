@@ -18,18 +18,24 @@ import os
 import shutil
 import stat
 import tarfile
-from typing import BinaryIO, Iterable, Optional, Set, Tuple
+from typing import Iterable, Optional, Set, Tuple
 
+from ocibuild.bounded_decompress import BoundedReader, open_decompressed
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
 from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
-from ocibuild.rootfs.paths import OPAQUE, WHITEOUT, normalize, on_disk, parent_dir
+from ocibuild.rootfs.paths import (OPAQUE, WHITEOUT, normalize, on_disk, parent_dir,
+                                   whiteout_target)
 from ocibuild.untrusted import os_reason
 
 _KINDS = {tarfile.REGTYPE: FILE, tarfile.AREGTYPE: FILE, tarfile.CONTTYPE: FILE,
           tarfile.DIRTYPE: DIR, tarfile.SYMTYPE: SYMLINK, tarfile.CHRTYPE: CHARDEV,
           tarfile.BLKTYPE: BLOCKDEV, tarfile.FIFOTYPE: FIFO}
 _S_IF = {CHARDEV: stat.S_IFCHR, BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}
+# What a layer may write to disk, bounded before it is written (bounded_decompress.py): a
+# 1 MiB gzip of zeros can hold 1 TiB. As the accounts reader bounds a base: 100 times the
+# blob after 64 MiB; 64 GiB a layer at most.
+MAX_RATIO, SLACK, MAX_TOTAL = 100, 64 << 20, 64 << 30
 
 
 def unpack(layers: Iterable[Tuple[str, str]], root: str,
@@ -40,8 +46,11 @@ def unpack(layers: Iterable[Tuple[str, str]], root: str,
     os.makedirs(root, exist_ok=True)
     for blob, media_type in layers:
         try:
-            with open(blob, "rb") as raw:
-                _apply(_decompressed(raw, blob), root, ledger, f"layer {blob!r} ({media_type})")
+            what = f"layer {blob!r} ({media_type})"
+            with open(blob, "rb") as raw, open_decompressed(
+                    raw, what, os.path.getsize(blob), max_ratio=MAX_RATIO, slack=SLACK,
+                    max_total=MAX_TOTAL) as stream:
+                _apply(stream, root, ledger, what)
         except OSError as err:
             raise OciBuildError(f"applying layer {blob!r} to {root!r}: {os_reason(err)}") from None
         except tarfile.TarError as err:
@@ -49,28 +58,12 @@ def unpack(layers: Iterable[Tuple[str, str]], root: str,
     return ledger
 
 
-def _decompressed(raw: BinaryIO, blob: str) -> BinaryIO:
-    """By the bytes, not the media type: Docker's v2 media types say gzip for plain tars too."""
-    head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
-    if head[:2] == b"\x1f\x8b":
-        import gzip
-
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    if head == b"\x28\xb5\x2f\xfd":
-        try:
-            import zstandard
-        except ImportError:
-            raise OciBuildError(f"layer {blob!r} is zstd-compressed, which needs the Python "
-                                "package zstandard") from None
-        return zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[return-value]
-    return raw
-
-
-def _apply(stream: BinaryIO, root: str, ledger: Ledger, what: str) -> None:
+def _apply(stream: BoundedReader, root: str, ledger: Ledger, what: str) -> None:
     # This layer's paths and their parents: its own whiteouts and opaque markers spare them.
     written: Set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
+            stream.declare(member.size if member.isfile() else 0, f"{what}: {member.name!r}")
             path = normalize(member.name, what)
             if not path:
                 continue  # the root directory itself keeps the root's metadata
@@ -78,7 +71,7 @@ def _apply(stream: BinaryIO, root: str, ledger: Ledger, what: str) -> None:
             if name == OPAQUE:
                 _clear(root, os.path.dirname(path), written, ledger, what)
             elif name.startswith(WHITEOUT):
-                target = os.path.join(os.path.dirname(path), name[len(WHITEOUT):])
+                target = whiteout_target(path, what)
                 if target not in written:
                     _remove(root, target, ledger, what)
             else:
@@ -106,6 +99,10 @@ def _remove(root: str, path: str, ledger: Ledger, what: str) -> None:
 
 
 def _clear(root: str, directory: str, written: Set[str], ledger: Ledger, what: str) -> None:
+    try:  # the directory and its parents walked with lstat: never list one a link leads to
+        parent_dir(root, f"{directory}/." if directory else ".", what, create=False)
+    except (FileNotFoundError, OciBuildError):
+        return
     full = on_disk(root, directory)
     if not os.path.isdir(full) or os.path.islink(full):
         return

@@ -6,71 +6,72 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Dict, Optional, Tuple
+from typing import List, Tuple
 
+from ocibuild import account_files as files
 from ocibuild.errors import OciBuildError
 from ocibuild.rootfs.paths import parent_dir
 
 _LIMIT = 4 << 20
 
 
-def _text(root: str, name: str) -> str:
-    """etc/passwd or etc/group of the tree, "" when absent; never through a symlink."""
+def _bytes(root: str, name: str) -> bytes:
+    """etc/passwd or etc/group of the tree, b"" when absent; never through a symlink."""
     path = f"etc/{name}"
     try:
         parent_dir(root, path, f"/etc/{name}", create=False)
         fd = os.open(os.path.join(root, path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (OSError, OciBuildError):
-        return ""
+        return b""
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return ""
-        return f.read(_LIMIT).decode("utf-8", "replace")
+            return b""
+        return f.read(_LIMIT)
+
+
+def _text(root: str, name: str) -> str:
+    return _bytes(root, name).decode("utf-8", "replace")
+
+
+def _rows(root: str, name: str) -> List[files.Entry]:
+    return files.entries(_bytes(root, name), f"the image's /etc/{name}")
 
 
 def home_of(root: str, uid: int) -> str:
     """The HOME a step gets when its env sets none, as runc gives it: the passwd entry's
     home directory for `uid`, else "/"."""
-    for line in _text(root, "passwd").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 6 and fields[2] == str(uid) and fields[5]:
-            return fields[5]
+    entry = files.by_id(_rows(root, "passwd"), uid, "the image's /etc/passwd", 2)
+    if entry is not None and len(entry.fields) >= 6 and entry.fields[5]:
+        return entry.fields[5]
     return "/"
 
 
-def _table(root: str, name: str) -> Dict[str, Tuple[int, int]]:
-    """name -> (id, gid for passwd) of etc/passwd or etc/group."""
-    text = _text(root, name)
-    table = {}
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
-            table.setdefault(fields[0], (int(fields[2]), int(fields[3])))
-        elif len(fields) >= 3 and fields[2].isdigit():
-            table.setdefault(fields[0], (int(fields[2]), 0))
-    return table
-
-
 def resolve_user(root: str, spec: str) -> Tuple[int, int]:
+    """Every look-up as account_files reads the files (one rule for all readers)."""
     user, _, group = (spec or "root").partition(":")
-    passwd = _table(root, "passwd")
-    if user.isdigit():
-        uid = int(user)
-        gid: Optional[int] = next((g for u, g in passwd.values() if u == uid), 0)
-    elif user in passwd:
-        uid, gid = passwd[user]
+    passwd = _rows(root, "passwd")
+    where = "the image's /etc/passwd"
+    uid = files.plain_id(user)
+    if uid is not None:
+        entry = files.by_id(passwd, uid, where, 2)
+        gid = int(entry.fields[3]) if entry is not None else 0
     else:
-        raise OciBuildError(f"USER {spec!r}: no user {user!r} in the image's /etc/passwd; "
-                            "create it in an earlier RUN step (useradd) or give a numeric uid")
+        entry = files.by_name(passwd, user, where, 2)
+        if entry is None:
+            raise OciBuildError(f"USER {spec!r}: no user {user!r} in the image's "
+                                "/etc/passwd; create it in an earlier RUN step (useradd) or "
+                                "give a numeric uid")
+        uid, gid = int(entry.fields[2]), int(entry.fields[3])
     if group:
-        if group.isdigit():
-            gid = int(group)
+        number = files.plain_id(group)
+        if number is not None:
+            gid = number
         else:
-            groups = _table(root, "group")
-            if group not in groups:
-                raise OciBuildError(f"USER {spec!r}: no group {group!r} in the image's "
-                                    "/etc/group; create it first or give a numeric gid")
-            gid = groups[group][0]
+            found = files.by_name(_rows(root, "group"), group, "the image's /etc/group", 1)
+            if found is None:
+                raise OciBuildError(f"USER {spec!r}: no group {group!r} in the "
+                                    "image's /etc/group; create it first or give a numeric gid")
+            gid = int(found.fields[2])
     return uid, gid
 
 

@@ -1,32 +1,90 @@
-"""Start the command, wait with a deadline, and kill its whole process group on timeout."""
+"""Start the command, wait with a deadline, and leave no process of it behind: on exit, on
+timeout, on any error (reaper.py says why and how)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-from typing import Callable, Dict, Optional, Sequence
+import time
+from typing import Callable, Dict, Optional, Sequence, Set
 
 from ocibuild.errors import OciBuildError
+from ocibuild.rootfs import reaper
 from ocibuild.rootfs.executors import Step
 
 
 def spawn(step: Step, argv: Sequence[str], env: Dict[str, str],
-          preexec: Optional[Callable[[], None]] = None, cwd: Optional[str] = None) -> int:
+          preexec: Optional[Callable[[], None]] = None, cwd: Optional[str] = None,
+          traced: bool = False) -> int:
+    """`traced`: argv is proot, whose first child is the step's command."""
+    _passable(step, argv, env)
+    before = reaper.descendants(os.getpid())
+    reaper.subreaper(True)
     try:
-        proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=step.stdout, stderr=step.stderr, preexec_fn=preexec,
-                                start_new_session=True, close_fds=True)
-    except (OSError, subprocess.SubprocessError) as err:
-        raise OciBuildError(f"cannot start the RUN step {list(step.argv)!r}: {err}") from None
+        try:
+            proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=step.stdout, stderr=step.stderr, preexec_fn=preexec,
+                                    start_new_session=True, close_fds=True)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise OciBuildError(f"cannot start the RUN step {list(step.argv)!r}: {err}") from None
+        try:
+            return _wait(proc, step, traced, before)
+        except BaseException:
+            _kill(proc)
+            raise
+        finally:
+            reaper.stop_all(before)
+    finally:
+        reaper.subreaper(False)
+
+
+def _passable(step: Step, argv: Sequence[str], env: Dict[str, str]) -> None:
+    """What no process can be given (a base config's Env or Shell may hold a NUL, JSON
+    allows it) is one error, not the ValueError exec's wrapper raises."""
+    for word in argv:
+        if "\0" in word:
+            raise OciBuildError(f"the RUN step {list(step.argv)!r}: its command holds a NUL "
+                                "byte, which no program can be given; fix the SHELL or the "
+                                "command (or the base image's Shell)")
+    for key, value in env.items():
+        if "\0" in key or "\0" in value or "=" in key:
+            raise OciBuildError(f"the RUN step {list(step.argv)!r}: the environment variable "
+                                f"{key!r} holds a NUL byte or its name an '=', which no "
+                                "program can be given; fix the ENV (or the base image's Env)")
+
+
+def _kill(proc: subprocess.Popen) -> None:
     try:
-        return proc.wait(timeout=step.timeout)
-    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise OciBuildError(f"the RUN step {list(step.argv)!r} ran longer than "
-                            f"{step.timeout} s and was stopped") from None
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
+    except ProcessLookupError:
+        pass
+    proc.kill()
+    proc.wait()
+
+
+def _wait(proc: subprocess.Popen, step: Step, traced: bool, before: Set[int]) -> int:
+    end = None if step.timeout is None else time.monotonic() + step.timeout
+    command = reaper.ProotCommand(proc.pid, before)
+    while True:
+        left = None if end is None else end - time.monotonic()
+        if left is not None and left <= 0:
+            raise OciBuildError(f"the RUN step {list(step.argv)!r} ran longer than "
+                                f"{step.timeout} s and was stopped") from None
+        if not traced:
+            try:
+                return proc.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                continue
+        try:
+            return proc.wait(timeout=0.01 if left is None else min(0.01, left))
+        except subprocess.TimeoutExpired:
+            pass
+        if command.done():
+            # The command is done: proot waits for what it left, so that goes first.
+            reaper.stop_all(before | {proc.pid})
+            try:
+                return proc.wait(timeout=reaper.STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                raise OciBuildError("proot did not exit after the RUN step's command "
+                                    "did") from None

@@ -63,4 +63,4 @@ def run(step: Step) -> int:
         env["LD_PRELOAD"] = stub
     # proot's own temporary files, away from the shared /tmp.
     env["PROOT_TMP_DIR"] = step.work
-    return spawn(step, argv + list(step.argv), env)
+    return spawn(step, argv + list(step.argv), env, traced=True)
