@@ -362,8 +362,9 @@ def test_run_takes_a_typed_request_and_checks_its_version_and_kind(tmp_path: Pat
             ({**request, "version": 2}, "is version 2 of the ocibuild protocol; this ocibuild "
              "reads version 1"),
             ({**request, "kind": "lyer"}, "is a 'lyer' document; known: assemble, base-tree, build, "
-             "compressor-version, debian-layer, docker-archive, index, layer, provenance, push, "
-             "referrers, sbom, sign, unpack-layout, verify"),
+             "compressor-version, debian-layer, docker-archive, dockerfile-image, dockerfile-plan, "
+             "dockerfile-step, index, layer, provenance, push, referrers, sbom, sign, "
+             "unpack-layout, verify"),
             ({**request, "mappings": [{"source": "in", "dest": 7}]},
              "`mappings[0].dest` must be a JSON string, not integer (7)")):
         spec(tmp_path / "bad.json", bad)

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ocibuild.layer.entries import CHARDEV, DIR, FILE
@@ -106,8 +106,10 @@ class Step:
             shutil.rmtree(self._disk(path))
         else:
             os.unlink(self._disk(path))
+        node = self.model[path]
         remove(self.model, path)
-        self.ledger.forget(path)
+        if not any(n is node for n in self.model.values()):  # a hard link keeps the inode's
+            self.ledger.forget(path)                          # record, as faked keeps it
 
     def remake_dir(self, path):
         if path not in self.model or not self._parent_ok(path):
@@ -167,6 +169,8 @@ blob_dir = [""]
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(step1=ops, step2=ops)
+# A hard link that outlives the path it linked (found by CI): it keeps the file's owner.
+@example(step1=[], step2=[("link", "a/c", "etc/shadow"), ("remove", "etc/shadow")])
 def test_layers_reproduce_the_tree(step1, step2):
     work = tempfile.mkdtemp()
     try:

@@ -127,7 +127,7 @@ class Ledger:
             parent = seen.get(os.path.dirname(path))
             inherit = parent is not None and parent[1].kind == DIR and \
                 parent[1].mode & stat.S_ISGID
-            record = self.current(path, st)
+            record = self.current(path, st, root)
             if record is not None and path not in self.records:
                 # A new hard link: a record of its own, which outlives the other path's.
                 self.records[path] = record
@@ -164,15 +164,20 @@ class Ledger:
             if record is not None and record.ino == st.st_ino:
                 self.records[path] = Record(meta, st.st_ino, usable)
 
-    def current(self, path: str, st: os.stat_result) -> Optional[Record]:
+    def current(self, path: str, st: os.stat_result,
+                root: Optional[str] = None) -> Optional[Record]:
+        """`path`'s record; for a path not recorded, that of a hard link recorded under
+        another path: one still linked (`st_nlink > 1`), or, given `root`, one whose other
+        path the step removed (`ln /etc/shadow /a && rm /etc/shadow`: /a keeps its owner)."""
         record = self.records.get(path)
         if record is not None and record.ino == st.st_ino:
             return record
-        if st.st_nlink > 1:  # a hard link to a file recorded under another path
-            for other_path in sorted(self._by_ino.get(st.st_ino, ())):
-                other = self.records.get(other_path)
-                if other is not None and other.ino == st.st_ino:
-                    return other
+        for other_path in sorted(self._by_ino.get(st.st_ino, ())):
+            other = self.records.get(other_path)
+            if other is None or other.ino != st.st_ino or other_path == path:
+                continue
+            if st.st_nlink > 1 or (root is not None and _gone(root, other_path, st.st_ino)):
+                return other
         return None
 
     def to_json(self) -> dict:
@@ -208,3 +213,11 @@ def _disk_xattrs(full_path: str, kind: str) -> Tuple[Tuple[str, bytes], ...]:
         except OSError:  # absent, or a filesystem without xattrs
             continue
     return tuple(found)
+
+
+def _gone(root: str, path: str, ino: int) -> bool:
+    """`path` no longer names inode `ino` in the tree (the step removed or replaced it)."""
+    try:
+        return os.lstat(os.path.join(root, path)).st_ino != ino
+    except OSError:
+        return True
