@@ -18,25 +18,7 @@ from hypothesis import strategies as st
 from ocibuild.errors import OciBuildError
 from ocibuild.rootfs.ledger import Ledger
 from ocibuild.rootfs.unpack import unpack
-
-TAR = "application/vnd.oci.image.layer.v1.tar"
-
-
-def _layer(path, members):
-    """members: (name, tar type, extra): the content of a file, the target of a link."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, kind, extra in members:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = kind, 0o644
-            data = extra if kind == tarfile.REGTYPE else b""
-            if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
-                info.linkname = extra
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(out.getvalue())
-    return (str(path), TAR)
-
+from tests.core.rootfs_unpack_test import TAR, make_layer as _layer
 
 def _state(directory):
     """Every path under `directory` with its kind and content, links not followed."""
