@@ -118,9 +118,17 @@ def test_no_layer_stack_reads_or_writes_outside_the_tree(stack):
 
 # -- a RUN step's processes ------------------------------------------------------------------
 
-LEFT_BEHIND = ("(sleep 4; while :; do echo x >> /late; sleep 0.05; done) & "
-               "(setsid sh -c 'sleep 4; while :; do echo x >> /late2; sleep 0.05; done' &) ; "
-               "(sh -c '(trap \"\" TERM HUP; sleep 4; echo x > /late3; sleep 1000) &' &) ; "
+# Each left-behind process first waits until the step's command (`$main`) is gone, then 4 s
+# more, then writes. Counting from the command's start instead failed on a CI machine whose
+# disk was busy: the command's own `echo` to its log was throttled for about 4 s, so the
+# command ended just as the others woke. What the reaper does after the command has exited
+# reads /proc only, never the disk.
+_AFTER_MAIN = "while kill -0 $main 2>/dev/null; do sleep 0.05; done; sleep 4"
+_WRITE = "while :; do echo x >> /{}; sleep 0.05; done"
+LEFT_BEHIND = ("main=$$; "
+               f"({_AFTER_MAIN}; {_WRITE.format('late')}) & "
+               f"(setsid sh -c \"{_AFTER_MAIN}; {_WRITE.format('late2')}\" &) ; "
+               f"(sh -c \"(trap '' TERM HUP; {_AFTER_MAIN}; echo x > /late3; sleep 1000) &\" &) ; "
                "echo started")
 
 
@@ -129,7 +137,8 @@ def test_no_process_of_a_step_outlives_it(where):
     """A step leaving processes behind (in its group, in a session of their own, double
     forked, ignoring SIGTERM, running forever): each was still writing into the tree after
     the snapshot (and proot waited for them forever). Now none outlives the command. They
-    wait 4 s before writing, so a slow machine still kills them before that."""
+    wait 4 s after the command is gone before writing, so a slow machine still kills them
+    before that."""
     import time
 
     from tests.core.rootfs_base import busybox_layers, world_dir
