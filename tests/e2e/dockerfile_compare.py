@@ -91,10 +91,21 @@ def dockerd(root: Path, drivers: Sequence[str] = ("vfs",)) -> Iterator[Docker]:
             from tests.fixtures.tools import stop
 
             stop(proc)
+            # dockerd leaves its default network namespace (and overlay2 mounts) mounted:
+            # each run leaked one more mount, and pytest could not remove its directory.
+            _unmount_under(root / driver)
             # vfs keeps a full copy of the tree per layer: gigabytes for Debian bases.
             shutil.rmtree(root / driver / "data", ignore_errors=True)
         return
     pytest.skip("dockerd cannot start here:\n" + "\n".join(failures))
+
+
+def _unmount_under(top: Path) -> None:
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1].encode().decode("unicode_escape") for line in f]
+    prefix = str(top.resolve()) + "/"
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=True)
 
 
 def _start(dockerd_path: str, root: Path, driver: str):
