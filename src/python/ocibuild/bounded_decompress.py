@@ -10,7 +10,7 @@ would pass the bound is refused before a byte of it is written; between declarat
 read into memory by tarfile.
 
     with open(path, "rb") as raw, open_decompressed(raw, where, os.path.getsize(path)) as f:
-        with tarfile.open(fileobj=f, mode="r|") as tar:
+        with open_stream(f) as tar:  # ocibuild.layer.tarinfo
             for member in tar:
                 f.declare(member.size, f"{where}: {member.name!r}")
                 ...

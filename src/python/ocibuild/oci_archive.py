@@ -27,6 +27,7 @@ from ocibuild.bounded_decompress import BoundedReader, open_decompressed
 from ocibuild.errors import OciBuildError
 from ocibuild.image.kind import document_type
 from ocibuild.image.manifest import Descriptor
+from ocibuild.layer.tarinfo import open_stream
 from ocibuild.layout import OciLayout
 from ocibuild.untrusted import field, load_json, os_reason, read_file
 
@@ -76,7 +77,7 @@ def unpack_oci_archive(archive_path: str, out_dir: str) -> None:
     with archive, atomic_directory(out_dir) as tmp:
         try:
             with open_decompressed(archive, where, size) as stream, \
-                    tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+                    open_stream(stream) as tar:  # type: ignore[arg-type]
                 seen = _unpack(tar, stream, archive_path, tmp)
         except tarfile.TarError as err:
             raise OciBuildError(f"{where} is not a readable tar: {err}") from None

@@ -35,6 +35,7 @@ from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tupl
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.stream import decompressed, unreadable
+from ocibuild.layer.tarinfo import open_stream
 from ocibuild.untrusted import shown as _shown
 
 MAX_TOTAL = 32 << 30  # a big distribution base is a few GiB unpacked
@@ -345,7 +346,7 @@ class _Reading:
                 stream = io.BufferedReader(_Bounded(
                     decompressed(self.media_type, io.BufferedReader(counted)), counted,
                     self.budget), 1 << 16)
-                with tarfile.open(fileobj=stream, mode="r|") as tar:
+                with open_stream(stream) as tar:
                     return use(tar)
         except Refused as err:
             raise OciBuildError(f"the base's layer {self.digest}: {err}; the base cannot be "

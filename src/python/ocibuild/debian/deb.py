@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Dict, Iterator, Tuple
 
 from ocibuild.errors import OciBuildError
+from ocibuild.layer.tarinfo import Bounded
 
 _MAGIC = b"!<arch>\n"
 _HEADER = 60
@@ -177,27 +178,14 @@ def _decompressed(raw: BinaryIO, name: str, where: str) -> BinaryIO:
     raise OciBuildError(f"{where}: member {name!r} has a compression this tool does not read")
 
 
-_EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-             tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-# A pax or GNU long-name record holds a path or two: tarfile would read whatever size the
-# header claims into memory, and follows a chain of them by recursion.
-MAX_EXTENDED_HEADER = 1 << 20
-MAX_EXTENDED_CHAIN = 16
-
-
-class _StrictTarInfo(tarfile.TarInfo):
+class _StrictTarInfo(Bounded):
     """tarfile ends a streamed archive quietly at a bad or cut-off header after the first;
     that would make half a package look like a whole one. Only the zero block that marks
     the end of a tar ends it here; anything else there is an error. Extended headers are
-    bounded in size and in how many may come in a row."""
+    bounded as in every reader (ocibuild.layer.tarinfo)."""
 
     @classmethod
     def fromtarfile(cls, tar):  # type: ignore[override]
-        depth = getattr(tar, "_ocibuild_chain", 0)
-        if depth >= MAX_EXTENDED_CHAIN:
-            raise tarfile.ReadError(f"more than {MAX_EXTENDED_CHAIN} extended headers in a "
-                                    f"row at byte {tar.offset}")
-        tar._ocibuild_chain = depth + 1
         try:
             return super().fromtarfile(tar)
         except tarfile.EOFHeaderError:
@@ -206,14 +194,6 @@ class _StrictTarInfo(tarfile.TarInfo):
                 tarfile.InvalidHeaderError) as err:
             raise tarfile.ReadError(f"{err or 'no end-of-archive marker'} at byte "
                                     f"{tar.offset}") from None
-        finally:
-            tar._ocibuild_chain = depth
-
-    def _proc_member(self, tar):  # type: ignore[override]
-        if self.type in _EXTENDED and self.size > MAX_EXTENDED_HEADER:
-            raise tarfile.ReadError(f"an extended header claims {self.size} bytes (at byte "
-                                    f"{self.offset}), over {MAX_EXTENDED_HEADER}")
-        return super()._proc_member(tar)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, Node, Tree
 from ocibuild.errors import OciBuildError
+from ocibuild.layer.tarinfo import open_stream
 from ocibuild.untrusted import shown
 
 MAX_MEMBERS = 1_000_000
@@ -66,7 +67,7 @@ def is_archive(path: str) -> bool:
     """Docker's test: the (decompressed) bytes start with a valid tar header."""
     try:
         with _open(path) as f:
-            with tarfile.open(fileobj=f, mode="r|") as tar:
+            with open_stream(f) as tar:
                 return tar.next() is not None
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError):
         return False
@@ -93,7 +94,7 @@ def unpack(path: str, shown_name: str, work: str, where: str) -> Tree:
     os.makedirs(work, exist_ok=True)
     total = 0
     try:
-        with _open(path) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        with _open(path) as f, open_stream(f) as tar:
             for count, member in enumerate(tar):
                 if count >= MAX_MEMBERS:
                     raise OciBuildError(f"{where}: the archive {shown_name} has more than "

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Callable, Dict, Iterable, Optional, Tuple
+from typing import BinaryIO, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 from ocibuild.bounded_decompress import MAX_TOTAL
 from ocibuild.digest import HashingReader
 from ocibuild.errors import OciBuildError
+from ocibuild.layer import headers
 from ocibuild.layer.forward import open_tar
 from ocibuild.layer.stream import decompressed, unreadable
 from ocibuild.untrusted import shown
@@ -41,25 +42,30 @@ class Blobs:
     def add(self, digest: str, media_type: str, open_blob: Callable[[], BinaryIO]) -> None:
         self._blobs[digest] = (media_type, open_blob)
 
-    def _tar(self, digest: str):
-
-        media_type, open_blob = self._blobs[digest]
-        blob = open_blob()
-        return blob, open_tar(decompressed(media_type, blob))
-
     def apply(self, tree: Tree, digest: str, origin: str,
               diff_id: Optional[str] = None) -> None:
         """The layer's members over `tree` (see fstree.apply_layer). With `diff_id`, the
         uncompressed tar is hashed in the same pass (to its end, past the tar's own end
         marker) and must be `diff_id`, and every member named as this builder names them,
-        else LayerRefused: `tree` is then partly changed, so the caller applies to a copy."""
+        else LayerRefused: `tree` is then partly changed, so the caller applies to a copy.
+        Read by `ocibuild.layer.headers`, or by tarfile when that finds the layer unusual."""
+        fast = tree.copy()
+        try:
+            self._apply(fast, digest, origin, diff_id, headers.Reader)
+        except headers.Unusual:
+            self._apply(tree, digest, origin, diff_id, open_tar)
+        else:
+            tree.nodes = fast.nodes
+
+    def _apply(self, tree: Tree, digest: str, origin: str, diff_id: Optional[str],
+               reader: Callable[[BinaryIO], Iterable]) -> None:
         try:
             media_type, open_blob = self._blobs[digest]
             with open_blob() as blob:
                 raw = decompressed(media_type, blob)
                 stream = _Bounded(raw, digest) if diff_id else raw
-                with open_tar(stream) as tar:
-                    apply_layer(tree, _ours(tar, digest) if diff_id else tar, digest, origin)
+                tar = reader(stream)
+                apply_layer(tree, _ours(tar, digest) if diff_id else tar, digest, origin)
                 if diff_id:
                     _drain(stream)
                     if stream.digest != diff_id:
@@ -70,7 +76,9 @@ class Blobs:
                                 f"({type(err).__name__}: {err}); the image is damaged") from None
 
     def materialize(self, members: Iterable[LayerMember], work: str) -> Dict[LayerMember, str]:
-        """Each member's bytes in a file of its own under `work`: {member: path}."""
+        """Each member's bytes in a file of its own under `work`: {member: path}. Members
+        are counted as `apply` counted them: by the same reader, or by tarfile for a layer
+        that reader finds unusual (then for both)."""
         wanted: Dict[str, Dict[int, LayerMember]] = {}
         for m in members:
             wanted.setdefault(m.layer, {})[m.index] = m
@@ -78,26 +86,36 @@ class Blobs:
         paths: Dict[LayerMember, str] = {}
         for digest, by_index in sorted(wanted.items()):
             try:
-                blob, tar = self._tar(digest)
-                with blob, tar:
-                    for index, member in enumerate(tar):
-                        m = by_index.get(index)
-                        if m is None:
-                            continue
-                        self._count += 1
-                        path = os.path.join(work, str(self._count))
-                        _copy(tar.extractfile(member), path, m.size, digest)
-                        paths[m] = path
-                        if index >= max(by_index):
-                            break
+                try:
+                    found = self._extract(digest, by_index, work, _fast_members)
+                except headers.Unusual:
+                    found = self._extract(digest, by_index, work, _tarfile_members)
             except unreadable() as err:
                 raise OciBuildError(f"the layer {digest} cannot be read as a tar "
                                     f"({type(err).__name__}: {err}); the image is "
                                     "damaged") from None
-            missing = [i for i, m in by_index.items() if m not in paths]
+            missing = [i for i, m in by_index.items() if m not in found]
             if missing:
                 raise OciBuildError(f"the layer {digest} ended before its member {missing[0]}; "
                                     "the image is damaged")
+            paths.update(found)
+        return paths
+
+    def _extract(self, digest: str, by_index: Dict[int, LayerMember], work: str,
+                 members: Callable) -> Dict[LayerMember, str]:
+        media_type, open_blob = self._blobs[digest]
+        paths: Dict[LayerMember, str] = {}
+        last = max(by_index)
+        with open_blob() as blob:
+            for index, read in members(decompressed(media_type, blob)):
+                m = by_index.get(index)
+                if m is not None:
+                    self._count += 1
+                    path = os.path.join(work, str(self._count))
+                    _copy(read, path, m.size, digest)
+                    paths[m] = path
+                if index >= last:
+                    break
         return paths
 
     def opener(self, work: str) -> Callable[[Content], BinaryIO]:
@@ -114,16 +132,28 @@ class Blobs:
         return open_content
 
 
-def _copy(src, path: str, size: int, digest: str) -> None:
+def _fast_members(stream: BinaryIO) -> Iterator[Tuple[int, Callable[[int], bytes]]]:
+    reader = headers.Reader(stream)
+    for index, member in enumerate(reader):
+        yield index, lambda n, m=member: reader.read(m, n)
+
+
+def _tarfile_members(stream: BinaryIO) -> Iterator[Tuple[int, Callable[[int], bytes]]]:
+    with open_tar(stream) as tar:
+        for index, member in enumerate(tar):
+            data = tar.extractfile(member)
+            yield index, (data.read if data is not None else (lambda n: b""))
+
+
+def _copy(read: Callable[[int], bytes], path: str, size: int, digest: str) -> None:
     done = 0
     with open(path, "wb") as out:
-        if src is not None:
-            while done < size:
-                chunk = src.read(min(_CHUNK, size - done))
-                if not chunk:
-                    break
-                out.write(chunk)
-                done += len(chunk)
+        while done < size:
+            chunk = read(min(_CHUNK, size - done))
+            if not chunk:
+                break
+            out.write(chunk)
+            done += len(chunk)
     if done != size:
         raise OciBuildError(f"the layer {digest} holds a member shorter than its header says; "
                             "the image is damaged")

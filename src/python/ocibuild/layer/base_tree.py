@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO, Dict, Iterable, List, Optional, Tupl
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.stream import decompressed, unreadable
+from ocibuild.layer.tarinfo import open_stream
 from ocibuild.layer.whiteouts import OPAQUE, PREFIX
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def base_tree(layers: Iterable[Tuple[str, str, int, BinaryIO]]) -> Tree:
             stream = _Bounded(decompressed(media_type, blob), size * MAX_RATIO + SLACK, digest)
             try:
                 layer = []
-                with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[arg-type]
+                with open_stream(stream) as tar:  # type: ignore[arg-type]
                     for member in tar:
                         members += 1
                         if members > MAX_MEMBERS:

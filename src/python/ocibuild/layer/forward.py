@@ -15,6 +15,8 @@ import io
 import tarfile
 from typing import BinaryIO
 
+from ocibuild.layer.tarinfo import open_stream
+
 CHUNK = 1 << 20
 
 
@@ -85,4 +87,4 @@ class Forward(io.RawIOBase):
 
 def open_tar(stream: BinaryIO) -> tarfile.TarFile:
     """The decompressed layer `stream` as a TarFile to iterate once, in order."""
-    return tarfile.open(fileobj=Forward(stream), mode="r:")  # type: ignore[arg-type]
+    return open_stream(Forward(stream), "r:")  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from typing import Iterable, Optional, Set, Tuple
 from ocibuild.bounded_decompress import BoundedReader, open_decompressed
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
+from ocibuild.layer.tarinfo import open_stream
 from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
 from ocibuild.rootfs.paths import (OPAQUE, WHITEOUT, normalize, on_disk, parent_dir,
                                    whiteout_target)
@@ -61,7 +62,7 @@ def unpack(layers: Iterable[Tuple[str, str]], root: str,
 def _apply(stream: BoundedReader, root: str, ledger: Ledger, what: str) -> None:
     # This layer's paths and their parents: its own whiteouts and opaque markers spare them.
     written: Set[str] = set()
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
+    with open_stream(stream) as tar:
         for member in tar:
             stream.declare(member.size if member.isfile() else 0, f"{what}: {member.name!r}")
             path = normalize(member.name, what)

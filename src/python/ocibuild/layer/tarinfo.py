@@ -1,0 +1,56 @@
+"""How every reader of a tar this tool did not write opens it: tarfile, with extended headers
+bounded.
+
+tarfile reads whatever size a pax or GNU long-name header claims into memory (a 2 GiB long
+name from a 2 MiB gzip layer), follows a chain of them by recursion (3,000 in a row, a 1.5 MB
+layer, end in RecursionError), and converts a pax `GNU.sparse.size` or `GNU.sparse.map` with
+int() unguarded (ValueError; a size of 10**30 made reading the member an OverflowError).
+None of those is a TarError, so each reached the user as a traceback from whichever reader
+met it: a base layer, a RUN step's parent, an ADDed archive, an OCI archive. Here each is a
+`tarfile.ReadError`, which every reader already reports as the damaged input it is. A real archive has at most three extended headers before a member,
+each a path or a few attributes.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from typing import BinaryIO
+
+EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+            tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+MAX_EXTENDED_HEADER = 1 << 20
+MAX_EXTENDED_CHAIN = 16
+MAX_SIZE = (1 << 63) - 1  # as Go's archive/tar (an int64)
+
+
+class Bounded(tarfile.TarInfo):
+    @classmethod
+    def fromtarfile(cls, tar):  # type: ignore[override]
+        depth = getattr(tar, "_ocibuild_chain", 0)
+        if depth >= MAX_EXTENDED_CHAIN:
+            raise tarfile.ReadError(f"more than {MAX_EXTENDED_CHAIN} extended headers in a "
+                                    f"row at byte {tar.offset}")
+        tar._ocibuild_chain = depth + 1
+        try:
+            member = super().fromtarfile(tar)
+        except (ValueError, OverflowError) as err:
+            raise tarfile.ReadError(f"an extended header tarfile cannot read at byte "
+                                    f"{tar.offset} ({err})") from None
+        finally:
+            tar._ocibuild_chain = depth
+        if member.size > MAX_SIZE or any(not 0 <= n <= member.size
+                                         for part in member.sparse or () for n in part):
+            raise tarfile.ReadError(f"the member {member.name!r} claims {member.size} bytes "
+                                    "or a sparse map past them")
+        return member
+
+    def _proc_member(self, tar):  # type: ignore[override]
+        if self.type in EXTENDED and self.size > MAX_EXTENDED_HEADER:
+            raise tarfile.ReadError(f"an extended header claims {self.size} bytes (at byte "
+                                    f"{self.offset}), over {MAX_EXTENDED_HEADER}")
+        return super()._proc_member(tar)
+
+
+def open_stream(fileobj: BinaryIO, mode: str = "r|") -> tarfile.TarFile:
+    """`fileobj` as a tar to read in order (mode "r|", or "r:" over a forward-only reader)."""
+    return tarfile.open(fileobj=fileobj, mode=mode, tarinfo=Bounded)  # type: ignore[call-overload]
