@@ -22,11 +22,10 @@ compressed data (whatever exception the decompressor raises).
 from __future__ import annotations
 
 import bz2
-import gzip
 import lzma
-import zlib
 from typing import BinaryIO, Optional, Tuple, Type
 
+from ocibuild import gunzip
 from ocibuild.errors import OciBuildError
 
 # Layouts hold compressed layers: an archive of them compresses ~1:1. Uncompressed layers and
@@ -51,9 +50,9 @@ def detect(head: bytes) -> Optional[str]:
 
 
 def _errors() -> Tuple[Type[BaseException], ...]:
-    """What decompressors raise on bad data: zlib.error, OSError (gzip, bz2), EOFError
-    (truncated), lzma.LZMAError, zstandard.ZstdError."""
-    errors: Tuple[Type[BaseException], ...] = (OSError, EOFError, zlib.error, lzma.LZMAError)
+    """What decompressors raise on bad data: gzip's (`ocibuild.gunzip.errors()`), OSError
+    (bz2), EOFError (truncated), lzma.LZMAError, zstandard.ZstdError."""
+    errors: Tuple[Type[BaseException], ...] = (*gunzip.errors(), lzma.LZMAError)
     try:
         import zstandard
         errors += (zstandard.ZstdError,)
@@ -81,7 +80,7 @@ class _Prefixed:
 
 def _decompressor(compression: Optional[str], raw: _Prefixed) -> BinaryIO:
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value,arg-type]
+        return gunzip.reader(raw)  # type: ignore[arg-type]
     if compression == "bzip2":
         return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
     if compression == "xz":

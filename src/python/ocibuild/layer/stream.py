@@ -7,18 +7,16 @@ must not replace, a Dockerfile stage's filesystem) all need; each bounds what it
 
 from __future__ import annotations
 
-import gzip
 import tarfile
-import zlib
 from typing import BinaryIO
 
-from ocibuild import mediatypes
+from ocibuild import gunzip, mediatypes
 
 
 def decompressed(media_type: str, blob: BinaryIO) -> BinaryIO:
     """`blob` decompressed as `media_type` says (an uncompressed layer as it is)."""
     if media_type in (mediatypes.OCI_LAYER_GZIP, mediatypes.DOCKER_LAYER_GZIP):
-        return gzip.GzipFile(fileobj=blob)  # type: ignore[return-value]
+        return gunzip.reader(blob)  # igzip: a third of zlib's time (ocibuild.gunzip)
     if media_type == mediatypes.OCI_LAYER_ZSTD:
         import zstandard
         return zstandard.ZstdDecompressor().stream_reader(blob)  # type: ignore[return-value]
@@ -26,9 +24,9 @@ def decompressed(media_type: str, blob: BinaryIO) -> BinaryIO:
 
 
 def unreadable() -> tuple:
-    """What a damaged layer raises while it is decompressed and read as a tar (OSError covers
-    gzip.BadGzipFile). zstandard is imported only here: most processes never need it."""
-    errors: tuple = (tarfile.TarError, OSError, EOFError, zlib.error)
+    """What a damaged layer raises while it is decompressed and read as a tar (gzip's are
+    `ocibuild.gunzip.errors()`). zstandard is imported only here: most processes never need it."""
+    errors: tuple = (tarfile.TarError, *gunzip.errors())
     try:
         import zstandard
         errors += (zstandard.ZstdError,)
