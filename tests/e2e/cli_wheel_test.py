@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import deflate
+import isal
 import pytest
 import requests
 import urllib3
@@ -40,8 +41,8 @@ def ocibuild(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     site = subprocess.run([str(venv / "bin/python"), "-c",
                            "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    dirs = {str(Path(m.__file__).resolve().parents[1]) for m in (deflate, requests, urllib3,
-                                                                  yaml, zstandard)}
+    dirs = {str(Path(m.__file__).resolve().parents[1]) for m in (deflate, isal, requests,
+                                                                  urllib3, yaml, zstandard)}
     Path(site, "ocibuild-test-deps.pth").write_text("\n".join(sorted(dirs)) + "\n")
     subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--no-index", "--no-deps",
                     "--quiet", str(wheel)], check=True)
