@@ -48,6 +48,7 @@ def ensure_tool_python() -> None:
     Python lacks them. The venv is named by what it holds: a new pin gets a new venv."""
     try:
         import deflate  # noqa: F401
+        import isal  # noqa: F401
         import pytest  # noqa: F401
         import zstandard  # noqa: F401
         return

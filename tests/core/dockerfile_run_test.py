@@ -72,7 +72,7 @@ RUN chmod 4755 /app/a && chown 7:8 /app/sub/x && rm -r /app/sub && mkdir /app/su
     assert [s["mechanism"] for s in built.run_steps] == [MECHANISM, MECHANISM]
     assert built.run_steps[0] == {"at": f"{tmp_path}/b/ctx/Dockerfile:3: RUN",
                                   "mechanism": MECHANISM, "exit_code": 0, "ownership": "real",
-                                  "lost": []}
+                                  "lost": [], "cpus": None}
     assert _layer(work, built, 1) == [
         ("app", "0o755", 0, 0, ""), ("app/a", "0o644", 0, 0, "hi\n"),
         ("app/sub", "0o755", 0, 0, ""), ("app/sub/x", "0o644", 0, 0, "x\n"),
@@ -220,6 +220,36 @@ def test_the_cli_reports_each_steps_mechanism(tmp_path: Path, base: str) -> None
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["run_steps"] == [{"at": f"{ctx}/Dockerfile:2: RUN", "mechanism": MECHANISM,
-                                    "exit_code": 0, "ownership": "real", "lost": []}]
+                                    "exit_code": 0, "ownership": "real", "lost": [],
+                                    "cpus": None}]
     assert proc.stderr == (f"out\nocibuild: {ctx}/Dockerfile:2: RUN: ran with mechanism "
                            f"{MECHANISM} (ownership real)\n")
+
+
+def test_cpuset_cpus_chooses_where_steps_run(tmp_path: Path, base: str) -> None:
+    """docker build's --cpuset-cpus: the steps see those CPUs (nproc), the report names them;
+    a CPU list this build may not use is one error naming the flag, before anything runs."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN nproc > /n\n")
+    first = min(os.sched_getaffinity(0))
+    proc = run_ocibuild("build", "--context", str(ctx), "--output", str(tmp_path / "out"),
+                        "--insecure-pull", "--json", "--cpuset-cpus", str(first), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (step,) = json.loads(proc.stdout)["run_steps"]
+    assert step["cpus"] == str(first)
+    assert f"(ownership real, on CPU {first})" in proc.stderr
+    out = tmp_path / "out"
+    (manifest,) = json.loads((out / "index.json").read_text())["manifests"]
+    blobs = out / "blobs/sha256"
+    layers = json.loads((blobs / manifest["digest"][7:]).read_text())["layers"]
+    members = dict(tar_members(decompressed(blobs / layers[-1]["digest"][7:])))
+    assert {m.name: data for m, data in members.items()}["n"] == b"1\n"
+
+    bad = run_ocibuild("build", "--context", str(ctx), "--output", str(tmp_path / "bad"),
+                       "--insecure-pull", "--cpuset-cpus", "0-x", cwd=tmp_path)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().endswith("--cpuset-cpus '0-x': not a CPU list (docker's "
+                                       "spelling: 0-3, 0,2 or 1,3-5)"), bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad").exists()

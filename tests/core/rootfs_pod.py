@@ -54,7 +54,8 @@ def main() -> None:
                              timeout=step.get("timeout", 300),
                              mounts=[Mount(*m) for m in step.get("mounts", [])],
                              network=step.get("network", "default"),
-                             groups=step.get("groups", []))
+                             groups=step.get("groups", []),
+                             cpus=frozenset(step["cpus"]) if "cpus" in step else None)
             blob = diff_layer(before, spec["root"], ledger, spec["out"], compression="gzip",
                               engine="zlib", source_date_epoch=spec.get("epoch", 0))
             out["steps"].append({"result": result.to_json(), "layer": blob.to_json()})

@@ -16,7 +16,7 @@ import platform as host
 import posixpath
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from ocibuild.dockerfile import add as adds
 from ocibuild.dockerfile import cache as step_cache, cache_key
@@ -58,10 +58,12 @@ class Options:
     cache: step_cache.Settings = step_cache.Settings()  # the RUN-step layer cache
     blob_cache: Optional[str] = None  # --cache-dir: base images' blobs kept by digest
     # RUN: --secret's sources (never their content), the cache mounts' directory (None:
-    # under XDG_CACHE_HOME), a step's time limit in seconds (None: none)
+    # under XDG_CACHE_HOME), a step's time limit in seconds (None: none), the CPUs steps
+    # run on (None: ocibuild.rootfs.cpus chooses)
     secrets: Tuple[mounts.Secret, ...] = ()
     run_cache_dir: Optional[str] = None
     run_timeout: Optional[float] = None
+    run_cpus: Optional[FrozenSet[int]] = None
 
 
 @dataclass
@@ -350,7 +352,8 @@ class Builder:
         specs = tuple(mounts.parse(v, workdir, lambda t: self._expand(state, t, at), at)
                       for v in mounts.values(node.flags))
         options = runs.StepOptions(specs, opts.get("network") or "default",
-                                   self.options.run_timeout, tuple(sorted(cmd.files.items())))
+                                   self.options.run_timeout, tuple(sorted(cmd.files.items())),
+                                   self.options.run_cpus)
         argv = cmd.argv
         env = runs.step_env(state.args, state.inner.get("Env") or [], self.build_args,
                             PROXY_ARGS)

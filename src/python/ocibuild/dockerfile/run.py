@@ -29,7 +29,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from contextlib import ExitStack
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ocibuild import rootfs
 from ocibuild.errors import OciBuildError
@@ -180,6 +180,7 @@ class StepOptions:
     network: str = "default"
     timeout: Optional[float] = None
     files: Tuple[Tuple[str, Tuple[bytes, int]], ...] = ()
+    cpus: Optional[FrozenSet[int]] = None
 
 
 def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, user: str,
@@ -210,7 +211,7 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
             result = rootfs.run(root.path, argv, env, ledger=root.ledger, cwd=cwd, user=ids,
                                 stdout=2, stderr=2, timeout=options.timeout, mounts=mounts,
                                 network=options.network, groups=groups,
-                                run_files=dict(options.files))
+                                run_files=dict(options.files), cpus=options.cpus)
     except OciBuildError as err:
         text = str(err)
         raise OciBuildError(text if text.startswith(at) else f"{at}: {text}") from None
@@ -240,6 +241,7 @@ def _remove(path: str) -> None:
 def report(at: str, result: rootfs.RunResult) -> dict:
     """One line on stderr per step, and the step's entry in the build's JSON result."""
     lost = "; ".join(result.lost)
+    cpus = f", on CPU {result.cpus}" if result.cpus else ""
     print(f"ocibuild: {at}: ran with mechanism {result.mechanism} (ownership "
-          f"{result.ownership})" + (f"; lost: {lost}" if lost else ""), file=sys.stderr)
+          f"{result.ownership}{cpus})" + (f"; lost: {lost}" if lost else ""), file=sys.stderr)
     return {"at": at, **result.to_json()}

@@ -7,8 +7,9 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, Optional, Sequence, Tuple
 
+from ocibuild.rootfs import cpus as step_cpus
 from ocibuild.rootfs import stubs
 
 from ocibuild.errors import OciBuildError
@@ -32,10 +33,11 @@ class RunResult:
     exit_code: int
     ownership: str  # "real" (root), "fakeroot" (recorded by faked), "none" (not recorded)
     lost: Tuple[str, ...]  # what this mechanism could not record, in words for the build log
+    cpus: Optional[str] = None  # the CPUs it ran on (`0-3,5`); None: wherever the build may
 
     def to_json(self) -> dict:
         return {"mechanism": self.mechanism, "exit_code": self.exit_code,
-                "ownership": self.ownership, "lost": list(self.lost)}
+                "ownership": self.ownership, "lost": list(self.lost), "cpus": self.cpus}
 
 
 def _check(root: str, argv: Sequence[str], cwd: str) -> None:
@@ -67,18 +69,27 @@ def _write_run_files(run_dir: str, files: Dict[str, Tuple[bytes, int]]) -> None:
         os.chmod(path, mode)
 
 
+def _pin(pid: int, cpus: FrozenSet[int]) -> None:
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError:
+        pass  # faked gone already: finish() says so
+
+
 def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
         cwd: str = "/", user: Tuple[int, int] = (0, 0), mechanism: Optional[str] = None,
         stdout: Output = None, stderr: Output = None,
         timeout: Optional[float] = None, mounts: Sequence[Mount] = (),
         network: str = "default", groups: Sequence[int] = (),
-        run_files: Optional[Dict[str, Tuple[bytes, int]]] = None) -> RunResult:
+        run_files: Optional[Dict[str, Tuple[bytes, int]]] = None,
+        cpus: Optional[FrozenSet[int]] = None) -> RunResult:
     """Run `argv` with exactly `env` (PATH defaulted as Docker does) in `root` as `user`.
 
     `mounts`: seen by this step only (a read-only one's source must be a throw-away copy:
     proot cannot enforce read-only). `network`: "none" cuts it (root and userns only).
     `groups`: supplementary groups (root only; reported lost elsewhere). `run_files`: name ->
-    (bytes, mode), files the step sees in /.ocibuild-run, never layered.
+    (bytes, mode), files the step sees in /.ocibuild-run, never layered. `cpus`: what the
+    step runs on (default: one CPU under proot, see rootfs/cpus.py; else the build's own).
 
     A non-zero exit is a result, not an error: the caller names the Dockerfile line."""
     _check(root, argv, cwd)
@@ -107,6 +118,7 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
                     f"{name} (only the user's own uid and gid are mapped)")
     if mounts and name == "proot" and any(m.readonly for m in mounts):
         lost.append(PROOT_READ_ONLY_LOST)
+    on = step_cpus.for_step(name, cpus)
     try:
         mounts, made = stubs.make(root, mounts)
         if name != "root":
@@ -119,6 +131,8 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
             else:
                 fake = Fakeroot(root, ledger, work, user)
                 fake.start()
+                if on is not None:  # faked answers every stat and chown of the step
+                    _pin(fake.pid, on)
                 env.update(fake.env())
                 lost.append(STATIC_LOST)
                 if name == "userns":
@@ -131,7 +145,7 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
                 made_run_dir = True
             _write_run_files(run_dir, run_files)
         step = Step(root, list(argv), env, cwd, user, work, preload, stdout, stderr, timeout,
-                    tuple(mounts), network, tuple(groups) if name == "root" else ())
+                    tuple(mounts), network, tuple(groups) if name == "root" else (), on)
         code = MECHANISMS[name].run(step)
     finally:
         try:
@@ -144,4 +158,5 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
             shutil.rmtree(work, ignore_errors=True)
     ledger.adopt(root, user[0], user[1], fresh)
     ownership = "real" if name == "root" else ("fakeroot" if fake is not None else "none")
-    return RunResult(name, code, ownership, tuple(lost))
+    return RunResult(name, code, ownership, tuple(lost),
+                     None if on is None else step_cpus.spell(on))

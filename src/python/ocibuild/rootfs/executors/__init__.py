@@ -8,7 +8,7 @@ hostile Dockerfile: the pod or VM the build runs in is (docs/run-steps.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Dict, Optional, Sequence, Tuple, Union
+from typing import IO, Dict, FrozenSet, Optional, Sequence, Tuple, Union
 
 Output = Union[None, int, IO]
 
@@ -39,3 +39,4 @@ class Step:
     mounts: Tuple[Mount, ...] = ()
     network: str = "default"  # "none": a network namespace of its own, loopback only
     groups: Tuple[int, ...] = ()  # supplementary group ids, where the mechanism can set them
+    cpus: Optional[FrozenSet[int]] = None  # the CPUs its processes run on (rootfs/cpus.py)

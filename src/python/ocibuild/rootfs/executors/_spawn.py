@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, Dict, Optional, Sequence, Set
+from typing import Callable, Dict, FrozenSet, Optional, Sequence, Set
 
 from ocibuild.errors import OciBuildError
 from ocibuild.rootfs import reaper
@@ -19,6 +19,8 @@ def spawn(step: Step, argv: Sequence[str], env: Dict[str, str],
           traced: bool = False) -> int:
     """`traced`: argv is proot, whose first child is the step's command."""
     _passable(step, argv, env)
+    if step.cpus is not None:
+        preexec = _on_cpus(step.cpus, preexec)
     before = reaper.descendants(os.getpid())
     reaper.subreaper(True)
     try:
@@ -37,6 +39,16 @@ def spawn(step: Step, argv: Sequence[str], env: Dict[str, str],
             reaper.stop_all(before)
     finally:
         reaper.subreaper(False)
+
+
+def _on_cpus(cpus: FrozenSet[int], then: Optional[Callable[[], None]]) -> Callable[[], None]:
+    """Set in the child before anything else, so proot, the command and all they start
+    inherit it."""
+    def pin() -> None:
+        os.sched_setaffinity(0, cpus)
+        if then is not None:
+            then()
+    return pin
 
 
 def _passable(step: Step, argv: Sequence[str], env: Dict[str, str]) -> None:
