@@ -13,9 +13,12 @@ a step that computes in parallel (`make -j`) is slower there, and sees one CPU i
 from __future__ import annotations
 
 import os
+import re
 from typing import FrozenSet, Optional
 
 from ocibuild.errors import OciBuildError
+
+_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")  # ASCII digits only, as docker's parser
 
 
 def allowed() -> FrozenSet[int]:
@@ -39,12 +42,12 @@ def parse(spec: str, flag: str = "--cpuset-cpus") -> FrozenSet[int]:
     """docker's spelling: `0-3`, `0,2`, `1,3-5`; every CPU one this process may run on."""
     cpus = set()
     for part in spec.split(","):
-        low, dash, high = part.strip().partition("-")
-        if not (low.isdigit() and (not dash or high.isdigit())) or \
-                not low.isascii() or not high.isascii():
+        match = _RANGE.fullmatch(part.strip())
+        if match is None:
             raise OciBuildError(f"{flag} {spec!r}: not a CPU list (docker's spelling: 0-3, "
                                 "0,2 or 1,3-5)")
-        first, last = int(low), int(high) if dash else int(low)
+        first = int(match[1])
+        last = int(match[2]) if match[2] is not None else first
         if last < first or last > 4095:
             raise OciBuildError(f"{flag} {spec!r}: {part.strip()!r} is no CPU range")
         cpus.update(range(first, last + 1))
