@@ -22,7 +22,7 @@ import stat
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Set, Tuple
+from typing import AbstractSet, Dict, List, Optional, Set, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
@@ -113,6 +113,7 @@ class Fakeroot:
     ledger: Ledger
     work: str  # a private directory for the load and save files
     user: Tuple[int, int]
+    held: AbstractSet[Key] = frozenset()  # the inodes held for the step (pins.py)
     key: str = ""
     pid: int = 0
 
@@ -177,14 +178,13 @@ class Fakeroot:
         except FileNotFoundError:
             raise OciBuildError("fakeroot's daemon exited without saving what the RUN step "
                                 "changed; ownership would be lost, so the step fails") from None
-        changed = {k: v for k, v in table.items() if self._loaded.get(k) != v}
         for key, paths in _inodes(self.root).items():
-            if key not in changed:
+            if key not in table:
                 continue
-            mode, uid, gid, rdev = changed[key]
-            made = key not in self._loaded or not any(
-                (r := self.ledger.records.get(path)) is not None and r.ino == st.st_ino
-                for path, st in paths)  # or a deleted file's inode number, reused
+            made = self._made(key, paths)
+            if not made and self._loaded.get(key) == table[key]:
+                continue  # the ledger knows more: xattrs, the bits a static chmod left
+            mode, uid, gid, rdev = table[key]
             if made:
                 # faked owns an inode it first hears of (a mkdir, a chmod of a new file) by
                 # 0:0; the kernel gives it the step's user, who cannot chown it to root.
@@ -199,6 +199,18 @@ class Fakeroot:
                 if made:
                     fresh.add(path)
         return fresh
+
+
+    def _made(self, key: Key, paths: List[Tuple[str, os.stat_result]]) -> bool:
+        """The inode is not one the tree had when the step started. A held one (pins.py) is
+        the same file, wherever it is now (`mv`); one not held may be a deleted file's
+        number reused, unless a path still names it in the ledger."""
+        if key not in self._loaded:
+            return True
+        if key in self.held:
+            return False
+        return not any((r := self.ledger.records.get(path)) is not None and r.ino == st.st_ino
+                       for path, st in paths)
 
 
 def _zombie(pid: int) -> bool:

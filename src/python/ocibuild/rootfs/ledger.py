@@ -81,6 +81,20 @@ class Ledger:
             self.records[path] = Record(meta, st.st_ino, stat.S_IMODE(st.st_mode))
             self._by_ino.setdefault(st.st_ino, set()).add(path)
 
+    def prune(self, live: Dict[str, int]) -> None:
+        """Only records of paths the tree holds (`live`: path -> inode number now): a deleted
+        path's record would otherwise still name its inode number, which the filesystem
+        hands to the next file made, and `current` would give that file the old owner.
+        What a walk never lists (the contents of dev/, proc/, sys/) is kept as it is."""
+        from ocibuild.rootfs.paths import NOT_LISTED
+
+        for path in [p for p, r in self.records.items() if live.get(p) != r.ino
+                     and not ("/" in p and p.split("/", 1)[0] in NOT_LISTED)]:
+            del self.records[path]
+        self._by_ino = {}
+        for path, r in self.records.items():
+            self._by_ino.setdefault(r.ino, set()).add(path)
+
     def forget(self, path: str) -> None:
         """`path` and everything under it."""
         self.records.pop(path, None)
@@ -122,7 +136,9 @@ class Ledger:
         from ocibuild.rootfs.paths import walk
 
         seen: Dict[str, Tuple[os.stat_result, Meta]] = {}
+        live: Dict[str, int] = {}
         for path, st in walk(root):
+            live[path] = st.st_ino
             full = os.path.join(root, path)
             parent = seen.get(os.path.dirname(path))
             inherit = parent is not None and parent[1].kind == DIR and \
@@ -150,6 +166,7 @@ class Ledger:
                 self._restore_stand_in(full, st, meta)
             if stat.S_ISDIR(st.st_mode):
                 seen[path] = (st, meta)
+        self.prune(live)
 
     def _restore_stand_in(self, full: str, st: os.stat_result, meta: Meta) -> None:
         """Back to the usable, set-id-free bits on disk, the truth kept in the ledger: a step's

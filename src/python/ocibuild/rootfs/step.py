@@ -17,12 +17,16 @@ from ocibuild.rootfs.executors import Mount, Output, Step
 from ocibuild.rootfs.fakeroot import Fakeroot, guest_can_load, host_library
 from ocibuild.rootfs.ledger import Ledger
 from ocibuild.rootfs.paths import RUN_DIR
+from ocibuild.rootfs.pins import Pins
 from ocibuild.rootfs.select import MECHANISMS, choose
 
 # Docker's PATH for a RUN step whose image sets none.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STATIC_LOST = ("chown and mknod by statically linked programs are not recorded "
                "(they keep the step's user as owner and stay regular files)")
+PINS_SHORT = ("the open-file limit held only {held} of the tree's {inodes} inodes for the "
+              "step (rootfs/pins.py): a file it makes may take the number of one it deletes, "
+              "and with it that file's owner; raise the hard limit (ulimit -Hn)")
 PROOT_READ_ONLY_LOST = ("read-only mounts are writable under proot (the writes go to a "
                         "throw-away copy, never to the tree nor to the mount's source)")
 
@@ -112,7 +116,7 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
     env.setdefault("PATH", DEFAULT_PATH)
     work = tempfile.mkdtemp(prefix="ocibuild-run-")
     run_dir = os.path.join(root, RUN_DIR)
-    fake, lost, preload, fresh, made_run_dir, made = None, [], None, set(), False, []
+    fake, lost, preload, fresh, made_run_dir, made, pins = None, [], None, set(), False, [], None
     if groups and name != "root":
         lost.append(f"supplementary groups {','.join(map(str, groups))} are not given under "
                     f"{name} (only the user's own uid and gid are mapped)")
@@ -121,6 +125,11 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
     on = step_cpus.for_step(name, cpus)
     try:
         mounts, made = stubs.make(root, mounts)
+        if not ledger.real:
+            pins = Pins(root)
+            ledger.prune(pins.live)
+            if not pins.complete:
+                lost.append(PINS_SHORT.format(held=len(pins.held), inodes=pins.inodes))
         if name != "root":
             preload = host_library()
             if preload is None or not guest_can_load(root, preload):
@@ -129,7 +138,7 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
                 lost.append(f"chown and mknod are not recorded: {why}")
                 preload = None
             else:
-                fake = Fakeroot(root, ledger, work, user)
+                fake = Fakeroot(root, ledger, work, user, pins.held)
                 fake.start()
                 if on is not None:  # faked answers every stat and chown of the step
                     _pin(fake.pid, on)
@@ -152,6 +161,8 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
             if fake is not None:
                 fresh = fake.finish()
         finally:
+            if pins is not None:
+                pins.release()
             if made_run_dir:
                 shutil.rmtree(run_dir, ignore_errors=True)
             stubs.remove(root, made)
