@@ -10,6 +10,7 @@ import os
 import shutil
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from ocibuild.errors import OciBuildError
 from ocibuild.rootfs.diff import diff_layer
 from ocibuild.rootfs.ledger import Ledger, Meta
-from ocibuild.rootfs.snapshot import snapshot
+from ocibuild.rootfs.snapshot import CLOCK_PROBE, Snapshot, racy, snapshot
 from ocibuild.rootfs.unpack import unpack
 from tests.core.conftest import need, run_tool
 from tests.core.rootfs_model import base_tar
@@ -233,3 +234,57 @@ def test_the_tar_writer_extensions_read_back_with_tarfile():
     assert ping.pax_headers["SCHILY.xattr.security.capability"].encode(
         "utf-8", "surrogateescape") == cap
     assert (gone.name, gone.size) == (".wh.gone", 0)
+
+
+def _rewrite_in_place(path: Path, data: bytes) -> None:
+    """New content of the same size, the mtime put back: only ctime (and the content) say
+    the file changed, as when a step writes within the clock tick of the snapshot."""
+    st = path.stat()
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_the_filesystem_clock_decides_which_files_are_hashed(tree):
+    """A tree just unpacked is all "now": the before-snapshot waits for the filesystem's
+    clock to pass it instead of hashing every file, and a change after it still shows."""
+    tmp_path, root, ledger = tree
+    (root / "etc/app.conf").write_bytes(b"port=1\n")
+    before = snapshot(str(root), ledger)
+    assert [p for p, n in before.nodes.items() if n.digest is not None] == []
+    assert not (root / CLOCK_PROBE).exists()
+    _rewrite_in_place(root / "etc/app.conf", b"port=2\n")
+    blob = diff_layer(before, str(root), ledger, str(tmp_path), compression="none")
+    assert [e[0] for e in layer(tmp_path, blob)] == ["etc", "etc/app.conf"]
+
+
+def test_without_a_clock_probe_recent_files_are_hashed(tree):
+    """Where no probe can be written (a name the image already has), files changed in the
+    last RACY_NS get a content hash, and one rewritten with the same stamp still shows."""
+    tmp_path, root, ledger = tree
+    (root / CLOCK_PROBE).write_bytes(b"the image's own\n")
+    (root / "etc/app.conf").write_bytes(b"port=1\n")
+    before = snapshot(str(root), ledger)
+    hashed = {p for p, n in before.nodes.items() if n.digest is not None}
+    assert "etc/app.conf" in hashed and CLOCK_PROBE in hashed
+    assert hashed == set(racy(before.nodes, None, before.taken_ns))
+    assert (root / CLOCK_PROBE).read_bytes() == b"the image's own\n"
+    # The same stamp as the snapshot saw: only the content hash tells.
+    node = before.nodes["etc/app.conf"]
+    (root / "etc/app.conf").write_bytes(b"port=2\n")
+    os.utime(root / "etc/app.conf", ns=(node.stamp[0], node.stamp[0]))
+    st = (root / "etc/app.conf").stat()
+    same = replace(node, stamp=(st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_nlink))
+    pinned = Snapshot({**before.nodes, "etc/app.conf": same}, before.taken_ns)
+    blob = diff_layer(pinned, str(root), ledger, str(tmp_path), compression="none")
+    assert [e[0] for e in layer(tmp_path, blob)] == ["etc", "etc/app.conf"]
+
+
+def test_racy_files_are_those_at_or_after_the_filesystem_clock(tree):
+    _, root, ledger = tree
+    nodes = snapshot(str(root), ledger, before=False).nodes
+    ctimes = sorted({n.stamp[1] for n in nodes.values() if n.meta.kind == "file"})
+    middle = ctimes[len(ctimes) // 2]
+    assert racy(nodes, middle, 0) == [p for p, n in nodes.items()
+                                      if n.meta.kind == "file" and n.stamp[1] >= middle]
+    assert racy(nodes, ctimes[-1] + 1, 0) == []
+    assert all(n.digest is None for n in nodes.values())

@@ -218,7 +218,7 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
     if result.exit_code != 0:
         raise OciBuildError(f"{at}: the command {shown(' '.join(argv))} failed with exit "
                             f"code {result.exit_code} (its output is above, on stderr)")
-    after = rootfs.snapshot(root.path, root.ledger)
+    after = rootfs.snapshot(root.path, root.ledger, before=False)
     entries = layer_entries(before, after, root.path, epoch)
     if not entries:
         return StepDone(result, None)

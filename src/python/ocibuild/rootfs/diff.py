@@ -128,7 +128,7 @@ def diff_layer(before: Snapshot, root: str, ledger: Ledger, out_dir: str, *,
                source_date_epoch: int = 0, engine: Optional[str] = None) -> LayerBlob:
     """The layer blob of what changed in `root` since `before`, written to
     `out_dir/blobs/sha256/<hex>`; its descriptor (media type, digest, size, diff_id)."""
-    after = snapshot(root, ledger)
+    after = snapshot(root, ledger, before=False)
     entries = layer_entries(before, after, root, source_date_epoch)
     return build_layer_with(lambda out: write_tar(entries, out, mtime=source_date_epoch,
                                                      whiteouts=True),

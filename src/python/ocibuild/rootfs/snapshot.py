@@ -2,9 +2,14 @@
 
 Taking one costs an lstat a path: a file counts as unchanged when its inode, size, mtime,
 ctime and link count are all the same later (any write, chmod, chown, link or rename moves
-ctime). The kernel's file clock is coarse (a few ms), so a file changed within the same tick
-as the snapshot could keep its stamp: like git's "racily clean" index entries, files whose
-ctime is within `RACY_NS` of the snapshot also get a content hash, compared later.
+ctime). The kernel's file clock is coarse (a few ms; a second or two on some filesystems),
+so a file changed within the same tick as its last change could keep its stamp: like git's
+"racily clean" index entries, such a file gets a content hash, compared later. Which files
+those are, the filesystem's own clock says (`_clock`): a probe file's ctime, set after the
+walk, is where the next change of any file lands at the earliest; a file whose ctime is
+older cannot keep its stamp. The probe waits a few ticks for the clock to pass the newest
+ctime of the tree (a tree just unpacked is all "now"), so usually nothing is hashed; on a
+filesystem with a clock too coarse to wait for, the files of the current tick are.
 
 Never followed: symlinks. Never listed: the contents of dev/, proc/ and sys/ (the executor
 mounts or binds the host's there, and Docker never layers them either) and the executor's
@@ -17,8 +22,8 @@ import hashlib
 import os
 import stat
 import time
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Tuple
 
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import DIR, FILE, SYMLINK
@@ -27,7 +32,9 @@ from ocibuild.rootfs.ledger import Ledger, Meta
 from ocibuild.rootfs.paths import NOT_LISTED, RUN_DIR, WHITEOUT
 from ocibuild.untrusted import os_reason
 
-RACY_NS = 2_000_000_000
+RACY_NS = 2_000_000_000  # the window assumed when the clock cannot be probed
+SETTLE_S = 0.05  # how long to wait for the filesystem clock to move on
+CLOCK_PROBE = RUN_DIR + ".clock"  # in the root, removed before the snapshot is returned
 RACY_MAX_BYTES = 256 << 20  # hashing more to save writing it is not worth it
 
 
@@ -73,21 +80,49 @@ def _utf8(path: str) -> None:
                             "a layer's tar headers need; rename or delete it in the step") from None
 
 
-def _node(path: str, full: str, st: os.stat_result, ledger: Ledger, taken_ns: int) -> Node:
+def _node(path: str, full: str, st: os.stat_result, ledger: Ledger) -> Node:
     meta = ledger.resolve(path, st, full)
     link = None
     if meta.kind == SYMLINK:
         link = os.readlink(full)
         _utf8(link)
-    digest = None
-    if meta.kind == FILE and taken_ns - st.st_ctime_ns < RACY_NS:
-        digest = content_digest(full)
     return Node(meta, st.st_ino, st.st_size if meta.kind == FILE else 0, int(st.st_mtime),
-                (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_nlink), link, digest,
+                (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_nlink), link, None,
                 birth_ns(full) if meta.kind == DIR else 0)
 
 
-def snapshot(root: str, ledger: Ledger) -> Snapshot:
+def _clock(root: str, newest_ns: int) -> Optional[int]:
+    """The ctime the filesystem of `root` gives a change now, waited for (up to SETTLE_S)
+    to pass `newest_ns`; None when no probe can be written there."""
+    probe = os.path.join(root, CLOCK_PROBE)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
+    try:
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            os.utime(fd)  # a change: ctime from the same clock as the step's changes
+            now = os.fstat(fd).st_ctime_ns
+            if now > newest_ns or time.monotonic() >= deadline:
+                return now
+            time.sleep(0.001)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
+def racy(nodes: Dict[str, Node], clock_ns: Optional[int], taken_ns: int) -> List[str]:
+    """The files a change from now on could leave with the same stamp: changed at or after
+    `clock_ns` (the filesystem's now), or within RACY_NS of `taken_ns` when it is unknown."""
+    oldest = taken_ns - RACY_NS if clock_ns is None else clock_ns
+    return [path for path, node in nodes.items()
+            if node.meta.kind == FILE and node.stamp[1] >= oldest]
+
+
+def snapshot(root: str, ledger: Ledger, *, before: bool = True) -> Snapshot:
+    """`before`: the tree a step is about to change, racy files hashed; a snapshot only
+    compared with an earlier one needs no hash (diff.py hashes lazily where stamps agree)."""
     taken_ns = time.time_ns()
     nodes: Dict[str, Node] = {}
     stack = [("", root)]
@@ -107,11 +142,16 @@ def snapshot(root: str, ledger: Ledger) -> Snapshot:
                     st = item.stat(follow_symlinks=False)
                     if stat.S_ISSOCK(st.st_mode):
                         continue  # as Docker: a socket a step left is never layered
-                    nodes[path] = _node(path, item.path, st, ledger, taken_ns)
+                    nodes[path] = _node(path, item.path, st, ledger)
                     if stat.S_ISDIR(st.st_mode) and not (not prefix and item.name in NOT_LISTED):
                         stack.append((path + "/", item.path))
     except OSError as err:
         where = err.filename if isinstance(err.filename, str) else root
         raise OciBuildError(f"cannot read the RUN step's tree at {where!r}: "
                             f"{os_reason(err)}") from None
+    if before:
+        newest = max((n.stamp[1] for n in nodes.values()), default=0)
+        for path in racy(nodes, _clock(root, newest), taken_ns):
+            nodes[path] = replace(nodes[path],
+                                  digest=content_digest(os.path.join(root, path)))
     return Snapshot(nodes, taken_ns)
