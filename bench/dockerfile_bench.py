@@ -23,7 +23,8 @@ Tools (each with caches of its own, emptied for "cold"):
   buildah when missing, as root).
 
 Cold: no cache, no base (docker: `system prune -af`; buildah and ours: fresh storage / cache
-dirs). Warm: the same build again. One-line: one line of app/main.py changed, built again.
+dirs), `--settle` seconds after the reset (see _settle). Warm: the same build again.
+One-line: one line of app/main.py changed, built again.
 Ours passes `--cache-dir` (a layer cache from docs/dockerfile.md when the build has one; an
 accepted no-op before). Wall seconds of the build command, medians of `--runs`; prints a table
 for docs/performance.md. Not a test: timing needs a quiet machine.
@@ -315,11 +316,21 @@ class Buildah:
                       {"PATH": os.environ["PATH"], "HOME": str(self.root)}, self.log)
 
 
-def _measure(tool, ctx: Path, runs: int) -> Dict[str, float]:
+def _settle(seconds: float) -> None:
+    """Let the disk forget what a reset deleted. ext4 without a journal (the reference
+    machine's) skips, when it makes a file, every inode freed in the last 30 s (5 min while
+    its inode table block is dirty), reading each: right after a reset deleted a tree,
+    making a file cost ~300 us of kernel CPU instead of ~10, for whichever tool came next."""
+    os.sync()
+    time.sleep(seconds)
+
+
+def _measure(tool, ctx: Path, runs: int, settle: float) -> Dict[str, float]:
     """Medians of `runs` rounds of cold, warm and one-line change."""
     found = {"cold": [], "warm": [], "one-line": []}
     for r in range(runs):
         tool.reset()
+        _settle(settle)
         _app(ctx, 0)
         found["cold"].append(tool.build(ctx))
         found["warm"].append(tool.build(ctx))
@@ -340,6 +351,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile dump of each of our "
                         "builds here (slower: the numbers are not the bench's)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--settle", type=float, default=35.0, help="seconds to wait after "
+                        "each reset, before the cold build (see _settle; 0 on a journaled "
+                        "filesystem)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: dockerd, buildah's chroot and the pod user need it")
@@ -385,7 +399,8 @@ def main() -> None:
                 try:
                     for key, ctx in contexts.items():
                         try:
-                            results.setdefault(key, {})[name] = _measure(tool, ctx, args.runs)
+                            results.setdefault(key, {})[name] = _measure(
+                                tool, ctx, args.runs, args.settle)
                         except Failed as err:
                             print(f"{name} {ctx.name}: {err}", flush=True)
                             results.setdefault(key, {})[name] = {}

@@ -129,3 +129,39 @@ def test_a_table_still_being_written_is_never_read(tmp_path, monkeypatch) -> Non
     finally:
         writer.kill()
         writer.wait()
+
+
+def _ipc(kind: str) -> dict:
+    """key -> (perms, uid) of the SysV IPC objects of `kind` (msg, sem) on this machine."""
+    with open(f"/proc/sysvipc/{kind}") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    uid_at = 7 if kind == "msg" else 4
+    return {int(r[0]): (r[2], int(r[uid_at])) for r in rows}
+
+
+def test_fakeds_channel_is_the_build_users_alone_and_gone_after_the_step(tmp_path) -> None:
+    """What a step's owners are is what faked is told: its message queues and semaphore are
+    mode 0600, the build user's (faked-tcp, a loopback port any local user could write owners
+    into, is never used), and none is left behind once the step's table is read."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("faked-sysv") is None:
+        pytest.skip("fakeroot is not installed")
+    _tree(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    fake = Fakeroot(str(tmp_path / "root"), Ledger(real=False), str(work), (0, 0))
+    fake.start()
+    try:
+        key = int(fake.key)
+        env = fake.env()
+        assert "FAKEROOT_TCP_PORT" not in env and env["FAKEROOTKEY"] == fake.key
+        me = os.getuid()
+        assert {k: v for k, v in _ipc("msg").items() if k in (key, key + 1)} == \
+            {key: ("600", me), key + 1: ("600", me)}
+        assert {k: v for k, v in _ipc("sem").items() if k == key + 2} == {key + 2: ("600", me)}
+    finally:
+        fake.finish()
+    assert not {key, key + 1} & set(_ipc("msg")) and key + 2 not in _ipc("sem")
