@@ -13,6 +13,7 @@ namespace; a number reused once is enough to fail the old code.
 
 from __future__ import annotations
 
+import os
 import tarfile
 
 import pytest
@@ -140,3 +141,32 @@ def test_a_static_program_remaking_a_file_makes_a_new_file(work, where):
     assert result["steps"][0]["result"]["exit_code"] == 0, result["logs"]
     remade = {p: e[:4] for p, e in entries(result, 0).items() if p.startswith("srv/d/f")}
     assert remade == {f"srv/d/f{i}": ("0", "0o644", 0, 0) for i in range(N)}
+
+
+HELD = """
+import os, resource, sys
+from ocibuild.rootfs.pins import SPARE, Pins
+open_now = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + SPARE + 100, open_now + SPARE + 100))
+pins = Pins(sys.argv[1])
+during = len(os.listdir("/proc/self/fd"))
+pins.release()
+print(pins.complete, len(pins.held), pins.inodes, during - open_now,
+      len(os.listdir("/proc/self/fd")) - open_now)
+"""
+
+
+def test_a_hard_open_file_limit_below_the_tree_holds_part_and_says_so(tmp_path):
+    """500 inodes, room for 100 descriptors beside the spare ones: 100 held, `complete`
+    false (step.py reports it as lost), every descriptor closed on release."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    for i in range(500):
+        (root / f"f{i}").write_text("x")
+    path = os.pathsep.join(p for p in sys.path if p)  # this process's ocibuild, wherever
+    out = subprocess.run([sys.executable, "-c", HELD, str(root)], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": path}, check=True)
+    assert out.stdout.split() == ["False", "100", "500", "100", "0"]

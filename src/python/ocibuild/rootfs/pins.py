@@ -17,6 +17,7 @@ that allows is held in part, and `complete` says so.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 from typing import Dict, List, Optional, Set, Tuple
@@ -43,12 +44,14 @@ class Pins:
             wanted.setdefault((st.st_dev, st.st_ino), path)
         self.inodes = len(wanted)
         room = self._make_room(len(wanted))
-        try:
-            for key, path in list(wanted.items())[:room]:
+        for key, path in list(wanted.items())[:room]:
+            try:
                 self._fds.append(os.open(os.path.join(root, path), _O_PATH | os.O_NOFOLLOW))
-                self.held.add(key)
-        except OSError:
-            pass  # EMFILE/ENFILE: the limit was not all ours
+            except OSError as err:
+                if err.errno in (errno.EMFILE, errno.ENFILE):
+                    break  # the limit was not all ours
+                continue  # gone, or under a directory a step left unsearchable
+            self.held.add(key)
         self.complete = len(self.held) == len(wanted)
 
     def _make_room(self, wanted: int) -> int:
