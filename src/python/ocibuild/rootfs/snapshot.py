@@ -107,9 +107,14 @@ def _clock(root: str, newest_ns: int) -> Optional[int]:
             if now > newest_ns or time.monotonic() >= deadline:
                 return now
             time.sleep(0.001)
+    except OSError:
+        return None
     finally:
         os.close(fd)
-        os.unlink(probe)
+        try:
+            os.unlink(probe)
+        except FileNotFoundError:
+            pass
 
 
 def racy(nodes: Dict[str, Node], clock_ns: Optional[int], taken_ns: int) -> List[str]:
