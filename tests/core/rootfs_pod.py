@@ -16,7 +16,7 @@ import sys
 
 
 def lock_down() -> None:
-    import seccomp
+    import seccomp  # pants: no-infer-dep (Debian's python3-seccomp, the system Python's)
 
     f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
     # As Docker's profile, the 32-bit ABIs too: libseccomp kills (SIGSYS) any other ABI's
