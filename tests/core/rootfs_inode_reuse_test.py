@@ -29,15 +29,17 @@ def _base(work, name: str, members) -> list:
     return debian_layers(work) + [_tar(work / f"{name}.tar", members)]
 
 
+def _shadowed(path: str, mode: int) -> tuple:
+    """A root:shadow file of the base."""
+    info = _info(path, mode=mode)
+    info.gid = SHADOW
+    return info, b"old\n"
+
+
 def _shadow_files() -> list:
     """etc/pin/s{i} (deleted by the step) and etc/pin/g{i} (replaced), all root:shadow 0640."""
-    members = [(_info("etc/pin", tarfile.DIRTYPE, 0o755), b"")]
-    for i in range(N):
-        for name in (f"s{i}", f"g{i}"):
-            info = _info(f"etc/pin/{name}", mode=0o640)
-            info.gid = SHADOW
-            members.append((info, b"old\n"))
-    return members
+    return [(_info("etc/pin", tarfile.DIRTYPE, 0o755), b"")] + [
+        _shadowed(f"etc/pin/{name}", 0o640) for i in range(N) for name in (f"s{i}", f"g{i}")]
 
 
 # What shadow's commonio does to each file it writes: a new file, fchown'd and fchmod'd to
@@ -75,13 +77,9 @@ def test_a_file_renamed_over_another_keeps_the_owner_it_was_given(work, where):
 
 def _root_files(mode: int) -> list:
     """srv/d (the user's to write in) holding root:shadow files f{i}."""
-    d = _info("srv/d", tarfile.DIRTYPE, 0o777)
-    members = [(_info("srv", tarfile.DIRTYPE, 0o755), b""), (d, b"")]
-    for i in range(N):
-        info = _info(f"srv/d/f{i}", mode=mode)
-        info.gid = SHADOW
-        members.append((info, b"old\n"))
-    return members
+    return [(_info("srv", tarfile.DIRTYPE, 0o755), b""),
+            (_info("srv/d", tarfile.DIRTYPE, 0o777), b"")] + [
+        _shadowed(f"srv/d/f{i}", mode) for i in range(N)]
 
 
 MAKE = f"""

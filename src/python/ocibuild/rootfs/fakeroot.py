@@ -200,7 +200,6 @@ class Fakeroot:
                     fresh.add(path)
         return fresh
 
-
     def _made(self, key: Key, paths: List[Tuple[str, os.stat_result]]) -> bool:
         """The inode is not one the tree had when the step started. A held one (pins.py) is
         the same file, wherever it is now (`mv`); one not held may be a deleted file's

@@ -30,17 +30,14 @@ _O_PATH = getattr(os, "O_PATH", 0o10000000)
 
 
 class Pins:
-    """`live`: the tree's paths and their inode numbers when pinned; `held`: the (st_dev,
-    st_ino) held open, all of the tree's when `complete`."""
+    """`held`: the (st_dev, st_ino) held open, all of the tree's when `complete`."""
 
     def __init__(self, root: str) -> None:
-        self.live: Dict[str, int] = {}
         self.held: Set[Tuple[int, int]] = set()
         self._fds: List[int] = []
         self._limit: Optional[Tuple[int, int]] = None
         wanted: Dict[Tuple[int, int], str] = {}
         for path, st in walk(root):
-            self.live[path] = st.st_ino
             wanted.setdefault((st.st_dev, st.st_ino), path)
         self.inodes = len(wanted)
         room = self._make_room(len(wanted))

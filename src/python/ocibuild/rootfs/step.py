@@ -127,7 +127,6 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
         mounts, made = stubs.make(root, mounts)
         if not ledger.real:
             pins = Pins(root)
-            ledger.prune(pins.live)
             if not pins.complete:
                 lost.append(PINS_SHORT.format(held=len(pins.held), inodes=pins.inodes))
         if name != "root":
