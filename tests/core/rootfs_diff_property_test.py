@@ -7,7 +7,9 @@ overwritten through hard links, directories made, deleted, deleted and made agai
 by files, symlinks, chown/chmod/mknod recorded in the ledger as fakeroot records them,
 chmod by a "static binary" the ledger does not see); each step's layer is diffed. The test
 keeps its own model of the truth; tests/core/rootfs_model.py applies the base and the two
-layers to a second model by the OCI spec; the two must be equal.
+layers to a second model by the OCI spec; the two must be equal. And the Dockerfile builder's
+model of the stage (ocibuild.dockerfile.fstree) gets the same tree from each layer's entries
+(`apply_entries`, what a RUN step's layer does to it) as from reading the layer's blob.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import tempfile
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ocibuild.dockerfile import fstree
+from ocibuild.dockerfile.content import Blobs
+from ocibuild.layer.builder import build_layer
 from ocibuild.layer.entries import CHARDEV, DIR, FILE
-from ocibuild.rootfs.diff import diff_layer
+from ocibuild.rootfs.diff import layer_entries
 from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
 from ocibuild.rootfs.snapshot import snapshot
 from ocibuild.rootfs.unpack import unpack
@@ -166,6 +171,10 @@ def _layer_bytes(blob) -> bytes:
 blob_dir = [""]
 
 
+def _add(blobs: Blobs, digest: str, path: str) -> None:
+    blobs.add(digest, "application/vnd.oci.image.layer.v1.tar", lambda: open(path, "rb"))
+
+
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(step1=ops, step2=ops)
@@ -183,15 +192,26 @@ def test_layers_reproduce_the_tree(step1, step2):
         truth = base_model()
         reference = base_model()
         assert views(reference) == views(truth)
+        blobs = Blobs()
+        _add(blobs, "sha256:base", os.path.join(work, "base.tar"))
+        from_blobs, from_entries = fstree.Tree(), fstree.Tree()
+        blobs.apply(from_blobs, "sha256:base", "base")
+        blobs.apply(from_entries, "sha256:base", "base")
         for mutations in (step1, step2):
             before = snapshot(root, ledger)
             step = Step(root, ledger, truth)
             for op in mutations:
                 step.apply(op)
             ledger.adopt(root, 0, 0)  # as run() does after every step
-            blob = diff_layer(before, root, ledger, work, compression="none")
+            entries = layer_entries(before, snapshot(root, ledger, before=False), root, 0)
+            blob = build_layer(entries, work, compression="none", whiteouts=True)
             apply_layer(reference, _layer_bytes(blob))
             assert views(reference) == views(truth)
             assert link_groups(reference) == link_groups(truth)
+            _add(blobs, blob.digest, os.path.join(work, "blobs", "sha256",
+                                                  blob.digest.split(":")[1]))
+            blobs.apply(from_blobs, blob.digest, "step")
+            fstree.apply_entries(from_entries, entries, blob.digest, "step")
+            assert from_entries.nodes == from_blobs.nodes
     finally:
         shutil.rmtree(work)

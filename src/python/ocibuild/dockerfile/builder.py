@@ -25,7 +25,8 @@ from ocibuild.dockerfile import context as contexts
 from ocibuild.dockerfile import copy as copies
 from ocibuild.dockerfile import mounts, run as runs, shell, stages as stage_graph, users
 from ocibuild.dockerfile.content import Blobs
-from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, LayerMember, Node, Tree, join, normalize
+from ocibuild.dockerfile.fstree import (DIR, FILE, SYMLINK, LayerMember, Node, Tree, apply_entries,
+                                       join, normalize)
 from ocibuild.dockerfile.images import SCRATCH, Images, Pulled, Registries, scratch_config
 from ocibuild.dockerfile.instructions import boolean, check, flags, onbuild_expression, where
 from ocibuild.dockerfile.parser import Dockerfile, Node as Instruction, parse
@@ -381,7 +382,7 @@ class Builder:
         path = os.path.join(self.layers_dir, "blobs", "sha256", blob.digest.split(":", 1)[1])
         self.blobs.add(blob.digest, blob.media_type, lambda p=path: open(p, "rb"))
         self._add_layer(state, blob, text)
-        self.blobs.apply(state.tree, blob.digest, at)  # the model sees what the step made
+        apply_entries(state.tree, done.entries, blob.digest, at)  # the model sees what it made
         state.root.applied = len(state.layers)  # the tree on disk has the step already
         self._cache_store(state, inputs, state.layers[-1], text, done.result.mechanism, at)
 

@@ -36,6 +36,7 @@ from ocibuild.errors import OciBuildError
 from ocibuild.dockerfile import mounts as run_mounts
 from ocibuild.dockerfile.parser import _HEREDOC, Node
 from ocibuild.layer.builder import build_layer
+from ocibuild.layer.entries import LayerEntry
 from ocibuild.rootfs.diff import layer_entries
 from ocibuild.rootfs.paths import RUN_DIR
 from ocibuild.rootfs.users import home_of
@@ -170,7 +171,7 @@ def _bounded(entries: list, at: str) -> None:
 class StepDone:
     result: rootfs.RunResult
     layer: Optional[object]  # LayerBlob, or None when the step changed nothing
-
+    entries: Sequence[LayerEntry] = ()  # what the layer holds, in its order
 
 @dataclass(frozen=True)
 class StepOptions:
@@ -224,7 +225,7 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
         return StepDone(result, None)
     _bounded(entries, at)
     blob = build_layer(entries, out_dir, compression=compression, mtime=epoch, whiteouts=True)
-    return StepDone(result, blob)
+    return StepDone(result, blob, entries)
 
 
 def _remove(path: str) -> None:
