@@ -366,7 +366,7 @@ def test_the_cli_reports_hits_and_misses_and_keeps_base_blobs(tmp_path: Path, ba
                         "not run\n")
     off, _ = build("off", "--cache=false")
     assert off["cache"] is None and off["manifest_digest"] != cold["manifest_digest"]
-    assert sorted(os.listdir(tmp_path / "cache")) == ["blobs", "steps"]
+    assert sorted(os.listdir(tmp_path / "cache")) == ["bases", "blobs", "steps"]
     base_layers = [d["digest"] for d in json.loads(
         (tmp_path / "warm/blobs/sha256" / warm["manifest_digest"][7:]).read_text())["layers"]]
     kept = set(os.listdir(tmp_path / "cache/blobs/sha256"))

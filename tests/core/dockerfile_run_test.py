@@ -253,3 +253,38 @@ def test_cpuset_cpus_chooses_where_steps_run(tmp_path: Path, base: str) -> None:
                                        "spelling: 0-3, 0,2 or 1,3-5)"), bad.stderr
     assert "Traceback" not in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_step_certain_to_run_takes_its_base_unpacked_ahead(tmp_path: Path, base: str,
+                                                             monkeypatch) -> None:
+    """No layer cache, or one that never stored a step on the base: the base is unpacked by
+    a child while it is modelled (ocibuild.rootfs.unpack_ahead), and the step's layer is the
+    one built without that child. A cache that did store a step on the base: no child."""
+    from ocibuild.dockerfile import cache as step_cache
+    from ocibuild.rootfs import unpack_ahead
+
+    taken: List[bool] = []
+    take = unpack_ahead.UnpackAhead.take
+
+    def spy(self, layers):
+        ledger = take(self, layers)
+        taken.append(ledger is not None)
+        return ledger
+
+    monkeypatch.setattr(unpack_ahead.UnpackAhead, "take", spy)
+    dockerfile = "FROM BASE\nCOPY ctx.txt /c/\nRUN echo {} >> /c/ctx.txt && chown 5:6 /c\n"
+    ahead, _ = _build(tmp_path, base, dockerfile.format(1), name="ahead")
+    assert taken == [True]
+    cache = step_cache.Settings(directory=str(tmp_path / "cache"))
+    cached, _ = _build(tmp_path, base, dockerfile.format(1), name="cached", cache=cache)
+    assert taken == [True, True]  # nothing stored on this base yet
+    again, _ = _build(tmp_path, base, dockerfile.format(2), name="again", cache=cache)
+    assert taken == [True, True]  # a step on it is stored: no child (this one misses)
+    monkeypatch.setattr(unpack_ahead.threading, "active_count", lambda: 2)  # no fork
+    here, _ = _build(tmp_path, base, dockerfile.format(1), name="here")
+    assert taken == [True, True, False]
+    assert [l.digest for l in ahead.layers] == [l.digest for l in here.layers] == \
+        [l.digest for l in cached.layers]
+    assert ahead.layers[-1].digest != again.layers[-1].digest
+    assert sorted(os.listdir(tmp_path / "cache" / "bases")) == [
+        built.base.digest.split(":")[1] for built in (ahead,)]

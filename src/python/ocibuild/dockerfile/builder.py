@@ -27,7 +27,8 @@ from ocibuild.dockerfile import mounts, run as runs, shell, stages as stage_grap
 from ocibuild.dockerfile.content import Blobs
 from ocibuild.dockerfile.fstree import (DIR, FILE, SYMLINK, LayerMember, Node, Tree, apply_entries,
                                        join, normalize)
-from ocibuild.dockerfile.images import SCRATCH, Images, Pulled, Registries, scratch_config
+from ocibuild.dockerfile.images import (SCRATCH, Ahead, Images, Pulled, Registries,
+                                       scratch_config)
 from ocibuild.dockerfile.instructions import boolean, check, flags, onbuild_expression, where
 from ocibuild.dockerfile.parser import Dockerfile, Node as Instruction, parse
 from ocibuild.errors import OciBuildError
@@ -36,6 +37,7 @@ from ocibuild.image.layer import Layer
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.entries import DIR as E_DIR, FILE as E_FILE, SYMLINK as E_SYMLINK, LayerEntry
 from ocibuild.platform import Platform, parse_platform
+from ocibuild.rootfs.unpack_ahead import UnpackAhead
 from ocibuild.untrusted import shown
 
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
@@ -79,6 +81,7 @@ class State:
     args: Dict[str, str] = field(default_factory=dict)
     cmd_set: bool = False
     root: Optional[runs.StageRoot] = None  # the stage's tree on disk, made by its first RUN
+    ahead: Optional[UnpackAhead] = None  # its base, being unpacked for that RUN
 
     def env(self) -> Dict[str, str]:
         """What `$X` sees: the stage's ARGs, then its ENV (ENV wins, as docker has it)."""
@@ -134,6 +137,7 @@ class Builder:
         self.created = rfc3339(options.created_epoch)
         self._count = 0
         self.run_steps: List[dict] = []
+        self._started: List[UnpackAhead] = []
 
     # -- the whole build -------------------------------------------------------------------
 
@@ -157,8 +161,12 @@ class Builder:
                 check(df, node)
         self.stages = all_stages
         self.built: Dict[int, State] = {}
-        for stage in wanted:
-            self.built[stage.index] = self._stage(stage)
+        try:
+            for stage in wanted:
+                self.built[stage.index] = self._stage(stage)
+        finally:
+            for ahead in self._started:
+                ahead.cancel()  # what no step took (a hit, a failed build): stopped, removed
         state = self.built[goal.index]
         unused = sorted(set(self.build_args) - self.used_args - set(PROXY_ARGS))
         warnings = tuple([f"build arguments not used by the Dockerfile: {', '.join(unused)}"]
@@ -184,13 +192,16 @@ class Builder:
         elif stage.base.lower() == SCRATCH:
             state = State(Tree(), scratch_config(platform), [], platform)
         else:
-            pulled = self.images.get(stage.base, platform, where(df, stage.node))
+            started: List[UnpackAhead] = []
+            pulled = self.images.get(stage.base, platform, where(df, stage.node),
+                                     self._ahead(stage, started))
             config = copy.deepcopy(pulled.image.config)
             config.setdefault("config", {})
             layers = [Layer(d.media_type, d.digest, d.size, diff_id)
                       for d, diff_id in zip(pulled.image.layers,
                                             (config.get("rootfs") or {}).get("diff_ids") or [])]
-            state = State(pulled.tree.copy(), config, layers, platform, pulled)
+            state = State(pulled.tree.copy(), config, layers, platform, pulled,
+                          ahead=started[0] if started else None)
             triggers = list(state.inner.pop("OnBuild", None) or [])
             self._triggers(state, triggers, stage.base)
         env = state.inner.get("Env") or []
@@ -199,6 +210,21 @@ class Builder:
         for node in stage.instructions:
             self._dispatch(state, node, where(df, node))
         return state
+
+    def _ahead(self, stage: stage_graph.Stage, started: List[UnpackAhead]) -> Optional[Ahead]:
+        """For a stage with a RUN step certain to run (no layer cache, or one that never
+        stored a step on this base), its base unpacked while it is modelled: the unpacking
+        a cold build waits for (ocibuild.rootfs.unpack_ahead)."""
+        if not any(node.keyword == "RUN" for node in stage.instructions):
+            return None
+
+        def start(digest: str, blobs: List[Tuple[str, str]]) -> None:
+            if blobs and (self.cache is None or not self.cache.may_hold_steps_on(digest)):
+                ahead = UnpackAhead(blobs, os.path.join(self.work, "rootfs",
+                                                        f"base-{stage.index}"))
+                self._started.append(ahead)
+                started.append(ahead)
+        return start
 
     def _triggers(self, state: State, triggers: List[str], image: str) -> None:
         """The base image's ONBUILD instructions run first, as docker runs them."""
@@ -367,7 +393,8 @@ class Builder:
         self._count += 1
         state.root = runs.ensure_root(
             state.root, [self._blob_path(layer) for layer in state.layers],
-            os.path.join(self.work, "rootfs", str(self._count)))
+            os.path.join(self.work, "rootfs", str(self._count)), state.ahead)
+        state.ahead = None
         done = runs.run_step(state.root, argv, env, state.inner.get("WorkingDir") or "/",
                              state.inner.get("User") or "", self.layers_dir,
                              self.options.compression, self.epoch, at, options,
@@ -450,7 +477,8 @@ class Builder:
     def _cache_store(self, state: State, inputs: Optional[cache_key.StepInputs],
                      layer: Optional[Layer], text: str, mechanism: str, at: str) -> None:
         if self.cache is not None and inputs is not None:
-            self.cache.store(inputs, layer, text, state.platform.to_json(), mechanism, at)
+            self.cache.store(inputs, layer, text, state.platform.to_json(), mechanism, at,
+                             state.base.digest if state.base else None)
 
     def _mount_tree(self, state: State, node: Instruction, origin: str,
                     at: str) -> Tuple[Tree, str]:

@@ -12,7 +12,9 @@ and size are checked while it is copied or downloaded into the build's own layer
 and its diff_id while it is applied to the stage's model (`Blobs.apply`, over a copy of the
 model: a layer that fails leaves the stage as it was). Any failure is a warning naming the
 entry and the step runs, as on a miss. After a miss the step's layer is stored in each
-store; a store that fails is a warning, never a failed build (as kaniko has it).
+store; a store that fails is a warning, never a failed build (as kaniko has it). DIR/bases/HEX
+marks each base image (manifest digest) that DIR stored a step for: a stage on an unmarked
+base is certain to miss, so its base is unpacked ahead (ocibuild.rootfs.unpack_ahead).
 """
 
 from __future__ import annotations
@@ -120,9 +122,23 @@ class LayerCache:
                            created_by, platform, hit.mechanism, "", hit.created)
 
     def store(self, inputs: StepInputs, layer: Optional[Layer], created_by: str,
-              platform: dict, mechanism: str, at: str) -> None:
+              platform: dict, mechanism: str, at: str, base: Optional[str] = None) -> None:
+        """`base`: the manifest digest of the image the stage's chain starts from (marked,
+        for `may_hold_steps_on`)."""
         self._store_in(self.stores, inputs.key, layer, created_by, platform,
                        mechanism, at, self.now)
+        for name, store in self.stores:
+            if base and name == "dir" and name not in self.unreachable:
+                try:
+                    store.mark(base)  # type: ignore[attr-defined]
+                except OSError:
+                    pass  # a lost mark only makes a later cold build unpack its base later
+
+    def may_hold_steps_on(self, base: str) -> bool:
+        """False only when no step of a stage on the image `base` (a manifest digest) can
+        hit: the directory marks each base it stores a step for; a repository may hold any."""
+        return any(name == "repo" or store.marked(base)  # type: ignore[attr-defined]
+                   for name, store in self.stores)
 
     def _store_in(self, stores, key: str, layer: Optional[Layer], created_by: str,
                   platform: dict, mechanism: str, at: str, created: float) -> None:
@@ -173,6 +189,18 @@ class LocalStore:
 
     def where(self, key: str) -> str:
         return os.path.join(self.directory, "steps", key)
+
+    def _mark_path(self, base: str) -> str:
+        return os.path.join(self.directory, "bases", hex_of(base))
+
+    def mark(self, base: str) -> None:
+        path = self._mark_path(base)
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_write(path, b"", keep_existing=True)
+
+    def marked(self, base: str) -> bool:
+        return os.path.exists(self._mark_path(base))
 
     def entry(self, key: str, compression: str) -> Optional[Tuple[Entry, str]]:
         path = self.where(key)

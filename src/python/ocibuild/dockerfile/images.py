@@ -13,7 +13,7 @@ import copy
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ocibuild.dockerfile.blobstore import BlobStore
 from ocibuild.dockerfile.content import Blobs
@@ -26,6 +26,8 @@ from ocibuild.platform import Platform
 from ocibuild.reference import Reference, parse_reference
 
 SCRATCH = "scratch"
+# Told (manifest digest, [(blob path, media type)]) of a base as soon as it is pulled.
+Ahead = Callable[[str, List[Tuple[str, str]]], None]
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,17 @@ class Images:
         self.blob_cache = blob_cache
         self._pulled: Dict[Tuple[str, str], Pulled] = {}
 
-    def get(self, name: str, platform: Platform, where: str) -> Pulled:
+    def get(self, name: str, platform: Platform, where: str,
+            ahead: Optional[Ahead] = None) -> Pulled:
+        """`ahead`: told the manifest digest and the layers' blobs of an image pulled now,
+        before its layers are modelled (ocibuild.rootfs.unpack_ahead)."""
         key = (name, str(platform))
         if key not in self._pulled:
-            self._pulled[key] = self._pull(name, platform, where)
+            self._pulled[key] = self._pull(name, platform, where, ahead)
         return self._pulled[key]
 
-    def _pull(self, name: str, platform: Platform, where: str) -> Pulled:
+    def _pull(self, name: str, platform: Platform, where: str,
+              ahead: Optional[Ahead] = None) -> Pulled:
         from ocibuild.registry.pull import pull_to_layout
 
         try:
@@ -97,13 +103,21 @@ class Images:
             raise OciBuildError(f"{where}: pulling {name!r}: {err}") from None
         origin = f"the image {name}"
         check_base_config(image.config, f"{origin} (config {image.config_descriptor.digest})")
-        layout = OciLayout(out)
+        tree = self._model(image, OciLayout(out), origin, ahead)
+        return Pulled(ref, image.manifest_descriptor.digest, out, image, tree)
+
+    def _model(self, image: Image, layout: OciLayout, origin: str,
+               ahead: Optional[Ahead]) -> Tree:
+        """The image's tree, from its layers' headers; `ahead` told of the layers first."""
+        if ahead is not None:
+            ahead(image.manifest_descriptor.digest,
+                  [(layout.blob_path(layer.digest), layer.media_type) for layer in image.layers])
         tree = Tree({"": Node(DIR, 0o755, origin=origin)})
         for layer in image.layers:
             self.blobs.add(layer.digest, layer.media_type,
                            lambda d=layer.digest: layout.open_blob(d))
             self.blobs.apply(tree, layer.digest, origin)
-        return Pulled(ref, image.manifest_descriptor.digest, out, image, tree)
+        return tree
 
 
 def _pull_cached(transport, ref: Reference, reference: str, platform: Platform, out: str,

@@ -25,7 +25,6 @@ nothing in either case.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from contextlib import ExitStack
@@ -38,7 +37,8 @@ from ocibuild.dockerfile.parser import _HEREDOC, Node
 from ocibuild.layer.builder import build_layer
 from ocibuild.layer.entries import LayerEntry
 from ocibuild.rootfs.diff import layer_entries
-from ocibuild.rootfs.paths import RUN_DIR
+from ocibuild.rootfs.paths import RUN_DIR, remove_tree
+from ocibuild.rootfs.unpack_ahead import UnpackAhead
 from ocibuild.rootfs.users import home_of
 from ocibuild.untrusted import shown
 
@@ -141,8 +141,13 @@ def created_by(argv: Sequence[str], args: Dict[str, str], env: Dict[str, str]) -
 
 
 def ensure_root(current: Optional[StageRoot], blob_paths: List[Tuple[str, str]],
-                work: str) -> StageRoot:
-    """The stage's tree with all of `blob_paths` ((path, media type), lowest first)."""
+                work: str, ahead: Optional[UnpackAhead] = None) -> StageRoot:
+    """The stage's tree with all of `blob_paths` ((path, media type), lowest first); `ahead`:
+    its first layers being unpacked already, taken when they are these."""
+    if current is None and ahead is not None:
+        ledger = ahead.take(blob_paths[:len(ahead.layers)])
+        if ledger is not None:
+            current = StageRoot(ahead.root, ledger, len(ahead.layers))
     if current is None:
         os.makedirs(os.path.dirname(work), exist_ok=True)
         current = StageRoot(work, rootfs.unpack([], work), 0)
@@ -205,7 +210,7 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
     try:
         with ExitStack() as stack:
             os.makedirs(mount_work, mode=0o700, exist_ok=True)
-            stack.callback(_remove, mount_work)
+            stack.callback(remove_tree, mount_work)  # a read-only copy's too
             mounts = run_mounts.prepare(options.mounts, sources, mount_work, stack, at) \
                 if options.mounts and sources is not None else []
             # The step's output goes to the build's stderr: stdout is the build's result.
@@ -226,17 +231,6 @@ def run_step(root: StageRoot, argv: List[str], env: Dict[str, str], cwd: str, us
     _bounded(entries, at)
     blob = build_layer(entries, out_dir, compression=compression, mtime=epoch, whiteouts=True)
     return StepDone(result, blob, entries)
-
-
-def _remove(path: str) -> None:
-    """The step's mount copies; a copy's read-only directories made writable first."""
-    def unlock(func, name, _exc) -> None:
-        try:
-            os.chmod(os.path.dirname(name), 0o700)
-            func(name)
-        except OSError:
-            pass
-    shutil.rmtree(path, onerror=unlock)
 
 
 def report(at: str, result: rootfs.RunResult) -> dict:

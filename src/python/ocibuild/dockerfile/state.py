@@ -23,7 +23,7 @@ from ocibuild import canonical_json
 from ocibuild.dockerfile import stages as stage_graph
 from ocibuild.digest import hex_of
 from ocibuild.dockerfile.builder import Builder, Options, State, automatic_args
-from ocibuild.dockerfile.fstree import DIR, Node, Tree
+from ocibuild.dockerfile.fstree import Tree
 from ocibuild.dockerfile.images import Images, Pulled, Registries
 from ocibuild.dockerfile.instructions import check, where
 from ocibuild.dockerfile.parser import MAX_BYTES, Node as Instruction, parse
@@ -58,7 +58,7 @@ class LocalImages(Images):
         super().__init__(Registries(), blobs, work)
         self.local = {image.name: image for image in images}
 
-    def _pull(self, name, platform, where_) -> Pulled:
+    def _pull(self, name, platform, where_, ahead=None) -> Pulled:
         given = self.local.get(name)
         if given is None:
             raise OciBuildError(f"{where_}: the image {name!r} was not resolved for this step "
@@ -71,12 +71,7 @@ class LocalImages(Images):
         except OciBuildError as err:
             raise OciBuildError(f"{where_}: {origin}: {err}") from None
         check_base_config(image.config, f"{origin} (config {image.config_descriptor.digest})")
-        layout = OciLayout(given.layout)
-        tree = Tree({"": Node(DIR, 0o755, origin=origin)})
-        for layer in image.layers:
-            self.blobs.add(layer.digest, layer.media_type,
-                           lambda d=layer.digest: layout.open_blob(d))
-            self.blobs.apply(tree, layer.digest, origin)
+        tree = self._model(image, OciLayout(given.layout), origin, ahead)
         try:
             ref = parse_reference(name)
         except OciBuildError:

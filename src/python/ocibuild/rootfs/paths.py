@@ -8,6 +8,7 @@ write to the host: a link where a directory is needed is an error, not a door.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from typing import Iterator, List, Tuple
 
@@ -85,3 +86,16 @@ def walk(root: str) -> Iterator[Tuple[str, os.stat_result]]:
 
 def on_disk(root: str, path: str) -> str:
     return os.path.join(root, path) if path else root
+
+
+def remove_tree(path: str) -> None:
+    """`path` and all under it, a directory without write or search permission for us made
+    ours first (a step's copy of a read-only mount; a tree a kill stopped between a mkdir and
+    its chmod); what still cannot go is left."""
+    def unlock(func, name, _exc) -> None:
+        try:
+            os.chmod(os.path.dirname(name), 0o700)
+            func(name)
+        except OSError:
+            pass
+    shutil.rmtree(path, onerror=unlock)
