@@ -140,3 +140,11 @@ def test_a_cancelled_timer_does_not_keep_the_child_from_starting(tmp_path):
     ahead = UnpackAhead(layers, str(tmp_path / "ahead"))
     assert ahead.pid and not timer.is_alive()
     assert ahead.take(layers) is not None
+
+
+def test_a_child_reaped_by_someone_else_is_not_taken(tmp_path):
+    layers = _layers(tmp_path)
+    ahead = UnpackAhead(layers, str(tmp_path / "ahead"))
+    os.waitpid(ahead.pid, 0)  # as SIGCHLD set to SIG_IGN would: no status left for take
+    assert ahead.take(layers) is None
+    assert sorted(os.listdir(tmp_path)) == ["1.tar", "2.tar"]

@@ -9,8 +9,8 @@ a thread would not do (the unpacker's thousands of short system calls would each
 the modelling thread to give up the interpreter lock).
 
 The child is a fork running `ocibuild.rootfs.unpack` and nothing else: same code, same
-bounds, same ledger, which it hands back pickled in a file beside the tree (our own child's
-file, in our own work directory: nothing untrusted is unpickled). Whatever goes wrong in the
+bounds, same ledger, which it hands back as JSON (`Ledger.to_json`: data, never a pickle)
+in a file beside the tree. Whatever goes wrong in the
 child (a damaged layer, a full disk, a kill) is not reported from there: `take` gives None,
 and the caller unpacks in-process as without this module, so the error, if any, is the one
 that unpacking reports. The child dies with its parent (PR_SET_PDEATHSIG) and `cancel` kills
@@ -22,12 +22,13 @@ child of a threaded process may inherit a lock held by a thread that does not ex
 from __future__ import annotations
 
 import os
-import pickle
+import json
 import signal
 import sys
 import threading
 from typing import List, Optional, Tuple
 
+from ocibuild.errors import OciBuildError
 from ocibuild.rootfs.ledger import Ledger
 from ocibuild.rootfs.paths import remove_tree
 
@@ -58,14 +59,20 @@ class UnpackAhead:
         if not self.pid or list(layers) != self.layers:
             self.cancel()
             return None
-        _, status = os.waitpid(self.pid, 0)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:  # reaped by someone else (SIGCHLD ignored): no status
+            status = -1
         self.pid = 0
-        if status != 0:
+        try:
+            if status != 0:
+                raise ValueError("the child failed")
+            with open(self._result, "rb") as f:
+                ledger = Ledger.from_json(json.load(f))
+            os.unlink(self._result)
+        except (OSError, ValueError, KeyError, TypeError, OciBuildError):
             self.cancel()
             return None
-        with open(self._result, "rb") as f:
-            ledger = pickle.load(f)
-        os.unlink(self._result)
         self.taken = True
         return ledger
 
@@ -78,7 +85,10 @@ class UnpackAhead:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            os.waitpid(self.pid, 0)
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
             self.pid = 0
         for path in (self._result, self._result + ".tmp"):
             if os.path.lexists(path):
@@ -103,8 +113,8 @@ def _child(layers: Blobs, root: str, result: str, parent: int) -> None:
         from ocibuild.rootfs.unpack import unpack
 
         ledger = unpack(layers, root)
-        with open(result + ".tmp", "wb") as f:
-            pickle.dump(ledger, f, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(result + ".tmp", "w") as f:
+            json.dump(ledger.to_json(), f)
         os.rename(result + ".tmp", result)
         code = 0
     except BaseException:  # noqa: B036 - reported by the parent's own unpack, if at all
