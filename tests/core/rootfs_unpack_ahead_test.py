@@ -148,3 +148,13 @@ def test_a_child_reaped_by_someone_else_is_not_taken(tmp_path):
     os.waitpid(ahead.pid, 0)  # as SIGCHLD set to SIG_IGN would: no status left for take
     assert ahead.take(layers) is None
     assert sorted(os.listdir(tmp_path)) == ["1.tar", "2.tar"]
+
+
+def test_a_fork_refused_is_no_child_and_no_error(tmp_path, monkeypatch):
+    def refused():
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # a pids limit's EAGAIN
+
+    monkeypatch.setattr(os, "fork", refused)
+    layers = _layers(tmp_path)
+    ahead = UnpackAhead(layers, str(tmp_path / "ahead"))
+    assert ahead.pid == 0 and ahead.take(layers) is None

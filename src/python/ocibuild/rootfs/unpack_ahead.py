@@ -48,7 +48,10 @@ class UnpackAhead:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # a pids or memory limit: the step's own unpack will do
+            return
         if pid == 0:  # the child: never returns
             _child(self.layers, root, self._result, parent)
         self.pid = pid
