@@ -185,3 +185,22 @@ def test_add_url_sends_no_credentials_in_the_url(tmp_path: Path) -> None:
     assert str(err.value) == (f"{tmp_path}/ctx/Dockerfile:2: ADD: the URL names credentials; "
                               "ADD sends none (use a pre-signed URL or download the file "
                               "beforehand)")
+
+
+@pytest.mark.parametrize("uid, gid, fault", [
+    (1 << 40, 0, "its uid 1099511627776 is outside 0 to 4294967295"),
+    (-5, 0, "its uid -5 is outside 0 to 4294967295"),  # base-256, negative
+    (0, 1 << 33, "its gid 8589934592 is outside 0 to 4294967295"),
+])
+def test_an_owner_no_linux_file_can_have_is_refused(tmp_path: Path, uid: int, gid: int,
+                                                     fault: str) -> None:
+    """Unpackers truncate such ids (Go: 2^40 -> 0, root) or fail; our layer would carry them."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("f")
+        info.uid, info.gid, info.size = uid, gid, 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(OciBuildError) as err:
+        _add(tmp_path, out.getvalue())
+    assert str(err.value) == (f"{tmp_path}/ctx/Dockerfile:2: ADD: the archive a.tar has a "
+                              f"member f: {fault}, the ids a Linux file can have; refused")

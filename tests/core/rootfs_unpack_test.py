@@ -108,3 +108,55 @@ def test_no_layer_writes_outside_the_root(tmp_path, layers):
     assert sorted(os.listdir(outside)) == ["victim"]
     assert (outside / "victim").read_bytes() == b"safe"
     assert not os.path.exists("/OUTSIDE")
+
+
+@pytest.mark.parametrize("real", [True, False])
+@pytest.mark.parametrize("field, value, message", [
+    ("uid", 1 << 40, "its uid 1099511627776 is outside 0 to 4294967295, the ids a Linux file "
+     "can have; the image is damaged"),
+    ("gid", -5, "its gid -5 is outside 0 to 4294967295, the ids a Linux file can have; the "
+     "image is damaged"),
+    ("mtime", "nan", "has the modification time nan, which no file can have"),
+    ("mtime", "inf", "has the modification time inf, which no file can have"),
+    ("mtime", "1e300", "has the modification time 1e+300, which no file can have"),
+])
+def test_numbers_no_file_can_have_are_one_error_naming_the_entry(tmp_path, real, field, value,
+                                                                  message):
+    """As root they reached chown and utime (OverflowError, ValueError: a traceback); without
+    root a uid of -5 went to the ledger, and from it into the step's layer."""
+    if real and os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("f")
+        info.size = 1
+        if field == "mtime":
+            info.pax_headers = {"mtime": value}
+        else:
+            setattr(info, field, value)
+        tar.addfile(info, io.BytesIO(b"x"))
+    (tmp_path / "l.tar").write_bytes(out.getvalue())
+    with pytest.raises(OciBuildError) as err:
+        unpack([(str(tmp_path / "l.tar"), TAR)], str(tmp_path / "r"), Ledger(real=real))
+    assert str(err.value).startswith(f"layer {str(tmp_path / 'l.tar')!r} ({TAR}): entry 'f'")
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("real", [True, False])
+@pytest.mark.parametrize("major, minor", [(1 << 40, 1), (4096, 1), (1, 1 << 20)])
+def test_device_numbers_no_device_can_have_are_one_error(tmp_path, real, major, minor):
+    """As root 2^40 was an OverflowError out of makedev, 4096 an EINVAL naming no entry;
+    without root the ledger kept them, and a header's 7 octal digits cannot hold 2^40."""
+    if real and os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("dev/x")
+        info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, major, minor
+        tar.addfile(info)
+    (tmp_path / "l.tar").write_bytes(out.getvalue())
+    with pytest.raises(OciBuildError) as err:
+        unpack([(str(tmp_path / "l.tar"), TAR)], str(tmp_path / "r"), Ledger(real=real))
+    assert str(err.value) == (f"layer {str(tmp_path / 'l.tar')!r} ({TAR}): entry 'dev/x': its "
+                              f"device numbers {major},{minor} are outside 0-4095,0-1048575, "
+                              "what a Linux device can have; the image is damaged")

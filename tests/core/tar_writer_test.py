@@ -11,7 +11,8 @@ from typing import List, Tuple
 import pytest
 
 from ocibuild.errors import OciBuildError
-from ocibuild.layer.entries import DIR, FILE, HARDLINK, SYMLINK, LayerEntry, collect_entries
+from ocibuild.layer.entries import (CHARDEV, DIR, FILE, HARDLINK, SYMLINK, LayerEntry,
+                                     collect_entries)
 from ocibuild.layer.tar_writer import header, write_tar
 
 from .conftest import tar_members, write
@@ -198,7 +199,7 @@ def tarfile_header(entry: LayerEntry, mtime: int) -> bytes:
     LayerEntry("n" * 101, FILE),
     LayerEntry("y" * 200, DIR),
     LayerEntry("é", FILE, size=3),
-    LayerEntry("n" * 95 + "é", FILE, uid=2 ** 40),
+    LayerEntry("n" * 95 + "é", FILE, uid=2 ** 32 - 1),  # past ustar's 7 octal digits: a pax uid
     LayerEntry("l", SYMLINK, mode=0o777, link_target="t" * 101),
     LayerEntry("h", HARDLINK, link_target="a"),
     LayerEntry("u", FILE, uid=8 ** 7, gid=8 ** 7 - 1, uname="u" * 33, gname="ü"),
@@ -207,3 +208,21 @@ def tarfile_header(entry: LayerEntry, mtime: int) -> bytes:
 ], ids=repr)
 def test_headers_are_tarfiles_bytes(entry: LayerEntry, mtime: int) -> None:
     assert header(entry, mtime) == tarfile_header(entry, mtime)
+
+
+@pytest.mark.parametrize("uid, gid", [(-1, 0), (0, -1), (1 << 32, 0), (0, 1 << 40)])
+def test_no_layer_holds_an_owner_no_linux_file_can_have(uid: int, gid: int) -> None:
+    """Whoever made the entry (a COPY --from of a hostile base's file, a ledger): pax would
+    carry `uid=-1` or `uid=4294967296`, and unpackers truncate or fail on it."""
+    with pytest.raises(OciBuildError, match=r"^layer entry 'f': its [ug]id -?[0-9]+ is outside "
+                                            r"0 to 4294967295, the ids a Linux file can have$"):
+        write_tar([LayerEntry("f", FILE, uid=uid, gid=gid)], io.BytesIO(), mtime=0)
+    write_tar([LayerEntry("f", FILE, uid=(1 << 32) - 1, gid=(1 << 32) - 1)], io.BytesIO(),
+              mtime=0)  # chown's "no change": as docker writes and applies it
+
+
+def test_no_layer_holds_device_numbers_no_device_can_have() -> None:
+    with pytest.raises(OciBuildError, match=r"^layer entry 'x': its device numbers 4096,0 are "
+                                            r"outside 0-4095,0-1048575"):
+        write_tar([LayerEntry("x", CHARDEV, device=(4096, 0))], io.BytesIO(), mtime=0)
+    write_tar([LayerEntry("x", CHARDEV, device=(4095, (1 << 20) - 1))], io.BytesIO(), mtime=0)

@@ -677,8 +677,11 @@ class Builder:
 
     def _layer(self, state: State, writes: List[copies.Write], created_by: str, at: str) -> None:
         entries = self._entries(state.tree, writes, at)
-        blob = build_layer(entries, self.layers_dir, compression=self.options.compression,
-                           mtime=self.epoch)
+        try:
+            blob = build_layer(entries, self.layers_dir, compression=self.options.compression,
+                               mtime=self.epoch)
+        except OciBuildError as err:  # e.g. an owner of a base's file no Linux file can have
+            raise OciBuildError(f"{at}: {err}") from None
         self._add_layer(state, blob, created_by)
         copies.apply(state.tree, writes)
 

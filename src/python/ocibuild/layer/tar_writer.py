@@ -23,6 +23,7 @@ from typing import BinaryIO, Dict, Iterable, Union
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK,
                                     LayerEntry)
+from ocibuild.layer.tarinfo import device_fault, owner_fault
 from ocibuild.layer.whiteouts import whiteout_component
 from ocibuild.untrusted import os_reason
 
@@ -72,6 +73,9 @@ def _pad(size: int) -> bytes:
 
 def header(entry: LayerEntry, mtime: int) -> bytes:
     """The header block(s) of `entry`: a pax extended header first when ustar cannot hold it."""
+    fault = owner_fault(entry.uid, entry.gid)
+    if fault is not None:  # no unpacker could apply it: the layer would not be an image's
+        raise OciBuildError(f"layer entry {entry.path!r}: {fault}")
     name = entry.path + "/" if entry.kind == DIR and not entry.path.endswith("/") else entry.path
     linkname = entry.link_target or ""
     size = entry.size if entry.kind == FILE else 0
@@ -90,6 +94,9 @@ def header(entry: LayerEntry, mtime: int) -> bytes:
         pax["SCHILY.xattr." + xattr] = value
     device = _NO_DEVICE
     if entry.kind in (CHARDEV, BLOCKDEV):
+        fault = device_fault(*entry.device)
+        if fault is not None:  # nor would 7 octal digits hold it
+            raise OciBuildError(f"layer entry {entry.path!r}: {fault}")
         device = b"%07o\0%07o\0" % entry.device
     block = _header_block(name, _TYPES[entry.kind], entry.mode & 0o7777, fields["uid"],
                           fields["gid"], fields["size"], fields["mtime"], linkname, entry.uname,

@@ -14,13 +14,36 @@ each a path or a few attributes.
 from __future__ import annotations
 
 import tarfile
-from typing import BinaryIO
+from typing import BinaryIO, Optional
 
 EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
             tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 MAX_EXTENDED_HEADER = 1 << 20
 MAX_EXTENDED_CHAIN = 16
 MAX_SIZE = (1 << 63) - 1  # as Go's archive/tar (an int64)
+# A Linux owner is a 32-bit uid_t; 2^32-1 is chown's "no change", which unpackers pass on.
+MAX_OWNER = (1 << 32) - 1
+
+
+def owner_fault(uid: int, gid: int) -> Optional[str]:
+    """Why an owner cannot be a file's on Linux (a negative base-256 or pax number, or one
+    past 32 bits), or None. Unpackers truncate such ids or fail on them; this tool refuses."""
+    for what, value in (("uid", uid), ("gid", gid)):
+        if not 0 <= value <= MAX_OWNER:
+            return f"its {what} {value} is outside 0 to {MAX_OWNER}, the ids a Linux file can have"
+    return None
+
+
+# Linux's device numbers: a 12-bit major and a 20-bit minor (what mknod(2) takes).
+MAX_MAJOR, MAX_MINOR = (1 << 12) - 1, (1 << 20) - 1
+
+
+def device_fault(major: int, minor: int) -> Optional[str]:
+    """Why a device member's numbers cannot be a Linux device's, or None."""
+    if not (0 <= major <= MAX_MAJOR and 0 <= minor <= MAX_MINOR):
+        return (f"its device numbers {major},{minor} are outside 0-{MAX_MAJOR},0-{MAX_MINOR}, "
+                "what a Linux device can have")
+    return None
 
 
 class Bounded(tarfile.TarInfo):

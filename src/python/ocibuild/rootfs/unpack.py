@@ -23,7 +23,7 @@ from typing import Iterable, Optional, Set, Tuple
 from ocibuild.bounded_decompress import BoundedReader, open_decompressed
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
-from ocibuild.layer.tarinfo import open_stream
+from ocibuild.layer.tarinfo import device_fault, open_stream, owner_fault
 from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
 from ocibuild.rootfs.paths import (OPAQUE, WHITEOUT, normalize, on_disk, parent_dir,
                                    whiteout_target)
@@ -116,6 +116,11 @@ def _clear(root: str, directory: str, written: Set[str], ledger: Ledger, what: s
 
 def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, path: str,
            ledger: Ledger, what: str) -> None:
+    fault = owner_fault(member.uid, member.gid) or \
+        (device_fault(member.devmajor, member.devminor) if member.ischr() or member.isblk()
+         else None)
+    if fault is not None:
+        raise OciBuildError(f"{what}: entry {member.name!r}: {fault}; the image is damaged")
     parent_dir(root, path, what)
     full = on_disk(root, path)
     if member.islnk():
@@ -151,7 +156,12 @@ def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, path: str,
         if kind not in (SYMLINK, DIR):
             os.chmod(full, mode)  # after chown, which clears set-id bits
     if kind != SYMLINK or os.utime in os.supports_follow_symlinks:
-        os.utime(full, (member.mtime, member.mtime), follow_symlinks=False)
+        try:
+            os.utime(full, (member.mtime, member.mtime), follow_symlinks=False)
+        except (ValueError, OverflowError):  # a pax mtime of "nan", "inf" or 1e300
+            raise OciBuildError(f"{what}: entry {member.name!r} has the modification time "
+                                f"{member.mtime!r}, which no file can have (Go's archive/tar, "
+                                "docker's reader, refuses it too); the image is damaged") from None
     device = (member.devmajor, member.devminor) if kind in (CHARDEV, BLOCKDEV) else (0, 0)
     meta = Meta(kind, mode if kind != SYMLINK else 0o777, member.uid, member.gid, device,
                 _xattrs(member))
