@@ -67,6 +67,8 @@ HOSTILE: Dict[str, Callable[[], bytes]] = {
     "a sparse map that is no number": lambda: (_pax("GNU.sparse.map=1,x") + _file()),
     "a sparse size past any file": lambda: _pax("GNU.sparse.size=" + "9" * 30) + _file(),
     "a size past any file": lambda: _pax("size=" + "9" * 30) + _file(),
+    # tarfile took it, and lost the members after it without a word (Go: ErrHeader)
+    "a negative size": lambda: _pax("size=-5") + _file() + _file("etc/group"),
 }
 
 

@@ -4,7 +4,8 @@ bounded.
 tarfile reads whatever size a pax or GNU long-name header claims into memory (a 2 GiB long
 name from a 2 MiB gzip layer), follows a chain of them by recursion (3,000 in a row, a 1.5 MB
 layer, end in RecursionError), and converts a pax `GNU.sparse.size` or `GNU.sparse.map` with
-int() unguarded (ValueError; a size of 10**30 made reading the member an OverflowError).
+int() unguarded (ValueError; a size of 10**30 made reading the member an OverflowError), and
+takes a pax size of -5 (the members after it were then lost without a word; Go refuses it).
 None of those is a TarError, so each reached the user as a traceback from whichever reader
 met it: a base layer, a RUN step's parent, an ADDed archive, an OCI archive. Here each is a
 `tarfile.ReadError`, which every reader already reports as the damaged input it is. A real archive has at most three extended headers before a member,
@@ -61,7 +62,7 @@ class Bounded(tarfile.TarInfo):
                                     f"{tar.offset} ({err})") from None
         finally:
             tar._ocibuild_chain = depth
-        if member.size > MAX_SIZE or any(not 0 <= n <= member.size
+        if not 0 <= member.size <= MAX_SIZE or any(not 0 <= n <= member.size
                                          for part in member.sparse or () for n in part):
             raise tarfile.ReadError(f"the member {member.name!r} claims {member.size} bytes "
                                     "or a sparse map past them")
