@@ -272,6 +272,8 @@ def test_a_step_certain_to_run_takes_its_base_unpacked_ahead(tmp_path: Path, bas
         return ledger
 
     monkeypatch.setattr(unpack_ahead.UnpackAhead, "take", spy)
+    # Alone, whatever threads other modules' fixtures left (their rule: rootfs_unpack_ahead_test).
+    monkeypatch.setattr(unpack_ahead, "_alone", lambda: True)
     dockerfile = "FROM BASE\nCOPY ctx.txt /c/\nRUN echo {} >> /c/ctx.txt && chown 5:6 /c\n"
     ahead, _ = _build(tmp_path, base, dockerfile.format(1), name="ahead")
     assert taken == [True]
@@ -280,7 +282,7 @@ def test_a_step_certain_to_run_takes_its_base_unpacked_ahead(tmp_path: Path, bas
     assert taken == [True, True]  # nothing stored on this base yet
     again, _ = _build(tmp_path, base, dockerfile.format(2), name="again", cache=cache)
     assert taken == [True, True]  # a step on it is stored: no child (this one misses)
-    monkeypatch.setattr(unpack_ahead.threading, "active_count", lambda: 2)  # no fork
+    monkeypatch.setattr(unpack_ahead, "_alone", lambda: False)  # another thread: no fork
     here, _ = _build(tmp_path, base, dockerfile.format(1), name="here")
     assert taken == [True, True, False]
     assert [l.digest for l in ahead.layers] == [l.digest for l in here.layers] == \
