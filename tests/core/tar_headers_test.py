@@ -21,6 +21,11 @@ TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, ta
          tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE)
 
 
+def _xattrs(member) -> List[Tuple[str, str]]:
+    """What the unpacker takes from a member's pax records (rootfs/unpack.py `_xattrs`)."""
+    return sorted((k, v) for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr."))
+
+
 def _by_tarfile(data: bytes) -> Tuple[List[tuple], bool]:
     """Members as tarfile reads them, and whether it read the archive to its end."""
     found: List[tuple] = []
@@ -29,7 +34,7 @@ def _by_tarfile(data: bytes) -> Tuple[List[tuple], bool]:
             for m in tar:
                 body = tar.extractfile(m).read() if m.isreg() else b""
                 found.append((m.name, m.type, m.mode, m.uid, m.gid, m.size, m.linkname,
-                              m.devmajor, m.devminor, m.offset_data, body))
+                              m.devmajor, m.devminor, m.offset_data, m.mtime, _xattrs(m), body))
     except unreadable():
         return found, False
     return found, True
@@ -43,7 +48,7 @@ def _by_headers(data: bytes):
         for m in reader:
             body = reader.read(m, m.size) if m.isreg() else b""
             found.append((m.name, m.type, m.mode, m.uid, m.gid, m.size, m.linkname,
-                          m.devmajor, m.devminor, m.offset_data, body))
+                          m.devmajor, m.devminor, m.offset_data, m.mtime, _xattrs(m), body))
     except headers.Unusual:
         return None
     return found
@@ -79,6 +84,9 @@ def _member(draw):
     info.uid, info.gid = draw(_number), draw(_number)
     info.mtime = draw(st.integers(0, 1 << 34))
     info.uname = draw(st.sampled_from(["", "root", "ü" * 3]))
+    info.pax_headers = draw(st.sampled_from([{}, {}, {"SCHILY.xattr.user.a": "v"},
+                                             {"SCHILY.xattr.security.capability": "\x01\x00"},
+                                             {"mtime": "1700000000.25"}]))
     if info.type in (tarfile.SYMTYPE, tarfile.LNKTYPE):
         info.linkname = draw(_name)
     if info.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):

@@ -108,15 +108,16 @@ class BoundedReader:
             f"{what}, past its {self.limit}-byte bound ({self.bound}); refusing it as a "
             "decompression bomb. If it is genuine, unpack it yourself and use the directory")
 
-    def declare(self, size: int, what: str) -> None:
+    def declare(self, size: int, what: str, ahead: int = 0) -> None:
         """`size` more bytes are coming (`what`, e.g. a tar member): refused now if they would
-        pass the bound; after them, `BETWEEN` more may pass before the next declaration."""
+        pass the bound; after them, `BETWEEN` more may pass before the next declaration, and
+        `ahead` more for a reader that reads that far ahead of what it parses (its chunk)."""
         # Declared sizes add up on their own: what was read ahead is not counted twice.
         self.declared += size
         if self.declared > self.limit:
             raise self._refusal(f"{what} declares {size} bytes, which would take "
                                 f"{self.where} to {self.declared} before any of it is written")
-        self._window_end = self.produced + size + BETWEEN
+        self._window_end = self.produced + size + BETWEEN + ahead
 
     def read(self, n: Optional[int] = -1) -> bytes:
         # Never ask the decompressor for more than one byte past the bound: a read of 10 GB

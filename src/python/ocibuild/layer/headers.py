@@ -9,7 +9,8 @@ fewer calls, and memoizes numeric fields by their bytes (modes, owners and times
 
 It mirrors CPython 3.9's tarfile for what layers hold: ustar/GNU/v7 headers (the v7
 directory-as-file-with-slash, the ustar prefix, base-256 numbers), GNU long names and link
-names, and pax extended headers (path, linkpath, size, uid, gid, mtime, uname, gname).
+names, and pax extended headers (path, linkpath, size, uid, gid, mtime, uname, gname);
+a member's pax records are its `pax_headers`, as tarfile's (the unpacker reads xattrs there).
 Anything else - a bad checksum or number, a header cut short, a global pax header, sparse
 files, hdrcharset, a Solaris extended header, a pax record out of shape, extended headers
 past ocibuild.layer.tarinfo's bounds, negative numbers - is `Unusual`, before the member is
@@ -43,7 +44,7 @@ class Unusual(Exception):
 
 class Member:
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "linkname", "devmajor",
-                 "devminor", "offset_data")
+                 "devminor", "offset_data", "mtime", "pax_headers")
 
     def isreg(self) -> bool:
         return self.type in _REGULAR
@@ -117,8 +118,14 @@ class Reader:
         if m.type == tarfile.XHDTYPE:
             pax = _pax(self._extended(m))
             nxt = self._member(self._f.read(BLOCK), depth + 1)
+            nxt.pax_headers = pax
             for keyword, value in pax.items():
-                if keyword in _PAX_NUMBERS:
+                if keyword == "mtime":
+                    try:
+                        nxt.mtime = float(value)  # as tarfile: a float, 0 when none
+                    except ValueError:
+                        nxt.mtime = 0.0
+                elif keyword in _PAX_NUMBERS:
                     try:
                         number = int(value)
                     except ValueError:
@@ -184,7 +191,8 @@ def _parse(head: bytes) -> Member:
     m.uid = _number(head[108:116])
     m.gid = _number(head[116:124])
     m.size = _number(head[124:136])
-    _number(head[136:148])  # mtime: tarfile refuses a header whose mtime is no number
+    m.mtime = _number(head[136:148])  # tarfile refuses a header whose mtime is no number
+    m.pax_headers = {}
     m.type = head[156:157]
     m.linkname = _text(head[157:257])
     m.devmajor = _number(head[329:337])

@@ -132,7 +132,7 @@ def _die_with_parent(parent: int) -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # no prctl: cancel() still kills it; only a parent killed hard leaves it running
+    except (ImportError, OSError, AttributeError):  # no ctypes, or no prctl:
+        pass  # cancel() still kills it; only a parent killed hard leaves it running
     if os.getppid() != parent:
         os._exit(1)  # the parent died before prctl took
