@@ -94,8 +94,10 @@ class UnpackAhead:
                 pass
             self.pid = 0
         for path in (self._result, self._result + ".tmp"):
-            if os.path.lexists(path):
+            try:
                 os.unlink(path)
+            except OSError:
+                pass  # never made (or gone): nothing of it is read
         if os.path.lexists(self.root):
             remove_tree(self.root)  # a kill can come between a mkdir and its chmod
 
