@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable, Dict, Iterable, Iterator, Optional, Tuple
 from ocibuild.bounded_decompress import MAX_TOTAL
 from ocibuild.digest import HashingReader
 from ocibuild.errors import OciBuildError
-from ocibuild.layer import headers
+from ocibuild.layer import headers, members as layer_members
 from ocibuild.layer.forward import open_tar
 from ocibuild.layer.stream import decompressed, unreadable
 from ocibuild.untrusted import shown
@@ -102,12 +102,12 @@ class Blobs:
         return paths
 
     def _extract(self, digest: str, by_index: Dict[int, LayerMember], work: str,
-                 members: Callable) -> Dict[LayerMember, str]:
+                 read_members: Callable) -> Dict[LayerMember, str]:
         media_type, open_blob = self._blobs[digest]
         paths: Dict[LayerMember, str] = {}
         last = max(by_index)
         with open_blob() as blob:
-            for index, read in members(decompressed(media_type, blob)):
+            for index, read in read_members(decompressed(media_type, blob)):
                 m = by_index.get(index)
                 if m is not None:
                     self._count += 1
@@ -132,28 +132,20 @@ class Blobs:
         return open_content
 
 
-def _fast_members(stream: BinaryIO) -> Iterator[Tuple[int, Callable[[int], bytes]]]:
-    reader = headers.Reader(stream)
-    for index, member in enumerate(reader):
-        yield index, lambda n, m=member: reader.read(m, n)
+def _fast_members(stream: BinaryIO) -> Iterator[Tuple[int, layer_members.Read]]:
+    for index, (_, read) in enumerate(layer_members.fast(stream)):
+        yield index, read
 
 
-def _tarfile_members(stream: BinaryIO) -> Iterator[Tuple[int, Callable[[int], bytes]]]:
+def _tarfile_members(stream: BinaryIO) -> Iterator[Tuple[int, layer_members.Read]]:
     with open_tar(stream) as tar:
-        for index, member in enumerate(tar):
-            data = tar.extractfile(member)
-            yield index, (data.read if data is not None else (lambda n: b""))
+        for index, (_, read) in enumerate(layer_members.of_tarfile(tar)):
+            yield index, read
 
 
-def _copy(read: Callable[[int], bytes], path: str, size: int, digest: str) -> None:
-    done = 0
+def _copy(read: layer_members.Read, path: str, size: int, digest: str) -> None:
     with open(path, "wb") as out:
-        while done < size:
-            chunk = read(min(_CHUNK, size - done))
-            if not chunk:
-                break
-            out.write(chunk)
-            done += len(chunk)
+        done = layer_members.copy_out(read, out, size)
     if done != size:
         raise OciBuildError(f"the layer {digest} holds a member shorter than its header says; "
                             "the image is damaged")

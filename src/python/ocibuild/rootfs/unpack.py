@@ -24,11 +24,11 @@ import os
 import shutil
 import stat
 import tarfile
-from typing import BinaryIO, Callable, Iterable, Iterator, Optional, Set, Tuple
+from typing import BinaryIO, Callable, Iterable, Optional, Set, Tuple
 
 from ocibuild.bounded_decompress import BoundedReader, open_decompressed
 from ocibuild.errors import OciBuildError
-from ocibuild.layer import headers
+from ocibuild.layer import headers, members
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
 from ocibuild.layer.forward import CHUNK as FORWARD_CHUNK
 from ocibuild.layer.tarinfo import device_fault, open_stream, owner_fault
@@ -45,7 +45,6 @@ _S_IF = {CHARDEV: stat.S_IFCHR, BLOCKDEV: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 # 1 MiB gzip of zeros can hold 1 TiB. As the accounts reader bounds a base: 100 times the
 # blob after 64 MiB; 64 GiB a layer at most.
 MAX_RATIO, SLACK, MAX_TOTAL = 100, 64 << 20, 64 << 30
-_CHUNK = 1 << 20
 
 
 def unpack(layers: Iterable[Tuple[str, str]], root: str,
@@ -68,26 +67,17 @@ def unpack(layers: Iterable[Tuple[str, str]], root: str,
     return ledger
 
 
-Members = Iterator[Tuple[tarfile.TarInfo, Callable[[int], bytes]]]
+def _fast_members(stream: BinaryIO) -> members.Members:
+    return members.fast(stream)
 
 
-def _fast_members(stream: BinaryIO) -> Members:
-    """The members as `ocibuild.layer.headers` reads them (what tarfile reads, or `Unusual`
-    before the member that reader does not vouch for), each with a reader of its data."""
-    reader = headers.Reader(stream)
-    for member in reader:
-        yield member, lambda n, m=member: reader.read(m, n)  # type: ignore[misc]
-
-
-def _tarfile_members(stream: BinaryIO) -> Members:
+def _tarfile_members(stream: BinaryIO) -> members.Members:
     with open_stream(stream) as tar:
-        for member in tar:
-            data = tar.extractfile(member) if member.isfile() else None
-            yield member, (data.read if data is not None else (lambda n: b""))
+        yield from members.of_tarfile(tar)
 
 
 def _apply_blob(blob: str, root: str, ledger: Ledger, what: str,
-                members: Callable[[BinaryIO], Members], ahead: int) -> None:
+                layer_members: Callable[[BinaryIO], members.Members], ahead: int) -> None:
     """One layer over `root`. Applying a layer again from its start, over what a first try
     applied of it, gives what one pass gives: each entry replaces what is at its path, a
     whiteout spares this layer's own paths, an opaque marker removes what this pass has not
@@ -96,14 +86,14 @@ def _apply_blob(blob: str, root: str, ledger: Ledger, what: str,
             raw, what, os.path.getsize(blob), max_ratio=MAX_RATIO, slack=SLACK,
             max_total=MAX_TOTAL) as stream:
         stream.declare(0, what, ahead)  # the first header, and a reader's chunk past it
-        _apply(stream, members(stream), root, ledger, what, ahead)
+        _apply(stream, layer_members(stream), root, ledger, what, ahead)
 
 
-def _apply(stream: BoundedReader, members: Members, root: str, ledger: Ledger,
+def _apply(stream: BoundedReader, found: members.Members, root: str, ledger: Ledger,
            what: str, ahead: int) -> None:
     # This layer's paths and their parents: its own whiteouts and opaque markers spare them.
     written: Set[str] = set()
-    for member, read in members:
+    for member, read in found:
         stream.declare(member.size if member.isfile() else 0, f"{what}: {member.name!r}",
                        ahead)
         path = normalize(member.name, what)
@@ -155,7 +145,7 @@ def _clear(root: str, directory: str, written: Set[str], ledger: Ledger, what: s
             _remove(root, child, ledger, what)
 
 
-def _entry(read: Callable[[int], bytes], member: tarfile.TarInfo, root: str, path: str,
+def _entry(read: members.Read, member: tarfile.TarInfo, root: str, path: str,
            ledger: Ledger, what: str) -> None:
     fault = owner_fault(member.uid, member.gid) or \
         (device_fault(member.devmajor, member.devminor) if member.ischr() or member.isblk()
@@ -210,18 +200,14 @@ def _entry(read: Callable[[int], bytes], member: tarfile.TarInfo, root: str, pat
     ledger.record(path, meta, os.lstat(full))
 
 
-def _write_file(read: Callable[[int], bytes], size: int, full: str, mode: int, what: str,
+def _write_file(read: members.Read, size: int, full: str, mode: int, what: str,
                 name: str) -> None:
     fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    done = 0
     with os.fdopen(fd, "wb") as out:
-        while done < size:
-            chunk = read(min(_CHUNK, size - done))
-            if not chunk:
-                raise OciBuildError(f"{what}: entry {name!r} ends after {done} of its {size} "
-                                    "bytes; the image is damaged")
-            out.write(chunk)
-            done += len(chunk)
+        done = members.copy_out(read, out, size)
+    if done != size:
+        raise OciBuildError(f"{what}: entry {name!r} ends after {done} of its {size} bytes; "
+                            "the image is damaged")
     os.chmod(full, mode)
 
 
