@@ -187,6 +187,26 @@ def test_add_url_sends_no_credentials_in_the_url(tmp_path: Path) -> None:
                               "beforehand)")
 
 
+@pytest.mark.parametrize("target, fault", [
+    ("a\0b", "its link target 'a\\x00b' holds a NUL byte, which no link target can hold "
+              "(Go's archive/tar, docker's reader, refuses it)"),
+    ("a" * 4096, "its link target is 4096 bytes long, past the 4095 a Linux symlink can hold"),
+], ids=["nul", "long"])
+def test_a_link_target_no_linux_link_can_have_is_refused(tmp_path: Path, target: str,
+                                                         fault: str) -> None:
+    """`a\\0b` was layered as a link to `a` (the ustar field ends at the NUL); docker's ADD
+    refuses the archive."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("l")
+        info.type, info.pax_headers = tarfile.SYMTYPE, {"linkpath": target}
+        tar.addfile(info)
+    with pytest.raises(OciBuildError) as err:
+        _add(tmp_path, out.getvalue())
+    assert str(err.value) == (f"{tmp_path}/ctx/Dockerfile:2: ADD: the archive a.tar has a "
+                              f"member l: {fault}; refused")
+
+
 @pytest.mark.parametrize("uid, gid, fault", [
     (1 << 40, 0, "its uid 1099511627776 is outside 0 to 4294967295"),
     (-5, 0, "its uid -5 is outside 0 to 4294967295"),  # base-256, negative

@@ -143,6 +143,36 @@ def test_numbers_no_file_can_have_are_one_error_naming_the_entry(tmp_path, real,
 
 
 @pytest.mark.parametrize("real", [True, False])
+@pytest.mark.parametrize("pax, kind, message", [
+    ({"linkpath": "a\0b"}, tarfile.SYMTYPE,
+     "its link target 'a\\x00b' holds a NUL byte, which no link target can hold"),
+    ({"linkpath": "a" * 5000}, tarfile.SYMTYPE,
+     "its link target is 5000 bytes long, past the 4095 a Linux symlink can hold"),
+    ({"SCHILY.xattr.user.a\0b": "v"}, tarfile.REGTYPE,
+     "its xattr name 'user.a\\x00b' is empty or holds a NUL byte or an '='"),
+    ({"SCHILY.xattr.": "v"}, tarfile.REGTYPE, "its xattr name '' is empty"),
+], ids=["link-nul", "link-long", "xattr-nul", "xattr-empty"])
+def test_texts_no_file_can_have_are_one_error_naming_the_entry(tmp_path, real, pax, kind,
+                                                               message):
+    """A link target with a NUL was a ValueError out of symlink() (a traceback), one past
+    PATH_MAX an ENAMETOOLONG naming no entry; an xattr name with a NUL went to the ledger,
+    and from it into a step's layer, which Go's archive/tar then refused."""
+    if real and os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("f")
+        info.type, info.pax_headers = kind, pax
+        tar.addfile(info)
+    (tmp_path / "l.tar").write_bytes(out.getvalue())
+    with pytest.raises(OciBuildError) as err:
+        unpack([(str(tmp_path / "l.tar"), TAR)], str(tmp_path / "r"), Ledger(real=real))
+    assert str(err.value).startswith(f"layer {str(tmp_path / 'l.tar')!r} ({TAR}): entry 'f': "
+                                     f"{message}")
+    assert str(err.value).endswith("; the image is damaged")
+
+
+@pytest.mark.parametrize("real", [True, False])
 @pytest.mark.parametrize("major, minor", [(1 << 40, 1), (4096, 1), (1, 1 << 20)])
 def test_device_numbers_no_device_can_have_are_one_error(tmp_path, real, major, minor):
     """As root 2^40 was an OverflowError out of makedev, 4096 an EINVAL naming no entry;

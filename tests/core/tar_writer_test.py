@@ -221,6 +221,32 @@ def test_no_layer_holds_an_owner_no_linux_file_can_have(uid: int, gid: int) -> N
               mtime=0)  # chown's "no change": as docker writes and applies it
 
 
+@pytest.mark.parametrize("entry, fault", [
+    (LayerEntry("l", SYMLINK, link_target="a\0b"),
+     "its link target 'a\\x00b' holds a NUL byte, which no link target can hold"),
+    (LayerEntry("l", SYMLINK, link_target="a" * 4096),
+     "its link target is 4096 bytes long, past the 4095 a Linux symlink can hold"),
+    (LayerEntry("a\0b", FILE), "its name 'a\\x00b' holds a NUL byte"),
+    (LayerEntry("f", FILE, uname="r\0x"), "its owner name 'r\\x00x' holds a NUL byte"),
+    (LayerEntry("f", FILE, gname="r\0x"), "its group name 'r\\x00x' holds a NUL byte"),
+    (LayerEntry("f", FILE, xattrs=(("user.a\0b", b"v"),)),
+     "its xattr name 'user.a\\x00b' is empty or holds a NUL byte or an '='"),
+    (LayerEntry("f", FILE, xattrs=(("user.a=b", b"v"),)), "its xattr name 'user.a=b'"),
+    (LayerEntry("f", FILE, xattrs=(("", b"v"),)), "its xattr name ''"),
+], ids=["link-nul", "link-long", "name-nul", "uname-nul", "gname-nul", "xattr-nul", "xattr-eq",
+        "xattr-empty"])
+def test_no_layer_holds_a_text_no_reader_takes_back(entry: LayerEntry, fault: str) -> None:
+    """A NUL in a short link target was written into the ustar field, which ends at it: a
+    COPY --from of a base's link to `a\\0b` became a link to `a`. In a pax record Go's
+    archive/tar refuses the layer; an '=' in an xattr name makes the record another xattr's."""
+    with pytest.raises(OciBuildError) as err:
+        write_tar([entry], io.BytesIO(), mtime=0)
+    assert str(err.value).startswith(f"layer entry {entry.path!r}: {fault}")
+    write_tar([LayerEntry("l", SYMLINK, link_target="a" * 4095),
+               LayerEntry("f", FILE, xattrs=(("security.capability", b"\0\x01"),))],
+              io.BytesIO(), mtime=0)  # PATH_MAX's worth, and a value's NULs: as docker writes
+
+
 def test_no_layer_holds_device_numbers_no_device_can_have() -> None:
     with pytest.raises(OciBuildError, match=r"^layer entry 'x': its device numbers 4096,0 are "
                                             r"outside 0-4095,0-1048575"):

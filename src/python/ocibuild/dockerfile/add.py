@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from ocibuild.dockerfile.fstree import DIR, FILE, SYMLINK, Node, Tree
 from ocibuild.errors import OciBuildError
-from ocibuild.layer.tarinfo import open_stream, owner_fault
+from ocibuild.layer.tarinfo import open_stream, owner_fault, text_fault
 from ocibuild.untrusted import shown
 
 MAX_MEMBERS = 1_000_000
@@ -100,7 +100,8 @@ def unpack(path: str, shown_name: str, work: str, where: str) -> Tree:
                     raise OciBuildError(f"{where}: the archive {shown_name} has more than "
                                         f"{MAX_MEMBERS} members; refused")
                 name = _member_path(member.name, shown_name, where)
-                fault = owner_fault(member.uid, member.gid)
+                fault = owner_fault(member.uid, member.gid) or text_fault(
+                    [("link target", member.linkname)] if member.issym() else [])
                 if fault is not None:
                     raise OciBuildError(f"{where}: the archive {shown_name} has a member "
                                         f"{shown(member.name)}: {fault}; refused")

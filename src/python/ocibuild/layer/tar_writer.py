@@ -23,7 +23,7 @@ from typing import BinaryIO, Dict, Iterable, Union
 from ocibuild.errors import OciBuildError
 from ocibuild.layer.entries import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK,
                                     LayerEntry)
-from ocibuild.layer.tarinfo import device_fault, owner_fault
+from ocibuild.layer.tarinfo import device_fault, owner_fault, text_fault
 from ocibuild.layer.whiteouts import whiteout_component
 from ocibuild.untrusted import os_reason
 
@@ -73,7 +73,10 @@ def _pad(size: int) -> bytes:
 
 def header(entry: LayerEntry, mtime: int) -> bytes:
     """The header block(s) of `entry`: a pax extended header first when ustar cannot hold it."""
-    fault = owner_fault(entry.uid, entry.gid)
+    fault = owner_fault(entry.uid, entry.gid) or text_fault(
+        (("name", entry.path), ("link target", entry.link_target or ""),
+         ("owner name", entry.uname), ("group name", entry.gname)),
+        (name for name, _ in entry.xattrs))
     if fault is not None:  # no unpacker could apply it: the layer would not be an image's
         raise OciBuildError(f"layer entry {entry.path!r}: {fault}")
     name = entry.path + "/" if entry.kind == DIR and not entry.path.endswith("/") else entry.path

@@ -15,7 +15,7 @@ each a path or a few attributes.
 from __future__ import annotations
 
 import tarfile
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Iterable, Optional, Tuple
 
 EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
             tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
@@ -44,6 +44,36 @@ def device_fault(major: int, minor: int) -> Optional[str]:
     if not (0 <= major <= MAX_MAJOR and 0 <= minor <= MAX_MINOR):
         return (f"its device numbers {major},{minor} are outside 0-{MAX_MAJOR},0-{MAX_MINOR}, "
                 "what a Linux device can have")
+    return None
+
+
+XATTR = "SCHILY.xattr."
+MAX_LINK = 4095  # PATH_MAX less its NUL: what symlink(2) takes
+
+
+def xattr_names(pax_headers: dict) -> Tuple[str, ...]:
+    return tuple(k[len(XATTR):] for k in pax_headers if k.startswith(XATTR))
+
+
+def text_fault(texts: Iterable[Tuple[str, str]], xattrs: Iterable[str] = ()) -> Optional[str]:
+    """Why a member's texts ((what, value): its link target, owner names) or xattr names
+    cannot be a Linux file's nor be read back from a layer, or None. A NUL ends the text in a
+    ustar field (`a\\0b` was written as a link to `a`), no system call takes one, and Go's
+    archive/tar (docker's reader) refuses such a pax record; an xattr name that is empty or
+    holds an '=' (which ends a pax keyword) names no xattr. A link target past PATH_MAX is
+    an ENAMETOOLONG for every unpacker."""
+    for what, value in texts:
+        if "\0" in value:
+            return (f"its {what} {value!r} holds a NUL byte, which no {what} can hold (Go's "
+                    "archive/tar, docker's reader, refuses it)")
+        size = len(value.encode("utf-8", "surrogateescape"))
+        if what == "link target" and size > MAX_LINK:
+            return (f"its link target is {size} bytes long, past the {MAX_LINK} a Linux "
+                    "symlink can hold")
+    for name in xattrs:
+        if not name or "\0" in name or "=" in name:
+            return (f"its xattr name {name!r} is empty or holds a NUL byte or an '=', which "
+                    "no xattr's name can (Go's archive/tar, docker's reader, refuses it)")
     return None
 
 

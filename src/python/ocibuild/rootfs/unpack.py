@@ -31,7 +31,8 @@ from ocibuild.errors import OciBuildError
 from ocibuild.layer import headers, members
 from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
 from ocibuild.layer.forward import CHUNK as FORWARD_CHUNK
-from ocibuild.layer.tarinfo import device_fault, open_stream, owner_fault
+from ocibuild.layer.tarinfo import (XATTR, device_fault, open_stream, owner_fault, text_fault,
+                                   xattr_names)
 from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
 from ocibuild.rootfs.paths import (OPAQUE, WHITEOUT, normalize, on_disk, parent_dir,
                                    whiteout_target)
@@ -149,7 +150,9 @@ def _entry(read: members.Read, member: tarfile.TarInfo, root: str, path: str,
            ledger: Ledger, what: str) -> None:
     fault = owner_fault(member.uid, member.gid) or \
         (device_fault(member.devmajor, member.devminor) if member.ischr() or member.isblk()
-         else None)
+         else None) or \
+        text_fault([("link target", member.linkname)] if member.issym() else [],
+                   xattr_names(member.pax_headers))
     if fault is not None:
         raise OciBuildError(f"{what}: entry {member.name!r}: {fault}; the image is damaged")
     parent_dir(root, path, what)
@@ -230,7 +233,6 @@ def _hardlink(root: str, path: str, target: str, ledger: Ledger, what: str) -> N
 
 
 def _xattrs(member: tarfile.TarInfo) -> Tuple[Tuple[str, bytes], ...]:
-    prefix = "SCHILY.xattr."
     return tuple(sorted(
-        (key[len(prefix):], value.encode("utf-8", "surrogateescape"))
-        for key, value in member.pax_headers.items() if key.startswith(prefix)))
+        (key[len(XATTR):], value.encode("utf-8", "surrogateescape"))
+        for key, value in member.pax_headers.items() if key.startswith(XATTR)))
