@@ -136,3 +136,17 @@ def test_network_none_without_privilege(work, where):
             "where user namespaces are allowed, or drop --network=none")
         return
     assert mechanisms is None and _files(result, 1) == {"lo": "1\n"}
+
+
+@pytest.mark.parametrize("where", ["pod", "user"])
+def test_a_missing_working_directory_is_made_without_privilege(work, where):
+    """Under proot a step whose working directory an earlier step removed ran in / without a
+    word (proot: "can't chdir"); as docker, the directory is made (0755, root's) first."""
+    result = _build(work, where, "FROM scratch\nADD busybox.tar /\nWORKDIR /w/sub\n"
+                                 "RUN cd / && rm -r /w\nRUN pwd > /pwd\n")
+    assert "error" not in result, result
+    blob = result["out"] / "layers" / "blobs" / "sha256" / result["layers"][3][7:]
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.read_bytes()))) as tar:
+        found = [(m.name, oct(m.mode), m.uid, m.gid) for m in tar]
+    assert found == [("pwd", "0o644", 0, 0), ("w", "0o755", 0, 0), ("w/sub", "0o755", 0, 0)]
+    assert _files(result, 3)["pwd"] == "/w/sub\n"

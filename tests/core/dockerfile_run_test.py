@@ -255,6 +255,27 @@ def test_cpuset_cpus_chooses_where_steps_run(tmp_path: Path, base: str) -> None:
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_working_directory_the_tree_lacks_is_made_as_docker_makes_it(tmp_path: Path,
+                                                                       base: str) -> None:
+    """docker makes a step's missing working directory before the step starts (0755, root's
+    whatever the USER, in the step's layer): a WORKDIR an earlier step removed was "Exception
+    occurred in preexec_fn" as root, and under proot the step ran in / without a word."""
+    built, work = _build(tmp_path, base, """FROM BASE
+WORKDIR /w/sub
+RUN cd / && rm -r /w
+USER 7:8
+RUN test "$(pwd)" = /w/sub
+""")
+    assert _layer(work, built, 2) == [(".wh.w", "0o644", 0, 0, "")]
+    assert _layer(work, built, 3) == [("w", "0o755", 0, 0, ""), ("w/sub", "0o755", 0, 0, "")]
+    with pytest.raises(OciBuildError) as err:
+        _build(tmp_path, base, "FROM BASE\nWORKDIR /w\nRUN cd / && rmdir /w && echo x > /w\n"
+                               "RUN true\n", name="file")
+    assert str(err.value) == (
+        f"{tmp_path}/file/ctx/Dockerfile:4: RUN: RUN step: the working directory /w cannot be "
+        "made: /w is not a directory in the image (docker refuses this step too)")
+
+
 def test_a_step_certain_to_run_takes_its_base_unpacked_ahead(tmp_path: Path, base: str,
                                                              monkeypatch) -> None:
     """No layer cache, or one that never stored a step on the base: the base is unpacked by

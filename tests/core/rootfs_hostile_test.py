@@ -247,6 +247,18 @@ def test_a_command_or_env_no_process_can_take_is_one_error(argv, env, what):
     assert what in str(err.value)
 
 
+def test_a_working_directory_no_directory_can_have_is_one_error(tmp_path):
+    """A base config's WorkingDir may hold \\u0000: it was blamed on the command under proot
+    and an "Exception occurred in preexec_fn" as root."""
+    from ocibuild import rootfs
+
+    with pytest.raises(OciBuildError) as err:
+        rootfs.run(str(tmp_path), ["/bin/true"], {}, ledger=Ledger(real=os.geteuid() == 0),
+                   cwd="/a\0b")
+    assert str(err.value).startswith("RUN step: the working directory '/a\\x00b' holds a NUL "
+                                     "byte, which no directory's name can")
+
+
 def test_an_opaque_marker_under_a_link_lists_no_host_directory(tmp_path, monkeypatch):
     """`etc -> HOST_DIR`, then `etc/sub/.wh..wh..opq`: the host directory's names were listed
     (nothing was deleted: each removal walks its parents). Now it is not even listed."""

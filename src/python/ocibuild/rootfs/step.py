@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Sequence, Tuple
 
 from ocibuild.rootfs import cpus as step_cpus
-from ocibuild.rootfs import stubs
+from ocibuild.rootfs import stubs, workdir
 
 from ocibuild.errors import OciBuildError
 from ocibuild.rootfs.executors import Mount, Output, Step
@@ -50,6 +50,10 @@ def _check(root: str, argv: Sequence[str], cwd: str) -> None:
                             "RUN [\"/bin/sh\", \"-c\", \"true\"]")
     if not cwd.startswith("/"):
         raise OciBuildError(f"RUN step: working directory {cwd!r} must be absolute, e.g. /app")
+    if "\0" in cwd:
+        raise OciBuildError(f"RUN step: the working directory {cwd!r} holds a NUL byte, which "
+                            "no directory's name can; fix the WORKDIR (or the base image's "
+                            "WorkingDir)")
     if not os.path.isdir(root):
         raise OciBuildError(f"RUN step: the tree {root!r} does not exist; unpack the base first")
 
@@ -124,6 +128,7 @@ def run(root: str, argv: Sequence[str], env: Dict[str, str], *, ledger: Ledger,
         lost.append(PROOT_READ_ONLY_LOST)
     on = step_cpus.for_step(name, cpus)
     try:
+        workdir.ensure(root, cwd, ledger)
         mounts, made = stubs.make(root, mounts)
         if not ledger.real:
             pins = Pins(root)

@@ -17,7 +17,7 @@ from ocibuild.rootfs.paths import NOT_LISTED, RUN_DIR
 MAX_LINKS = 40
 
 
-def resolve(root: str, target: str) -> str:
+def resolve(root: str, target: str, what: str = "RUN --mount target") -> str:
     """`target` (absolute, in the image) with every symlink on disk replaced by its target,
     chroot-style ('..' stops at the root); missing components kept as given."""
     todo = [p for p in target.split("/") if p not in ("", ".")]
@@ -38,7 +38,7 @@ def resolve(root: str, target: str) -> str:
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > MAX_LINKS:
-                raise OciBuildError(f"RUN --mount target {target}: more than {MAX_LINKS} "
+                raise OciBuildError(f"{what} {target}: more than {MAX_LINKS} "
                                     "symbolic links on the way (a loop?)")
             link = os.readlink(full)
             if link.startswith("/"):
