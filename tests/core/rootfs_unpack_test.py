@@ -43,6 +43,35 @@ def test_whiteouts_and_opaque_directories(tmp_path):
     assert found == ["a", "a/new", "c"]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="file capabilities are set by root")
+def test_a_file_capability_is_on_disk_as_root_and_in_a_steps_layer(tmp_path):
+    """As root the capability stayed in the tar: the step saw none (`getcap`), and a step
+    that only chmods the file layered it without its cap_net_raw (the snapshot reads xattrs
+    from disk), where docker keeps it."""
+    import struct
+
+    from ocibuild.rootfs.diff import layer_entries
+    from ocibuild.rootfs.snapshot import snapshot
+
+    cap = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)  # v2, effective: cap_net_raw
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        ping = tarfile.TarInfo("ping")
+        ping.mode, ping.uid, ping.gid, ping.size = 0o755, 0, 0, 2
+        ping.pax_headers = {"SCHILY.xattr.security.capability": cap.decode("latin-1"),
+                            "SCHILY.xattr.user.note": "n"}
+        tar.addfile(ping, io.BytesIO(b"pi"))
+    (tmp_path / "l.tar").write_bytes(out.getvalue())
+    root = tmp_path / "r"
+    ledger = unpack([(str(tmp_path / "l.tar"), TAR)], str(root), Ledger(real=True))
+    assert os.getxattr(root / "ping", "security.capability") == cap
+    before = snapshot(str(root), ledger)
+    os.chmod(root / "ping", 0o4755)  # what `RUN chmod u+s /ping` does
+    entries = layer_entries(before, snapshot(str(root), ledger, before=False), str(root), 0)
+    assert [(e.path, oct(e.mode), e.xattrs) for e in entries] == [
+        ("ping", "0o4755", (("security.capability", cap),))]
+
+
 def test_owners_setid_and_devices_go_to_the_ledger_not_the_disk(tmp_path):
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:

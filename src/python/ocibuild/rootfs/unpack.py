@@ -33,7 +33,7 @@ from ocibuild.layer.entries import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SYMLINK
 from ocibuild.layer.forward import CHUNK as FORWARD_CHUNK
 from ocibuild.layer.tarinfo import (XATTR, device_fault, open_stream, owner_fault, text_fault,
                                    xattr_names)
-from ocibuild.rootfs.ledger import Ledger, Meta, usable_mode
+from ocibuild.rootfs.ledger import KEPT_XATTRS, Ledger, Meta, usable_mode
 from ocibuild.rootfs.paths import (OPAQUE, WHITEOUT, normalize, on_disk, parent_dir,
                                    whiteout_target)
 from ocibuild.untrusted import os_reason
@@ -186,10 +186,12 @@ def _entry(read: members.Read, member: tarfile.TarInfo, root: str, path: str,
     else:
         os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, usable_mode(FILE, mode)))
         os.chmod(full, usable_mode(FILE, mode))
+    xattrs = _xattrs(member)
     if real:
         os.chown(full, member.uid, member.gid, follow_symlinks=False)
         if kind not in (SYMLINK, DIR):
             os.chmod(full, mode)  # after chown, which clears set-id bits
+            _set_kept_xattrs(full, xattrs)  # after chown, which clears file capabilities
     if kind != SYMLINK or os.utime in os.supports_follow_symlinks:
         try:
             os.utime(full, (member.mtime, member.mtime), follow_symlinks=False)
@@ -199,7 +201,7 @@ def _entry(read: members.Read, member: tarfile.TarInfo, root: str, path: str,
                                 "docker's reader, refuses it too); the image is damaged") from None
     device = (member.devmajor, member.devminor) if kind in (CHARDEV, BLOCKDEV) else (0, 0)
     meta = Meta(kind, mode if kind != SYMLINK else 0o777, member.uid, member.gid, device,
-                _xattrs(member))
+                xattrs)
     ledger.record(path, meta, os.lstat(full))
 
 
@@ -230,6 +232,19 @@ def _hardlink(root: str, path: str, target: str, ledger: Ledger, what: str) -> N
     record = ledger.records.get(target)
     if record is not None:
         ledger.record(path, record.meta, os.lstat(full))
+
+
+def _set_kept_xattrs(full: str, xattrs: Tuple[Tuple[str, bytes], ...]) -> None:
+    """As root, the xattrs a step's layer keeps (ledger.KEPT_XATTRS: a file capability) on
+    disk, where the step sees them and its snapshot reads them back: unset, a step that only
+    chmods `ping` layered it without its cap_net_raw. A filesystem without xattrs, or a
+    value the kernel refuses, leaves the file without it (moby's unpacker ignores the first)."""
+    for name, value in xattrs:
+        if name in KEPT_XATTRS:
+            try:
+                os.setxattr(full, name, value, follow_symlinks=False)
+            except OSError:
+                pass
 
 
 def _xattrs(member: tarfile.TarInfo) -> Tuple[Tuple[str, bytes], ...]:
